@@ -1,0 +1,66 @@
+"""AsyncAPI 3.0 documents built from the catalogue itself, so the docs cannot drift.
+
+`build_asyncapi` documents the whole chain, or only what one service sends and receives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ketenbus.contracts.envelope import Event
+from ketenbus.contracts.events import ALL_EVENTS
+from ketenbus.contracts.schemas import destination_pattern, envelope_schema
+
+
+def _channel_id(address: str) -> str:
+    return address.replace("{organisation}", "partner").replace(".", "_").replace("-", "_")
+
+
+def build_asyncapi(
+    title: str,
+    *,
+    sends: Iterable[type[Event]] = ALL_EVENTS,
+    receives: Iterable[type[Event]] = (),
+    description: str = "",
+) -> dict[str, Any]:
+    sends, receives = tuple(sends), tuple(receives)
+    channels: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+
+    for action, events in (("send", sends), ("receive", receives)):
+        for event_class in events:
+            address = destination_pattern(event_class)
+            channel_id = _channel_id(address)
+            channel = channels.setdefault(
+                channel_id,
+                {"address": address, "messages": {}},
+            )
+            if "{organisation}" in address:
+                channel["parameters"] = {
+                    "organisation": {"description": "the partner organisation id"}
+                }
+            message_id = event_class.name
+            messages[message_id] = {
+                "name": event_class.event_type(),
+                "title": event_class.name,
+                "summary": (event_class.__doc__ or event_class.name).strip().splitlines()[0],
+                "contentType": "application/cloudevents+json",
+                "payload": envelope_schema(event_class),
+            }
+            channel["messages"][message_id] = {"$ref": f"#/components/messages/{message_id}"}
+            operations[f"{action}_{message_id}"] = {
+                "action": action,
+                "channel": {"$ref": f"#/channels/{channel_id}"},
+                "messages": [{"$ref": f"#/channels/{channel_id}/messages/{message_id}"}],
+            }
+
+    return {
+        "asyncapi": "3.0.0",
+        "info": {"title": title, "version": "1", "description": description},
+        "defaultContentType": "application/cloudevents+json",
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages},
+    }

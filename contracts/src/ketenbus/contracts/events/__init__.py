@@ -1,0 +1,136 @@
+"""The event catalogue: every event the chain knows, by its versioned type."""
+
+from __future__ import annotations
+
+from ketenbus.contracts.envelope import Event
+from ketenbus.contracts.events.analytics import KpiCell, KpiSnapshotPublished
+from ketenbus.contracts.events.intake import (
+    ClientContactShared,
+    ClientErasureRequested,
+    ClientWaitlisted,
+    ConsentGranted,
+    ConsentWithdrawn,
+    ReferralAccepted,
+    ReferralDeclined,
+    ReferralReceived,
+    ReferralRejected,
+    ReferralStatusChanged,
+    Urgency,
+    WaitlistExited,
+)
+from ketenbus.contracts.events.learning import (
+    HomeworkSubmitted,
+    LifeDomainScores,
+    ModuleAbandoned,
+    ModuleCompleted,
+    ModuleStarted,
+    ModuleStepCompleted,
+    QuestionnaireCompleted,
+    QuestionnaireMoment,
+)
+from ketenbus.contracts.events.notifications import (
+    ClientOptedOut,
+    ReminderCancelled,
+    ReminderFailed,
+    ReminderScheduled,
+    ReminderSent,
+)
+from ketenbus.contracts.events.partners import (
+    ConsentStatement,
+    PartnerCompleted,
+    PartnerOutcome,
+    PartnerReferralAccepted,
+    PartnerReferralDeclined,
+    PartnerStatus,
+    PartnerStatusChanged,
+    ReferralSubmitted,
+)
+from ketenbus.contracts.events.trajectory import (
+    AftercareStarted,
+    AppointmentAttended,
+    AppointmentCancelled,
+    AppointmentMissed,
+    AppointmentRegistrationOverdue,
+    AppointmentRescheduled,
+    AppointmentScheduled,
+    ContactRegistered,
+    FirstContactMade,
+    HomeworkFeedbackGiven,
+    ModuleAssigned,
+    ModuleProgressRecorded,
+    PartnerOutcomeRecorded,
+    PartnerReferralRecorded,
+    PartnerReferralRequested,
+    TrajectoryClosed,
+    TrajectoryOpened,
+    TrajectoryPhaseChanged,
+)
+
+ALL_EVENTS: tuple[type[Event], ...] = (
+    # intake
+    ReferralReceived,
+    ReferralAccepted,
+    ReferralDeclined,
+    ClientWaitlisted,
+    WaitlistExited,
+    ConsentGranted,
+    ConsentWithdrawn,
+    ClientContactShared,
+    ClientErasureRequested,
+    ReferralStatusChanged,
+    ReferralRejected,
+    # partners
+    ReferralSubmitted,
+    PartnerReferralAccepted,
+    PartnerReferralDeclined,
+    PartnerStatusChanged,
+    PartnerCompleted,
+    # trajectory
+    TrajectoryOpened,
+    TrajectoryPhaseChanged,
+    AppointmentScheduled,
+    AppointmentRescheduled,
+    AppointmentCancelled,
+    AppointmentAttended,
+    AppointmentMissed,
+    AppointmentRegistrationOverdue,
+    FirstContactMade,
+    ContactRegistered,
+    ModuleAssigned,
+    ModuleProgressRecorded,
+    HomeworkFeedbackGiven,
+    PartnerReferralRequested,
+    PartnerReferralRecorded,
+    PartnerOutcomeRecorded,
+    AftercareStarted,
+    TrajectoryClosed,
+    # learning
+    ModuleStarted,
+    ModuleStepCompleted,
+    HomeworkSubmitted,
+    ModuleCompleted,
+    ModuleAbandoned,
+    QuestionnaireCompleted,
+    # notifications
+    ReminderScheduled,
+    ReminderSent,
+    ReminderFailed,
+    ReminderCancelled,
+    ClientOptedOut,
+    # analytics
+    KpiSnapshotPublished,
+)
+
+REGISTRY: dict[str, type[Event]] = {cls.event_type(): cls for cls in ALL_EVENTS}
+
+__all__ = [cls.__name__ for cls in ALL_EVENTS] + [
+    "ALL_EVENTS",
+    "REGISTRY",
+    "ConsentStatement",
+    "KpiCell",
+    "LifeDomainScores",
+    "PartnerOutcome",
+    "PartnerStatus",
+    "QuestionnaireMoment",
+    "Urgency",
+]

@@ -1,0 +1,191 @@
+"""Events intake owns: referrals in, consent, triage, the waiting list, the closed loop."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from ketenbus.contracts.envelope import Event
+from ketenbus.contracts.topics import CLIENTS, REFERRALS, Topic, partner_outbound
+from ketenbus.contracts.values import (
+    Channel,
+    ClientRef,
+    ConsentGiver,
+    ConsentId,
+    ConsentPurpose,
+    DeclineReason,
+    Language,
+    Municipality,
+    OrganisationId,
+    PostcodeArea,
+    ReferralId,
+    ReferralStatus,
+    ReferralTopic,
+    ReferrerType,
+    Sealed,
+    ShortText,
+    WorkType,
+)
+
+
+class Urgency(BaseModel):
+    """Crisis flags: a threatened eviction or disconnection means act at once."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    threatened_eviction: bool = False
+    disconnection: bool = False
+
+    @property
+    def crisis(self) -> bool:
+        return self.threatened_eviction or self.disconnection
+
+
+class _IntakeEvent(Event):
+    owner: ClassVar[str] = "intake"
+    stream: ClassVar[Topic | None] = REFERRALS
+
+
+class ReferralReceived(_IntakeEvent):
+    referral_id: ReferralId
+    client_ref: ClientRef
+    organisation_id: OrganisationId
+    municipality: Municipality
+    postcode_area: PostcodeArea
+    referrer_type: ReferrerType
+    referrer_organisation_id: OrganisationId
+    topic: ReferralTopic
+    urgency: Urgency
+    consent_id: ConsentId
+    duplicate_of: ReferralId | None = None
+    received_at: AwareDatetime
+
+
+class ReferralAccepted(_IntakeEvent):
+    referral_id: ReferralId
+    client_ref: ClientRef
+    organisation_id: OrganisationId
+    funder: Municipality
+    work_type: WorkType
+    referrer_type: ReferrerType
+    topic: ReferralTopic
+    postcode_area: PostcodeArea
+    crisis: bool
+    consent_id: ConsentId
+    received_at: AwareDatetime
+    accepted_at: AwareDatetime
+
+
+class ReferralDeclined(_IntakeEvent):
+    referral_id: ReferralId
+    client_ref: ClientRef
+    organisation_id: OrganisationId
+    reason: DeclineReason
+    redirect: ShortText | None = None
+    declined_at: AwareDatetime
+
+
+class ClientWaitlisted(_IntakeEvent):
+    referral_id: ReferralId
+    client_ref: ClientRef
+    organisation_id: OrganisationId
+    position: int = Field(ge=1)
+    waitlisted_at: AwareDatetime
+
+
+class WaitlistExited(_IntakeEvent):
+    referral_id: ReferralId
+    client_ref: ClientRef
+    organisation_id: OrganisationId
+    funder: Municipality
+    work_type: WorkType
+    referrer_type: ReferrerType
+    topic: ReferralTopic
+    postcode_area: PostcodeArea
+    consent_id: ConsentId
+    received_at: AwareDatetime
+    exited_at: AwareDatetime
+
+
+class _ClientEvent(Event):
+    owner: ClassVar[str] = "intake"
+    stream: ClassVar[Topic | None] = CLIENTS
+
+
+class ConsentGranted(_ClientEvent):
+    consent_id: ConsentId
+    client_ref: ClientRef
+    organisation_id: OrganisationId
+    given_by: ConsentGiver
+    partner_organisation_id: OrganisationId
+    purpose: ConsentPurpose
+    granted_at: AwareDatetime
+
+
+class ConsentWithdrawn(_ClientEvent):
+    consent_id: ConsentId
+    client_ref: ClientRef
+    organisation_id: OrganisationId
+    partner_organisation_id: OrganisationId
+    purpose: ConsentPurpose
+    withdrawn_at: AwareDatetime
+
+
+class ClientContactShared(_ClientEvent):
+    """How to reach the client, sealed for notifications: never plaintext on the bus."""
+
+    client_ref: ClientRef
+    organisation_id: OrganisationId
+    language: Language
+    preferred_channel: Channel
+    contact: Sealed
+    shared_at: AwareDatetime
+
+
+class ClientErasureRequested(_ClientEvent):
+    """Every service forgets the person; intake has already shredded the client's key."""
+
+    client_ref: ClientRef
+    organisation_id: OrganisationId
+    requested_at: AwareDatetime
+
+
+class ReferralStatusChanged(Event):
+    """The closed loop: the referrer learns where its referral stands, never what it is about."""
+
+    owner: ClassVar[str] = "intake"
+
+    referral_id: ReferralId
+    referrer_organisation_id: OrganisationId
+    referrer_reference: ShortText | None = None
+    status: ReferralStatus
+    reason: DeclineReason | None = None
+    redirect: ShortText | None = None
+    changed_at: AwareDatetime
+
+    @property
+    def subject(self) -> str:
+        return self.referral_id
+
+    def destination(self) -> Topic:
+        return partner_outbound(self.referrer_organisation_id)
+
+
+class ReferralRejected(Event):
+    """A partner's referral that could not be read: the partner is told why, on its topic."""
+
+    owner: ClassVar[str] = "intake"
+
+    referrer_organisation_id: OrganisationId
+    referrer_reference: ShortText | None = None
+    source_event_id: str | None = Field(default=None, max_length=64)
+    reason: str = Field(min_length=1, max_length=1000)
+    rejected_at: AwareDatetime
+
+    @property
+    def subject(self) -> str:
+        return self.referrer_reference or self.referrer_organisation_id
+
+    def destination(self) -> Topic:
+        return partner_outbound(self.referrer_organisation_id)
