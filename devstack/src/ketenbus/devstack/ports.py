@@ -1,0 +1,57 @@
+"""Loopback TCP ports: picking free ones and probing whether something listens.
+
+Everything binds to 127.0.0.1 only: the stack is for one developer's machine or one test run
+and must never be reachable from the network.
+"""
+
+from __future__ import annotations
+
+import socket
+
+LOOPBACK = "127.0.0.1"
+
+# Ports this process has already handed out. The kernel may offer a port again as soon as the
+# probing socket is closed, and two servers of one stack must never be given the same port.
+_handed_out: set[int] = set()
+
+
+def is_free(port: int) -> bool:
+    """Whether a server could bind 127.0.0.1:port right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # Servers (uvicorn, tokio, asyncio) set SO_REUSEADDR; probe the same way so a port that
+        # only has connections in TIME_WAIT counts as free, as it is for them.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on and that this process has not handed out before."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind((LOOPBACK, 0))
+            port = int(probe.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no free loopback port found")  # pragma: no cover - kernel out of ports
+
+
+def preferred_or_free(preferred: int | None) -> int:
+    """The preferred port when it is free (stable URLs for people), otherwise any free port."""
+    if preferred is not None and preferred not in _handed_out and is_free(preferred):
+        _handed_out.add(preferred)
+        return preferred
+    return free_port()
+
+
+def accepts_connections(port: int, host: str = LOOPBACK, timeout: float = 0.25) -> bool:
+    """Whether something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False

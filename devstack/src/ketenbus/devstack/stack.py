@@ -1,0 +1,628 @@
+"""The whole chain on one machine: the one place that knows how to run Ketenbus locally.
+
+An EmbeddedStack lives in a home directory:
+
+    <home>/stack.json     pids, ports and URLs of the running stack (for later CLI calls)
+    <home>/secrets.env    the services' keys (0600), kept because the Mongo data is kept
+    <home>/mongo/         SecantusDB data
+    <home>/mail/          every mail the services sent, one .eml file each
+    <home>/sms/           every SMS the services sent (messages.jsonl, attempts.jsonl)
+    <home>/logs/<name>.log
+
+The infrastructure (Kafka API, Mongo API, mail and SMS sinks) is started first; each service is
+then its own process, `python -m ketenbus.<name>`, configured only through environment
+variables, exactly as it would be in a container. When the caller's environment has
+KAFKA_BOOTSTRAP_SERVERS or MONGODB_URL, those servers are used instead of starting our own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from ketenbus.devstack import mail_sink, ports, service_keys, sms_sink, stack_state
+from ketenbus.devstack.errors import (
+    NotReady,
+    StackAlreadyRunning,
+    StackError,
+    StackNotRunning,
+    StartFailed,
+)
+from ketenbus.devstack.kafka_server import start_kafka
+from ketenbus.devstack.mongo_server import start_mongo
+from ketenbus.devstack.processes import ProcessRef, RunningProcess, log_tail, spawn
+from ketenbus.devstack.stack_state import Component, StackState
+from ketenbus.devstack.topic_provisioning import create_topics_blocking
+
+SERVICES: tuple[str, ...] = ("intake", "trajectory", "notifications", "learning", "analytics")
+INFRASTRUCTURE: tuple[str, ...] = ("kafka", "mongo", "mail", "sms")
+# Stable, memorable ports for people running `ketenbus up`; tests always take free ports.
+PREFERRED_HTTP_PORTS: dict[str, int] = {
+    "intake": 8001,
+    "trajectory": 8002,
+    "notifications": 8003,
+    "learning": 8004,
+    "analytics": 8005,
+}
+_TERMINATING = {signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGABRT}
+_SERVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+# Settings the stack decides per home; a caller's KETENBUS_* variables do not override them.
+_HOME_SETTINGS = {"KETENBUS_HOME", "KETENBUS_MASTER_KEY"}
+_DEFAULT_PORTS = {"mongodb": 27017, "smtp": 25, "": 9092}
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentStatus:
+    name: str
+    kind: str
+    pid: int | None
+    alive: bool
+    ready: bool
+    url: str
+    external: bool
+
+
+class EmbeddedStack:
+    """Kafka (Tansu), MongoDB (SecantusDB), mail and SMS sinks, and the five services.
+
+    A second instance on the same home (e.g. a later `ketenbus down`) finds the running stack
+    through `<home>/stack.json`; every operation reads that file first, so several instances
+    may act on one stack.
+    """
+
+    def __init__(
+        self,
+        home: Path | str,
+        *,
+        kafka_bootstrap: str | None = None,
+        mongo_url: str | None = None,
+        partners: Sequence[str] = (),
+        service_module: str = "ketenbus.{name}",
+        service_env: Mapping[str, str] | None = None,
+        preferred_ports: bool = False,
+        mongo_test_commands: bool = False,
+        log_level: str = "INFO",
+        outlive_caller: bool = True,
+    ) -> None:
+        """
+        kafka_bootstrap, mongo_url: servers to use instead of starting our own (default: the
+            caller's KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL, else own servers).
+        partners: organisation ids whose partner topics are created up front.
+        service_module: module run for a service, `{name}` is replaced by the service name
+            (tests point it at a fake).
+        service_env: extra environment for every service process.
+        preferred_ports: try 8001-8005 for the services first (the CLI); else any free port.
+        mongo_test_commands: start SecantusDB with --enable-test-commands (failpoints).
+        outlive_caller: False makes every process die with the calling process (tests).
+        """
+        self.home = Path(home).resolve()
+        self._external_kafka = kafka_bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        self._external_mongo = mongo_url or os.environ.get("MONGODB_URL")
+        self.partners = list(partners)
+        self.service_module = service_module
+        self.service_env = dict(service_env or {})
+        self.preferred_ports = preferred_ports
+        self.mongo_test_commands = mongo_test_commands
+        self.log_level = log_level
+        self.outlive_caller = outlive_caller
+        # The extra_env a service was last started with, so restart_service starts it the
+        # same way. Only known to the instance that started it.
+        self._service_extra_env: dict[str, dict[str, str]] = {}
+
+    # ----------------------------------------------------------------- where things are
+
+    @property
+    def state_path(self) -> Path:
+        return self.home / stack_state.FILE_NAME
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.home / "mail"
+
+    @property
+    def sms_dir(self) -> Path:
+        return self.home / "sms"
+
+    @property
+    def mongo_dir(self) -> Path:
+        return self.home / "mongo"
+
+    def log_path(self, name: str) -> Path:
+        return self.logs_dir / f"{name}.log"
+
+    def log_tail(self, name: str, lines: int = 20) -> str:
+        return log_tail(self.log_path(name), lines)
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return self._running_state().kafka_bootstrap
+
+    @property
+    def mongo_url(self) -> str:
+        return self._running_state().mongo_url
+
+    @property
+    def smtp_port(self) -> int:
+        port = self._component("mail").port
+        assert port is not None
+        return port
+
+    @property
+    def sms_url(self) -> str:
+        return self._component("sms").url
+
+    def service_url(self, name: str) -> str:
+        return self._component(name).url
+
+    def mailbox(self) -> list[EmailMessage]:
+        """Every mail the services sent so far (email.message.EmailMessage), oldest first."""
+        return mail_sink.read_mailbox(self.mail_dir)
+
+    def sms_messages(self) -> list[dict[str, Any]]:
+        """Every SMS the services delivered so far, oldest first."""
+        return sms_sink.read_sms(self.sms_dir)
+
+    # ----------------------------------------------------------------- state
+
+    def _load(self) -> StackState | None:
+        return stack_state.load(self.home)
+
+    def _running_state(self) -> StackState:
+        state = self._load()
+        if state is None:
+            raise StackNotRunning(f"no stack is running in {self.home} (run `ketenbus up`)")
+        return state
+
+    def _component(self, name: str) -> Component:
+        component = self._running_state().components.get(name)
+        if component is None:
+            raise StackNotRunning(f"{name} is not part of the stack running in {self.home}")
+        return component
+
+    def is_running(self) -> bool:
+        """Whether any process of a stack in this home is alive."""
+        state = self._load()
+        return state is not None and bool(state.alive_components())
+
+    # ----------------------------------------------------------------- infrastructure
+
+    def start_infrastructure(self, timeout: float = 60.0) -> None:
+        """Start Kafka and Mongo (unless external), the mail and SMS sinks, and create topics.
+
+        Refuses when a stack is already alive in this home: two stacks would share the Mongo
+        data directory and each other's stack.json.
+        """
+        with stack_state.locked(self.home):
+            existing = self._load()
+            if existing is not None:
+                alive = existing.alive_components()
+                if alive:
+                    pids = ", ".join(f"{c.name}={c.pid}" for c in alive)
+                    raise StackAlreadyRunning(
+                        f"a stack is already running in {self.home} ({pids}); "
+                        "stop it first with `ketenbus down`"
+                    )
+                stack_state.remove(self.home)  # left over from a stack that died
+            for directory in (self.logs_dir, self.mail_dir, self.sms_dir):
+                directory.mkdir(parents=True, exist_ok=True)
+            service_keys.load_or_create(self.home)  # fail now, not at the first service start
+
+            started: list[RunningProcess] = []
+            try:
+                state = self._start_servers(started, timeout)
+                started.append(
+                    mail_sink.start_mail_sink(
+                        self.mail_dir,
+                        self.log_path("mail"),
+                        timeout=timeout,
+                        outlive_caller=self.outlive_caller,
+                    )
+                )
+                started.append(
+                    sms_sink.start_sms_sink(
+                        self.sms_dir,
+                        self.log_path("sms"),
+                        timeout=timeout,
+                        outlive_caller=self.outlive_caller,
+                    )
+                )
+                for process in started:
+                    state.components[process.name] = Component(
+                        name=process.name,
+                        kind=process.name,
+                        url=process.url,
+                        port=process.port,
+                        pid=process.ref.pid,
+                        started=process.ref.started,
+                        log=str(process.log_path),
+                    )
+                stack_state.save(self.home, state)
+            except BaseException:
+                for process in reversed(started):
+                    process.stop(timeout=5.0)
+                raise
+
+    def _start_servers(self, started: list[RunningProcess], timeout: float) -> StackState:
+        components: dict[str, Component] = {}
+        if self._external_kafka:
+            bootstrap = self._external_kafka
+            components["kafka"] = Component("kafka", "kafka", bootstrap, external=True)
+        else:
+            kafka = start_kafka(
+                self.log_path("kafka"), timeout=timeout, outlive_caller=self.outlive_caller
+            )
+            started.append(kafka)
+            bootstrap = kafka.url
+        # Also on an external Kafka: the topics must exist with the registry's partitions.
+        create_topics_blocking(bootstrap, self.partners, request_timeout=timeout)
+
+        if self._external_mongo:
+            url = self._external_mongo
+            components["mongo"] = Component("mongo", "mongo", url, external=True)
+        else:
+            mongo = start_mongo(
+                self.mongo_dir,
+                self.log_path("mongo"),
+                test_commands=self.mongo_test_commands,
+                timeout=timeout,
+                outlive_caller=self.outlive_caller,
+            )
+            started.append(mongo)
+            url = mongo.url
+        return StackState(
+            home=str(self.home),
+            kafka_bootstrap=bootstrap,
+            mongo_url=url,
+            partners=self.partners,
+            components=components,
+        )
+
+    # ----------------------------------------------------------------- services
+
+    def service_environment(
+        self, name: str, extra_env: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """The environment a service process gets: the settings contract of ketenbus.kit.
+
+        Precedence, lowest first: the caller's environment, the stack's settings, the caller's
+        KETENBUS_* variables (clock settings travel this way; not the home or its master key),
+        the stack-wide service_env, then this start's extra_env.
+        """
+        state = self._running_state()
+        http_port = self._component(name).port if name in state.components else None
+        mail = state.components.get("mail")
+        sms = state.components.get("sms")
+        if mail is None or sms is None:
+            raise StackNotRunning(f"infrastructure of {self.home} is not running")
+        env = dict(os.environ)
+        env.update(
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": state.kafka_bootstrap,
+                # Tansu cannot do InitProducerId; on Apache Kafka this is true.
+                "KAFKA_ENABLE_IDEMPOTENCE": "false",
+                "MONGODB_URL": state.mongo_url,
+                "HTTP_HOST": ports.LOOPBACK,
+                "SMTP_HOST": ports.LOOPBACK,
+                "SMTP_PORT": str(mail.port),
+                "SMS_PROVIDER_URL": sms.url,
+                "KETENBUS_HOME": str(self.home),
+                "LOG_LEVEL": self.log_level,
+                # Log lines reach the log file when written, not when a buffer fills.
+                "PYTHONUNBUFFERED": "1",
+                **service_keys.load_or_create(self.home),
+            }
+        )
+        if http_port is not None:
+            env["HTTP_PORT"] = str(http_port)
+        env.update(
+            {
+                key: value
+                for key, value in os.environ.items()
+                if key.startswith("KETENBUS_") and key not in _HOME_SETTINGS
+            }
+        )
+        env.update(self.service_env)
+        env.update(extra_env or {})
+        return env
+
+    def start_service(self, name: str, extra_env: Mapping[str, str] | None = None) -> int:
+        """Start one service process; returns its pid. Does not wait for readiness.
+
+        A service started again (restart) keeps its HTTP port, so its URLs stay the same.
+        """
+        if not _SERVICE_NAME.match(name) or name in INFRASTRUCTURE:
+            raise StackError(f"not a service name: {name!r}")
+        state = self._running_state()
+        if "mail" not in state.components or not state.components["mail"].alive():
+            raise StackNotRunning(
+                f"the infrastructure of {self.home} is not running; start it first"
+            )
+        previous = state.components.get(name)
+        if previous is not None and previous.alive():
+            raise StackError(f"{name} is already running (pid {previous.pid})")
+        if previous is not None and previous.port is not None:
+            port = previous.port
+        elif self.preferred_ports:
+            port = ports.preferred_or_free(PREFERRED_HTTP_PORTS.get(name))
+        else:
+            port = ports.free_port()
+        state.components[name] = Component(
+            name, "service", f"http://{ports.LOOPBACK}:{port}", port=port, log=None
+        )
+        stack_state.save(self.home, state)
+
+        self._service_extra_env[name] = dict(extra_env or {})
+        env = self.service_environment(name, extra_env)
+        module = self.service_module.format(name=name)
+        process = spawn(
+            [sys.executable, "-m", module],
+            log_path=self.log_path(name),
+            env=env,
+            outlive_caller=self.outlive_caller,
+        )
+        state.components[name].pid = process.pid
+        state.components[name].started = process.started
+        state.components[name].log = str(self.log_path(name))
+        stack_state.save(self.home, state)
+        return process.pid
+
+    def start_services(
+        self, names: Iterable[str] = SERVICES, extra_env: Mapping[str, str] | None = None
+    ) -> None:
+        for name in names:
+            self.start_service(name, extra_env)
+
+    def service_names(self) -> list[str]:
+        state = self._load()
+        if state is None:
+            return []
+        return [c.name for c in state.components.values() if c.kind == "service"]
+
+    def is_ready(self, name: str) -> bool:
+        """Whether the service answers 200 on GET /readyz."""
+        try:
+            component = self._component(name)
+        except StackNotRunning:
+            return False
+        return _answers_ready(component.url)
+
+    def wait_ready(self, names: str | Iterable[str] | None = None, timeout: float = 60.0) -> None:
+        """Wait until each service answers 200 on /readyz (default: every started service).
+
+        Fails at once when a service process exits, and after `timeout` seconds with the name
+        of the service and the end of its log.
+        """
+        pending = self._services_to_wait_for(names)
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=1.0) as client:
+            while pending:
+                for component in list(pending):
+                    if _answers_ready(component.url, client):
+                        pending.remove(component)
+                    elif not component.alive():
+                        raise self._exited(component)
+                if not pending:
+                    return
+                if time.monotonic() >= deadline:
+                    raise self._not_ready(pending[0], timeout)
+                time.sleep(0.1)
+
+    async def wait_ready_async(
+        self,
+        names: str | Iterable[str] | None = None,
+        timeout: float = 60.0,  # noqa: ASYNC109 - the error names the service that was late
+    ) -> None:
+        """wait_ready for async tests, so the event loop (and the test's consumers) keep running."""
+        import asyncio
+
+        pending = self._services_to_wait_for(names)
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(timeout=1.0) as client:
+            while pending:
+                for component in list(pending):
+                    try:
+                        response = await client.get(f"{component.url}/readyz")
+                        ready = response.status_code == 200
+                    except httpx.HTTPError:
+                        ready = False
+                    if ready:
+                        pending.remove(component)
+                    elif not component.alive():
+                        raise self._exited(component)
+                if not pending:
+                    return
+                if time.monotonic() >= deadline:
+                    raise self._not_ready(pending[0], timeout)
+                await asyncio.sleep(0.1)
+
+    def _services_to_wait_for(self, names: str | Iterable[str] | None) -> list[Component]:
+        if names is None:
+            wanted = self.service_names()
+        elif isinstance(names, str):
+            wanted = [names]
+        else:
+            wanted = list(names)
+        return [self._component(name) for name in wanted]
+
+    def _exited(self, component: Component) -> StartFailed:
+        return StartFailed(
+            f"service {component.name} exited before it was ready; "
+            f"last lines of {self.log_path(component.name)}:\n{self.log_tail(component.name)}"
+        )
+
+    def _not_ready(self, component: Component, timeout: float) -> NotReady:
+        return NotReady(
+            f"service {component.name} was not ready within {timeout:g}s "
+            f"({component.url}/readyz did not answer 200); "
+            f"last lines of {self.log_path(component.name)}:\n{self.log_tail(component.name)}"
+        )
+
+    def kill_service(
+        self, name: str, sig: int = signal.SIGKILL, *, wait: bool | None = None
+    ) -> None:
+        """Send `sig` to the service (default SIGKILL: a crash, no clean shutdown).
+
+        For signals that end a process it waits until the process is gone, so a following
+        start_service finds the port free; for others (SIGSTOP, SIGCONT) it returns at once.
+        """
+        process = self._service_process(name)
+        if process is None or not process.send(sig):
+            raise StackError(f"{name} is not running")
+        should_wait = wait if wait is not None else sig in _TERMINATING
+        if should_wait and not process.wait_exit(10.0):
+            raise StackError(f"{name} (pid {process.pid}) did not exit after signal {sig}")
+
+    def stop_service(self, name: str, timeout: float = 10.0) -> None:
+        """SIGTERM, so the service can finish its work; SIGKILL after `timeout` seconds."""
+        process = self._service_process(name)
+        if process is not None:
+            process.stop(timeout)
+
+    def restart_service(
+        self, name: str, extra_env: Mapping[str, str] | None = None, timeout: float = 10.0
+    ) -> int:
+        """Stop the service if it runs, start it again on the same port; returns the new pid.
+
+        Without extra_env it gets the extra_env it was last started with (by this instance).
+        """
+        self.stop_service(name, timeout)
+        env = extra_env if extra_env is not None else self._service_extra_env.get(name)
+        return self.start_service(name, env)
+
+    def _service_process(self, name: str) -> ProcessRef | None:
+        component = self._component(name)
+        if component.kind != "service":
+            raise StackError(f"{name} is not a service")
+        return component.process
+
+    # ----------------------------------------------------------------- the whole stack
+
+    def start(self, services: Iterable[str] = SERVICES, timeout: float = 60.0) -> None:
+        """Infrastructure, then the services, then wait until all are ready. On failure
+        everything started is stopped again."""
+        self.start_infrastructure(timeout)
+        try:
+            self.start_services(services)
+            self.wait_ready(timeout=timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the services (SIGTERM, SIGKILL after `timeout`), then the sinks and servers.
+
+        Servers given from outside (KAFKA_BOOTSTRAP_SERVERS, MONGODB_URL) are left running.
+        """
+        state = self._load()
+        if state is None:
+            return
+        services = [c for c in state.components.values() if c.kind == "service"]
+        infrastructure = [c for c in state.components.values() if c.kind != "service"]
+        # Services first: while they stop they may still flush to Kafka and Mongo.
+        _stop_all(services, timeout)
+        _stop_all(infrastructure, timeout)
+        stack_state.remove(self.home)
+
+    def urls(self) -> dict[str, str]:
+        """Every address of the running stack by name: `<service>`, `<service>.metrics`,
+        `<service>.asyncapi`, `<service>.docs`, `kafka`, `mongo`, `mail`, `mail.dir`, `sms`,
+        `sms.dir`."""
+        state = self._running_state()
+        urls: dict[str, str] = {}
+        for component in state.components.values():
+            if component.kind == "service":
+                urls[component.name] = component.url
+                for page in ("metrics", "asyncapi", "docs"):
+                    urls[f"{component.name}.{page}"] = f"{component.url}/{page}"
+        urls["kafka"] = state.kafka_bootstrap
+        urls["mongo"] = state.mongo_url
+        if "mail" in state.components:
+            urls["mail"] = state.components["mail"].url
+            urls["mail.dir"] = str(self.mail_dir)
+        if "sms" in state.components:
+            urls["sms"] = state.components["sms"].url
+            urls["sms.dir"] = str(self.sms_dir)
+        return urls
+
+    def status(self) -> list[ComponentStatus]:
+        """Each component: pid, whether its process lives, whether it answers."""
+        state = self._load()
+        if state is None:
+            return []
+        statuses = []
+        with httpx.Client(timeout=1.0) as client:
+            for c in state.components.values():
+                alive = c.external or c.alive()
+                if c.kind == "service":
+                    ready = alive and _answers_ready(c.url, client)
+                elif c.kind == "sms":
+                    ready = alive and c.port is not None and sms_sink.is_healthy(c.port)
+                else:
+                    ready = alive and _reachable(c.url)
+                statuses.append(
+                    ComponentStatus(c.name, c.kind, c.pid, alive, ready, c.url, c.external)
+                )
+        return statuses
+
+    def __enter__(self) -> EmbeddedStack:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _stop_all(components: list[Component], timeout: float) -> None:
+    """SIGTERM to all at once (they stop in parallel), SIGKILL to whoever is left at the end."""
+    processes = [c.process for c in components if not c.external and c.process is not None]
+    running = [p for p in processes if p.send(signal.SIGTERM)]
+    deadline = time.monotonic() + timeout
+    for process in running:
+        if not process.wait_exit(max(0.0, deadline - time.monotonic())):
+            process.stop(timeout=0.0)  # goes straight to SIGKILL
+
+
+def _answers_ready(base_url: str, client: httpx.Client | None = None) -> bool:
+    try:
+        if client is None:
+            response = httpx.get(f"{base_url}/readyz", timeout=1.0)
+        else:
+            response = client.get(f"{base_url}/readyz")
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
+
+
+def _reachable(url: str) -> bool:
+    """Whether the first address of a Kafka bootstrap list, a mongodb:// or smtp:// URL
+    accepts TCP connections."""
+    scheme, _, rest = url.rpartition("://")
+    first = rest.split(",")[0].split("/")[0]
+    try:
+        parts = urlsplit(f"tcp://{first}")
+        port = parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:
+        return False
+    if parts.hostname is None or port is None:
+        return False
+    return ports.accepts_connections(port, host=parts.hostname)
