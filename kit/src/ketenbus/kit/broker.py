@@ -1,0 +1,55 @@
+"""The FastStream Kafka broker, configured from settings, with Prometheus middleware."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+from prometheus_client import CollectorRegistry
+
+from ketenbus.kit.logs import get_logger
+from ketenbus.kit.settings import ServiceSettings
+
+
+def _security(settings: ServiceSettings) -> BaseSecurity | None:
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+        )
+    if protocol == "SSL":
+        return BaseSecurity(ssl_context=context, use_ssl=True)
+    if not settings.kafka_sasl_username or settings.kafka_sasl_password is None:
+        raise ValueError(f"{protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+    sasl: dict[str, type[Any]] = {
+        "PLAIN": SASLPlaintext,
+        "SCRAM-SHA-256": SASLScram256,
+        "SCRAM-SHA-512": SASLScram512,
+    }
+    return sasl[settings.kafka_sasl_mechanism](
+        username=settings.kafka_sasl_username,
+        password=settings.kafka_sasl_password.get_secret_value(),
+        ssl_context=context,
+        use_ssl=protocol == "SASL_SSL",
+    )
+
+
+def create_broker(settings: ServiceSettings, registry: CollectorRegistry) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=f"ketenbus-{settings.service_name}",
+        enable_idempotence=settings.kafka_enable_idempotence,
+        acks="all",
+        security=_security(settings),
+        middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=settings.service_name)],
+        logger=get_logger("faststream"),
+        graceful_timeout=15.0,
+        # Topics are declared by deployment (the stack, Strimzi), with their partition counts.
+        allow_auto_create_topics=True,
+    )

@@ -1,0 +1,259 @@
+"""Consuming events: decode, skip what was handled, retry what may pass, dead-letter the rest.
+
+A service declares what it handles:
+
+    handlers = EventHandlers("trajectory")
+
+    @handlers.on(ReferralAccepted)
+    async def open_trajectory(event: Envelope[ReferralAccepted], uow: TrajectoryUoW) -> None:
+        ...
+
+and the app wires each handler's dependencies by parameter name. One Kafka subscriber per
+topic, one consumer group per service; the offset is committed only after the handler's
+transaction (or the dead letter) is done, so a crash means redelivery, never loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from aiokafka import ConsumerRebalanceListener
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+
+from ketenbus.contracts.envelope import Envelope, Event, UndeliverableEvent, decode
+from ketenbus.contracts.events import REGISTRY
+from ketenbus.contracts.topics import dead_letter_topic
+from ketenbus.kit.failures import DomainError, is_transient, pause
+from ketenbus.kit.inbox import AlreadyHandled, Inbox
+from ketenbus.kit.logs import get_logger, log_context
+from ketenbus.kit.metrics import KitMetrics
+
+log = get_logger(__name__)
+
+Handler = Callable[..., Awaitable[None]]
+
+
+@dataclass
+class EventHandlers:
+    """The events one service reacts to, and the topics they arrive on."""
+
+    service: str
+    handlers: dict[type[Event], Handler] = field(default_factory=dict)
+    extra_topics: dict[type[Event], tuple[str, ...]] = field(default_factory=dict)
+
+    def on(self, *events: type[Event], topics: Iterable[str] = ()) -> Callable[[Handler], Handler]:
+        """Register a handler. `topics` for events that arrive elsewhere than their stream
+        (a partner's inbound topic)."""
+
+        def register(handler: Handler) -> Handler:
+            for event in events:
+                if event in self.handlers:
+                    raise ValueError(f"{event.name} already has a handler in {self.service}")
+                self.handlers[event] = handler
+                if topics:
+                    self.extra_topics[event] = tuple(topics)
+            return handler
+
+        return register
+
+    def topics(self) -> list[str]:
+        names: set[str] = set()
+        for event in self.handlers:
+            if event in self.extra_topics:
+                names.update(self.extra_topics[event])
+            elif event.stream is not None:
+                names.add(event.stream.name)
+        return sorted(names)
+
+
+def inject(
+    handler: Handler, dependencies: Mapping[str, Any]
+) -> Callable[[Envelope[Any]], Awaitable[None]]:
+    """Bind a handler's parameters (after the event) by name: the cosmicpython bootstrap."""
+    parameters = list(inspect.signature(handler).parameters)[1:]
+    missing = [p for p in parameters if p not in dependencies]
+    if missing:
+        raise TypeError(f"{handler.__name__} needs {missing}, which the app does not provide")
+    return partial(handler, **{p: dependencies[p] for p in parameters})
+
+
+@dataclass
+class ConsumerHealth:
+    """Readiness as the consumers see it: false while the infrastructure keeps failing."""
+
+    failing_since: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failing_since is None
+
+
+class Assignments(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Knows whether the consumer has joined its group: until then it is not ready."""
+
+    def __init__(self) -> None:
+        self.joined = False
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        self.joined = True
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        handlers: EventHandlers,
+        dependencies: Mapping[str, Any],
+        broker: KafkaBroker,
+        inbox: Inbox,
+        metrics: KitMetrics,
+        *,
+        attempts: int = 5,
+        retry_base_seconds: float = 0.1,
+        retry_max_seconds: float = 5.0,
+        registry: Mapping[str, type[Event]] = REGISTRY,
+    ) -> None:
+        self.service = handlers.service
+        self.handlers = {event: inject(fn, dependencies) for event, fn in handlers.handlers.items()}
+        self.topics = handlers.topics()
+        self.broker = broker
+        self.inbox = inbox
+        self.metrics = metrics
+        self.attempts = attempts
+        self.retry_base = retry_base_seconds
+        self.retry_max = retry_max_seconds
+        self.registry = dict(registry)
+        self.health = ConsumerHealth()
+        self.subscribers: list[Any] = []
+        self.assignments: list[Assignments] = []
+
+    def subscribe(self) -> None:
+        for topic in self.topics:
+            assignments = Assignments()
+            subscriber = self.broker.subscriber(
+                topic,
+                group_id=self.service,
+                auto_offset_reset="earliest",
+                ack_policy=AckPolicy.NACK_ON_ERROR,
+                listener=assignments,
+                title=f"{self.service}:{topic}",
+            )
+            subscriber(self.receive)
+            self.subscribers.append(subscriber)
+            self.assignments.append(assignments)
+
+    @property
+    def ready(self) -> bool:
+        return self.health.ok and all(a.joined for a in self.assignments)
+
+    async def watch_lag(self, every_seconds: float = 5.0) -> None:
+        """Consumer lag per partition, for the operators' dashboard and alerts."""
+        while True:
+            for subscriber in self.subscribers:
+                consumer = getattr(subscriber, "consumer", None)
+                if consumer is None:
+                    continue
+                for partition in consumer.assignment():
+                    end = consumer.highwater(partition)
+                    if end is None:
+                        continue
+                    position = await consumer.position(partition)
+                    self.metrics.consumer_lag.labels(partition.topic, str(partition.partition)).set(
+                        max(end - position, 0)
+                    )
+            await asyncio.sleep(every_seconds)
+
+    async def receive(self, message: KafkaMessage) -> None:
+        record = message.raw_message
+        try:
+            envelope = decode(message.body, self.registry)
+        except UndeliverableEvent as error:
+            await self.dead_letter(record, type(error).__name__, error.reason, "unreadable")
+            return
+        handler = self.handlers.get(type(envelope.data))
+        if handler is None:
+            # Topics carry many event types; each service reads only what concerns it.
+            self.metrics.events_handled.labels(envelope.type, "ignored").inc()
+            return
+        with log_context(
+            correlation_id=envelope.correlationid,
+            causation_id=envelope.id,
+            event_type=envelope.type,
+        ):
+            await self._handle(envelope, handler, record)
+
+    async def _handle(self, envelope: Envelope[Any], handler: Any, record: Any) -> None:
+        if await self.inbox.seen(envelope.id):
+            self.metrics.events_handled.labels(envelope.type, "duplicate").inc()
+            return
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                await handler(envelope)
+            except AlreadyHandled:
+                self.metrics.events_handled.labels(envelope.type, "duplicate").inc()
+                return
+            except (DomainError, UndeliverableEvent) as error:
+                await self.dead_letter(record, type(error).__name__, str(error), envelope.type)
+                return
+            except Exception as error:
+                attempt += 1
+                transient = is_transient(error)
+                if transient:
+                    self.health.failing_since = self.health.failing_since or time.monotonic()
+                if not transient and attempt >= self.attempts:
+                    log.exception("handler failed; dead-lettering the event", attempts=attempt)
+                    await self.dead_letter(
+                        record,
+                        "HandlerError",
+                        f"{type(error).__name__} after {attempt} attempts",
+                        envelope.type,
+                    )
+                    self.health.failing_since = None
+                    return
+                if transient and attempt >= self.attempts:
+                    # Do not commit: the message is redelivered once the infrastructure is back.
+                    log.warning(
+                        "infrastructure failing; leaving the event for redelivery",
+                        error=type(error).__name__,
+                    )
+                    raise
+                self.metrics.handler_retries.labels(envelope.type).inc()
+                await pause(attempt, self.retry_base, self.retry_max)
+                continue
+            self.health.failing_since = None
+            self.metrics.handler_seconds.labels(envelope.type).observe(
+                time.perf_counter() - started
+            )
+            self.metrics.events_handled.labels(envelope.type, "processed").inc()
+            return
+
+    async def dead_letter(self, record: Any, category: str, detail: str, event_type: str) -> None:
+        """Put the message aside with the reason, so the partition goes on."""
+        reason = f"{category}: {detail}"
+        headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
+        headers.update(
+            {
+                "x-dlq-reason": reason[:1000],
+                "x-dlq-consumer": self.service,
+                "x-dlq-source": f"{record.topic}/{record.partition}/{record.offset}",
+                "x-dlq-at": datetime.now(UTC).isoformat(),
+            }
+        )
+        topic = dead_letter_topic(record.topic)
+        await self.broker.publish(record.value, topic, key=record.key, headers=headers)
+        self.metrics.dead_letters.labels(topic=topic, reason=category).inc()
+        self.metrics.events_handled.labels(event_type, "dead_lettered").inc()
+        log.warning("event dead-lettered", dlq=topic, reason=reason, source=headers["x-dlq-source"])

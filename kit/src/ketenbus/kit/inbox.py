@@ -1,0 +1,43 @@
+"""The idempotent inbox: which events this service has already handled.
+
+The claim is written in the same transaction as the state change, so an event redelivered
+after a crash is recognised, and its effect is never doubled.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+INBOX = "inbox"
+
+
+class AlreadyHandled(Exception):
+    """This consumer has handled this event before; the handler must not run again."""
+
+
+class Inbox:
+    def __init__(self, db: AsyncDatabase[Any], consumer: str) -> None:
+        self.collection = db[INBOX]
+        self.consumer = consumer
+
+    def _key(self, event_id: str) -> str:
+        return f"{self.consumer}:{event_id}"
+
+    async def seen(self, event_id: str) -> bool:
+        return (
+            await self.collection.find_one({"_id": self._key(event_id)}, projection=[]) is not None
+        )
+
+    async def claim(self, session: AsyncClientSession, event_id: str, event_type: str) -> None:
+        try:
+            await self.collection.insert_one(
+                {"_id": self._key(event_id), "type": event_type, "handled_at": datetime.now(UTC)},
+                session=session,
+            )
+        except DuplicateKeyError:
+            raise AlreadyHandled(event_id) from None

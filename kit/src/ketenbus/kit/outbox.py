@@ -1,0 +1,210 @@
+"""The transactional outbox: events are committed with the state change, then published.
+
+A service never publishes directly: it stages envelopes in the same Mongo transaction as
+its state change, and the relay publishes them afterwards. A crash between the two means
+publishing again, never losing; consumers' inboxes make the repeat harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from bson import Binary, ObjectId
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from ketenbus.contracts.envelope import Envelope
+from ketenbus.kit.logs import get_logger
+from ketenbus.kit.metrics import KitMetrics
+
+log = get_logger(__name__)
+
+OUTBOX = "outbox"
+LEASES = "leases"
+
+
+def headers_of(envelope: Envelope[Any]) -> dict[str, str]:
+    """CloudEvents Kafka binding headers, so tools can route without parsing the body."""
+    return {
+        "ce_specversion": envelope.specversion,
+        "ce_id": envelope.id,
+        "ce_type": envelope.type,
+        "ce_source": envelope.source,
+        "content-type": "application/cloudevents+json",
+        "correlation_id": envelope.correlationid,
+    }
+
+
+class Outbox:
+    def __init__(self, db: AsyncDatabase[Any]) -> None:
+        self.collection = db[OUTBOX]
+
+    async def ensure_indexes(self) -> None:
+        await self.collection.create_index("position")
+
+    async def stage(self, session: AsyncClientSession, envelopes: list[Envelope[Any]]) -> None:
+        if not envelopes:
+            return
+        await self.collection.insert_many(
+            [
+                {
+                    "_id": envelope.id,
+                    # ObjectIds from one process increase: the order events were recorded in.
+                    "position": ObjectId(),
+                    "topic": envelope.data.destination().name,
+                    "key": envelope.subject,
+                    "value": Binary(envelope.to_bytes()),
+                    "headers": headers_of(envelope),
+                    "created_at": datetime.now(UTC),
+                }
+                for envelope in envelopes
+            ],
+            ordered=True,
+            session=session,
+        )
+
+    async def backlog(self) -> int:
+        return await self.collection.count_documents({})
+
+
+class Publisher(Protocol):
+    async def publish(
+        self,
+        message: Any,
+        topic: str,
+        *,
+        key: bytes | None,
+        headers: dict[str, str] | None,
+        no_confirm: bool,
+    ) -> Any: ...
+
+
+class OutboxRelay:
+    """Publishes committed events in the order they were recorded, then forgets them.
+
+    Only the replica holding the lease relays, so two replicas never reorder events.
+    """
+
+    def __init__(
+        self,
+        db: AsyncDatabase[Any],
+        publisher: Publisher,
+        metrics: KitMetrics,
+        *,
+        poll_seconds: float = 0.2,
+        batch_size: int = 500,
+        lease_seconds: float = 10.0,
+    ) -> None:
+        self.outbox = db[OUTBOX]
+        self.leases = db[LEASES]
+        self.publisher = publisher
+        self.metrics = metrics
+        self.poll_seconds = poll_seconds
+        self.batch_size = batch_size
+        self.lease_seconds = lease_seconds
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.healthy = True
+
+    def wake(self) -> None:
+        """Called after a commit: publish now rather than at the next poll."""
+        self._wake.set()
+
+    async def _hold_lease(self) -> bool:
+        now = datetime.now(UTC)
+        try:
+            lease = await self.leases.find_one_and_update(
+                {
+                    "_id": "outbox-relay",
+                    "$or": [{"owner": self.owner}, {"expires_at": {"$lt": now}}],
+                },
+                {
+                    "$set": {
+                        "owner": self.owner,
+                        "expires_at": now + timedelta(seconds=self.lease_seconds),
+                    }
+                },
+                upsert=True,
+                return_document=True,
+            )
+        except PyMongoError as exc:
+            # A duplicate key on upsert means another replica holds a live lease.
+            if getattr(exc, "code", None) == 11000:
+                return False
+            raise
+        return lease is not None and lease.get("owner") == self.owner
+
+    async def publish_pending(self) -> int:
+        """Publish one batch; returns how many events went out."""
+        batch = await self.outbox.find({}, sort=[("position", 1)], limit=self.batch_size).to_list()
+        if not batch:
+            self.metrics.outbox_backlog.set(0)
+            self.metrics.outbox_oldest_seconds.set(0)
+            return 0
+        pending = [
+            await self.publisher.publish(
+                bytes(record["value"]),
+                record["topic"],
+                key=record["key"].encode(),
+                headers=record["headers"],
+                no_confirm=True,
+            )
+            for record in batch
+        ]
+        await asyncio.gather(*pending)
+        await self.outbox.delete_many({"_id": {"$in": [record["_id"] for record in batch]}})
+        for record in batch:
+            self.metrics.outbox_published.labels(topic=record["topic"]).inc()
+        return len(batch)
+
+    async def _update_backlog(self) -> None:
+        oldest = await self.outbox.find_one({}, sort=[("position", 1)])
+        self.metrics.outbox_backlog.set(await self.outbox.count_documents({}))
+        age = (datetime.now(UTC) - oldest["created_at"]).total_seconds() if oldest else 0
+        self.metrics.outbox_oldest_seconds.set(max(age, 0))
+
+    async def run(self) -> None:
+        backoff = self.poll_seconds
+        while True:
+            try:
+                published = 0
+                if await self._hold_lease():
+                    published = await self.publish_pending()
+                    await self._update_backlog()
+                self.healthy, backoff = True, self.poll_seconds
+                if published:
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Kafka or Mongo away: keep the events, try again a little later.
+                self.healthy = False
+                log.warning(
+                    "outbox relay failed, will retry", error=type(exc).__name__, retry_in=backoff
+                )
+                backoff = min(backoff * 2, 5.0)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(PyMongoError):
+            await self.leases.update_one(
+                {"_id": "outbox-relay", "owner": self.owner},
+                {"$set": {"expires_at": datetime.now(UTC)}},
+            )

@@ -1,0 +1,22 @@
+"""`python -m ketenbus.<service>`: read settings, build the app, serve it until told to stop."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from ketenbus.kit.runtime import Service
+from ketenbus.kit.web import create_app
+
+
+def serve(service: Service) -> None:
+    settings = service.settings_class(service_name=service.name)
+    app = create_app(service, settings)
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        # SIGTERM: stop taking requests, finish the message in hand, commit, then exit.
+        timeout_graceful_shutdown=20,
+    )

@@ -1,0 +1,127 @@
+"""The unit of work: one Mongo transaction holding the state change, the inbox claim and the
+outgoing events, so that they happen together or not at all.
+
+    async with uow.handling(envelope) as tx:      # a consumed event
+        ...
+    async with uow.command() as tx:               # an HTTP command
+        ...
+
+A service extends `Transaction` with its repositories, so a handler reads
+`await tx.trajectories.add(trajectory)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Generic, TypeVar
+
+import structlog
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.read_concern import ReadConcern
+from pymongo.write_concern import WriteConcern
+
+from ketenbus.contracts.envelope import Envelope, Event, caused_by, new_event_id, wrap
+from ketenbus.kit.clock import Clock
+from ketenbus.kit.inbox import Inbox
+from ketenbus.kit.outbox import Outbox
+
+
+class Transaction:
+    """What a handler or command may touch: the service's database, inside one transaction."""
+
+    def __init__(
+        self,
+        db: AsyncDatabase[Any],
+        session: AsyncClientSession,
+        *,
+        source: str,
+        clock: Clock,
+        cause: Envelope[Any] | None = None,
+        correlation_id: str | None = None,
+    ) -> None:
+        self.db = db
+        self.session = session
+        self.source = source
+        self.clock = clock
+        self.cause = cause
+        self.correlation_id = correlation_id
+        self.outgoing: list[Envelope[Any]] = []
+
+    def publish(self, event: Event) -> Envelope[Any]:
+        """Stage an event; it goes out only if the transaction commits."""
+        if self.cause is not None:
+            ids = caused_by(self.cause)
+        else:
+            ids = {"correlation_id": self.correlation_id or new_event_id()}
+        envelope = wrap(event, source=self.source, time=self.clock.now(), **ids)
+        self.outgoing.append(envelope)
+        return envelope
+
+    def publish_all(self, events: list[Event]) -> None:
+        for event in events:
+            self.publish(event)
+
+
+TxT = TypeVar("TxT", bound=Transaction)
+
+
+class UnitOfWork(Generic[TxT]):
+    def __init__(
+        self,
+        client: AsyncMongoClient[Any],
+        db: AsyncDatabase[Any],
+        *,
+        service: str,
+        clock: Clock,
+        transaction_class: type[TxT] = Transaction,  # type: ignore[assignment]
+        after_commit: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.client = client
+        self.db = db
+        self.service = service
+        self.clock = clock
+        self.transaction_class = transaction_class
+        self.after_commit = after_commit
+        self.outbox = Outbox(db)
+        self.inbox = Inbox(db, consumer=service)
+
+    @asynccontextmanager
+    async def _transaction(self, **context: Any) -> AsyncIterator[TxT]:
+        async with (
+            self.client.start_session() as session,
+            await session.start_transaction(
+                read_concern=ReadConcern("snapshot"), write_concern=WriteConcern("majority")
+            ),
+        ):
+            tx = self.transaction_class(
+                self.db, session, source=self.service, clock=self.clock, **context
+            )
+            cause = context.get("cause")
+            if cause is not None:
+                await self.inbox.claim(session, cause.id, cause.type)
+            yield tx
+            await self.outbox.stage(session, tx.outgoing)
+        if tx.outgoing:
+            self.after_commit()
+
+    def handling(self, envelope: Envelope[Any]) -> AbstractAsyncContextManager[TxT]:
+        """Handle a consumed event exactly once: raises `AlreadyHandled` for a repeat."""
+        return self._transaction(cause=envelope)
+
+    def command(self, correlation_id: str | None = None) -> AbstractAsyncContextManager[TxT]:
+        """Carry out a command that did not come from an event (an HTTP request, a timer)."""
+        if correlation_id is None:
+            correlation_id = structlog.contextvars.get_contextvars().get("correlation_id")
+        return self._transaction(correlation_id=correlation_id)
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[TxT]:
+        """A consistent read without a transaction's cost; publishing is refused."""
+        async with self.client.start_session() as session:
+            tx = self.transaction_class(self.db, session, source=self.service, clock=self.clock)
+            yield tx
+            if tx.outgoing:
+                raise RuntimeError("events published while only reading; use command()")

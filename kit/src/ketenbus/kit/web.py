@@ -1,0 +1,157 @@
+"""The HTTP side every service shares: /metrics, /healthz, /readyz and the AsyncAPI page."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ketenbus.contracts.asyncapi import build_asyncapi
+from ketenbus.contracts.envelope import new_event_id
+from ketenbus.kit.failures import DomainError, is_transient
+from ketenbus.kit.logs import configure_logging, get_logger, log_context
+from ketenbus.kit.runtime import Runtime, Service
+from ketenbus.kit.settings import ServiceSettings
+
+log = get_logger(__name__)
+
+
+def create_app(service: Service, settings: ServiceSettings | None = None) -> FastAPI:
+    settings = settings or service.settings_class(service_name=service.name)
+    configure_logging(service.name, settings.log_level)
+    runtime = Runtime.build(service, settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        log.info("service started", http_port=settings.http_port)
+        try:
+            yield
+        finally:
+            log.info("service stopping")
+            await runtime.stop()
+
+    app = FastAPI(
+        title=f"Ketenbus {service.name}", description=service.description, lifespan=lifespan
+    )
+    app.state.runtime = runtime
+    app.state.keyring = runtime.keyring
+    for router in service.routers:
+        app.include_router(router)
+    _add_operations_routes(app, runtime)
+    _add_error_handlers(app)
+    _add_correlation(app)
+    return app
+
+
+def _add_operations_routes(app: FastAPI, runtime: Runtime) -> None:
+    handled = tuple(runtime.service.handlers.handlers) if runtime.service.handlers else ()
+    document = build_asyncapi(
+        f"Ketenbus {runtime.service.name}",
+        sends=runtime.service.publishes,
+        receives=handled,
+        description=runtime.service.description,
+    )
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        await runtime.ready()
+        return Response(generate_latest(runtime.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """The process is alive and its event loop answers."""
+        return {"status": "alive"}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz() -> JSONResponse:
+        """Ready to work: database, broker, consumers and outbox all answer."""
+        checks = await runtime.ready()
+        ready = all(checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    @app.get("/asyncapi.json", tags=["operations"])
+    async def asyncapi_json() -> dict[str, Any]:
+        return document
+
+    @app.get("/asyncapi", response_class=HTMLResponse, tags=["operations"])
+    async def asyncapi_page() -> str:
+        return render_asyncapi(document)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        # The offending input is left out: it may be a person's name or phone number.
+        problems = [
+            {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]}
+            for e in error.errors()
+        ]
+        return JSONResponse({"detail": "invalid request", "problems": problems}, status_code=422)
+
+    @app.exception_handler(DomainError)
+    async def rule_broken(request: Request, error: DomainError) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=getattr(error, "status_code", 409))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        if is_transient(error):
+            return JSONResponse(
+                {"detail": "temporarily unavailable, please retry"},
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
+        log.exception("request failed", path=request.url.path)
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
+
+def _add_correlation(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def correlate(request: Request, call_next: Any) -> Response:
+        correlation_id = request.headers.get("x-correlation-id", "")[:64] or None
+        correlation_id = correlation_id or new_event_id()
+        with log_context(correlation_id=correlation_id):
+            response: Response = await call_next(request)
+        response.headers["x-correlation-id"] = correlation_id
+        return response
+
+
+def render_asyncapi(document: dict[str, Any]) -> str:
+    """A plain page that needs nothing from the internet, unlike the usual CDN viewer."""
+    rows = []
+    for _, operation in sorted(document["operations"].items()):
+        channel = document["channels"][operation["channel"]["$ref"].rsplit("/", 1)[-1]]
+        message_id = operation["messages"][0]["$ref"].rsplit("/", 1)[-1]
+        message = document["components"]["messages"][message_id]
+        data_ref = message["payload"]["properties"]["data"]["$ref"].rsplit("/", 1)[-1]
+        data = message["payload"]["$defs"][data_ref]
+        required = set(data.get("required", ()))
+        fields = ", ".join(
+            f"<code>{html.escape(name)}</code>{'' if name in required else '?'}"
+            for name in data.get("properties", {})
+        )
+        rows.append(
+            f"<tr><td>{operation['action']}</td><td><code>{html.escape(channel['address'])}</code></td>"
+            f"<td><b>{html.escape(message['title'])}</b><br><small>{html.escape(message['summary'])}"
+            f"</small><br><small><code>{html.escape(message['name'])}</code></small></td>"
+            f"<td><small>{fields}</small></td></tr>"
+        )
+    title = html.escape(document["info"]["title"])
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>{title} events</title><style>
+body{{font-family:system-ui,sans-serif;margin:2rem;color:#222}}table{{border-collapse:collapse}}
+td,th{{border-bottom:1px solid #ddd;padding:.4rem .6rem;text-align:left;vertical-align:top}}
+code{{background:#f4f4f4;padding:0 .2rem}}</style></head><body>
+<h1>{title}: events</h1><p>{html.escape(document["info"].get("description") or "")}</p>
+<p>Every event travels in a CloudEvents 1.0 envelope; the machine-readable AsyncAPI 3.0 document is
+at <a href="asyncapi.json">asyncapi.json</a>. Fields marked ? are optional.</p>
+<table><tr><th>action</th><th>topic</th><th>event</th><th>fields</th></tr>{"".join(rows)}</table>
+<script type="application/json" id="asyncapi">{html.escape(json.dumps(document))}</script>
+</body></html>"""
