@@ -55,6 +55,7 @@ def start_kafka(
         log_path=log_path,
         ready=ports.accepts_connections,
         url_for=bootstrap_address,
+        ready_line="ready in",
         port=port,
         timeout=timeout,
         env=_env_without_tansu_settings(),

@@ -131,6 +131,7 @@ def start_mail_sink(
         log_path=log_path,
         ready=ports.accepts_connections,
         url_for=lambda chosen: f"smtp://{ports.LOOPBACK}:{chosen}",
+        ready_line="mail sink listening on",
         port=port,
         timeout=timeout,
         outlive_caller=outlive_caller,

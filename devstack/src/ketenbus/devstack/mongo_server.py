@@ -80,6 +80,7 @@ def start_mongo(
         log_path=log_path,
         ready=ports.accepts_connections,
         url_for=mongo_url,
+        ready_line="secantus listening on",
         port=port,
         timeout=timeout,
         outlive_caller=outlive_caller,

@@ -205,12 +205,14 @@ def launch(
     log_path: Path,
     ready: Callable[[int], bool],
     url_for: Callable[[int], str],
+    ready_line: str | None = None,
     port: int | None = None,
     timeout: float = 30.0,
     env: Mapping[str, str] | None = None,
     outlive_caller: bool = True,
 ) -> RunningProcess:
-    """Start a server process and wait until `ready(port)` holds.
+    """Start a server process and wait until it says `ready_line` in its log and `ready(port)`
+    holds.
 
     When the port was picked here, another program may take it between picking and binding;
     the server then exits with "address in use" and is started again on another port.
@@ -224,9 +226,10 @@ def launch(
         )
         deadline = time.monotonic() + timeout
         while True:
-            # Ready only counts while our own process lives: after a lost port race, someone
-            # else's server may be the one accepting connections on that port.
-            if ready(chosen) and ref.alive():
+            # A port that accepts connections is not proof: after a lost port race someone
+            # else's server answers there. Our process must also have said it listens.
+            said_ready = ready_line is None or ready_line in _read_from(log_path, log_offset)
+            if said_ready and ready(chosen) and ref.alive():
                 return RunningProcess(name, ref, chosen, url_for(chosen), log_path)
             if not ref.alive():
                 output = _read_from(log_path, log_offset)

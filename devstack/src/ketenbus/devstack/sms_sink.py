@@ -162,6 +162,7 @@ def start_sms_sink(
         log_path=log_path,
         ready=is_healthy,
         url_for=lambda chosen: f"http://{ports.LOOPBACK}:{chosen}",
+        ready_line="Uvicorn running on",
         port=port,
         timeout=timeout,
         outlive_caller=outlive_caller,

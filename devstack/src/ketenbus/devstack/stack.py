@@ -94,6 +94,7 @@ class EmbeddedStack:
         preferred_ports: bool = False,
         mongo_test_commands: bool = False,
         log_level: str = "INFO",
+        database_prefix: str | None = None,
         outlive_caller: bool = True,
     ) -> None:
         """
@@ -105,6 +106,8 @@ class EmbeddedStack:
         service_env: extra environment for every service process.
         preferred_ports: try 8001-8005 for the services first (the CLI); else any free port.
         mongo_test_commands: start SecantusDB with --enable-test-commands (failpoints).
+        database_prefix: give each service the database `<prefix>_<name>` (MONGODB_DATABASE),
+            so stacks sharing one Mongo server (tests) do not see each other's data.
         outlive_caller: False makes every process die with the calling process (tests).
         """
         self.home = Path(home).resolve()
@@ -116,6 +119,7 @@ class EmbeddedStack:
         self.preferred_ports = preferred_ports
         self.mongo_test_commands = mongo_test_commands
         self.log_level = log_level
+        self.database_prefix = database_prefix
         self.outlive_caller = outlive_caller
         # The extra_env a service was last started with, so restart_service starts it the
         # same way. Only known to the instance that started it.
@@ -169,6 +173,12 @@ class EmbeddedStack:
 
     def service_url(self, name: str) -> str:
         return self._component(name).url
+
+    def database_name(self, service: str) -> str:
+        """The Mongo database the service uses (the kit's default unless a prefix is set)."""
+        if self.database_prefix:
+            return f"{self.database_prefix}_{service}"
+        return f"ketenbus_{service}"
 
     def mailbox(self) -> list[EmailMessage]:
         """Every mail the services sent so far (email.message.EmailMessage), oldest first."""
@@ -330,6 +340,8 @@ class EmbeddedStack:
         )
         if http_port is not None:
             env["HTTP_PORT"] = str(http_port)
+        if self.database_prefix:
+            env["MONGODB_DATABASE"] = self.database_name(name)
         env.update(
             {
                 key: value

@@ -1,0 +1,267 @@
+"""`ketenbus`: run the whole chain on this machine.
+
+    ketenbus up                 start everything, wait until every service is ready, print URLs
+    ketenbus down               stop everything (services first, servers last)
+    ketenbus status             each component: pid, alive, ready
+    ketenbus logs [NAME] [-n N] [-f]
+    ketenbus demo               `up` if needed, then run the demo scenario
+
+The stack lives in a home directory: --home, else $KETENBUS_HOME, else ./.ketenbus.
+Exit status 0 when all went well, 1 with the reason on stderr otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from ketenbus.devstack.errors import StackAlreadyRunning, StackError
+from ketenbus.devstack.processes import log_tail
+from ketenbus.devstack.stack import INFRASTRUCTURE, SERVICES, EmbeddedStack
+
+
+class Failure(Exception):
+    """Ends the command with exit status 1 and this message on stderr."""
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("KETENBUS_HOME") or ".ketenbus")
+
+
+def _stack(args: argparse.Namespace) -> EmbeddedStack:
+    return EmbeddedStack(
+        args.home,
+        partners=getattr(args, "partner", None) or [],
+        service_module=args.service_module,
+        preferred_ports=True,
+        log_level=getattr(args, "log_level", "INFO"),
+    )
+
+
+# ------------------------------------------------------------------------- commands
+
+
+def cmd_up(args: argparse.Namespace, out: TextIO) -> None:
+    stack = _stack(args)
+    _bring_up(stack, args.timeout, out)
+    _print_urls(stack, out)
+
+
+def _bring_up(stack: EmbeddedStack, timeout: float, out: TextIO) -> None:
+    print(f"starting the Ketenbus stack in {stack.home} ...", file=out, flush=True)
+    started = time.monotonic()
+    try:
+        stack.start(SERVICES, timeout=timeout)
+    except KeyboardInterrupt:
+        raise Failure("interrupted; everything that was started has been stopped") from None
+    except StackAlreadyRunning as error:
+        raise Failure(str(error)) from error  # the running stack is left alone
+    except StackError as error:
+        raise Failure(f"{error}\n(everything that was started has been stopped)") from error
+    print(f"up in {time.monotonic() - started:.1f}s", file=out)
+
+
+def cmd_down(args: argparse.Namespace, out: TextIO) -> None:
+    stack = _stack(args)
+    if not stack.is_running():
+        stack.stop()  # clears a stack.json left by a stack that died
+        print(f"no stack running in {stack.home}", file=out)
+        return
+    stack.stop(timeout=args.timeout)
+    print(f"stopped the stack in {stack.home}", file=out)
+
+
+def cmd_status(args: argparse.Namespace, out: TextIO) -> None:
+    stack = _stack(args)
+    statuses = stack.status()
+    if not statuses:
+        raise Failure(f"no stack running in {stack.home}")
+    rows = [("COMPONENT", "PID", "ALIVE", "READY", "URL")]
+    for s in statuses:
+        pid = "external" if s.external else str(s.pid or "-")
+        rows.append((s.name, pid, _yes(s.alive), _yes(s.ready), s.url))
+    _print_table(rows, out)
+    unhealthy = [s.name for s in statuses if not (s.alive and s.ready)]
+    if unhealthy:
+        raise Failure(f"not alive or not ready: {', '.join(unhealthy)}")
+
+
+def cmd_logs(args: argparse.Namespace, out: TextIO) -> None:
+    stack = _stack(args)
+    if args.component:
+        names = [args.component]
+        if not stack.log_path(args.component).exists():
+            raise Failure(f"no log for {args.component!r} in {stack.logs_dir}")
+    else:
+        names = [n for n in (*INFRASTRUCTURE, *SERVICES) if stack.log_path(n).exists()]
+        names += sorted(
+            p.stem for p in stack.logs_dir.glob("*.log") if p.stem not in names
+        )  # services run under other names (tests)
+        if not names:
+            raise Failure(f"no logs in {stack.logs_dir}")
+    prefix = len(names) > 1
+    for name in names:
+        tail = log_tail(stack.log_path(name), args.lines)
+        for line in tail.splitlines():
+            print(f"{name:<14}| {line}" if prefix else line, file=out)
+    if args.follow:
+        _follow({name: stack.log_path(name) for name in names}, prefix, out)
+
+
+def _follow(paths: dict[str, Path], prefix: bool, out: TextIO) -> None:
+    """Print what is appended to the logs until Ctrl-C, like `tail -f`."""
+    offsets = {name: path.stat().st_size if path.exists() else 0 for name, path in paths.items()}
+    partial = dict.fromkeys(paths, "")
+    try:
+        while True:
+            for name, path in paths.items():
+                if not path.exists():
+                    continue
+                size = path.stat().st_size
+                if size < offsets[name]:
+                    offsets[name] = 0  # truncated or replaced
+                if size == offsets[name]:
+                    continue
+                with path.open("rb") as log:
+                    log.seek(offsets[name])
+                    chunk = log.read()
+                offsets[name] += len(chunk)
+                text = partial[name] + chunk.decode(errors="replace")
+                *lines, partial[name] = text.split("\n")
+                for line in lines:
+                    print(f"{name:<14}| {line}" if prefix else line, file=out, flush=True)
+            time.sleep(0.2)  # polling a file for growth: there is no condition to wait for
+    except KeyboardInterrupt:
+        return
+
+
+def cmd_demo(args: argparse.Namespace, out: TextIO) -> None:
+    stack = _stack(args)
+    if stack.is_running():
+        print(f"using the stack already running in {stack.home}", file=out)
+        try:
+            stack.wait_ready(timeout=args.timeout)
+        except StackError as error:
+            raise Failure(f"the running stack is not healthy: {error}") from error
+    else:
+        _bring_up(stack, args.timeout, out)
+        _print_urls(stack, out)
+    try:
+        from ketenbus.devstack import scenario  # written separately; may not exist yet
+    except ImportError as error:
+        raise Failure(
+            f"the demo scenario (ketenbus.devstack.scenario) cannot be imported yet: {error}; "
+            "the stack is up and stays up (`ketenbus down` stops it)"
+        ) from error
+    result: Any = scenario.run(stack)
+    if inspect.isawaitable(result):
+        asyncio.run(_awaited(result))
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
+
+
+# ------------------------------------------------------------------------- output
+
+
+def _print_urls(stack: EmbeddedStack, out: TextIO) -> None:
+    urls = stack.urls()
+    rows = [("WHAT", "WHERE")]
+    for name in stack.service_names():
+        rows.append((name, urls[name]))
+        for page in ("metrics", "asyncapi", "docs"):
+            rows.append((f"  {page}", urls[f"{name}.{page}"]))
+    rows.append(("kafka (bootstrap)", urls["kafka"]))
+    rows.append(("mongo", urls["mongo"]))
+    rows.append(("mail (smtp)", urls["mail"]))
+    rows.append(("mail (received)", urls["mail.dir"]))
+    rows.append(("sms sink", urls["sms"]))
+    rows.append(("sms (received)", urls["sms.dir"]))
+    rows.append(("logs", str(stack.logs_dir)))
+    _print_table(rows, out)
+
+
+def _print_table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(),
+            file=out,
+        )
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+# ------------------------------------------------------------------------- entry point
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ketenbus", description="Run the Ketenbus chain on this machine."
+    )
+    parser.add_argument(
+        "--home",
+        type=Path,
+        default=default_home(),
+        help="stack home directory (default: $KETENBUS_HOME or ./.ketenbus)",
+    )
+    # Tests run the CLI against a fake service module; not for people.
+    parser.add_argument("--service-module", default="ketenbus.{name}", help=argparse.SUPPRESS)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", help="start everything and wait until it is ready")
+    demo = commands.add_parser("demo", help="bring the stack up if needed, run the demo scenario")
+    for sub in (up, demo):
+        sub.add_argument("--timeout", type=float, default=90.0, help="seconds to wait (90)")
+        sub.add_argument(
+            "--partner",
+            action="append",
+            metavar="ORG",
+            help="create the topics of this partner organisation (repeatable)",
+        )
+        sub.add_argument(
+            "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+        )
+    up.set_defaults(run=cmd_up)
+    demo.set_defaults(run=cmd_demo)
+
+    down = commands.add_parser("down", help="stop everything")
+    down.add_argument("--timeout", type=float, default=10.0, help="seconds before SIGKILL (10)")
+    down.set_defaults(run=cmd_down)
+
+    status = commands.add_parser("status", help="pid, alive and ready of each component")
+    status.set_defaults(run=cmd_status)
+
+    logs = commands.add_parser("logs", help="show (and follow) the logs")
+    logs.add_argument("component", nargs="?", help="e.g. intake, kafka, mongo, mail, sms")
+    logs.add_argument("-n", "--lines", type=int, default=50, help="lines per log (50)")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    logs.set_defaults(run=cmd_logs)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args, sys.stdout)
+    except Failure as failure:
+        print(f"ketenbus {args.command}: {failure}", file=sys.stderr)
+        return 1
+    except StackError as error:
+        print(f"ketenbus {args.command}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,154 @@
+"""pytest fixtures that run the embedded stack for tests; import them into a conftest.py:
+
+    from ketenbus.devstack.pytest_fixtures import (  # noqa: F401
+        chain, kafka_bootstrap, mongo_url, partner_organisations, stack_home,
+    )
+
+- `stack_home` (session): a temporary directory for the session's servers and logs.
+- `partner_organisations` (session): organisation ids whose partner topics are created;
+  [] here, override it in a conftest to get partner topics up front.
+- `kafka_bootstrap` (session): a Tansu broker with every known topic created; or the caller's
+  KAFKA_BOOTSTRAP_SERVERS when set (then only the topics are created).
+- `mongo_url` (session): a SecantusDB with test commands (configureFailPoint) enabled; or the
+  caller's MONGODB_URL when set.
+- `chain` (per test): a factory, `chain(services=(), **options) -> EmbeddedStack`, giving a
+  stack on the session's servers with its own mail and SMS sinks, for starting services.
+
+Every process a fixture starts is stopped when the fixture ends, also when the test failed,
+and dies with the test process if that is killed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+
+from ketenbus.devstack.kafka_server import start_kafka
+from ketenbus.devstack.mongo_server import start_mongo
+from ketenbus.devstack.stack import EmbeddedStack
+from ketenbus.devstack.topic_provisioning import create_topics_blocking
+
+_chain_numbers = itertools.count(1)
+
+
+class ChainFactory(Protocol):
+    def __call__(
+        self,
+        services: Iterable[str] = (),
+        *,
+        extra_env: Mapping[str, str] | None = None,
+        timeout: float = 60.0,
+        isolated: bool = False,
+        isolate_databases: bool = True,
+        **stack_options: Any,
+    ) -> EmbeddedStack: ...
+
+
+@pytest.fixture(scope="session")
+def stack_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("ketenbus-stack")
+
+
+@pytest.fixture(scope="session")
+def partner_organisations() -> list[str]:
+    return []
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(stack_home: Path, partner_organisations: list[str]) -> Iterator[str]:
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        create_topics_blocking(external, partner_organisations)
+        yield external
+        return
+    broker = start_kafka(stack_home / "logs" / "kafka.log", outlive_caller=False)
+    try:
+        create_topics_blocking(broker.url, partner_organisations)
+        yield broker.url
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def mongo_url(stack_home: Path) -> Iterator[str]:
+    external = os.environ.get("MONGODB_URL")
+    if external:
+        yield external
+        return
+    server = start_mongo(
+        stack_home / "mongo",
+        stack_home / "logs" / "mongo.log",
+        test_commands=True,  # tests arm failpoints (configureFailPoint)
+        outlive_caller=False,
+    )
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def chain(
+    tmp_path: Path, kafka_bootstrap: str, mongo_url: str, partner_organisations: list[str]
+) -> Iterator[ChainFactory]:
+    """Factory for EmbeddedStacks on the session's Kafka and Mongo.
+
+    chain(["intake", "trajectory"]) starts the mail and SMS sinks and those services, and
+    returns once every one answers /readyz. Options:
+    - extra_env: environment for the services started here;
+    - isolated=True: own Kafka and Mongo servers for this stack (clean topics and offsets;
+      about two seconds more);
+    - isolate_databases=True (default): each service gets the database
+      `chain<N>_<service>` (see EmbeddedStack.database_name), so tests sharing the session's
+      Mongo do not see each other's data;
+    - any EmbeddedStack option (service_module, service_env, log_level, ...).
+    Consumer groups and topics are shared with earlier tests unless isolated=True.
+    """
+    stacks: list[EmbeddedStack] = []
+
+    def make(
+        services: Iterable[str] = (),
+        *,
+        extra_env: Mapping[str, str] | None = None,
+        timeout: float = 60.0,
+        isolated: bool = False,
+        isolate_databases: bool = True,
+        **stack_options: Any,
+    ) -> EmbeddedStack:
+        number = next(_chain_numbers)
+        options: dict[str, Any] = {
+            "partners": partner_organisations,
+            "outlive_caller": False,
+            "mongo_test_commands": True,
+            **stack_options,
+        }
+        if not isolated:
+            options.setdefault("kafka_bootstrap", kafka_bootstrap)
+            options.setdefault("mongo_url", mongo_url)
+        if isolate_databases:
+            options.setdefault("database_prefix", f"chain{number}")
+        stack = EmbeddedStack(tmp_path / f"chain-{number}", **options)
+        stacks.append(stack)
+        stack.start_infrastructure(timeout=timeout)
+        names = list(services)
+        if names:
+            stack.start_services(names, extra_env)
+            stack.wait_ready(names, timeout=timeout)
+        return stack
+
+    try:
+        yield make
+    finally:
+        errors = []
+        for stack in reversed(stacks):
+            try:
+                stack.stop()
+            except Exception as error:  # stop the others anyway
+                errors.append(error)
+        if errors:
+            raise errors[0]
