@@ -41,8 +41,11 @@ class Transaction:
         clock: Clock,
         cause: Envelope[Any] | None = None,
         correlation_id: str | None = None,
+        resources: dict[str, Any] | None = None,
     ) -> None:
         self.db = db
+        # What the service's repositories need besides the database (keys, catalogues).
+        self.resources = resources or {}
         self.session = session
         self.source = source
         self.clock = clock
@@ -87,6 +90,7 @@ class UnitOfWork(Generic[TxT]):
         self.after_commit = after_commit
         self.outbox = Outbox(db)
         self.inbox = Inbox(db, consumer=service)
+        self.resources: dict[str, Any] = {}
 
     @asynccontextmanager
     async def _transaction(self, **context: Any) -> AsyncIterator[TxT]:
@@ -97,7 +101,12 @@ class UnitOfWork(Generic[TxT]):
             ),
         ):
             tx = self.transaction_class(
-                self.db, session, source=self.service, clock=self.clock, **context
+                self.db,
+                session,
+                source=self.service,
+                clock=self.clock,
+                resources=self.resources,
+                **context,
             )
             cause = context.get("cause")
             if cause is not None:
@@ -121,7 +130,9 @@ class UnitOfWork(Generic[TxT]):
     async def reading(self) -> AsyncIterator[TxT]:
         """A consistent read without a transaction's cost; publishing is refused."""
         async with self.client.start_session() as session:
-            tx = self.transaction_class(self.db, session, source=self.service, clock=self.clock)
+            tx = self.transaction_class(
+                self.db, session, source=self.service, clock=self.clock, resources=self.resources
+            )
             yield tx
             if tx.outgoing:
                 raise RuntimeError("events published while only reading; use command()")

@@ -1,0 +1,4 @@
+from ketenbus.analytics.app import service
+from ketenbus.kit.serve import serve
+
+serve(service)
