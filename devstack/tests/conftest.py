@@ -1,4 +1,8 @@
-"""The devstack's own tests use the same session fixtures as the rest of the repository."""
+"""The devstack's own tests use the same session fixtures as the rest of the repository.
+
+Imported here as well as in the repository's conftest.py so these tests also run on their own
+(`pytest devstack/tests`); the servers behind them are started once per test process anyway.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +14,11 @@ from ketenbus.devstack.pytest_fixtures import (  # noqa: F401 - fixtures, found 
     chain,
     kafka_bootstrap,
     mongo_url,
+    partner_organisations,
     stack_home,
 )
 
 FAKE_SERVICE_DIR = Path(__file__).parent
-
-
-@pytest.fixture(scope="session")
-def partner_organisations() -> list[str]:
-    # Replaces the shared default ([]) so the partner topics are tested too.
-    return ["gemeente-utrecht"]
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ def _stack(args: argparse.Namespace) -> EmbeddedStack:
         args.home,
         partners=getattr(args, "partner", None) or [],
         service_module=args.service_module,
-        preferred_ports=True,
+        preferred_ports=not args.free_ports,
         log_level=getattr(args, "log_level", "INFO"),
     )
 
@@ -217,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # Tests run the CLI against a fake service module; not for people.
     parser.add_argument("--service-module", default="ketenbus.{name}", help=argparse.SUPPRESS)
+    parser.add_argument("--free-ports", action="store_true", help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = commands.add_parser("up", help="start everything and wait until it is ready")

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from ketenbus.devstack import ports
-from ketenbus.devstack.processes import RunningProcess, launch
+from ketenbus.devstack.processes import PendingStart, RunningProcess
 
 
 def broker_binary() -> str:
@@ -24,13 +25,13 @@ def bootstrap_address(port: int) -> str:
     return f"{ports.LOOPBACK}:{port}"
 
 
-def start_kafka(
+def begin_kafka(
     log_path: Path,
     *,
     port: int | None = None,
     timeout: float = 20.0,
     outlive_caller: bool = True,
-) -> RunningProcess:
+) -> PendingStart:
     """Start a Tansu broker on loopback; its `url` is the bootstrap address `127.0.0.1:PORT`."""
     binary = broker_binary()
 
@@ -49,7 +50,7 @@ def start_kafka(
             "memory://tansu/",
         ]
 
-    return launch(
+    return PendingStart(
         "kafka",
         argv,
         log_path=log_path,
@@ -61,6 +62,11 @@ def start_kafka(
         env=_env_without_tansu_settings(),
         outlive_caller=outlive_caller,
     )
+
+
+def start_kafka(*args: Any, **kwargs: Any) -> RunningProcess:
+    """begin_kafka(...) and wait until it is ready."""
+    return begin_kafka(*args, **kwargs).wait()
 
 
 def _env_without_tansu_settings() -> dict[str, str]:

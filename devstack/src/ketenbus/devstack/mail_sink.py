@@ -24,7 +24,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from ketenbus.devstack import ports
-from ketenbus.devstack.processes import RunningProcess, launch
+from ketenbus.devstack.processes import PendingStart, RunningProcess
 
 _SUFFIX = ".eml"
 
@@ -102,14 +102,14 @@ async def serve(host: str, port: int, directory: Path) -> None:
     await server.wait_closed()
 
 
-def start_mail_sink(
+def begin_mail_sink(
     directory: Path,
     log_path: Path,
     *,
     port: int | None = None,
     timeout: float = 20.0,
     outlive_caller: bool = True,
-) -> RunningProcess:
+) -> PendingStart:
     """Run the mail sink as its own process; its `url` is `smtp://127.0.0.1:PORT`."""
 
     def argv(chosen: int) -> list[str]:
@@ -125,7 +125,7 @@ def start_mail_sink(
             str(directory),
         ]
 
-    return launch(
+    return PendingStart(
         "mail",
         argv,
         log_path=log_path,
@@ -136,6 +136,11 @@ def start_mail_sink(
         timeout=timeout,
         outlive_caller=outlive_caller,
     )
+
+
+def start_mail_sink(*args: Any, **kwargs: Any) -> RunningProcess:
+    """begin_mail_sink(...) and wait until it is ready."""
+    return begin_mail_sink(*args, **kwargs).wait()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from ketenbus.devstack import ports
 from ketenbus.devstack.errors import StartFailed
-from ketenbus.devstack.processes import RunningProcess, launch
+from ketenbus.devstack.processes import PendingStart, RunningProcess
 
 # An explicit config file stops secantusd from auto-discovering ./secantusd.toml or
 # ~/.secantus/secantusd.toml, so every developer's stack runs with the same settings.
@@ -36,7 +37,7 @@ def mongo_url(port: int) -> str:
     return f"mongodb://{ports.LOOPBACK}:{port}/?directConnection=true"
 
 
-def start_mongo(
+def begin_mongo(
     data_dir: Path,
     log_path: Path,
     *,
@@ -45,7 +46,7 @@ def start_mongo(
     cache_size: str = "256M",
     timeout: float = 60.0,
     outlive_caller: bool = True,
-) -> RunningProcess:
+) -> PendingStart:
     """Start SecantusDB with its data in `data_dir` (kept across restarts); `url` is for PyMongo.
 
     `test_commands` enables configureFailPoint, which tests use for fault injection; it is off
@@ -74,7 +75,7 @@ def start_mongo(
             args.append("--enable-test-commands")
         return args
 
-    return launch(
+    return PendingStart(
         "mongo",
         argv,
         log_path=log_path,
@@ -85,3 +86,8 @@ def start_mongo(
         timeout=timeout,
         outlive_caller=outlive_caller,
     )
+
+
+def start_mongo(*args: Any, **kwargs: Any) -> RunningProcess:
+    """begin_mongo(...) and wait until it is ready."""
+    return begin_mongo(*args, **kwargs).wait()

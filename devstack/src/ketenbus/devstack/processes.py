@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from ketenbus.devstack import ports
 from ketenbus.devstack.errors import StackError, StartFailed
@@ -198,55 +199,95 @@ class RunningProcess:
         self.ref.stop(timeout)
 
 
-def launch(
-    name: str,
-    argv_for_port: Callable[[int], Sequence[str]],
-    *,
-    log_path: Path,
-    ready: Callable[[int], bool],
-    url_for: Callable[[int], str],
-    ready_line: str | None = None,
-    port: int | None = None,
-    timeout: float = 30.0,
-    env: Mapping[str, str] | None = None,
-    outlive_caller: bool = True,
-) -> RunningProcess:
-    """Start a server process and wait until it says `ready_line` in its log and `ready(port)`
-    holds.
+class PendingStart:
+    """A server process that has been started and is not known to be ready yet.
 
-    When the port was picked here, another program may take it between picking and binding;
-    the server then exits with "address in use" and is started again on another port.
+    Starting several and then waiting for each lets them boot in parallel (Mongo takes about
+    a second, each Python sink most of one), which is most of the stack's start-up time.
     """
-    attempts = 1 if port is not None else 3
-    for attempt in range(1, attempts + 1):
-        chosen = port if port is not None else ports.free_port()
-        log_offset = log_path.stat().st_size if log_path.exists() else 0
-        ref = spawn(
-            argv_for_port(chosen), log_path=log_path, env=env, outlive_caller=outlive_caller
+
+    def __init__(
+        self,
+        name: str,
+        argv_for_port: Callable[[int], Sequence[str]],
+        *,
+        log_path: Path,
+        ready: Callable[[int], bool],
+        url_for: Callable[[int], str],
+        ready_line: str | None = None,
+        port: int | None = None,
+        timeout: float = 30.0,
+        env: Mapping[str, str] | None = None,
+        outlive_caller: bool = True,
+    ) -> None:
+        self.name = name
+        self.log_path = log_path
+        self._argv_for_port = argv_for_port
+        self._ready = ready
+        self._url_for = url_for
+        self._ready_line = ready_line
+        self._fixed_port = port
+        self._timeout = timeout
+        self._env = env
+        self._outlive_caller = outlive_caller
+        # When the port was picked here, another program may take it between picking and
+        # binding; the server then exits with "address in use" and is started on another port.
+        self._attempts_left = 1 if port is not None else 3
+        self._spawn()
+
+    def _spawn(self) -> None:
+        self._attempts_left -= 1
+        self.port = self._fixed_port if self._fixed_port is not None else ports.free_port()
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.ref = spawn(
+            self._argv_for_port(self.port),
+            log_path=self.log_path,
+            env=self._env,
+            outlive_caller=self._outlive_caller,
         )
-        deadline = time.monotonic() + timeout
+        self._deadline = time.monotonic() + self._timeout
+
+    def wait(self) -> RunningProcess:
+        """Wait until the process says `ready_line` in its log and `ready(port)` holds."""
         while True:
             # A port that accepts connections is not proof: after a lost port race someone
             # else's server answers there. Our process must also have said it listens.
-            said_ready = ready_line is None or ready_line in _read_from(log_path, log_offset)
-            if said_ready and ready(chosen) and ref.alive():
-                return RunningProcess(name, ref, chosen, url_for(chosen), log_path)
-            if not ref.alive():
-                output = _read_from(log_path, log_offset)
-                if attempt < attempts and _ADDRESS_IN_USE.search(output):
-                    break
-                raise StartFailed(
-                    f"{name} exited during start-up; last lines of {log_path}:\n"
-                    f"{log_tail(log_path)}"
+            output = _read_from(self.log_path, self._log_offset)
+            said_ready = self._ready_line is None or self._ready_line in output
+            if said_ready and self._ready(self.port) and self.ref.alive():
+                return RunningProcess(
+                    self.name, self.ref, self.port, self._url_for(self.port), self.log_path
                 )
-            if time.monotonic() >= deadline:
-                ref.stop(timeout=5.0)
+            if not self.ref.alive():
+                output = _read_from(self.log_path, self._log_offset)
+                if self._attempts_left > 0 and _ADDRESS_IN_USE.search(output):
+                    self._spawn()
+                    continue
                 raise StartFailed(
-                    f"{name} did not accept connections on port {chosen} within {timeout:g}s; "
-                    f"last lines of {log_path}:\n{log_tail(log_path)}"
+                    f"{self.name} exited during start-up; last lines of {self.log_path}:\n"
+                    f"{log_tail(self.log_path)}"
+                )
+            if time.monotonic() >= self._deadline:
+                self.abandon()
+                raise StartFailed(
+                    f"{self.name} did not accept connections on port {self.port} within "
+                    f"{self._timeout:g}s; last lines of {self.log_path}:\n"
+                    f"{log_tail(self.log_path)}"
                 )
             time.sleep(0.05)
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    def abandon(self) -> None:
+        """Stop the process, whether or not it got ready (start-up of the stack failed)."""
+        self.ref.stop(timeout=5.0)
+
+
+def launch(
+    name: str,
+    argv_for_port: Callable[[int], Sequence[str]],
+    **options: Any,
+) -> RunningProcess:
+    """Start a server process and wait until it is ready (see PendingStart)."""
+    return PendingStart(name, argv_for_port, **options).wait()
 
 
 def _read_from(path: Path, offset: int) -> str:

@@ -20,9 +20,10 @@ and dies with the test process if that is killed.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,6 +31,7 @@ import pytest
 
 from ketenbus.devstack.kafka_server import start_kafka
 from ketenbus.devstack.mongo_server import start_mongo
+from ketenbus.devstack.processes import RunningProcess
 from ketenbus.devstack.stack import EmbeddedStack
 from ketenbus.devstack.topic_provisioning import create_topics_blocking
 
@@ -59,6 +61,32 @@ def partner_organisations() -> list[str]:
     return []
 
 
+class _SharedServer:
+    """One server for the whole test process, however many conftest.py files import these
+    fixtures (each import is a fixture of its own to pytest, and would start its own server)."""
+
+    def __init__(self) -> None:
+        self.process: RunningProcess | None = None
+        self.users = 0
+
+    @contextlib.contextmanager
+    def used(self, start: Callable[[], RunningProcess]) -> Iterator[RunningProcess]:
+        if self.process is None:
+            self.process = start()
+        self.users += 1
+        try:
+            yield self.process
+        finally:
+            self.users -= 1
+            if self.users == 0:
+                process, self.process = self.process, None
+                process.stop()
+
+
+_session_kafka = _SharedServer()
+_session_mongo = _SharedServer()
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(stack_home: Path, partner_organisations: list[str]) -> Iterator[str]:
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -66,12 +94,11 @@ def kafka_bootstrap(stack_home: Path, partner_organisations: list[str]) -> Itera
         create_topics_blocking(external, partner_organisations)
         yield external
         return
-    broker = start_kafka(stack_home / "logs" / "kafka.log", outlive_caller=False)
-    try:
+    with _session_kafka.used(
+        lambda: start_kafka(stack_home / "logs" / "kafka.log", outlive_caller=False)
+    ) as broker:
         create_topics_blocking(broker.url, partner_organisations)
         yield broker.url
-    finally:
-        broker.stop()
 
 
 @pytest.fixture(scope="session")
@@ -80,16 +107,15 @@ def mongo_url(stack_home: Path) -> Iterator[str]:
     if external:
         yield external
         return
-    server = start_mongo(
-        stack_home / "mongo",
-        stack_home / "logs" / "mongo.log",
-        test_commands=True,  # tests arm failpoints (configureFailPoint)
-        outlive_caller=False,
-    )
-    try:
+    with _session_mongo.used(
+        lambda: start_mongo(
+            stack_home / "mongo",
+            stack_home / "logs" / "mongo.log",
+            test_commands=True,  # tests arm failpoints (configureFailPoint)
+            outlive_caller=False,
+        )
+    ) as server:
         yield server.url
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from ketenbus.devstack import ports
-from ketenbus.devstack.processes import RunningProcess, launch
+from ketenbus.devstack.processes import PendingStart, RunningProcess
 
 MESSAGES = "messages.jsonl"
 ATTEMPTS = "attempts.jsonl"
@@ -133,14 +133,14 @@ def is_healthy(port: int) -> bool:
     return response.status_code == 200
 
 
-def start_sms_sink(
+def begin_sms_sink(
     directory: Path,
     log_path: Path,
     *,
     port: int | None = None,
     timeout: float = 20.0,
     outlive_caller: bool = True,
-) -> RunningProcess:
+) -> PendingStart:
     """Run the SMS sink as its own process; its `url` is the base URL `http://127.0.0.1:PORT`."""
 
     def argv(chosen: int) -> list[str]:
@@ -156,7 +156,7 @@ def start_sms_sink(
             str(directory),
         ]
 
-    return launch(
+    return PendingStart(
         "sms",
         argv,
         log_path=log_path,
@@ -167,6 +167,11 @@ def start_sms_sink(
         timeout=timeout,
         outlive_caller=outlive_caller,
     )
+
+
+def start_sms_sink(*args: Any, **kwargs: Any) -> RunningProcess:
+    """begin_sms_sink(...) and wait until it is ready."""
+    return begin_sms_sink(*args, **kwargs).wait()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -40,9 +40,9 @@ from ketenbus.devstack.errors import (
     StackNotRunning,
     StartFailed,
 )
-from ketenbus.devstack.kafka_server import start_kafka
-from ketenbus.devstack.mongo_server import start_mongo
-from ketenbus.devstack.processes import ProcessRef, RunningProcess, log_tail, spawn
+from ketenbus.devstack.kafka_server import begin_kafka
+from ketenbus.devstack.mongo_server import begin_mongo
+from ketenbus.devstack.processes import PendingStart, ProcessRef, log_tail, spawn
 from ketenbus.devstack.stack_state import Component, StackState
 from ketenbus.devstack.topic_provisioning import create_topics_blocking
 
@@ -233,26 +233,58 @@ class EmbeddedStack:
                 directory.mkdir(parents=True, exist_ok=True)
             service_keys.load_or_create(self.home)  # fail now, not at the first service start
 
-            started: list[RunningProcess] = []
+            # All four boot in parallel; each is then awaited in turn.
+            pending: list[PendingStart] = []
             try:
-                state = self._start_servers(started, timeout)
-                started.append(
-                    mail_sink.start_mail_sink(
+                state = StackState(
+                    home=str(self.home), kafka_bootstrap="", mongo_url="", partners=self.partners
+                )
+                if self._external_kafka:
+                    state.kafka_bootstrap = self._external_kafka
+                    state.components["kafka"] = Component(
+                        "kafka", "kafka", self._external_kafka, external=True
+                    )
+                else:
+                    pending.append(
+                        begin_kafka(
+                            self.log_path("kafka"),
+                            timeout=timeout,
+                            outlive_caller=self.outlive_caller,
+                        )
+                    )
+                if self._external_mongo:
+                    state.mongo_url = self._external_mongo
+                    state.components["mongo"] = Component(
+                        "mongo", "mongo", self._external_mongo, external=True
+                    )
+                else:
+                    pending.append(
+                        begin_mongo(
+                            self.mongo_dir,
+                            self.log_path("mongo"),
+                            test_commands=self.mongo_test_commands,
+                            timeout=timeout,
+                            outlive_caller=self.outlive_caller,
+                        )
+                    )
+                pending.append(
+                    mail_sink.begin_mail_sink(
                         self.mail_dir,
                         self.log_path("mail"),
                         timeout=timeout,
                         outlive_caller=self.outlive_caller,
                     )
                 )
-                started.append(
-                    sms_sink.start_sms_sink(
+                pending.append(
+                    sms_sink.begin_sms_sink(
                         self.sms_dir,
                         self.log_path("sms"),
                         timeout=timeout,
                         outlive_caller=self.outlive_caller,
                     )
                 )
-                for process in started:
+                for start in pending:
+                    process = start.wait()
                     state.components[process.name] = Component(
                         name=process.name,
                         kind=process.name,
@@ -262,46 +294,20 @@ class EmbeddedStack:
                         started=process.ref.started,
                         log=str(process.log_path),
                     )
+                    if process.name == "kafka":
+                        state.kafka_bootstrap = process.url
+                    elif process.name == "mongo":
+                        state.mongo_url = process.url
+                # Also on an external Kafka: the topics must exist with the registry's
+                # partition counts before any service produces to them.
+                create_topics_blocking(
+                    state.kafka_bootstrap, self.partners, request_timeout=timeout
+                )
                 stack_state.save(self.home, state)
             except BaseException:
-                for process in reversed(started):
-                    process.stop(timeout=5.0)
+                for start in reversed(pending):
+                    start.abandon()
                 raise
-
-    def _start_servers(self, started: list[RunningProcess], timeout: float) -> StackState:
-        components: dict[str, Component] = {}
-        if self._external_kafka:
-            bootstrap = self._external_kafka
-            components["kafka"] = Component("kafka", "kafka", bootstrap, external=True)
-        else:
-            kafka = start_kafka(
-                self.log_path("kafka"), timeout=timeout, outlive_caller=self.outlive_caller
-            )
-            started.append(kafka)
-            bootstrap = kafka.url
-        # Also on an external Kafka: the topics must exist with the registry's partitions.
-        create_topics_blocking(bootstrap, self.partners, request_timeout=timeout)
-
-        if self._external_mongo:
-            url = self._external_mongo
-            components["mongo"] = Component("mongo", "mongo", url, external=True)
-        else:
-            mongo = start_mongo(
-                self.mongo_dir,
-                self.log_path("mongo"),
-                test_commands=self.mongo_test_commands,
-                timeout=timeout,
-                outlive_caller=self.outlive_caller,
-            )
-            started.append(mongo)
-            url = mongo.url
-        return StackState(
-            home=str(self.home),
-            kafka_bootstrap=bootstrap,
-            mongo_url=url,
-            partners=self.partners,
-            components=components,
-        )
 
     # ----------------------------------------------------------------- services
 
@@ -438,7 +444,7 @@ class EmbeddedStack:
     async def wait_ready_async(
         self,
         names: str | Iterable[str] | None = None,
-        timeout: float = 60.0,  # noqa: ASYNC109 - the error names the service that was late
+        timeout: float = 60.0,
     ) -> None:
         """wait_ready for async tests, so the event loop (and the test's consumers) keep running."""
         import asyncio

@@ -34,7 +34,7 @@ def wait_until(
 async def wait_until_async(
     condition: Callable[[], T | Awaitable[T]],
     *,
-    timeout: float,  # noqa: ASYNC109 - the error message says what did not happen in time
+    timeout: float,
     what: str,
     interval: float = 0.05,
 ) -> T:

@@ -1,0 +1,127 @@
+"""The `ketenbus` command, run in-process against fake services on the session's servers."""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ketenbus.devstack.cli import main
+from ketenbus.devstack.stack import SERVICES, EmbeddedStack
+
+pytestmark = pytest.mark.chain
+
+FAKE_SERVICE_DIR = str(Path(__file__).parent)
+
+
+@pytest.fixture
+def home(
+    tmp_path: Path, kafka_bootstrap: str, mongo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """A home for the CLI; Kafka and Mongo come from the environment, as a developer may set."""
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
+    monkeypatch.setenv("MONGODB_URL", mongo_url)
+    monkeypatch.setenv("PYTHONPATH", FAKE_SERVICE_DIR)  # reaches the services: fake_service
+    home = tmp_path / "ketenbus-home"
+    try:
+        yield home
+    finally:
+        EmbeddedStack(home).stop(timeout=5)  # whatever a failed test left running
+
+
+def ketenbus(home: Path, *args: str) -> int:
+    return main(["--home", str(home), "--service-module", "fake_service", "--free-ports", *args])
+
+
+def test_up_status_logs_down(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert ketenbus(home, "up", "--timeout", "30") == 0
+    printed = capsys.readouterr().out
+    stack = EmbeddedStack(home)
+    for name in SERVICES:
+        assert f"{stack.service_url(name)}/metrics" in printed
+        assert f"{stack.service_url(name)}/asyncapi" in printed
+        assert f"{stack.service_url(name)}/docs" in printed
+    assert stack.kafka_bootstrap in printed
+    assert stack.mongo_url in printed
+    assert str(stack.mail_dir) in printed
+    assert stack.sms_url in printed
+
+    assert ketenbus(home, "status") == 0
+    status = capsys.readouterr().out.splitlines()
+    assert status[0].split() == ["COMPONENT", "PID", "ALIVE", "READY", "URL"]
+    assert len(status) == 1 + 4 + len(SERVICES)
+    assert all(" yes " in line for line in status[1:])
+
+    assert ketenbus(home, "logs", "intake", "-n", "5") == 0
+    assert "fake service listening on" in capsys.readouterr().out
+
+    assert ketenbus(home, "up") == 1
+    assert "already running" in capsys.readouterr().err
+
+    assert ketenbus(home, "down") == 0
+    assert not EmbeddedStack(home).is_running()
+    assert ketenbus(home, "status") == 1
+    assert "no stack running" in capsys.readouterr().err
+
+
+def test_up_names_the_service_that_does_not_start_and_stops_everything(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_EXIT_CODE", "2")  # every fake service exits at once
+
+    assert ketenbus(home, "up", "--timeout", "30") == 1
+
+    error = capsys.readouterr().err
+    assert error.startswith("ketenbus up: service ")
+    assert "exited before it was ready" in error
+    assert "cannot connect to the broker (on purpose)" in error
+    assert not EmbeddedStack(home).is_running()
+
+
+def test_a_failed_service_makes_status_fail(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert ketenbus(home, "up", "--timeout", "30") == 0
+    EmbeddedStack(home).kill_service("learning")
+    capsys.readouterr()
+
+    assert ketenbus(home, "status") == 1
+    assert "not alive or not ready: learning" in capsys.readouterr().err
+
+
+def test_demo_runs_the_scenario_on_the_stack(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[Any] = []
+
+    async def run(stack: EmbeddedStack) -> None:
+        seen.append(stack.urls())
+
+    scenario = types.ModuleType("ketenbus.devstack.scenario")
+    scenario.run = run  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ketenbus.devstack.scenario", scenario)
+
+    assert ketenbus(home, "demo", "--timeout", "30") == 0
+
+    [urls] = seen
+    assert set(SERVICES) <= set(urls)
+    assert EmbeddedStack(home).is_running()  # the demo leaves the stack up
+
+
+def test_demo_without_a_scenario_says_so(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "ketenbus.devstack.scenario", None)  # import fails
+
+    assert ketenbus(home, "demo", "--timeout", "30") == 1
+
+    assert (
+        "demo scenario (ketenbus.devstack.scenario) cannot be imported" in capsys.readouterr().err
+    )
+
+
+def test_down_without_a_stack_is_fine(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert ketenbus(home, "down") == 0
+    assert "no stack running" in capsys.readouterr().out
