@@ -125,3 +125,12 @@ def test_demo_without_a_scenario_says_so(
 def test_down_without_a_stack_is_fine(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert ketenbus(home, "down") == 0
     assert "no stack running" in capsys.readouterr().out
+
+
+def test_printed_urls_hide_passwords() -> None:
+    from ketenbus.devstack.cli import _shown
+
+    assert (
+        _shown("mongodb://app:s3cret@db:27017/?tls=true") == "mongodb://app:***@db:27017/?tls=true"
+    )
+    assert _shown("127.0.0.1:9092") == "127.0.0.1:9092"

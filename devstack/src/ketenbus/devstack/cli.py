@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
 
 from ketenbus.devstack.errors import StackAlreadyRunning, StackError
 from ketenbus.devstack.processes import log_tail
@@ -86,7 +87,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> None:
     rows = [("COMPONENT", "PID", "ALIVE", "READY", "URL")]
     for s in statuses:
         pid = "external" if s.external else str(s.pid or "-")
-        rows.append((s.name, pid, _yes(s.alive), _yes(s.ready), s.url))
+        rows.append((s.name, pid, _yes(s.alive), _yes(s.ready), _shown(s.url)))
     _print_table(rows, out)
     unhealthy = [s.name for s in statuses if not (s.alive and s.ready)]
     if unhealthy:
@@ -180,7 +181,7 @@ def _print_urls(stack: EmbeddedStack, out: TextIO) -> None:
         for page in ("metrics", "asyncapi", "docs"):
             rows.append((f"  {page}", urls[f"{name}.{page}"]))
     rows.append(("kafka (bootstrap)", urls["kafka"]))
-    rows.append(("mongo", urls["mongo"]))
+    rows.append(("mongo", _shown(urls["mongo"])))
     rows.append(("mail (smtp)", urls["mail"]))
     rows.append(("mail (received)", urls["mail.dir"]))
     rows.append(("sms sink", urls["sms"]))
@@ -196,6 +197,15 @@ def _print_table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(),
             file=out,
         )
+
+
+def _shown(url: str) -> str:
+    """The URL without its password: an external MONGODB_URL may carry credentials."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _yes(flag: bool) -> str:
