@@ -33,7 +33,7 @@ from ketenbus.contracts.envelope import Envelope, Event, UndeliverableEvent, dec
 from ketenbus.contracts.events import REGISTRY
 from ketenbus.contracts.topics import dead_letter_topic
 from ketenbus.kit.failures import DomainError, is_transient, pause
-from ketenbus.kit.inbox import AlreadyHandled, Inbox
+from ketenbus.kit.inbox import AlreadyHandled
 from ketenbus.kit.logs import get_logger, log_context
 from ketenbus.kit.metrics import KitMetrics
 
@@ -116,7 +116,6 @@ class EventConsumer:
         handlers: EventHandlers,
         dependencies: Mapping[str, Any],
         broker: KafkaBroker,
-        inbox: Inbox,
         metrics: KitMetrics,
         *,
         attempts: int = 5,
@@ -128,7 +127,6 @@ class EventConsumer:
         self.handlers = {event: inject(fn, dependencies) for event, fn in handlers.handlers.items()}
         self.topics = handlers.topics()
         self.broker = broker
-        self.inbox = inbox
         self.metrics = metrics
         self.attempts = attempts
         self.retry_base = retry_base_seconds
@@ -194,9 +192,8 @@ class EventConsumer:
             await self._handle(envelope, handler, record)
 
     async def _handle(self, envelope: Envelope[Any], handler: Any, record: Any) -> None:
-        if await self.inbox.seen(envelope.id):
-            self.metrics.events_handled.labels(envelope.type, "duplicate").inc()
-            return
+        # No look in the inbox first: the claim inside the handler's transaction finds a
+        # repeat anyway, and a round trip per event is a price every event would pay.
         attempt = 0
         while True:
             started = time.perf_counter()

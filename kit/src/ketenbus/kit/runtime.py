@@ -115,7 +115,6 @@ class Runtime:
                 self.service.handlers,
                 self.dependencies,
                 self.broker,
-                self.uow.inbox,
                 self.metrics,
                 attempts=self.settings.handler_attempts,
                 retry_base_seconds=self.settings.retry_base_seconds,

@@ -1,0 +1,64 @@
+"""A tiny event of the tests' own, on a topic of its own, so tests never see each other."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+from aiokafka import AIOKafkaConsumer
+
+from ketenbus.contracts.envelope import Event
+from ketenbus.contracts.topics import Topic
+
+
+def counted_event_class(topic_name: str) -> type[Event]:
+    class Counted(Event):
+        owner: ClassVar[str] = "kittest"
+        name: ClassVar[str] = "Counted"
+        stream: ClassVar[Topic | None] = Topic(topic_name, "kittest", "test topic", partitions=1)
+
+        client_ref: str
+        number: int
+
+    return Counted
+
+
+def fresh_topic(prefix: str = "test.kit") -> str:
+    return f"{prefix}.{uuid.uuid4().hex[:12]}"
+
+
+async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 30.0) -> list[Any]:
+    """Every record on a topic from the beginning, once `expected` have arrived."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while len(records) < expected:
+                batch = await consumer.getmany(timeout_ms=200)
+                for partition_records in batch.values():
+                    records.extend(partition_records)
+        # Anything beyond what was expected would show up within a short grace period.
+        extra = await consumer.getmany(timeout_ms=500)
+        for partition_records in extra.values():
+            records.extend(partition_records)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def eventually(
+    condition: Callable[[], Awaitable[bool]], timeout: float = 30.0, every: float = 0.05
+) -> None:
+    """Wait for a condition to hold, or fail saying so: never a fixed sleep."""
+    async with asyncio.timeout(timeout):
+        while not await condition():
+            await asyncio.sleep(every)

@@ -1,0 +1,97 @@
+"""A bad message goes to the dead-letter topic with its reason; the partition goes on."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from faststream.kafka import KafkaBroker
+from prometheus_client import CollectorRegistry
+from pymongo import AsyncMongoClient
+
+from ketenbus.contracts.envelope import Envelope, wrap
+from ketenbus.kit.clock import SystemClock
+from ketenbus.kit.consumer import EventConsumer, EventHandlers
+from ketenbus.kit.failures import DomainError
+from ketenbus.kit.metrics import KitMetrics
+from ketenbus.kit.uow import UnitOfWork
+
+from .support import counted_event_class, eventually, fresh_topic, read_topic
+
+pytestmark = pytest.mark.stack
+
+
+async def test_invalid_events_are_dead_lettered_with_a_reason_and_later_ones_processed(
+    kafka_bootstrap, mongo_url
+):
+    topic = fresh_topic()
+    Counted = counted_event_class(topic)
+    mongo = AsyncMongoClient(mongo_url, tz_aware=True)
+    db = mongo[f"kit_{uuid.uuid4().hex[:10]}"]
+    service = f"kit-consumer-{uuid.uuid4().hex[:6]}"
+    uow = UnitOfWork(mongo, db, service=service, clock=SystemClock())
+    handlers = EventHandlers(service)
+
+    @handlers.on(Counted)
+    async def count(event: Envelope, uow: UnitOfWork) -> None:
+        if event.data.number == 13:
+            raise DomainError("thirteen is not a number this service accepts")
+        async with uow.handling(event) as tx:
+            await tx.db.effects.insert_one({"_id": event.data.number}, session=tx.session)
+
+    broker = KafkaBroker(kafka_bootstrap, enable_idempotence=False)
+    metrics = KitMetrics(CollectorRegistry(), service)
+    consumer = EventConsumer(
+        handlers,
+        {"uow": uow},
+        broker,
+        metrics,
+        registry={Counted.event_type(): Counted},
+        retry_base_seconds=0.01,
+    )
+    consumer.subscribe()
+    await broker.start()
+    try:
+        good = [wrap(Counted(client_ref="cl_a", number=n), source="kittest") for n in (1, 2, 3)]
+        await broker.publish(good[0].to_bytes(), topic, key=b"cl_a")
+        await broker.publish(b"{not json", topic, key=b"cl_a")
+        wrong_type = json.loads(good[1].to_bytes())
+        wrong_type["data"]["number"] = "two"
+        await broker.publish(json.dumps(wrong_type).encode(), topic, key=b"cl_a")
+        unknown = json.loads(good[1].to_bytes())
+        unknown["type"] = "nl.ketenbus.kittest.Counted.v7"
+        await broker.publish(json.dumps(unknown).encode(), topic, key=b"cl_a")
+        refused = wrap(Counted(client_ref="cl_a", number=13), source="kittest")
+        await broker.publish(refused.to_bytes(), topic, key=b"cl_a")
+        await broker.publish(good[1].to_bytes(), topic, key=b"cl_a")
+        await broker.publish(good[2].to_bytes(), topic, key=b"cl_a")
+        await broker.publish(good[2].to_bytes(), topic, key=b"cl_a")  # redelivered
+
+        async def all_good_ones_handled() -> bool:
+            return await db.effects.count_documents({}) == 3
+
+        await eventually(all_good_ones_handled)
+        dead = await read_topic(kafka_bootstrap, f"{topic}.dlq", expected=4)
+    finally:
+        await broker.stop()
+        await mongo.close()
+
+    reasons = [dict(record.headers)["x-dlq-reason"].decode() for record in dead]
+    assert len(dead) == 4
+    assert reasons[0].startswith("MalformedEnvelope: not an event envelope")
+    assert reasons[1].startswith("InvalidEventData: nl.ketenbus.kittest.Counted.v1: data.number")
+    assert reasons[2].startswith("UnsupportedEventVersion: nl.ketenbus.kittest.Counted.v7")
+    assert reasons[3] == "DomainError: thirteen is not a number this service accepts"
+    assert dead[0].value == b"{not json"
+    assert dict(dead[3].headers)["x-dlq-consumer"].decode() == service
+    assert dict(dead[3].headers)["x-dlq-source"].decode() == f"{topic}/0/4"
+    sample = metrics.registry.get_sample_value(
+        "ketenbus_dlq_messages_total", {"topic": f"{topic}.dlq", "reason": "DomainError"}
+    )
+    assert sample == 1
+    duplicates = metrics.registry.get_sample_value(
+        "ketenbus_events_handled_total",
+        {"event_type": Counted.event_type(), "outcome": "duplicate"},
+    )
+    assert duplicates == 1

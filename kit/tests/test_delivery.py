@@ -1,0 +1,129 @@
+"""The outbox publishes exactly what was committed; the inbox makes a repeat a no-op."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from faststream.kafka import KafkaBroker
+from prometheus_client import CollectorRegistry
+from pymongo import AsyncMongoClient
+
+from ketenbus.contracts.envelope import wrap
+from ketenbus.kit.clock import SystemClock
+from ketenbus.kit.inbox import AlreadyHandled
+from ketenbus.kit.metrics import KitMetrics
+from ketenbus.kit.outbox import OutboxRelay
+from ketenbus.kit.uow import UnitOfWork
+
+from .support import counted_event_class, fresh_topic, read_topic
+
+pytestmark = pytest.mark.stack
+
+
+class Refused(Exception):
+    pass
+
+
+def number_of(record) -> int:
+    return json.loads(record.value)["data"]["number"]
+
+
+@pytest.fixture
+async def mongo(mongo_url):
+    client = AsyncMongoClient(mongo_url, tz_aware=True)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def broker(kafka_bootstrap):
+    broker = KafkaBroker(kafka_bootstrap, enable_idempotence=False)
+    await broker.start()
+    yield broker
+    await broker.stop()
+
+
+def unit_of_work(mongo, service="kit-test"):
+    db = mongo[f"kit_{uuid.uuid4().hex[:10]}"]
+    return UnitOfWork(mongo, db, service=service, clock=SystemClock()), db
+
+
+async def test_the_relay_publishes_what_was_committed_and_nothing_that_was_rolled_back(
+    mongo, broker, kafka_bootstrap
+):
+    topic = fresh_topic()
+    Counted = counted_event_class(topic)
+    uow, db = unit_of_work(mongo)
+
+    async with uow.command() as tx:
+        await db.state.insert_one({"_id": "kept"}, session=tx.session)
+        tx.publish(Counted(client_ref="cl_a", number=1))
+        tx.publish(Counted(client_ref="cl_a", number=2))
+    with pytest.raises(Refused):
+        async with uow.command() as tx:
+            await db.state.insert_one({"_id": "undone"}, session=tx.session)
+            tx.publish(Counted(client_ref="cl_a", number=3))
+            raise Refused
+    async with uow.command() as tx:
+        tx.publish(Counted(client_ref="cl_b", number=4))
+
+    relay = OutboxRelay(db, broker, KitMetrics(CollectorRegistry(), "kit-test"))
+    assert await relay.publish_pending() == 3
+    assert await relay.publish_pending() == 0
+
+    records = await read_topic(kafka_bootstrap, topic, expected=3)
+    assert sorted(number_of(r) for r in records) == [1, 2, 4]
+    assert await db.state.distinct("_id") == ["kept"]
+    assert {r.key for r in records} == {b"cl_a", b"cl_b"}
+    first = records[0]
+    assert dict(first.headers)["ce_type"] == Counted.event_type().encode()
+
+
+async def test_events_for_one_client_keep_their_order(mongo, broker, kafka_bootstrap):
+    topic = fresh_topic()
+    Counted = counted_event_class(topic)
+    uow, db = unit_of_work(mongo)
+    for number in range(20):
+        async with uow.command() as tx:
+            tx.publish(Counted(client_ref="cl_same", number=number))
+    relay = OutboxRelay(db, broker, KitMetrics(CollectorRegistry(), "kit-test"), batch_size=7)
+    while await relay.publish_pending():
+        pass
+    records = await read_topic(kafka_bootstrap, topic, expected=20)
+    assert [number_of(r) for r in records] == list(range(20))
+
+
+async def test_a_redelivered_event_is_a_no_op(mongo):
+    topic = fresh_topic()
+    Counted = counted_event_class(topic)
+    uow, db = unit_of_work(mongo)
+    envelope = wrap(Counted(client_ref="cl_a", number=1), source="kittest")
+
+    async def handle() -> None:
+        async with uow.handling(envelope) as tx:
+            await db.effects.update_one(
+                {"_id": "count"}, {"$inc": {"n": 1}}, upsert=True, session=tx.session
+            )
+            tx.publish(Counted(client_ref="cl_a", number=2))
+
+    await handle()
+    with pytest.raises(AlreadyHandled):
+        await handle()
+
+    assert (await db.effects.find_one({"_id": "count"}))["n"] == 1
+    assert await db.outbox.count_documents({}) == 1
+    assert await uow.inbox.seen(envelope.id)
+
+
+async def test_the_inbox_is_per_consumer(mongo):
+    Counted = counted_event_class(fresh_topic())
+    uow, db = unit_of_work(mongo, service="first")
+    other = UnitOfWork(mongo, db, service="second", clock=SystemClock())
+    envelope = wrap(Counted(client_ref="cl_a", number=1), source="kittest")
+    async with uow.handling(envelope):
+        pass
+    async with other.handling(envelope):
+        pass
+    assert await db.inbox.count_documents({}) == 2
