@@ -1,0 +1,60 @@
+# Ketenbus: two commands matter.  `make demo` runs the chain; `make test` proves it.
+# A fresh machine needs only Python 3.11, pip and make: everything else is installed here.
+
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+# Debian packages the tests use: promtool (alert-rule tests) and Chromium (dashboard test).
+APT_PACKAGES := prometheus chromium
+
+.PHONY: demo test setup system-packages lint schemas check-lock up down status clean
+
+demo: setup ## bring up the embedded stack and run the scenario
+	$(UV) run ketenbus demo
+
+test: setup system-packages check-lock ## the whole test suite on the embedded stack
+	$(UV) run ruff check .
+	$(UV) run python -m ketenbus.contracts check
+	$(UV) run pytest
+
+setup: $(UV) ## uv, then every Python dependency exactly as locked
+	$(UV) sync --frozen --quiet
+
+$(UV):
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+system-packages: ## Debian packages for promtool and headless Chromium, if missing
+	@missing=""; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing \
+	    || echo "could not install$$missing; the tests that need them will say they were skipped"; \
+	fi
+
+check-lock: $(UV) ## fail when uv.lock no longer matches the pyproject files
+	$(UV) lock --check
+
+lint: setup
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+
+schemas: setup ## export the JSON Schema of every event (refuses breaking changes)
+	$(UV) run python -m ketenbus.contracts export
+
+up: setup
+	$(UV) run ketenbus up
+
+down: setup
+	$(UV) run ketenbus down
+
+status: setup
+	$(UV) run ketenbus status
+
+clean: down
+	rm -rf .ketenbus
