@@ -134,26 +134,26 @@ class EventConsumer:
         self.registry = dict(registry)
         self.health = ConsumerHealth()
         self.subscribers: list[Any] = []
-        self.assignments: list[Assignments] = []
+        self.assignments = Assignments()
 
     def subscribe(self) -> None:
-        for topic in self.topics:
-            assignments = Assignments()
-            subscriber = self.broker.subscriber(
-                topic,
-                group_id=self.service,
-                auto_offset_reset="earliest",
-                ack_policy=AckPolicy.NACK_ON_ERROR,
-                listener=assignments,
-                title=f"{self.service}:{topic}",
-            )
-            subscriber(self.receive)
-            self.subscribers.append(subscriber)
-            self.assignments.append(assignments)
+        """One consumer for all the service's topics: one member in the group, one join,
+        instead of a rebalance for every topic that comes up."""
+        self.assignments = Assignments()
+        subscriber = self.broker.subscriber(
+            *self.topics,
+            group_id=self.service,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            listener=self.assignments,
+            title=f"{self.service}:events",
+        )
+        subscriber(self.receive)
+        self.subscribers.append(subscriber)
 
     @property
     def ready(self) -> bool:
-        return self.health.ok and all(a.joined for a in self.assignments)
+        return self.health.ok and self.assignments.joined
 
     async def watch_lag(self, every_seconds: float = 5.0) -> None:
         """Consumer lag per partition, for the operators' dashboard and alerts."""
