@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ketenbus.devstack import mail_sink, ports, service_keys, sms_sink, stack_state
+from ketenbus.devstack import access, mail_sink, ports, service_keys, sms_sink, stack_state
 from ketenbus.devstack.errors import (
     NotReady,
     StackAlreadyRunning,
@@ -188,6 +188,10 @@ class EmbeddedStack:
         """Every SMS the services delivered so far, oldest first."""
         return sms_sink.read_sms(self.sms_dir)
 
+    def api_token(self, organisation: str, role: str) -> str:
+        """The API key an organisation uses in a role (see ketenbus.devstack.access)."""
+        return access.token(self.home, organisation, role)
+
     # ----------------------------------------------------------------- state
 
     def _load(self) -> StackState | None:
@@ -232,6 +236,7 @@ class EmbeddedStack:
             for directory in (self.logs_dir, self.mail_dir, self.sms_dir):
                 directory.mkdir(parents=True, exist_ok=True)
             service_keys.load_or_create(self.home)  # fail now, not at the first service start
+            access.provision(self.home)
 
             # All four boot in parallel; each is then awaited in turn.
             pending: list[PendingStart] = []
@@ -342,6 +347,7 @@ class EmbeddedStack:
                 # Log lines reach the log file when written, not when a buffer fills.
                 "PYTHONUNBUFFERED": "1",
                 **service_keys.load_or_create(self.home),
+                "API_KEYS_FILE": str(access.provision(self.home)),
             }
         )
         if http_port is not None:

@@ -1,0 +1,68 @@
+"""API keys for the organisations of the local chain, made once per stack home.
+
+The services get only the hashes (`api-keys.jsonl`); the keys themselves are kept in
+`api-tokens.json` (mode 0600) for the demo, the tests and a developer with curl.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ketenbus.kit.auth import append_record, issue_key
+
+KEYS_FILE = "api-keys.jsonl"
+TOKENS_FILE = "api-tokens.json"
+
+WELFARE_ORGANISATIONS = ("welzijn-utrecht", "welzijn-amersfoort", "welzijn-heuvelrug")
+REFERRERS = ("huisarts-de-linde", "huisarts-oosterpoort", "gemeente-utrecht")
+DEBT_COUNSELLING = ("schuldhulp-midden",)
+
+# role -> scopes. A worker's key also names the worker, so actions are attributable.
+ROLES: dict[str, tuple[str, ...]] = {
+    "referrer": ("referrals:write", "referrals:read"),
+    "worker": ("trajectories:write", "trajectories:read"),
+    "portal": ("enrolments:write", "enrolments:read"),
+    "manager": ("analytics:read", "trajectories:read"),
+    "notifications": ("notifications:write", "notifications:read"),
+}
+
+
+def _grants() -> list[tuple[str, str, str | None]]:
+    grants: list[tuple[str, str, str | None]] = [(org, "referrer", None) for org in REFERRERS]
+    for org in WELFARE_ORGANISATIONS:
+        grants += [
+            (org, "referrer", None),  # self-registration arrives through the organisation
+            (org, "worker", f"mw.{org.removeprefix('welzijn-')}"),
+            (org, "portal", None),
+            (org, "manager", None),
+            (org, "notifications", None),
+        ]
+    return grants
+
+
+def provision(home: Path) -> Path:
+    """The hashed key file for the services; creates keys the first time."""
+    keys_path, tokens_path = home / KEYS_FILE, home / TOKENS_FILE
+    if keys_path.exists() and tokens_path.exists():
+        return keys_path
+    keys_path.unlink(missing_ok=True)
+    tokens: dict[str, str] = {}
+    for organisation, role, worker in _grants():
+        token, record = issue_key(organisation, ROLES[role], worker, label=role)
+        append_record(keys_path, record)
+        tokens[f"{organisation}/{role}"] = token
+    descriptor = os.open(tokens_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        json.dump(tokens, file, indent=2)
+    return keys_path
+
+
+def token(home: Path, organisation: str, role: str) -> str:
+    """The key an organisation uses in a role, e.g. token(home, "huisarts-de-linde", "referrer")."""
+    tokens = json.loads((home / TOKENS_FILE).read_text(encoding="utf-8"))
+    try:
+        return tokens[f"{organisation}/{role}"]
+    except KeyError:
+        raise KeyError(f"no {role} key for {organisation} in {home / TOKENS_FILE}") from None
