@@ -348,6 +348,8 @@ class EmbeddedStack:
                 "PYTHONUNBUFFERED": "1",
                 **service_keys.load_or_create(self.home),
                 "API_KEYS_FILE": str(access.provision(self.home)),
+                # Locally the follow-up after a missed appointment comes in seconds, not hours.
+                "MISSED_FOLLOW_UP_DELAY": "PT5S",
             }
         )
         if http_port is not None:

@@ -9,7 +9,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from ketenbus.contracts import sealing
 from ketenbus.contracts.events import Urgency
-from ketenbus.contracts.values import DeclineReason, ReferralStatus, Sealed, new_id
+from ketenbus.contracts.values import (
+    DeclineReason,
+    ReferralStatus,
+    ReferralTopic,
+    ReferrerType,
+    Sealed,
+    new_id,
+)
 from ketenbus.intake.domain import Referral, ReferralState, Referrer
 from ketenbus.intake.personal import (
     IntakeKeys,
@@ -100,8 +107,10 @@ def _referral_from(document: dict[str, Any]) -> Referral:
     return Referral(
         id=document["_id"],
         client_ref=document["client_ref"],
-        referrer=Referrer(referrer["type"], referrer["organisation_id"], referrer["reference"]),
-        topic=document["topic"],
+        referrer=Referrer(
+            ReferrerType(referrer["type"]), referrer["organisation_id"], referrer["reference"]
+        ),
+        topic=ReferralTopic(document["topic"]),
         urgency=Urgency(**document["urgency"]),
         postcode_area=document["postcode_area"],
         consent_id=document["consent_id"],

@@ -6,6 +6,7 @@ from dataclasses import asdict
 from functools import cached_property
 from typing import Any
 
+from pydantic import TypeAdapter
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ketenbus.kit.uow import Transaction
@@ -53,10 +54,11 @@ def _document(enrolment: Enrolment) -> dict[str, Any]:
     return document
 
 
+_ENROLMENT = TypeAdapter(Enrolment)
+
+
 def _enrolment(document: dict[str, Any]) -> Enrolment:
-    document = dict(document)
-    document["id"] = document.pop("_id")
-    return Enrolment(**document)
+    return _ENROLMENT.validate_python({**document, "id": document["_id"]})
 
 
 class LearningTransaction(Transaction):

@@ -7,6 +7,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+from pydantic import TypeAdapter
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ketenbus.contracts.values import Channel, Language, Sealed
@@ -92,10 +93,11 @@ def _document(reminder: Reminder) -> dict[str, Any]:
     return document
 
 
+_REMINDER = TypeAdapter(Reminder)
+
+
 def _reminder(document: dict[str, Any]) -> Reminder:
-    document = dict(document)
-    document["id"] = document.pop("_id")
-    return Reminder(**document)
+    return _REMINDER.validate_python({**document, "id": document["_id"]})
 
 
 class NotificationTransaction(Transaction):

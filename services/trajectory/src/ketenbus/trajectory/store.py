@@ -6,11 +6,12 @@ from dataclasses import asdict
 from functools import cached_property
 from typing import Any
 
+from pydantic import TypeAdapter
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ketenbus.kit.failures import TransientError
 from ketenbus.kit.uow import Transaction
-from ketenbus.trajectory.domain import Appointment, ModuleAssignment, Trajectory
+from ketenbus.trajectory.domain import Trajectory
 
 
 async def ensure_indexes(db: AsyncDatabase[Any]) -> None:
@@ -73,12 +74,12 @@ def _document(trajectory: Trajectory) -> dict[str, Any]:
     return document
 
 
+_TRAJECTORY = TypeAdapter(Trajectory)
+
+
 def _trajectory(document: dict[str, Any]) -> Trajectory:
-    document = dict(document)
-    document["id"] = document.pop("_id")
-    document["appointments"] = [Appointment(**a) for a in document["appointments"]]
-    document["modules"] = [ModuleAssignment(**m) for m in document["modules"]]
-    return Trajectory(**document)
+    """Back from the document, enumerations and nested appointments included."""
+    return _TRAJECTORY.validate_python({**document, "id": document["_id"]})
 
 
 class TrajectoryTransaction(Transaction):

@@ -1,0 +1,151 @@
+"""Talking to the chain as its users do: a referrer, a social worker, the client portal.
+
+Only HTTP and the public API shapes; used by the demo scenario and the end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import httpx
+
+T = TypeVar("T")
+
+
+class ChainError(Exception):
+    pass
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], what: str, timeout: float = 30.0
+) -> T:
+    """Poll until the probe returns something: the chain is asynchronous by design."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = await probe()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise ChainError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+class ChainClient:
+    def __init__(self, urls: dict[str, str], tokens: Callable[[str, str], str]) -> None:
+        self.urls = urls
+        self.tokens = tokens
+        self.http = httpx.AsyncClient(timeout=10.0)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def _call(
+        self, method: str, service: str, path: str, organisation: str, role: str, **kwargs: Any
+    ) -> Any:
+        headers = {"Authorization": f"Bearer {self.tokens(organisation, role)}"}
+        headers.update(kwargs.pop("headers", {}))
+        response = await self.http.request(
+            method, f"{self.urls[service]}{path}", headers=headers, **kwargs
+        )
+        if response.status_code >= 400:
+            raise ChainError(f"{method} {service}{path}: {response.status_code} {response.text}")
+        return response.json()
+
+    async def refer(
+        self, referrer: str, referral: dict[str, Any], idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return await self._call(
+            "POST", "intake", "/v1/referrals", referrer, "referrer", json=referral, headers=headers
+        )
+
+    async def referral_status(self, referrer: str, referral_id: str) -> dict[str, Any]:
+        return await self._call(
+            "GET", "intake", f"/v1/referrals/{referral_id}/status", referrer, "referrer"
+        )
+
+    async def trajectory_for(self, organisation: str, referral_id: str) -> dict[str, Any]:
+        async def probe() -> dict[str, Any] | None:
+            found = await self._call(
+                "GET",
+                "trajectory",
+                "/v1/trajectories",
+                organisation,
+                "worker",
+                params={"referral_id": referral_id},
+            )
+            return found[0] if found else None
+
+        return await eventually(probe, f"the trajectory of referral {referral_id}")
+
+    async def trajectory(self, organisation: str, trajectory_id: str) -> dict[str, Any]:
+        return await self._call(
+            "GET", "trajectory", f"/v1/trajectories/{trajectory_id}", organisation, "worker"
+        )
+
+    async def schedule(
+        self, organisation: str, trajectory_id: str, starts_at: datetime, **details: Any
+    ) -> dict[str, Any]:
+        body = {"starts_at": starts_at.isoformat(), **details}
+        return await self._call(
+            "POST",
+            "trajectory",
+            f"/v1/trajectories/{trajectory_id}/appointments",
+            organisation,
+            "worker",
+            json=body,
+        )
+
+    async def register(
+        self, organisation: str, trajectory_id: str, appointment_id: str, outcome: str
+    ) -> dict[str, Any]:
+        """outcome: "attended" or "missed"."""
+        return await self._call(
+            "POST",
+            "trajectory",
+            f"/v1/trajectories/{trajectory_id}/appointments/{appointment_id}/{outcome}",
+            organisation,
+            "worker",
+        )
+
+    async def assign_module(
+        self, organisation: str, trajectory_id: str, module_id: str, language: str = "nl"
+    ) -> dict[str, Any]:
+        return await self._call(
+            "POST",
+            "trajectory",
+            f"/v1/trajectories/{trajectory_id}/modules",
+            organisation,
+            "worker",
+            json={"module_id": module_id, "language": language},
+        )
+
+    async def enrolment(
+        self, organisation: str, client_ref: str, enrolment_id: str
+    ) -> dict[str, Any]:
+        async def probe() -> dict[str, Any] | None:
+            found = await self._call(
+                "GET",
+                "learning",
+                "/v1/enrolments",
+                organisation,
+                "portal",
+                params={"client_ref": client_ref},
+            )
+            return next((e for e in found if e["enrolment_id"] == enrolment_id), None)
+
+        return await eventually(probe, f"enrolment {enrolment_id} in learning")
+
+    async def complete_module(self, organisation: str, enrolment_id: str) -> dict[str, Any]:
+        return await self._call(
+            "POST", "learning", f"/v1/enrolments/{enrolment_id}/complete", organisation, "portal"
+        )
+
+    async def metrics(self, service: str) -> str:
+        response = await self.http.get(f"{self.urls[service]}/metrics")
+        response.raise_for_status()
+        return response.text
