@@ -77,9 +77,7 @@ def test_the_example_partners() -> None:
 
 
 def test_every_topic_of_the_registry_has_a_kafka_topic_and_a_dlq(yaml: ModuleType) -> None:
-    declared = {
-        d["spec"]["topicName"]: d["spec"] for d in _of_kind(_base(yaml), "KafkaTopic")
-    }
+    declared = {d["spec"]["topicName"]: d["spec"] for d in _of_kind(_base(yaml), "KafkaTopic")}
     registry = (*topics.INTERNAL_TOPICS, *topics.topics_for_partners(PARTNERS))
     wanted = {t.name: t.partitions for t in registry}
     wanted |= {t.dlq: t.partitions for t in registry}
