@@ -7,6 +7,7 @@ prometheus-alertmanager`. Without them these tests skip, saying so.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -101,3 +102,15 @@ def test_alertmanager_routes(labels: tuple[str, ...], receiver: str) -> None:
         cwd=DEPLOY,
     )
     assert output.strip() == receiver
+
+
+def test_every_runbook_an_alert_names_exists() -> None:
+    rules = "".join(path.read_text(encoding="utf-8") for path in RULES)
+    readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    anchors = {
+        re.sub(r"[^a-z0-9 -]", "", heading.lower()).replace(" ", "-")
+        for heading in re.findall(r"^#+ (.+)$", readme, re.M)
+    }
+    named = set(re.findall(r'runbook: "deploy/README\.md#([a-z0-9-]+)"', rules))
+    assert named
+    assert named <= anchors
