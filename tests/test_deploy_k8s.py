@@ -291,3 +291,13 @@ def test_kustomize_builds(yaml: ModuleType, path: str) -> None:
             for c in d["spec"]["template"]["spec"]["containers"]
         }
         assert all(re.fullmatch(r"[a-z0-9./-]+/ketenbus-[a-z]+:[0-9][\w.]*", i) for i in images)
+
+
+def test_strimzi_v1_api_and_the_same_kafka_version_as_compose(yaml: ModuleType) -> None:
+    documents = _base(yaml)
+    strimzi = [d for d in documents if d["apiVersion"].startswith("kafka.strimzi.io/")]
+    # Strimzi 1.0 and later serve only v1.
+    assert {d["apiVersion"] for d in strimzi} == {"kafka.strimzi.io/v1"}
+    version = _of_kind(documents, "Kafka")[0]["spec"]["kafka"]["version"]
+    compose = (ROOT / "deploy" / "docker-compose.yml").read_text(encoding="utf-8")
+    assert f"image: apache/kafka:{version}\n" in compose

@@ -113,7 +113,7 @@ def _topic(name: str, partitions: int, dlq: bool) -> str:
         config += f'    retention.ms: "{DLQ_RETENTION_MS}"\n'
     return (
         "---\n"
-        "apiVersion: kafka.strimzi.io/v1beta2\n"
+        "apiVersion: kafka.strimzi.io/v1\n"
         "kind: KafkaTopic\n"
         "metadata:\n"
         f"  name: {resource_name(name)}\n"
@@ -155,7 +155,7 @@ def _user(name: str, comment: str, acls: list[str], quotas: str = "") -> str:
     return (
         "---\n"
         f"# {comment}\n"
-        "apiVersion: kafka.strimzi.io/v1beta2\n"
+        "apiVersion: kafka.strimzi.io/v1\n"
         "kind: KafkaUser\n"
         "metadata:\n"
         f"  name: {name}\n"
