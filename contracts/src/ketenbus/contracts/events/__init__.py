@@ -10,6 +10,7 @@ from ketenbus.contracts.events.intake import (
     ClientWaitlisted,
     ConsentGranted,
     ConsentWithdrawn,
+    PartnerContactSealed,
     ReferralAccepted,
     ReferralDeclined,
     ReferralReceived,
@@ -61,9 +62,11 @@ from ketenbus.contracts.events.trajectory import (
     PartnerOutcomeRecorded,
     PartnerReferralRecorded,
     PartnerReferralRequested,
+    PartnerReferralWithdrawn,
     TrajectoryClosed,
     TrajectoryOpened,
     TrajectoryPhaseChanged,
+    WithdrawalReason,
 )
 
 ALL_EVENTS: tuple[type[Event], ...] = (
@@ -76,6 +79,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     ConsentGranted,
     ConsentWithdrawn,
     ClientContactShared,
+    PartnerContactSealed,
     ClientErasureRequested,
     ReferralStatusChanged,
     ReferralRejected,
@@ -100,6 +104,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     ModuleProgressRecorded,
     HomeworkFeedbackGiven,
     PartnerReferralRequested,
+    PartnerReferralWithdrawn,
     PartnerReferralRecorded,
     PartnerOutcomeRecorded,
     AftercareStarted,
@@ -133,4 +138,5 @@ __all__ = [cls.__name__ for cls in ALL_EVENTS] + [
     "PartnerStatus",
     "QuestionnaireMoment",
     "Urgency",
+    "WithdrawalReason",
 ]

@@ -106,6 +106,8 @@ class WaitlistExited(_IntakeEvent):
     consent_id: ConsentId
     received_at: AwareDatetime
     exited_at: AwareDatetime
+    # Added within v1: a crisis leaves the waiting list first and is opened as one.
+    crisis: bool = False
 
 
 class _ClientEvent(Event):
@@ -141,6 +143,22 @@ class ClientContactShared(_ClientEvent):
     preferred_channel: Channel
     contact: Sealed
     shared_at: AwareDatetime
+
+
+class PartnerContactSealed(_ClientEvent):
+    """How a partner the client consented to may reach them, sealed with that partner's key.
+
+    Trajectory keeps it unopened and passes it on at the hand-off; it cannot read it.
+    """
+
+    client_ref: ClientRef
+    organisation_id: OrganisationId
+    partner_organisation_id: OrganisationId
+    consent_id: ConsentId
+    purpose: ConsentPurpose
+    # Name, phone and language only: the consented minimum.
+    contact: Sealed
+    sealed_at: AwareDatetime
 
 
 class ClientErasureRequested(_ClientEvent):

@@ -6,6 +6,7 @@ services need to count, remind or hand off.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, ClassVar
 
 from pydantic import AwareDatetime, Field
@@ -44,6 +45,11 @@ from ketenbus.contracts.values import (
 )
 
 DebtJourneyPhase = Annotated[int, Field(ge=1, le=5)]
+
+
+class WithdrawalReason(StrEnum):
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    CLIENT_ERASED = "client_erased"
 
 
 class _TrajectoryEvent(Event):
@@ -197,6 +203,25 @@ class PartnerReferralRequested(Event):
         return partner_outbound(self.partner_organisation_id)
 
 
+class PartnerReferralWithdrawn(Event):
+    """The hand-off ends from our side (consent withdrawn, erasure): stop and forget the contact."""
+
+    owner: ClassVar[str] = "trajectory"
+
+    partner_referral_id: PartnerReferralId
+    partner_organisation_id: OrganisationId
+    referring_organisation_id: OrganisationId
+    reason: WithdrawalReason
+    withdrawn_at: AwareDatetime
+
+    @property
+    def subject(self) -> str:
+        return self.partner_referral_id
+
+    def destination(self) -> Topic:
+        return partner_outbound(self.partner_organisation_id)
+
+
 class PartnerReferralRecorded(_TrajectoryEvent):
     """The hand-off as the chain sees it, on the trajectory stream, for counting."""
 
@@ -263,7 +288,9 @@ __all__ = [
     "PartnerOutcomeRecorded",
     "PartnerReferralRecorded",
     "PartnerReferralRequested",
+    "PartnerReferralWithdrawn",
     "TrajectoryClosed",
     "TrajectoryOpened",
     "TrajectoryPhaseChanged",
+    "WithdrawalReason",
 ]
