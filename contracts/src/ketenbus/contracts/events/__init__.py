@@ -31,10 +31,14 @@ from ketenbus.contracts.events.learning import (
 )
 from ketenbus.contracts.events.notifications import (
     ClientOptedOut,
+    OptOutRoute,
     ReminderCancelled,
     ReminderFailed,
+    ReminderRescheduled,
     ReminderScheduled,
     ReminderSent,
+    WorkerNote,
+    WorkerNotified,
 )
 from ketenbus.contracts.events.partners import (
     ConsentStatement,
@@ -118,10 +122,12 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     QuestionnaireCompleted,
     # notifications
     ReminderScheduled,
+    ReminderRescheduled,
     ReminderSent,
     ReminderFailed,
     ReminderCancelled,
     ClientOptedOut,
+    WorkerNotified,
     # analytics
     KpiSnapshotPublished,
 )
@@ -134,9 +140,11 @@ __all__ = [cls.__name__ for cls in ALL_EVENTS] + [
     "ConsentStatement",
     "KpiCell",
     "LifeDomainScores",
+    "OptOutRoute",
     "PartnerOutcome",
     "PartnerStatus",
     "QuestionnaireMoment",
     "Urgency",
     "WithdrawalReason",
+    "WorkerNote",
 ]

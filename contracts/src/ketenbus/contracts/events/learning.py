@@ -54,6 +54,9 @@ class HomeworkSubmitted(_EnrolmentEvent):
 
 
 class ModuleCompleted(_EnrolmentEvent):
+    # A client may mark a module finished before every step is done: the counts show it.
+    steps_completed: int | None = Field(default=None, ge=0)
+    steps_total: int | None = Field(default=None, ge=1)
     completed_at: AwareDatetime
 
 
