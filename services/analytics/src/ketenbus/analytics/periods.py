@@ -1,0 +1,43 @@
+"""Reporting periods: month, quarter, year, or the whole history, in Dutch local time.
+
+A contact at 23:30 UTC on 31 December belongs to the next year in the Netherlands; the
+sector's tables follow the calendar the organisation lives by, so periods do too.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+LOCAL = ZoneInfo("Europe/Amsterdam")
+ALL_TIME = "all"
+
+
+class PeriodKind(StrEnum):
+    MONTH = "month"
+    QUARTER = "quarter"
+    YEAR = "year"
+    ALL = "all"
+
+
+def period_of(moment: datetime, kind: PeriodKind) -> str:
+    """'2025-03', '2025-Q1', '2025' or 'all': the label the benchmark contract uses too."""
+    local = moment.astimezone(LOCAL)
+    if kind is PeriodKind.MONTH:
+        return f"{local.year:04d}-{local.month:02d}"
+    if kind is PeriodKind.QUARTER:
+        return f"{local.year:04d}-Q{(local.month - 1) // 3 + 1}"
+    if kind is PeriodKind.YEAR:
+        return f"{local.year:04d}"
+    return ALL_TIME
+
+
+def kind_of(period: str) -> PeriodKind:
+    if period == ALL_TIME:
+        return PeriodKind.ALL
+    if "-Q" in period:
+        return PeriodKind.QUARTER
+    if "-" in period:
+        return PeriodKind.MONTH
+    return PeriodKind.YEAR
