@@ -5,8 +5,6 @@ SHELL := /bin/bash
 UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
-# Debian packages the tests use: promtool (alert-rule tests) and Chromium (dashboard test).
-APT_PACKAGES := prometheus chromium
 
 .PHONY: demo test setup system-packages lint schemas check-lock up down status clean
 
@@ -25,9 +23,10 @@ $(UV):
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-system-packages: ## Debian packages for promtool and headless Chromium, if missing
+system-packages: ## Debian packages: promtool, amtool (alert tests), Chromium (dashboard test)
 	@missing=""; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v amtool >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \

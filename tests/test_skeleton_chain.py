@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from ketenbus.devstack.chain_client import ChainClient
-from ketenbus.devstack.scenario import GP, SANNE, WELFARE, run_skeleton
+from ketenbus.devstack.scenario import GP, SANNE, SKELETON_EVENTS, WELFARE, run_skeleton
 
 pytestmark = [pytest.mark.stack, pytest.mark.chain]
 
@@ -27,17 +27,7 @@ async def test_a_referral_travels_the_whole_chain_and_nothing_personal_leaks(cha
     assert "schuld" not in body.lower() and "geld" not in body.lower()
     assert outcome.enrolment["status"] == "completed"
     assert outcome.trajectory["modules"][0]["completed"] is True
-    for event in (
-        "ReferralReceived",
-        "ReferralAccepted",
-        "TrajectoryOpened",
-        "AppointmentScheduled",
-        "AppointmentMissed",
-        "ReminderSent",
-        "ModuleAssigned",
-        "ModuleCompleted",
-        "ModuleProgressRecorded",
-    ):
+    for event in SKELETON_EVENTS:
         assert outcome.events_seen.get(event) == 1, event
 
     personal = [SANNE["client"]["name"], "Sanne", "06-12345678", "0612345678", "sanne.devries"]

@@ -110,18 +110,6 @@ def test_demo_runs_the_scenario_on_the_stack(
     assert EmbeddedStack(home).is_running()  # the demo leaves the stack up
 
 
-def test_demo_without_a_scenario_says_so(
-    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setitem(sys.modules, "ketenbus.devstack.scenario", None)  # import fails
-
-    assert ketenbus(home, "demo", "--timeout", "30") == 1
-
-    assert (
-        "demo scenario (ketenbus.devstack.scenario) cannot be imported" in capsys.readouterr().err
-    )
-
-
 def test_down_without_a_stack_is_fine(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert ketenbus(home, "down") == 0
     assert "no stack running" in capsys.readouterr().out

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import inspect
 import os
 import sys
@@ -26,6 +27,8 @@ from urllib.parse import urlsplit, urlunsplit
 from ketenbus.devstack.errors import StackAlreadyRunning, StackError
 from ketenbus.devstack.processes import log_tail
 from ketenbus.devstack.stack import INFRASTRUCTURE, SERVICES, EmbeddedStack
+
+SCENARIO = "ketenbus.devstack.scenario"
 
 
 class Failure(Exception):
@@ -154,13 +157,8 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> None:
     else:
         _bring_up(stack, args.timeout, out)
         _print_urls(stack, out)
-    try:
-        from ketenbus.devstack import scenario  # written separately; may not exist yet
-    except ImportError as error:
-        raise Failure(
-            f"the demo scenario (ketenbus.devstack.scenario) cannot be imported yet: {error}; "
-            "the stack is up and stays up (`ketenbus down` stops it)"
-        ) from error
+    # Looked up by name at run time, so a test can put a scenario of its own in its place.
+    scenario = importlib.import_module(SCENARIO)
     result: Any = scenario.run(stack)
     if inspect.isawaitable(result):
         asyncio.run(_awaited(result))

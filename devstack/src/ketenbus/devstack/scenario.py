@@ -39,6 +39,19 @@ SANNE = {
 }
 
 
+SKELETON_EVENTS = (
+    "ReferralReceived",
+    "ReferralAccepted",
+    "TrajectoryOpened",
+    "AppointmentScheduled",
+    "AppointmentMissed",
+    "ReminderSent",
+    "ModuleAssigned",
+    "ModuleCompleted",
+    "ModuleProgressRecorded",
+)
+
+
 @dataclass
 class Outcome:
     referral: dict[str, Any] = field(default_factory=dict)
@@ -106,8 +119,9 @@ async def run_skeleton(stack: EmbeddedStack, *, quiet: bool = False) -> Outcome:
         say(8, "trajectory records the completed module", "ModuleProgressRecorded")
 
         async def counted() -> Any:
+            # Events on different topics arrive in no fixed order: wait for all of them.
             seen = events_seen(await client.metrics("analytics"))
-            return seen if seen.get("ModuleProgressRecorded") else None
+            return seen if all(seen.get(name) for name in SKELETON_EVENTS) else None
 
         outcome.events_seen = await eventually(counted, "analytics to count the last event")
         say(
