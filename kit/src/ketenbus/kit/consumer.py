@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -29,7 +30,14 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from ketenbus.contracts.envelope import Envelope, Event, UndeliverableEvent, decode
+from ketenbus.contracts.envelope import (
+    Envelope,
+    Event,
+    MalformedEnvelope,
+    UndeliverableEvent,
+    UnknownEventType,
+    decode,
+)
 from ketenbus.contracts.events import REGISTRY
 from ketenbus.contracts.topics import dead_letter_topic
 from ketenbus.kit.failures import DomainError, is_transient, pause
@@ -40,6 +48,21 @@ from ketenbus.kit.metrics import KitMetrics
 log = get_logger(__name__)
 
 Handler = Callable[..., Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message put aside, as the service's dead-letter hook sees it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    reason: str
+
+
+DeadLetterHook = Callable[[DeadLetter], Awaitable[None]]
 
 
 @dataclass
@@ -122,6 +145,7 @@ class EventConsumer:
         retry_base_seconds: float = 0.1,
         retry_max_seconds: float = 5.0,
         registry: Mapping[str, type[Event]] = REGISTRY,
+        on_dead_letter: DeadLetterHook | None = None,
     ) -> None:
         self.service = handlers.service
         self.handlers = {event: inject(fn, dependencies) for event, fn in handlers.handlers.items()}
@@ -132,6 +156,9 @@ class EventConsumer:
         self.retry_base = retry_base_seconds
         self.retry_max = retry_max_seconds
         self.registry = dict(registry)
+        # Event names without version: an unreadable version of another name is not ours.
+        self.handled_names = {event.event_type().rpartition(".")[0] for event in self.handlers}
+        self.on_dead_letter = on_dead_letter
         self.health = ConsumerHealth()
         self.subscribers: list[Any] = []
         self.assignments = Assignments()
@@ -177,6 +204,9 @@ class EventConsumer:
         try:
             envelope = decode(message.body, self.registry)
         except UndeliverableEvent as error:
+            if self._concerns_others(error, message.body):
+                self.metrics.events_handled.labels("unreadable", "ignored").inc()
+                return
             await self.dead_letter(record, type(error).__name__, error.reason, "unreadable")
             return
         handler = self.handlers.get(type(envelope.data))
@@ -190,6 +220,17 @@ class EventConsumer:
             event_type=envelope.type,
         ):
             await self._handle(envelope, handler, record)
+
+    def _concerns_others(self, error: UndeliverableEvent, body: bytes) -> bool:
+        """An event of a known type this service does not handle, in a version or shape it
+        cannot read: the services that handle it dead-letter it, this one passes it by."""
+        if isinstance(error, (MalformedEnvelope, UnknownEventType)):
+            return False
+        try:
+            event_type = json.loads(body)["type"]
+        except (ValueError, KeyError, TypeError):
+            return False
+        return str(event_type).rpartition(".")[0] not in self.handled_names
 
     async def _handle(self, envelope: Envelope[Any], handler: Any, record: Any) -> None:
         # No look in the inbox first: the claim inside the handler's transaction finds a
@@ -254,3 +295,12 @@ class EventConsumer:
         self.metrics.dead_letters.labels(topic=topic, reason=category).inc()
         self.metrics.events_handled.labels(event_type, "dead_lettered").inc()
         log.warning("event dead-lettered", dlq=topic, reason=reason, source=headers["x-dlq-source"])
+        if self.on_dead_letter is not None:
+            letter = DeadLetter(
+                record.topic, record.partition, record.offset, record.key, record.value, reason
+            )
+            try:
+                await self.on_dead_letter(letter)
+            except Exception:
+                # The dead letter is kept either way; the hook only tells someone about it.
+                log.exception("dead-letter hook failed", source=headers["x-dlq-source"])

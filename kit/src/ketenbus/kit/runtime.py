@@ -18,7 +18,7 @@ from ketenbus.contracts.envelope import Event
 from ketenbus.kit.auth import Keyring
 from ketenbus.kit.broker import create_broker
 from ketenbus.kit.clock import Clock, clock_from
-from ketenbus.kit.consumer import EventConsumer, EventHandlers
+from ketenbus.kit.consumer import DeadLetter, EventConsumer, EventHandlers
 from ketenbus.kit.failures import pause
 from ketenbus.kit.logs import get_logger
 from ketenbus.kit.metrics import KitMetrics
@@ -45,6 +45,8 @@ class Service:
     prepare: Callable[[Runtime], Awaitable[None]] | None = None
     # Long-running loops (schedulers, timers); each gets the runtime and runs until cancelled.
     background: Sequence[Callable[[Runtime], Awaitable[None]]] = ()
+    # Called after a consumed message was dead-lettered (e.g. to tell a partner why).
+    dead_letters: Callable[[Runtime, DeadLetter], Awaitable[None]] | None = None
 
 
 @dataclass
@@ -119,9 +121,20 @@ class Runtime:
                 attempts=self.settings.handler_attempts,
                 retry_base_seconds=self.settings.retry_base_seconds,
                 retry_max_seconds=self.settings.retry_max_seconds,
+                on_dead_letter=self._dead_letter_hook(),
             )
             self.consumer.subscribe()
         self._spawn(self._connect_broker(), "broker-connect")
+
+    def _dead_letter_hook(self) -> Callable[[DeadLetter], Awaitable[None]] | None:
+        hook = self.service.dead_letters
+        if hook is None:
+            return None
+
+        async def call(letter: DeadLetter) -> None:
+            await hook(self, letter)
+
+        return call
 
     async def _connect_broker(self) -> None:
         """Keep trying: a service whose broker is away is alive but not ready."""
