@@ -1,0 +1,149 @@
+"""The limit of this stack on this machine: the same work per event as a Ketenbus handler,
+with no framework in between.
+
+Per event: consume it, one Mongo transaction holding the inbox claim, a state write and the
+outbox write, produce the resulting event, commit the offset. Run in two shapes: one event
+at a time (what a plain consumer does) and a batch per transaction (the best this stack
+allows), so the services' rates have something to be measured against.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pymongo import AsyncMongoClient, UpdateOne
+from pymongo.read_concern import ReadConcern
+from pymongo.write_concern import WriteConcern
+
+
+@dataclass
+class Rate:
+    shape: str
+    events: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.events / self.seconds
+
+
+def _event(number: int) -> bytes:
+    return json.dumps(
+        {
+            "id": uuid.uuid4().hex,
+            "type": "nl.ketenbus.bench.Work.v1",
+            "subject": f"cl_{number % 100:032x}",
+            "data": {"number": number},
+        }
+    ).encode()
+
+
+async def fill(bootstrap: str, topic: str, events: int) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        pending = [
+            await producer.send(topic, _event(n), key=f"cl_{n % 100}".encode())
+            for n in range(events)
+        ]
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+async def _apply(db, session, record) -> bytes:
+    event = json.loads(record.value)
+    await db.inbox.insert_one({"_id": f"baseline:{event['id']}"}, session=session)
+    await db.state.update_one(
+        {"_id": event["subject"]}, {"$inc": {"n": 1}}, upsert=True, session=session
+    )
+    outgoing = json.dumps({"id": uuid.uuid4().hex, "cause": event["id"]}).encode()
+    await db.outbox.insert_one({"_id": uuid.uuid4().hex, "value": outgoing}, session=session)
+    return outgoing
+
+
+async def _apply_bulk(db, session, records) -> list[bytes]:
+    """The same writes for a whole batch in three round trips instead of three per event."""
+    events = [json.loads(record.value) for record in records]
+    await db.inbox.insert_many(
+        [{"_id": f"baseline:{e['id']}"} for e in events], ordered=True, session=session
+    )
+    await db.state.bulk_write(
+        [UpdateOne({"_id": e["subject"]}, {"$inc": {"n": 1}}, upsert=True) for e in events],
+        ordered=True,
+        session=session,
+    )
+    outgoing = [json.dumps({"id": uuid.uuid4().hex, "cause": e["id"]}).encode() for e in events]
+    await db.outbox.insert_many(
+        [{"_id": uuid.uuid4().hex, "value": value} for value in outgoing], session=session
+    )
+    return outgoing
+
+
+SHAPES = {
+    "single": "one event per transaction",
+    "batch": "a batch per transaction, a write per event",
+    "bulk": "a batch per transaction, bulk writes",
+}
+
+
+async def consume(
+    bootstrap: str, mongo_url: str, topic: str, out_topic: str, events: int, shape: str
+) -> Rate:
+    client = AsyncMongoClient(mongo_url, tz_aware=True)
+    db = client[f"baseline_{uuid.uuid4().hex[:8]}"]
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"baseline-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await asyncio.gather(consumer.start(), producer.start())
+    done, started = 0, 0.0
+    try:
+        while done < events:
+            if shape != "single":
+                fetched = await consumer.getmany(timeout_ms=500, max_records=500)
+                records = [r for rs in fetched.values() for r in rs]
+            else:
+                records = [await consumer.getone()]
+            if not records:
+                continue
+            started = started or time.perf_counter()
+            outgoing = []
+            async with (
+                client.start_session() as session,
+                await session.start_transaction(
+                    read_concern=ReadConcern("snapshot"), write_concern=WriteConcern("majority")
+                ),
+            ):
+                if shape == "bulk":
+                    outgoing = await _apply_bulk(db, session, records)
+                else:
+                    for record in records:
+                        outgoing.append(await _apply(db, session, record))
+            sent = [await producer.send(out_topic, value) for value in outgoing]
+            await asyncio.gather(*sent)
+            await consumer.commit()
+            done += len(records)
+        return Rate(SHAPES[shape], done, time.perf_counter() - started)
+    finally:
+        await asyncio.gather(consumer.stop(), producer.stop())
+        await client.drop_database(db.name)
+        await client.close()
+
+
+async def measure(bootstrap: str, mongo_url: str, events: int = 3_000) -> list[Rate]:
+    rates = []
+    for shape in SHAPES:
+        topic = f"bench.baseline.{uuid.uuid4().hex[:8]}"
+        await fill(bootstrap, topic, events)
+        rates.append(await consume(bootstrap, mongo_url, topic, f"{topic}.out", events, shape))
+    return rates
