@@ -1,49 +1,37 @@
-"""Analytics wired: every event counted, the counts exported for Prometheus."""
+"""Analytics wired: every event projected into facts, the figures served and exported."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
-
+from ketenbus.analytics.api import router
+from ketenbus.analytics.gauges import BusinessGauges, EventsSeen, refresh_gauges
 from ketenbus.analytics.handlers import handlers
+from ketenbus.analytics.settings import AnalyticsSettings
+from ketenbus.analytics.store import EVENT_COUNTS, AnalyticsTransaction, FactStore
+from ketenbus.contracts.events import KpiSnapshotPublished
 from ketenbus.kit.runtime import Runtime, Service
-from ketenbus.kit.settings import ServiceSettings
 
-
-class AnalyticsSettings(ServiceSettings):
-    service_name: str = "analytics"
-    http_port: int = 8005
-
-
-class EventsSeen(Collector):
-    """Counts as stored, so a restart does not reset what operators see."""
-
-    def __init__(self, seen: dict[str, int]) -> None:
-        self.seen = seen
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        family = GaugeMetricFamily(
-            "ketenbus_analytics_events_seen",
-            "Events analytics has counted, by type.",
-            labels=["event_type"],
-        )
-        for event_type, count in sorted(self.seen.items()):
-            family.add_metric([event_type], count)
-        yield family
+__all__ = ["AnalyticsSettings", "service"]
 
 
 async def prepare(runtime: Runtime) -> None:
-    seen = {d["_id"]: d["count"] async for d in runtime.db.event_counts.find()}
+    await FactStore(runtime.db).ensure_indexes()
+    seen = {d["_id"]: d["count"] async for d in runtime.db[EVENT_COUNTS].find()}
     runtime.dependencies["seen"] = seen
     runtime.registry.register(EventsSeen(seen))
+    gauges = BusinessGauges()
+    runtime.dependencies["gauges"] = gauges
+    runtime.registry.register(gauges)
 
 
 service = Service(
     name="analytics",
-    description="Steering figures and the sector benchmark, computed from events alone.",
+    description="Steering figures, the sector benchmark and the business case, "
+    "computed from events alone.",
     handlers=handlers,
+    routers=[router],
+    publishes=[KpiSnapshotPublished],
+    transaction_class=AnalyticsTransaction,
     settings_class=AnalyticsSettings,
     prepare=prepare,
+    background=[refresh_gauges],
 )

@@ -18,6 +18,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ketenbus.kit.failures import DomainError
+
+
+class InvalidAssumptions(DomainError, ValueError):
+    status_code = 422
+
 
 @dataclass(frozen=True)
 class Assumptions:
@@ -38,9 +44,9 @@ class Assumptions:
     def __post_init__(self) -> None:
         for name in ("face_to_face_time_gain", "online_efficiency", "online_share"):
             if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} is a share between 0 and 1")
+                raise InvalidAssumptions(f"{name} is a share between 0 and 1")
         if self.years < 1 or self.years > 30:
-            raise ValueError("years: between 1 and 30")
+            raise InvalidAssumptions("years: between 1 and 30")
 
     @property
     def hours_per_year(self) -> float:

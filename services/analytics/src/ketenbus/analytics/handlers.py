@@ -1,9 +1,11 @@
-"""Analytics sees every event; for now it counts them by type (the steering figures follow)."""
+"""Analytics reads every event of the chain and projects what it tells into facts."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from ketenbus.analytics.projection import updates_for
+from ketenbus.analytics.store import AnalyticsTransaction
 from ketenbus.contracts.envelope import Envelope
 from ketenbus.contracts.events import ALL_EVENTS
 from ketenbus.kit.consumer import EventHandlers
@@ -13,9 +15,10 @@ handlers = EventHandlers("analytics")
 
 
 @handlers.on(*ALL_EVENTS)
-async def count_event(event: Envelope[Any], uow: UnitOfWork[Any], seen: dict[str, int]) -> None:
+async def project(
+    event: Envelope[Any], uow: UnitOfWork[AnalyticsTransaction], seen: dict[str, int]
+) -> None:
     async with uow.handling(event) as tx:
-        await tx.db.event_counts.update_one(
-            {"_id": event.type}, {"$inc": {"count": 1}}, upsert=True, session=tx.session
-        )
+        await tx.facts.apply(updates_for(event.data))
+        await tx.facts.count(event.type)
     seen[event.type] = seen.get(event.type, 0) + 1

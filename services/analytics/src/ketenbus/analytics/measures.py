@@ -467,10 +467,10 @@ def pulse(facts: Facts, now: datetime, window: timedelta = timedelta(days=30)) -
     for case in facts.cases:
         if case.open:
             open_trajectories[case.organisation_id] += 1
-    opened_referrals = {c.referral_id for c in facts.cases}
     waiting: dict[str, int] = defaultdict(int)
     for referral in facts.referrals:
-        if referral.waiting and referral.id not in opened_referrals:
+        # A place for a waiting client is a WaitlistExited; a decline ends the wait too.
+        if referral.waiting and referral.declined_at is None:
             waiting[referral.organisation_id] += 1
     seen: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     for appointment in facts.appointments:

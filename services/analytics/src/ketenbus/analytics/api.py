@@ -1,0 +1,198 @@
+"""What managers ask analytics: their own figures (JSON or CSV), the benchmark, the business
+case, and the dashboard page. An organisation sees its own figures and the benchmark's
+aggregates, never another organisation's figures."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict, fields
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from ketenbus.analytics import benchmark, views
+from ketenbus.analytics.business_case import Assumptions, business_case
+from ketenbus.analytics.dashboard import render_dashboard
+from ketenbus.analytics.measures import DIMENSIONS, FIELDS, MixRow, figures, referral_mix
+from ketenbus.analytics.periods import PeriodKind
+from ketenbus.analytics.settings import AnalyticsSettings
+from ketenbus.analytics.store import AnalyticsTransaction
+from ketenbus.contracts.events import KpiSnapshotPublished
+from ketenbus.contracts.events.analytics import Period
+from ketenbus.kit.auth import Caller, requires
+from ketenbus.kit.failures import DomainError
+from ketenbus.kit.uow import UnitOfWork
+
+router = APIRouter(tags=["analytics"])
+
+Manager = Annotated[Caller, Depends(requires("analytics:read"))]
+Format = Annotated[Literal["json", "csv"], Query(description="json (default) or csv")]
+
+
+def _uow(request: Request) -> UnitOfWork[AnalyticsTransaction]:
+    return request.app.state.runtime.uow
+
+
+def _settings(request: Request) -> AnalyticsSettings:
+    return request.app.state.runtime.settings
+
+
+Uow = Annotated[UnitOfWork[AnalyticsTransaction], Depends(_uow)]
+Settings = Annotated[AnalyticsSettings, Depends(_settings)]
+
+
+class NoPseudonymKey(DomainError):
+    status_code = 409
+
+
+def _by(by: str) -> list[str]:
+    chosen = [part.strip() for part in by.split(",") if part.strip()]
+    unknown = sorted(set(chosen) - set(DIMENSIONS))
+    if unknown:
+        raise DomainError(f"cannot group by {unknown}; choose from {', '.join(DIMENSIONS)}")
+    return chosen
+
+
+def _csv(rows: list[dict[str, Any]], columns: tuple[str, ...], name: str) -> Response:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
+
+
+@router.get("/v1/figures")
+async def steering_figures(
+    caller: Manager,
+    uow: Uow,
+    period: Annotated[PeriodKind, Query(description="month, quarter, year or all")] = (
+        PeriodKind.QUARTER
+    ),
+    by: Annotated[
+        str, Query(description="comma-separated: funder, work_type, online_dossier")
+    ] = "",
+    format: Format = "json",
+) -> Any:
+    """Every steering figure of your organisation per period (and per the dimensions asked)."""
+    async with uow.reading() as tx:
+        facts = await tx.facts.facts(caller.organisation_id)
+    rows = [cell.row() for cell in figures(facts, period, _by(by))]
+    if format == "csv":
+        return _csv(rows, FIELDS, f"figures-{caller.organisation_id}-{period}")
+    return {"organisation": caller.organisation_id, "period": period, "by": _by(by), "cells": rows}
+
+
+@router.get("/v1/referral-mix")
+async def referral_sources_and_topics(
+    caller: Manager, uow: Uow, period: PeriodKind = PeriodKind.YEAR, format: Format = "json"
+) -> Any:
+    """Where referrals come from and what they are about, per postcode area: for funders."""
+    async with uow.reading() as tx:
+        facts = await tx.facts.facts(caller.organisation_id)
+    rows = [asdict(row) for row in referral_mix(facts, period)]
+    if format == "csv":
+        columns = tuple(f.name for f in fields(MixRow))
+        return _csv(rows, columns, f"referral-mix-{caller.organisation_id}-{period}")
+    return {"organisation": caller.organisation_id, "period": period, "rows": rows}
+
+
+@router.get("/v1/business-case")
+async def the_business_case(
+    caller: Manager,
+    uow: Uow,
+    assumptions: Annotated[Assumptions, Depends()],
+    measured: Annotated[bool, Query(description="use your measured hours where they exist")] = True,
+) -> dict[str, Any]:
+    """Savings against costs per year, the cumulative balance and the break-even year."""
+    hours = None
+    if measured:
+        async with uow.reading() as tx:
+            facts = await tx.facts.facts(caller.organisation_id)
+        year = views.latest_year(facts)
+        hours = views.measured_hours(facts, year) if year else None
+    return business_case(assumptions, hours).as_dict()
+
+
+def _own_labels(caller: Caller, settings: AnalyticsSettings) -> set[str]:
+    labels = {caller.organisation_id}
+    if settings.benchmark_pseudonym_key is not None:
+        key = settings.benchmark_pseudonym_key.get_secret_value().encode()
+        labels.add(benchmark.pseudonym(caller.organisation_id, key))
+    return labels
+
+
+class SnapshotRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    period: Period = Field(description="2025, 2025-Q3 or 2025-07")
+    pseudonymise: bool = Field(default=False, description="share under a pseudonym")
+
+
+@router.post("/v1/benchmark/snapshots", status_code=status.HTTP_201_CREATED)
+async def publish_snapshot(
+    body: SnapshotRequest, caller: Manager, uow: Uow, settings: Settings
+) -> dict[str, Any]:
+    """Share your organisation's aggregates for a period with the sector: cells of fewer than
+    ten closed cases go without figures."""
+    key = settings.benchmark_pseudonym_key
+    if body.pseudonymise and key is None:
+        raise NoPseudonymKey("no pseudonym key is configured (BENCHMARK_PSEUDONYM_KEY)")
+    async with uow.command() as tx:
+        facts = await tx.facts.facts(caller.organisation_id)
+        kind = {4: PeriodKind.YEAR, 7: PeriodKind.MONTH}.get(len(body.period), PeriodKind.QUARTER)
+        cells = [c for c in figures(facts, kind, by=DIMENSIONS) if c.key.period == body.period]
+        published = benchmark.snapshot(
+            caller.organisation_id,
+            body.period,
+            cells,
+            at=tx.clock.now(),
+            pseudonymise=body.pseudonymise,
+            key=key.get_secret_value().encode() if key else b"",
+        )
+        tx.publish(published)
+    return published.model_dump(mode="json")
+
+
+@router.post("/v1/benchmark/imports", status_code=status.HTTP_202_ACCEPTED)
+async def import_snapshot(body: KpiSnapshotPublished, caller: Manager, uow: Uow) -> dict[str, str]:
+    """Import a snapshot another organisation handed over (one outside the chain, say): it
+    goes on the benchmark topic, so every organisation can compare with it, and a rebuild
+    keeps it."""
+    async with uow.command() as tx:
+        tx.publish(body)
+    return {"snapshot_id": body.snapshot_id, "status": "accepted"}
+
+
+@router.get("/v1/benchmark")
+async def compare_with_the_sector(
+    caller: Manager, uow: Uow, settings: Settings, period: Period
+) -> dict[str, Any]:
+    """Your latest snapshot for the period next to every other organisation's."""
+    async with uow.reading() as tx:
+        snapshots = await tx.facts.snapshots(period)
+    return views.compare(_own_labels(caller, settings), snapshots, period)
+
+
+@router.get("/v1/dashboard-data")
+async def dashboard_data(caller: Manager, uow: Uow, settings: Settings) -> dict[str, Any]:
+    """Everything the dashboard page shows, in one answer."""
+    async with uow.reading() as tx:
+        facts = await tx.facts.facts(caller.organisation_id)
+        snapshots = await tx.facts.snapshots()
+    return views.dashboard(caller.organisation_id, facts, snapshots, _own_labels(caller, settings))
+
+
+@router.get("/dashboard", response_class=HTMLResponse, tags=["dashboard"])
+async def dashboard_page() -> str:
+    """The dashboard. It asks for your API key (or takes it from `#key=...` in the address,
+    which never reaches the server) and loads your figures with it; it needs nothing from
+    outside this service."""
+    return render_dashboard(None)

@@ -1,0 +1,205 @@
+"""Rebuild the projection by replaying every topic analytics reads, from the beginning.
+
+    python -m ketenbus.analytics rebuild              # in place (the service must be stopped)
+    python -m ketenbus.analytics rebuild --verify     # into a scratch database, then compare
+
+In place, the fact collections are emptied, the topics replayed up to their current ends with
+the same projection the live consumer uses, and the consumer group's offsets set to those
+ends, so the service, started again, goes on from there. With --verify the live database is
+left alone: the replay goes into `<database>_rebuild` and every figure of every organisation
+is compared with the live one (the topics should be quiet meanwhile, or the two read
+different streams). Exit status 0 when the figures agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from ketenbus.analytics.facts import Facts
+from ketenbus.analytics.handlers import handlers
+from ketenbus.analytics.measures import DIMENSIONS, figures, referral_mix
+from ketenbus.analytics.periods import PeriodKind
+from ketenbus.analytics.projection import FACT_COLLECTIONS, updates_for
+from ketenbus.analytics.settings import AnalyticsSettings
+from ketenbus.analytics.store import EVENT_COUNTS, FactStore
+from ketenbus.contracts.envelope import Envelope, UndeliverableEvent, decode
+from ketenbus.contracts.events import REGISTRY
+from ketenbus.kit.inbox import INBOX
+from ketenbus.kit.mongo import create_mongo_client
+
+GROUP = "analytics"
+
+
+@dataclass
+class Replayed:
+    events: int = 0
+    duplicates: int = 0
+    unreadable: int = 0
+    ends: dict[TopicPartition, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+async def replay(
+    bootstrap: str, topics: list[str], apply: Callable[[Envelope[Any]], Awaitable[None]]
+) -> Replayed:
+    """Every message on the topics, from the first up to the end as it is now, in partition
+    order; each event id once."""
+    started = time.monotonic()
+    result = Replayed()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    try:
+        known = await consumer.topics()
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            if topic in known
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        if not partitions:
+            return result
+        consumer.assign(partitions)
+        result.ends = await consumer.end_offsets(partitions)
+        beginnings = await consumer.beginning_offsets(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        pending = {tp for tp in partitions if result.ends[tp] > beginnings[tp]}
+        seen: set[str] = set()
+        while pending:
+            batches = await consumer.getmany(*pending, timeout_ms=1000, max_records=2000)
+            for tp, records in batches.items():
+                for record in records:
+                    if record.offset >= result.ends[tp]:
+                        continue
+                    try:
+                        envelope = decode(record.value, REGISTRY)
+                    except UndeliverableEvent:
+                        result.unreadable += 1  # the live consumer dead-lettered it too
+                        continue
+                    if envelope.id in seen:
+                        result.duplicates += 1
+                        continue
+                    seen.add(envelope.id)
+                    await apply(envelope)
+                    result.events += 1
+            for tp in list(pending):
+                if await consumer.position(tp) >= result.ends[tp]:
+                    pending.discard(tp)
+    finally:
+        await consumer.stop()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+async def rebuild_into(db: AsyncDatabase[Any], bootstrap: str) -> Replayed:
+    """Empty the projection in `db` and fill it again from the topics."""
+    for name in (*FACT_COLLECTIONS, EVENT_COUNTS, INBOX):
+        await db[name].drop()
+    store = FactStore(db)
+    await store.ensure_indexes()
+    counts: dict[str, int] = {}
+
+    async def apply(envelope: Envelope[Any]) -> None:
+        await store.apply(updates_for(envelope.data))
+        counts[envelope.type] = counts.get(envelope.type, 0) + 1
+
+    replayed = await replay(bootstrap, handlers.topics(), apply)
+    if counts:
+        await db[EVENT_COUNTS].insert_many([{"_id": t, "count": n} for t, n in counts.items()])
+    return replayed
+
+
+async def commit_group_offsets(bootstrap: str, ends: dict[TopicPartition, int]) -> None:
+    """Let the live consumer group start after what the rebuild has read."""
+    if not ends:
+        return
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=GROUP
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(ends))
+        await consumer.commit(dict(ends))
+    finally:
+        await consumer.stop()
+
+
+async def every_figure(db: AsyncDatabase[Any]) -> dict[str, Any]:
+    """All figures of all organisations, every way they can be asked for: what must agree."""
+    store = FactStore(db)
+    facts: Facts = await store.facts()
+    result: dict[str, Any] = {}
+    for kind in (PeriodKind.MONTH, PeriodKind.QUARTER, PeriodKind.YEAR, PeriodKind.ALL):
+        result[f"figures/{kind}"] = [c.row() for c in figures(facts, kind, by=DIMENSIONS)]
+        result[f"totals/{kind}"] = [c.row() for c in figures(facts, kind)]
+    result["referral_mix"] = [row.__dict__ for row in referral_mix(facts, PeriodKind.MONTH)]
+    result["snapshots"] = sorted(
+        (d["_id"], d["organisation"], d["period"]) for d in await store.snapshots()
+    )
+    return result
+
+
+def differences(live: dict[str, Any], rebuilt: dict[str, Any]) -> list[str]:
+    found = []
+    for name in sorted(live.keys() | rebuilt.keys()):
+        a, b = live.get(name), rebuilt.get(name)
+        if a != b:
+            count_a = len(a) if isinstance(a, list) else a
+            count_b = len(b) if isinstance(b, list) else b
+            found.append(f"{name}: live {count_a} rows, rebuilt {count_b} (or values differ)")
+    return found
+
+
+async def main_async(verify: bool, out: Any = sys.stdout) -> int:
+    settings = AnalyticsSettings()
+    client: AsyncMongoClient[Any] = create_mongo_client(settings)
+    try:
+        live = client[settings.database_name]
+        bootstrap = settings.kafka_bootstrap_servers
+        if verify:
+            scratch = client[f"{settings.database_name}_rebuild"]
+            replayed = await rebuild_into(scratch, bootstrap)
+            problems = differences(await every_figure(live), await every_figure(scratch))
+            await client.drop_database(scratch.name)
+        else:
+            replayed = await rebuild_into(live, bootstrap)
+            await commit_group_offsets(bootstrap, replayed.ends)
+            problems = []
+        print(
+            f"replayed {replayed.events} events ({replayed.duplicates} repeats skipped, "
+            f"{replayed.unreadable} unreadable) from {len(replayed.ends)} partitions "
+            f"in {replayed.seconds:.1f}s",
+            file=out,
+        )
+        if verify:
+            if problems:
+                print("the rebuild differs from the live figures:", file=out)
+                for problem in problems:
+                    print(f"  {problem}", file=out)
+                return 1
+            print("the rebuilt figures are exactly the live figures", file=out)
+        return 0
+    finally:
+        await client.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ketenbus.analytics rebuild")
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="rebuild into a scratch database and compare with the live figures",
+    )
+    args = parser.parse_args(argv)
+    return asyncio.run(main_async(args.verify))

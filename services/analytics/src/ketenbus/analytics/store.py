@@ -1,0 +1,95 @@
+"""Analytics' own database: the fact collections the projection writes and the measures read."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from ketenbus.analytics.facts import Facts
+from ketenbus.analytics.projection import (
+    APPOINTMENTS,
+    CASES,
+    FACT_COLLECTIONS,
+    REFERRALS,
+    SNAPSHOTS,
+    Update,
+)
+from ketenbus.kit.uow import Transaction
+
+EVENT_COUNTS = "event_counts"
+
+
+class FactStore:
+    def __init__(self, db: AsyncDatabase[Any], session: AsyncClientSession | None = None) -> None:
+        self.db, self.session = db, session
+
+    async def ensure_indexes(self) -> None:
+        for name in FACT_COLLECTIONS:
+            await self.db[name].create_index("organisation_id")
+
+    async def apply(self, updates: list[Update]) -> None:
+        for update in updates:
+            operations: dict[str, Any] = {}
+            if update.set:
+                operations["$set"] = update.set
+            if update.max:
+                operations["$max"] = update.max
+            if operations:
+                await self.db[update.collection].update_one(
+                    {"_id": update.key}, operations, upsert=True, session=self.session
+                )
+
+    async def documents(self, collection: str, organisation: str | None) -> list[dict[str, Any]]:
+        query = {} if organisation is None else {"organisation_id": organisation}
+        return await self.db[collection].find(query, session=self.session).to_list()
+
+    async def facts(self, organisation: str | None = None) -> Facts:
+        """Every fact about one organisation (or all of them)."""
+        loaded = {
+            name: await self.documents(name, organisation)
+            for name in FACT_COLLECTIONS
+            if name != SNAPSHOTS
+        }
+        return Facts.of(loaded.__getitem__)
+
+    async def pulse_facts(self, since: datetime) -> Facts:
+        """Only what the live gauges need: open cases, the waiting list, recent appointments."""
+        open_cases = await self.db[CASES].find({"closed_at": None}, session=self.session).to_list()
+        waiting = await (
+            self.db[REFERRALS]
+            .find(
+                {"waitlisted_at": {"$ne": None}, "waitlist_exited_at": None, "declined_at": None},
+                session=self.session,
+            )
+            .to_list()
+        )
+        recent = await (
+            self.db[APPOINTMENTS]
+            .find(
+                {"$or": [{"attended_at": {"$gte": since}}, {"missed_at": {"$gte": since}}]},
+                session=self.session,
+            )
+            .to_list()
+        )
+        loaded = {CASES: open_cases, REFERRALS: waiting, APPOINTMENTS: recent}
+        return Facts.of(lambda name: loaded.get(name, []))
+
+    async def snapshots(self, period: str | None = None) -> list[dict[str, Any]]:
+        query = {} if period is None else {"period": period}
+        return await (
+            self.db[SNAPSHOTS].find(query, session=self.session).sort("published_at", 1).to_list()
+        )
+
+    async def count(self, event_type: str) -> None:
+        await self.db[EVENT_COUNTS].update_one(
+            {"_id": event_type}, {"$inc": {"count": 1}}, upsert=True, session=self.session
+        )
+
+
+class AnalyticsTransaction(Transaction):
+    @property
+    def facts(self) -> FactStore:
+        return FactStore(self.db, self.session)
