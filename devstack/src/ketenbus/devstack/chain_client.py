@@ -149,3 +149,103 @@ class ChainClient:
         response = await self.http.get(f"{self.urls[service]}/metrics")
         response.raise_for_status()
         return response.text
+
+    # ------------------------------------------------------------ the worker's other actions
+
+    async def find_trajectory(self, organisation: str, referral_id: str) -> dict[str, Any] | None:
+        """The trajectory of a referral if it is open yet (a waiting client has none)."""
+        found = await self._call(
+            "GET",
+            "trajectory",
+            "/v1/trajectories",
+            organisation,
+            "worker",
+            params={"referral_id": referral_id},
+        )
+        return found[0] if found else None
+
+    async def register_contact(
+        self, organisation: str, trajectory_id: str, **contact: Any
+    ) -> dict[str, Any]:
+        """channel, minutes, occurred_at, and optionally direction, default_duration,
+        online_dossier, replaces_face_to_face."""
+        if isinstance(contact.get("occurred_at"), datetime):
+            contact["occurred_at"] = contact["occurred_at"].isoformat()
+        return await self._call(
+            "POST",
+            "trajectory",
+            f"/v1/trajectories/{trajectory_id}/contacts",
+            organisation,
+            "worker",
+            json=contact,
+        )
+
+    async def hand_off(self, organisation: str, trajectory_id: str, partner: str) -> dict[str, Any]:
+        return await self._call(
+            "POST",
+            "trajectory",
+            f"/v1/trajectories/{trajectory_id}/partner-referrals",
+            organisation,
+            "worker",
+            json={"partner_organisation_id": partner},
+        )
+
+    async def grant_consent(
+        self, organisation: str, client_ref: str, partner: str, purpose: str, granted_at: datetime
+    ) -> dict[str, Any]:
+        """The worker records a consent the client gave (e.g. for debt counselling)."""
+        return await self._call(
+            "POST",
+            "intake",
+            f"/v1/clients/{client_ref}/consents",
+            organisation,
+            "worker",
+            json={
+                "partner_organisation_id": partner,
+                "purpose": purpose,
+                "granted_at": granted_at.isoformat(),
+            },
+        )
+
+    async def start_aftercare(self, organisation: str, trajectory_id: str) -> dict[str, Any]:
+        return await self._call(
+            "POST",
+            "trajectory",
+            f"/v1/trajectories/{trajectory_id}/aftercare",
+            organisation,
+            "worker",
+        )
+
+    async def close_trajectory(
+        self, organisation: str, trajectory_id: str, reason: str
+    ) -> dict[str, Any]:
+        return await self._call(
+            "POST",
+            "trajectory",
+            f"/v1/trajectories/{trajectory_id}/closure",
+            organisation,
+            "worker",
+            json={"reason": reason},
+        )
+
+    async def start_module(self, organisation: str, enrolment_id: str) -> dict[str, Any]:
+        return await self._call(
+            "POST", "learning", f"/v1/enrolments/{enrolment_id}/start", organisation, "portal"
+        )
+
+    async def analytics(self, organisation: str, path: str, **params: Any) -> Any:
+        """An analytics query as the organisation's manager; CSV comes back as text."""
+        headers = {"Authorization": f"Bearer {self.tokens(organisation, 'manager')}"}
+        response = await self.http.get(
+            f"{self.urls['analytics']}{path}", headers=headers, params=params
+        )
+        if response.status_code >= 400:
+            raise ChainError(f"GET analytics{path}: {response.status_code} {response.text}")
+        if params.get("format") == "csv":
+            return response.text
+        return response.json()
+
+
+def missing_route(error: ChainError) -> bool:
+    """The service has no such route (yet): a feature of the chain that has not landed."""
+    return '{"detail":"Not Found"}' in str(error) or " 405 " in str(error)

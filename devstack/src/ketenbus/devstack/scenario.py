@@ -8,6 +8,7 @@ the trajectory records it; analytics counted every event along the way.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -136,6 +137,17 @@ async def run_skeleton(stack: EmbeddedStack, *, quiet: bool = False) -> Outcome:
 
 
 def run(stack: EmbeddedStack) -> None:
+    """`make demo`: a realistic year through the real services (see year.py), then the report.
+    KETENBUS_DEMO=skeleton runs the one-resident walking skeleton instead."""
+    if os.environ.get("KETENBUS_DEMO") == "skeleton":
+        run_walking_skeleton(stack)
+        return
+    from ketenbus.devstack.year import run_demo_year
+
+    run_demo_year(stack)
+
+
+def run_walking_skeleton(stack: EmbeddedStack) -> None:
     print("\nKetenbus walking skeleton: one resident through the chain\n")
     outcome = asyncio.run(run_skeleton(stack))
     print("\nEvents counted by analytics:")

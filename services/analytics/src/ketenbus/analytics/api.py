@@ -190,6 +190,12 @@ async def dashboard_data(caller: Manager, uow: Uow, settings: Settings) -> dict[
     return views.dashboard(caller.organisation_id, facts, snapshots, _own_labels(caller, settings))
 
 
+@router.get("/v1/dashboard-report", response_class=HTMLResponse)
+async def dashboard_report(caller: Manager, uow: Uow, settings: Settings) -> str:
+    """The dashboard as one file with your figures inside: to keep, mail or open offline."""
+    return render_dashboard(await dashboard_data(caller, uow, settings))
+
+
 @router.get("/dashboard", response_class=HTMLResponse, tags=["dashboard"])
 async def dashboard_page() -> str:
     """The dashboard. It asks for your API key (or takes it from `#key=...` in the address,

@@ -1,0 +1,201 @@
+"""The end of the demo year: the steering figures per organisation in the sector's own table
+form, the files a manager keeps (dashboard, CSV), and a check that analytics counted exactly
+what the simulation did."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ketenbus.devstack.chain_client import ChainClient, ChainError
+from ketenbus.devstack.simulation import OrganisationCounts, YearCounts
+
+# (figure, label, how to show it) in the order of the sector's tables.
+TABLE: tuple[tuple[str, str, str], ...] = (
+    ("referrals_received", "Referrals received", "int"),
+    ("waitlisted", "Put on the waiting list", "int"),
+    ("closed_cases", "Closed cases", "int"),
+    ("time_per_case", "Time per case (h:mm)", "raw"),
+    ("registration_time_per_case", "  of which registration", "raw"),
+    ("dossier_time_per_case", "  of which online dossier", "raw"),
+    ("lead_time_days", "Lead time, doorlooptijd (days)", "num"),
+    ("chats_per_case", "Chats per case", "num"),
+    ("dossier_messages_per_case", "Dossier messages per case", "num"),
+    ("homework_contacts_per_case", "Homework contacts per case", "num"),
+    ("online_dossier_adoption", "Online dossier used", "pct"),
+    ("no_show_rate_intake", "No-show intake", "pct"),
+    ("no_show_rate_follow_up", "No-show follow-up", "pct"),
+    ("module_completion_rate", "Modules completed", "pct"),
+    ("module_drop_out_rate", "Modules dropped after step 1", "pct"),
+    ("waiting_time_days", "Waiting time to first contact (days)", "num"),
+    ("response_time_hours", "Response to client messages (h)", "num"),
+    ("online_share_of_contacts", "Online share of contacts", "pct"),
+    ("online_share_of_time", "Online share of time", "pct"),
+    ("blended_hours_per_case", "Hours per case, blended", "num"),
+    ("face_to_face_hours_per_case", "Hours per case, face-to-face only", "num"),
+    ("blended_lead_time_days", "Lead time blended (days)", "num"),
+    ("face_to_face_lead_time_days", "Lead time face-to-face only (days)", "num"),
+    ("handoffs", "Hand-offs to debt counselling", "int"),
+)
+
+
+def shown(value: Any, how: str) -> str:
+    if value is None:
+        return "–"
+    if how == "pct":
+        return f"{value * 100:.1f} %"
+    if how == "num":
+        return f"{value:.1f}"
+    return str(value)
+
+
+def sector_table(rows: dict[str, dict[str, Any]]) -> str:
+    """One column per organisation, one line per figure."""
+    organisations = sorted(rows)
+    label_width = max(len(label) for _, label, _ in TABLE)
+    widths = [max(len(o), 9) for o in organisations]
+    lines = [
+        " " * label_width
+        + "".join(f"  {o:>{w}}" for o, w in zip(organisations, widths, strict=True))
+    ]
+    for name, label, how in TABLE:
+        cells = "".join(
+            f"  {shown(rows[o].get(name), how):>{w}}"
+            for o, w in zip(organisations, widths, strict=True)
+        )
+        lines.append(f"{label:<{label_width}}{cells}")
+    return "\n".join(lines)
+
+
+# Simulation count -> the all-time figure of analytics that must equal it.
+CHECKS: tuple[tuple[str, str], ...] = (
+    ("referrals", "referrals_received"),
+    ("waitlisted", "waitlisted"),
+    ("closed", "closed_cases"),
+    ("intake_attended", "intake_attended"),
+    ("intake_missed", "intake_missed"),
+    ("follow_up_attended", "follow_up_attended"),
+    ("follow_up_missed", "follow_up_missed"),
+    ("modules_started", "modules_started"),
+    ("modules_completed", "modules_completed"),
+    ("handoffs", "handoffs"),
+    ("closed_registration_minutes", "registration_minutes"),
+    ("closed_dossier_minutes", "dossier_minutes"),
+)
+
+
+def inconsistencies(counts: YearCounts, totals: dict[str, dict[str, Any]]) -> list[str]:
+    found = []
+    for organisation, own in sorted(counts.organisations.items()):
+        row = totals.get(organisation, {})
+        for ours, theirs in CHECKS:
+            simulated, counted = getattr(own, ours), row.get(theirs) or 0
+            if simulated != counted:
+                found.append(
+                    f"{organisation}: the simulation did {ours}={simulated}, "
+                    f"analytics counts {theirs}={counted}"
+                )
+    return found
+
+
+async def totals(chain: ChainClient, organisations: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Every organisation's figures over all time (one cell each)."""
+    found = {}
+    for organisation in organisations:
+        answer = await chain.analytics(organisation, "/v1/figures", period="all")
+        found[organisation] = answer["cells"][0] if answer["cells"] else {}
+    return found
+
+
+async def settled_totals(
+    chain: ChainClient, counts: YearCounts, timeout: float = 90.0
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Analytics reads the events a moment after they happen: wait until it has caught up
+    with everything the simulation did (or until `timeout`, then say what differs)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = await totals(chain, counts.organisations)
+        problems = inconsistencies(counts, found)
+        if not problems or time.monotonic() > deadline:
+            return found, problems
+        await asyncio.sleep(0.5)
+
+
+@dataclass
+class Reports:
+    directory: Path
+    dashboards: dict[str, Path]
+    figures_csv: Path
+    mix_csv: Path
+
+
+async def write_reports(
+    chain: ChainClient, organisations: Iterable[str], directory: Path
+) -> Reports:
+    directory.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before the files
+    dashboards: dict[str, Path] = {}
+    figures_lines: list[str] = []
+    mix_lines: list[str] = []
+    for organisation in sorted(organisations):
+        headers = {"Authorization": f"Bearer {chain.tokens(organisation, 'manager')}"}
+        page = await chain.http.get(
+            f"{chain.urls['analytics']}/v1/dashboard-report", headers=headers
+        )
+        if page.status_code >= 400:
+            raise ChainError(f"dashboard report for {organisation}: {page.status_code}")
+        path = directory / f"dashboard-{organisation}.html"
+        path.write_text(page.text, encoding="utf-8")
+        dashboards[organisation] = path
+        figures = await chain.analytics(
+            organisation,
+            "/v1/figures",
+            period="month",
+            by="funder,work_type,online_dossier",
+            format="csv",
+        )
+        mix = await chain.analytics(organisation, "/v1/referral-mix", period="month", format="csv")
+        for lines, text in ((figures_lines, figures), (mix_lines, mix)):
+            header, *rows = text.splitlines()
+            if not lines:
+                lines.append(header)
+            lines.extend(rows)
+    figures_csv, mix_csv = directory / "figures.csv", directory / "referral-mix.csv"
+    figures_csv.write_text("\n".join(figures_lines) + "\n", encoding="utf-8")
+    mix_csv.write_text("\n".join(mix_lines) + "\n", encoding="utf-8")
+    return Reports(directory, dashboards, figures_csv, mix_csv)
+
+
+def own_counts_table(counts: YearCounts) -> str:
+    """What the simulation itself did, per organisation."""
+    names = (
+        "referrals",
+        "waitlisted",
+        "opened",
+        "closed",
+        "intake_missed",
+        "follow_up_missed",
+        "modules_started",
+        "modules_completed",
+        "handoffs",
+        "crises",
+    )
+    organisations = sorted(counts.organisations)
+    lines = [f"{'':<20}" + "".join(f"{o:>20}" for o in organisations)]
+    for name in names:
+        values = "".join(f"{getattr(counts.organisations[o], name):>20}" for o in organisations)
+        lines.append(f"{name:<20}{values}")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "OrganisationCounts",
+    "Reports",
+    "inconsistencies",
+    "sector_table",
+    "settled_totals",
+    "write_reports",
+]

@@ -1,0 +1,519 @@
+"""Play a planned year through the real services, each action at its simulated moment.
+
+The services and the simulation read the same accelerated clock (ScaledClock: the same start,
+anchor and speed), so "three days before the appointment" is three simulated days for
+everyone. The simulation only does what people do: referrers refer, workers schedule,
+register and close, clients work in the portal. It counts what it did, so the report's
+figures can be checked against it. Anything the chain cannot do yet (a route that does not
+exist) is skipped and named in the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TextIO
+from zoneinfo import ZoneInfo
+
+from ketenbus.devstack.chain_client import ChainClient, ChainError, missing_route
+from ketenbus.devstack.year_scenario import DEBT_COUNSELLING, Client, plan_year
+from ketenbus.kit.clock import ScaledClock
+
+LOCAL = ZoneInfo("Europe/Amsterdam")
+CONTACT_CHANNEL = {"face_to_face": "face_to_face", "phone": "phone", "video": "video"}
+
+
+@dataclass(frozen=True)
+class YearOptions:
+    start: datetime = datetime(2025, 1, 1, 7, 0, tzinfo=LOCAL)
+    days: int = 365
+    clients: int = 300
+    speed: float = 100_000.0
+    seed: int = 2025
+
+    @classmethod
+    def from_environment(cls) -> YearOptions:
+        """KETENBUS_DEMO_DAYS, _CLIENTS, _SPEED, _SEED, _START override the defaults."""
+        env, default = os.environ, cls()
+        start = env.get("KETENBUS_DEMO_START")
+        return cls(
+            start=datetime.fromisoformat(start) if start else default.start,
+            days=int(env.get("KETENBUS_DEMO_DAYS", default.days)),
+            clients=int(env.get("KETENBUS_DEMO_CLIENTS", default.clients)),
+            speed=float(env.get("KETENBUS_DEMO_SPEED", default.speed)),
+            seed=int(env.get("KETENBUS_DEMO_SEED", default.seed)),
+        )
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(days=self.days)
+
+    def clock(self, anchor: float) -> ScaledClock:
+        return ScaledClock(self.start, anchor, self.speed)
+
+    def clock_environment(self, anchor: float) -> dict[str, str]:
+        """What every service must be started with to share the simulation's clock."""
+        return {
+            "KETENBUS_CLOCK_START": self.start.isoformat(),
+            "KETENBUS_CLOCK_ANCHOR": repr(anchor),
+            "KETENBUS_CLOCK_SPEED": repr(self.speed),
+        }
+
+
+@dataclass
+class OrganisationCounts:
+    referrals: int = 0
+    waitlisted: int = 0
+    opened: int = 0
+    crises: int = 0
+    intake_attended: int = 0
+    intake_missed: int = 0
+    follow_up_attended: int = 0
+    follow_up_missed: int = 0
+    contacts: int = 0
+    modules_assigned: int = 0
+    modules_started: int = 0
+    modules_completed: int = 0
+    handoffs: int = 0
+    aftercare: int = 0
+    closed: int = 0
+    # Minutes of the contacts of the cases that were closed (what time per case divides).
+    closed_registration_minutes: int = 0
+    closed_dossier_minutes: int = 0
+
+
+@dataclass
+class YearCounts:
+    organisations: dict[str, OrganisationCounts] = field(default_factory=dict)
+    declined: int = 0
+    planned: int = 0
+    failed: int = 0
+    failures: list[str] = field(default_factory=list)
+    missing: set[str] = field(default_factory=set)
+    closure_reasons: Counter[str] = field(default_factory=Counter)
+    # How far behind its plan the simulation ran, at worst, in simulated hours.
+    worst_lag_hours: float = 0.0
+
+    def of(self, organisation: str) -> OrganisationCounts:
+        return self.organisations.setdefault(organisation, OrganisationCounts())
+
+
+@dataclass
+class _Journey:
+    """One client's way through the chain, as far as the simulation has come."""
+
+    client: Client
+    organisation: str
+    trajectory_id: str = ""
+    client_ref: str = ""
+    opened_at: datetime | None = None
+    appointments: dict[int, str] = field(default_factory=dict)
+    enrolments: dict[int, str] = field(default_factory=dict)
+    registration_minutes: int = 0
+    dossier_minutes: int = 0
+    closed: bool = False
+
+
+Step = Callable[[], Awaitable[None]]
+Action = tuple[datetime, str, Step]
+
+
+class Year:
+    """Runs the planned year against a running chain; `counts` is what it did."""
+
+    def __init__(
+        self,
+        chain: ChainClient,
+        options: YearOptions,
+        anchor: float,
+        *,
+        out: TextIO | None = sys.stdout,
+        concurrency: int = 12,
+    ) -> None:
+        self.chain, self.options = chain, options
+        self.clock = options.clock(anchor)
+        self.out = out
+        self.counts = YearCounts()
+        self.plan = plan_year(options.start, options.days, options.clients, options.seed)
+        self.counts.planned = len(self.plan)
+        self.rng = random.Random(options.seed + 1)
+        self.run_id = uuid.uuid4().hex[:8]
+        self.calls = asyncio.Semaphore(concurrency)
+        self.finished = 0
+
+    # ---------------------------------------------------------------- time
+
+    async def until(self, moment: datetime) -> None:
+        wait = self.clock.real_seconds(moment - self.clock.now())
+        if wait > 0:
+            await asyncio.sleep(wait)
+        lag = (self.clock.now() - moment).total_seconds() / 3600
+        self.counts.worst_lag_hours = max(self.counts.worst_lag_hours, lag)
+
+    # ---------------------------------------------------------------- the year
+
+    async def run(self) -> YearCounts:
+        progress = asyncio.create_task(self._progress())
+        try:
+            await asyncio.gather(*(self._journey(client) for client in self.plan))
+        finally:
+            progress.cancel()
+            await asyncio.gather(progress, return_exceptions=True)
+            self._draw_progress(final=True)
+        return self.counts
+
+    async def _act(self, feature: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """One call to the chain; a route that does not exist yet is noted, not fatal."""
+        if feature in self.counts.missing:
+            return None
+        try:
+            async with self.calls:
+                return await call()
+        except ChainError as error:
+            if missing_route(error):
+                self.counts.missing.add(feature)
+            else:
+                self._failed(feature, error)
+            return None
+
+    def _failed(self, feature: str, error: Exception) -> None:
+        self.counts.failed += 1
+        if len(self.counts.failures) < 5:
+            self.counts.failures.append(f"{feature}: {str(error)[:300]}")
+
+    async def _journey(self, client: Client) -> None:
+        try:
+            await self._travel(client)
+        finally:
+            self.finished += 1
+
+    async def _travel(self, client: Client) -> None:
+        await self.until(client.referred_at)
+        if self.clock.now() >= self.options.end:
+            return
+        body = client.referral(self.rng)
+        answer = await self._act(
+            "referral",
+            lambda: self.chain.refer(
+                client.referrer, body, idempotency_key=f"{client.reference}-{self.run_id}"
+            ),
+        )
+        if answer is None:
+            return
+        if client.organisation is None or answer["status"] == "declined":
+            self.counts.declined += 1
+            return
+        counts = self.counts.of(client.organisation)
+        counts.referrals += 1
+        counts.crises += client.crisis
+        counts.waitlisted += answer["status"] == "waitlisted"
+        journey = _Journey(client, client.organisation)
+        trajectory = await self._opened(journey, answer["referral_id"])
+        if trajectory is None:
+            return
+        counts.opened += 1
+        journey.trajectory_id = trajectory["trajectory_id"]
+        journey.client_ref = trajectory["client_ref"]
+        journey.opened_at = self.clock.now()
+        for moment, _, action in sorted(self._actions(journey), key=lambda a: (a[0], a[1])):
+            if moment >= self.options.end:
+                break
+            await self.until(moment)
+            await action()
+
+    async def _opened(self, journey: _Journey, referral_id: str) -> dict[str, Any] | None:
+        """Wait for the trajectory: at once when accepted, after the wait when waitlisted."""
+        organisation = journey.organisation
+        while self.clock.now() < self.options.end:
+            found = await self._act(
+                "trajectory lookup", lambda: self.chain.find_trajectory(organisation, referral_id)
+            )
+            if found:
+                return found  # type: ignore[no-any-return]
+            await asyncio.sleep(0.5)
+        return None
+
+    # ---------------------------------------------------------------- what happens, when
+
+    def _actions(self, j: _Journey) -> list[Action]:
+        assert j.opened_at is not None
+        t0, client = j.opened_at, j.client
+        day = timedelta(days=1) * min(1.0, self.options.days / 365)
+        closes = t0 + client.closes_after
+        actions: list[Action] = []
+        for number, appointment in enumerate(client.appointments):
+            starts = t0 + appointment.offset
+            actions.append((max(t0, starts - 3 * day), "1", self._schedule(j, number, starts)))
+            actions.append((starts + timedelta(hours=1), "2", self._register(j, number, starts)))
+        for message in client.messages:
+            sent = t0 + message.offset
+            actions.append((sent, "3", self._message(j, message.channel, sent, message.minutes)))
+            answered = sent + message.answer_after
+            if answered < closes:
+                actions.append(
+                    (answered, "4", self._answer(j, message.channel, answered, message.minutes))
+                )
+        for number, module in enumerate(client.modules):
+            assigned = t0 + module.offset
+            actions.append((assigned, "5", self._assign(j, number, module.module_id)))
+            actions.append((assigned + day, "6", self._start(j, number)))
+            if module.completes_after is not None:
+                done = assigned + module.completes_after
+                if done < closes:
+                    actions.append((done, "7", self._complete(j, number)))
+        if client.hand_off_at is not None:
+            actions.append((t0 + client.hand_off_at, "8", self._hand_off(j)))
+        if client.aftercare:
+            actions.append((closes - day, "9", self._aftercare(j)))
+        actions.append((closes, "z", self._close(j)))
+        return actions
+
+    def _schedule(self, j: _Journey, number: int, starts: datetime) -> Step:
+        appointment = j.client.appointments[number]
+
+        async def schedule() -> None:
+            made = await self._act(
+                "appointments",
+                lambda: self.chain.schedule(
+                    j.organisation,
+                    j.trajectory_id,
+                    starts,
+                    kind=appointment.kind,
+                    modality=appointment.modality,
+                    duration_minutes=appointment.minutes,
+                ),
+            )
+            if made:
+                j.appointments[number] = made["appointment_id"]
+
+        return schedule
+
+    def _register(self, j: _Journey, number: int, starts: datetime) -> Step:
+        appointment = j.client.appointments[number]
+
+        async def register() -> None:
+            appointment_id = j.appointments.get(number)
+            if appointment_id is None:
+                return
+            outcome = "attended" if appointment.attended else "missed"
+            done = await self._act(
+                "appointments",
+                lambda: self.chain.register(
+                    j.organisation, j.trajectory_id, appointment_id, outcome
+                ),
+            )
+            if done is None:
+                return
+            counts = self.counts.of(j.organisation)
+            name = f"{appointment.kind}_{outcome}"
+            setattr(counts, name, getattr(counts, name) + 1)
+            if appointment.attended:
+                await self._contact(
+                    j,
+                    channel=CONTACT_CHANNEL[appointment.modality],
+                    minutes=appointment.minutes,
+                    occurred_at=starts,
+                    # A tenth of workers register the default duration, not the real one.
+                    default_duration=self.rng.random() < 0.1,
+                )
+
+        return register
+
+    async def _contact(self, j: _Journey, **contact: Any) -> None:
+        made = await self._act(
+            "contacts",
+            lambda: self.chain.register_contact(j.organisation, j.trajectory_id, **contact),
+        )
+        if made is None:
+            return
+        self.counts.of(j.organisation).contacts += 1
+        if contact.get("online_dossier"):
+            j.dossier_minutes += contact["minutes"]
+        else:
+            j.registration_minutes += contact["minutes"]
+
+    def _message(self, j: _Journey, channel: str, sent: datetime, minutes: int) -> Step:
+        async def message() -> None:
+            await self._contact(
+                j,
+                channel=channel,
+                direction="client_to_worker",
+                minutes=5,
+                online_dossier=channel == "dossier_message",
+                occurred_at=sent,
+            )
+
+        return message
+
+    def _answer(self, j: _Journey, channel: str, answered: datetime, minutes: int) -> Step:
+        async def answer() -> None:
+            await self._contact(
+                j,
+                channel=channel,
+                direction="worker_to_client",
+                minutes=minutes,
+                online_dossier=channel == "dossier_message",
+                # Mostly on top of the face-to-face contact, now and then instead of it.
+                replaces_face_to_face=self.rng.random() < 0.2,
+                occurred_at=answered,
+            )
+
+        return answer
+
+    def _assign(self, j: _Journey, number: int, module_id: str) -> Step:
+        async def assign() -> None:
+            made = await self._act(
+                "modules",
+                lambda: self.chain.assign_module(j.organisation, j.trajectory_id, module_id),
+            )
+            if made:
+                j.enrolments[number] = made["enrolment_id"]
+                self.counts.of(j.organisation).modules_assigned += 1
+
+        return assign
+
+    async def _portal(self, j: _Journey, number: int, step: str) -> bool:
+        """The client in the portal; learning may not have heard of the module yet."""
+        enrolment = j.enrolments.get(number)
+        if enrolment is None:
+            return False
+        call = self.chain.start_module if step == "start" else self.chain.complete_module
+        for _ in range(20):
+            try:
+                async with self.calls:
+                    await call(j.organisation, enrolment)
+                return True
+            except ChainError as error:
+                if " 404 " not in str(error):
+                    self._failed(f"module {step}", error)
+                    return False
+                await asyncio.sleep(0.2)
+        return False
+
+    def _start(self, j: _Journey, number: int) -> Step:
+        async def start() -> None:
+            if await self._portal(j, number, "start"):
+                self.counts.of(j.organisation).modules_started += 1
+
+        return start
+
+    def _complete(self, j: _Journey, number: int) -> Step:
+        async def complete() -> None:
+            if await self._portal(j, number, "complete"):
+                self.counts.of(j.organisation).modules_completed += 1
+
+        return complete
+
+    def _hand_off(self, j: _Journey) -> Step:
+        async def hand_off() -> None:
+            # First the client's consent, recorded at intake; trajectory hears of it through
+            # an event, so the hand-off may have to wait a moment for it.
+            consent = await self._act(
+                "consent for debt counselling",
+                lambda: self.chain.grant_consent(
+                    j.organisation,
+                    j.client_ref,
+                    DEBT_COUNSELLING,
+                    "debt_counselling",
+                    self.clock.now(),
+                ),
+            )
+            if consent is None:
+                return
+            for _ in range(40):
+                try:
+                    async with self.calls:
+                        await self.chain.hand_off(j.organisation, j.trajectory_id, DEBT_COUNSELLING)
+                except ChainError as error:
+                    if missing_route(error):
+                        self.counts.missing.add("debt hand-off")
+                        return
+                    if "has not consented" in str(error):
+                        await asyncio.sleep(0.25)
+                        continue
+                    self._failed("debt hand-off", error)
+                    return
+                self.counts.of(j.organisation).handoffs += 1
+                return
+            self._failed("debt hand-off", ChainError("consent never reached trajectory"))
+
+        return hand_off
+
+    def _aftercare(self, j: _Journey) -> Step:
+        async def aftercare() -> None:
+            done = await self._act(
+                "aftercare", lambda: self.chain.start_aftercare(j.organisation, j.trajectory_id)
+            )
+            if done is not None:
+                self.counts.of(j.organisation).aftercare += 1
+
+        return aftercare
+
+    def _close(self, j: _Journey) -> Step:
+        async def close() -> None:
+            reason = j.client.closure_reason
+            done = await self._act(
+                "closure",
+                lambda: self.chain.close_trajectory(j.organisation, j.trajectory_id, reason),
+            )
+            if done is None:
+                return
+            counts = self.counts.of(j.organisation)
+            counts.closed += 1
+            counts.closed_registration_minutes += j.registration_minutes
+            counts.closed_dossier_minutes += j.dossier_minutes
+            self.counts.closure_reasons[reason] += 1
+            j.closed = True
+
+        return close
+
+    # ---------------------------------------------------------------- the progress bar
+
+    async def _progress(self) -> None:
+        while True:
+            self._draw_progress()
+            await asyncio.sleep(0.5)
+
+    def _draw_progress(self, final: bool = False) -> None:
+        if self.out is None:
+            return
+        now = min(max(self.clock.now(), self.options.start), self.options.end)
+        share = (now - self.options.start) / (self.options.end - self.options.start)
+        if final:
+            share = 1.0
+        width = 30
+        bar = "#" * int(share * width) + "-" * (width - int(share * width))
+        orgs = self.counts.organisations.values()
+        line = (
+            f"\r  [{bar}] {share:4.0%}  {now.astimezone(LOCAL):%d %b %Y}  "
+            f"referrals {sum(o.referrals for o in orgs):4d}  "
+            f"open {sum(o.opened - o.closed for o in orgs):4d}  "
+            f"closed {sum(o.closed for o in orgs):4d}  "
+            f"waitlisted {sum(o.waitlisted for o in orgs):3d}"
+        )
+        print(line, end="\n" if final else "", file=self.out, flush=True)
+
+
+def run_year_blocking(
+    chain_factory: Callable[[], ChainClient], options: YearOptions, anchor: float, **kwargs: Any
+) -> YearCounts:
+    async def play() -> YearCounts:
+        chain = chain_factory()
+        try:
+            return await Year(chain, options, anchor, **kwargs).run()
+        finally:
+            await chain.close()
+
+    return asyncio.run(play())
+
+
+def seconds_until(anchor: float) -> float:
+    return max(anchor - time.time(), 0.0)

@@ -1,0 +1,235 @@
+"""A realistic year in the chain, planned up front: who is referred when, by whom, about
+what, and how each person's help goes. Pure and seeded, so a run can be repeated exactly.
+
+The rates come from the sector's reports (see DOMAIN.md): no-shows of 20-30 %, far more at
+debt intakes; about 60 % of self-help modules completed; a few crises; part of the debt
+cases handed to debt counselling; online contact mostly added on top of face-to-face contact
+(which is why blended cases take more hours and more days). Waiting lists are not planned:
+intake puts people on them when an organisation's caseload is full.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+# Referrers of the local chain and what kind of referrer each is (see devstack/access.py).
+GPS = ("huisarts-de-linde", "huisarts-oosterpoort")
+MUNICIPALITY = "gemeente-utrecht"
+DEBT_COUNSELLING = "schuldhulp-midden"
+# Postcode areas each welfare organisation serves (intake's region table routes them).
+AREAS: dict[str, tuple[str, ...]] = {
+    "welzijn-utrecht": ("3511", "3514", "3521", "3531", "3544", "3561", "3571", "3582", "3603"),
+    "welzijn-amersfoort": ("3811", "3813", "3815", "3822", "3825", "3831"),
+    "welzijn-heuvelrug": ("3701", "3703", "3705", "3941"),
+}
+SHARE = {"welzijn-utrecht": 0.5, "welzijn-amersfoort": 0.3, "welzijn-heuvelrug": 0.2}
+OUTSIDE_AREAS = ("1011", "6511")  # Amsterdam, Nijmegen: declined with a redirect
+MODULES = ("grip-op-je-geld", "omgaan-met-stress", "sterker-in-je-netwerk")
+FIRST_NAMES = ("Sanne", "Daan", "Fatima", "Mohammed", "Lotte", "Kees", "Anouk", "Yusuf", "Ilse")
+LAST_NAMES = ("de Vries", "Jansen", "El Amrani", "Bakker", "Yilmaz", "Visser", "Smit", "Bos")
+
+# Referrer type -> share of referrals.
+REFERRER_MIX = {
+    "gp": 0.30,
+    "self": 0.25,
+    "municipality": 0.12,
+    "early_warning": 0.15,
+    "network": 0.10,
+    "school": 0.04,
+    "outreach": 0.04,
+}
+TOPIC_MIX = {
+    "debts_material": 0.38,
+    "psychosocial": 0.22,
+    "relationships": 0.12,
+    "parenting": 0.10,
+    "loneliness": 0.12,
+    "other": 0.06,
+}
+NO_SHOW_INTAKE = 0.25
+NO_SHOW_DEBT_INTAKE = 0.45
+NO_SHOW_FOLLOW_UP = 0.20
+MODULE_COMPLETION = 0.60
+CRISIS = 0.05
+DEBT_HAND_OFF = 0.45
+OUTSIDE_REGION = 0.02
+BLENDED = 0.55
+
+
+@dataclass(frozen=True)
+class Appointment:
+    offset: timedelta  # from the trajectory's opening
+    kind: str  # intake | follow_up
+    modality: str
+    attended: bool
+    minutes: int
+
+
+@dataclass(frozen=True)
+class Message:
+    """A client's message in the online dossier (or a chat) and the worker's answer."""
+
+    offset: timedelta
+    channel: str  # dossier_message | chat
+    answer_after: timedelta
+    minutes: int
+
+
+@dataclass(frozen=True)
+class Module:
+    offset: timedelta
+    module_id: str
+    completes_after: timedelta | None  # None: the client stops (drop-out)
+
+
+@dataclass
+class Client:
+    number: int
+    organisation: str | None  # None: outside the region
+    referred_at: datetime
+    referrer: str  # organisation id of the referrer
+    referrer_type: str
+    topic: str
+    postcode: str
+    crisis: bool
+    blended: bool
+    appointments: list[Appointment] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    modules: list[Module] = field(default_factory=list)
+    hand_off_at: timedelta | None = None
+    closes_after: timedelta = timedelta(days=120)
+    closure_reason: str = "goal_reached"
+    aftercare: bool = False
+
+    @property
+    def reference(self) -> str:
+        return f"SIM-{self.referred_at:%Y}-{self.number:05d}"
+
+    def referral(self, rng: random.Random) -> dict[str, object]:
+        """What the referrer sends to intake's front door (the person is invented)."""
+        born = datetime(1950, 1, 1) + timedelta(days=rng.randrange(0, 365 * 55))
+        name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
+        client: dict[str, object] = {
+            "name": name,
+            "date_of_birth": born.date().isoformat(),
+            "postcode": f"{self.postcode} {rng.choice('ABCDEFGHJK')}{rng.choice('ABCDEFGHJK')}",
+            "language": "nl" if rng.random() < 0.9 else "en",
+            "preferred_channel": "email" if rng.random() < 0.7 else "sms",
+        }
+        if client["preferred_channel"] == "email":
+            client["email"] = f"client{self.number}@example.org"
+        client["phone"] = f"06{rng.randrange(10_000_000, 99_999_999)}"
+        return {
+            "referrer_type": self.referrer_type,
+            "referrer_reference": self.reference,
+            "topic": self.topic,
+            "urgency": {
+                "threatened_eviction": self.crisis and self.topic == "debts_material",
+                "disconnection": self.crisis and self.topic != "debts_material",
+            },
+            "client": client,
+            "consent": {"given_by": "client", "granted_at": self.referred_at.isoformat()},
+        }
+
+
+def _pick(rng: random.Random, mix: dict[str, float]) -> str:
+    return rng.choices(list(mix), weights=list(mix.values()))[0]
+
+
+def _referrer(rng: random.Random, kind: str, organisation: str | None) -> str:
+    if kind == "gp":
+        return rng.choice(GPS)
+    if kind in ("municipality", "early_warning", "outreach"):
+        return MUNICIPALITY
+    return organisation or "welzijn-utrecht"  # self, network, school: through the front door
+
+
+def plan_year(start: datetime, days: int, clients: int, seed: int = 2025) -> list[Client]:
+    """Everyone referred in a year of `days` days: referrals spread over the first 85 % of the
+    period (later ones would not get far), each with the course their help will take."""
+    rng = random.Random(seed)
+    window = timedelta(days=days * 0.85)
+    planned = []
+    for number in range(1, clients + 1):
+        referred_at = start + timedelta(seconds=rng.uniform(0, window.total_seconds()))
+        outside = rng.random() < OUTSIDE_REGION
+        organisation = None if outside else _pick(rng, SHARE)
+        postcode = rng.choice(OUTSIDE_AREAS if organisation is None else AREAS[organisation])
+        kind = _pick(rng, REFERRER_MIX)
+        topic = "debts_material" if kind == "early_warning" else _pick(rng, TOPIC_MIX)
+        client = Client(
+            number=number,
+            organisation=organisation,
+            referred_at=referred_at.replace(microsecond=0),
+            referrer=_referrer(rng, kind, organisation),
+            referrer_type=kind,
+            topic=topic,
+            postcode=postcode,
+            crisis=rng.random() < CRISIS,
+            blended=rng.random() < BLENDED,
+        )
+        _plan_help(rng, client, days)
+        planned.append(client)
+    return sorted(planned, key=lambda c: c.referred_at)
+
+
+def _plan_help(rng: random.Random, client: Client, days: int) -> None:
+    # Short years (tests) compress the course of help with them.
+    scale = min(1.0, days / 365)
+    day = timedelta(days=1) * scale
+    debt = client.topic == "debts_material"
+    at = (timedelta(days=1) if client.crisis else timedelta(days=rng.uniform(3, 10))) * scale
+    # The intake: a missed intake gets another date; after two misses the case closes.
+    misses = 0
+    while True:
+        no_show = NO_SHOW_DEBT_INTAKE if debt else NO_SHOW_INTAKE
+        attended = rng.random() >= no_show
+        client.appointments.append(
+            Appointment(at, "intake", "face_to_face", attended, rng.choice((45, 60, 60, 75)))
+        )
+        if attended:
+            break
+        misses += 1
+        if misses == 2:
+            client.closes_after = at + 14 * day
+            client.closure_reason = "no_contact"
+            return
+        at += rng.uniform(5, 9) * day
+    # Guidance: follow-ups every two to three weeks; blended clients get online contact on
+    # top, which (as the sector found) makes their help longer rather than shorter.
+    follow_ups = rng.randint(2, 6) + (1 if client.blended else 0)
+    for _ in range(follow_ups):
+        at += rng.uniform(12, 24) * day
+        modality = rng.choices(["face_to_face", "phone", "video"], weights=[6, 2, 1])[0]
+        attended = rng.random() >= NO_SHOW_FOLLOW_UP
+        client.appointments.append(
+            Appointment(at, "follow_up", modality, attended, rng.choice((30, 45, 45, 60, 90)))
+        )
+    if client.blended:
+        for _ in range(rng.randint(2, 6)):
+            client.messages.append(
+                Message(
+                    offset=at * rng.uniform(0.15, 0.95),
+                    channel=rng.choice(("dossier_message", "dossier_message", "chat")),
+                    answer_after=timedelta(hours=rng.choice((2, 5, 20, 26, 50, 70))) * scale,
+                    minutes=rng.choice((5, 10, 15, 20)),
+                )
+            )
+    if rng.random() < 0.5:
+        completes = rng.random() < MODULE_COMPLETION
+        client.modules.append(
+            Module(
+                offset=client.appointments[-follow_ups - 1].offset + 2 * day,
+                module_id=rng.choice(MODULES),
+                completes_after=rng.uniform(14, 40) * day if completes else None,
+            )
+        )
+    if debt and rng.random() < DEBT_HAND_OFF:
+        client.hand_off_at = client.appointments[-follow_ups - 1].offset + 5 * day
+    client.closes_after = at + rng.uniform(7, 21) * day
+    client.closure_reason = rng.choices(
+        ["goal_reached", "client_stopped", "referred_on", "no_contact"], weights=[70, 12, 8, 10]
+    )[0]
+    client.aftercare = debt and rng.random() < 0.4
