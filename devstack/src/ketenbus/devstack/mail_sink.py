@@ -65,8 +65,25 @@ class MailboxHandler:
         return "250 Message accepted for delivery"
 
 
+class ReceivedMail(EmailMessage):
+    """A stored message. For a mail with a plain-text and an HTML version, get_content()
+    gives the plain text, as a text-only mail reader shows it (EmailMessage itself raises
+    KeyError for multipart/alternative)."""
+
+    def get_content(self, *args: Any, **kwargs: Any) -> Any:
+        if self.get_content_type() == "multipart/alternative":
+            plain = self.get_body(preferencelist=("plain",))
+            if plain is not None:
+                return plain.get_content(*args, **kwargs)
+        return super().get_content(*args, **kwargs)
+
+
+_READING = email.policy.default.clone(message_factory=ReceivedMail)
+
+
 def read_mailbox(directory: Path | str) -> list[EmailMessage]:
-    """Every message received so far, oldest first, parsed with email.policy.default."""
+    """Every message received so far, oldest first, parsed with email.policy.default
+    (as ReceivedMail, an EmailMessage)."""
     directory = Path(directory)
     if not directory.exists():
         return []
@@ -78,7 +95,7 @@ def read_mailbox(directory: Path | str) -> list[EmailMessage]:
     messages: list[EmailMessage] = []
     for path in files:
         with path.open("rb") as raw:
-            parsed = email.message_from_binary_file(raw, policy=email.policy.default)
+            parsed = email.message_from_binary_file(raw, policy=_READING)
         messages.append(parsed)  # type: ignore[arg-type]  # policy.default gives EmailMessage
     return messages
 

@@ -2,60 +2,276 @@
 
 from __future__ import annotations
 
-from ketenbus.contracts.envelope import Envelope
-from ketenbus.contracts.events import AppointmentMissed, ClientContactShared, ClientErasureRequested
-from ketenbus.contracts.values import Language, ReminderPurpose
+from datetime import datetime
+
+from ketenbus.contracts.envelope import Envelope, Event
+from ketenbus.contracts.events import (
+    AppointmentAttended,
+    AppointmentCancelled,
+    AppointmentMissed,
+    AppointmentRescheduled,
+    AppointmentScheduled,
+    ClientContactShared,
+    ClientErasureRequested,
+    ClientWaitlisted,
+    HomeworkSubmitted,
+    ModuleAbandoned,
+    ModuleAssigned,
+    ModuleCompleted,
+    ModuleStarted,
+    ModuleStepCompleted,
+    QuestionnaireCompleted,
+    WaitlistExited,
+    WorkerNote,
+    WorkerNotified,
+)
+from ketenbus.contracts.values import ReminderPurpose
 from ketenbus.kit.consumer import EventHandlers
 from ketenbus.kit.uow import UnitOfWork
-from ketenbus.notifications.domain import Reminder
+from ketenbus.notifications import planning
+from ketenbus.notifications.contact import open_card, phone_index
+from ketenbus.notifications.domain import Reminder, ReminderStatus
+from ketenbus.notifications.planning import ModuleWatch
+from ketenbus.notifications.policies import Policies
 from ketenbus.notifications.settings import NotificationSettings
 from ketenbus.notifications.store import NotificationTransaction
 
 handlers = EventHandlers("notifications")
 
+Uow = UnitOfWork[NotificationTransaction]
+
 
 @handlers.on(ClientContactShared)
 async def keep_contact(
-    event: Envelope[ClientContactShared], uow: UnitOfWork[NotificationTransaction]
+    event: Envelope[ClientContactShared], uow: Uow, contact_key: bytes, phone_key: bytes
+) -> None:
+    """Kept sealed as it came; only the keyed hash of the phone number is made here."""
+    shared = event.data
+    card = open_card(shared.contact, contact_key)
+    async with uow.handling(event) as tx:
+        await tx.contacts.keep(
+            client_ref=shared.client_ref,
+            organisation_id=shared.organisation_id,
+            sealed=shared.contact,
+            language=shared.language,
+            preferred_channel=shared.preferred_channel,
+            phone_index=phone_index(card.phone if card else None, phone_key),
+            shared_at=shared.shared_at,
+        )
+
+
+@handlers.on(AppointmentScheduled)
+async def plan_appointment_reminders(
+    event: Envelope[AppointmentScheduled], uow: Uow, policies: Policies
+) -> None:
+    scheduled = event.data
+    async with uow.handling(event) as tx:
+        policy = policies.of(scheduled.organisation_id)
+        await tx.reminders.add_all(
+            planning.appointment_reminders(scheduled, policy, tx.clock.now())
+        )
+
+
+@handlers.on(AppointmentRescheduled)
+async def move_appointment_reminders(
+    event: Envelope[AppointmentRescheduled], uow: Uow, policies: Policies
+) -> None:
+    moved = event.data
+    async with uow.handling(event) as tx:
+        existing = await tx.reminders.of_appointment(moved.appointment_id)
+        policy = policies.of(moved.organisation_id)
+        new = planning.follow_appointment(moved, existing, policy, tx.clock.now())
+        await tx.reminders.save_all(existing)
+        await tx.reminders.add_all(new)
+
+
+@handlers.on(AppointmentCancelled)
+async def drop_appointment_reminders(event: Envelope[AppointmentCancelled], uow: Uow) -> None:
+    await _cancel_for_appointment(event, uow, "the appointment was cancelled")
+
+
+@handlers.on(AppointmentAttended)
+async def close_appointment_reminders(event: Envelope[AppointmentAttended], uow: Uow) -> None:
+    await _cancel_for_appointment(event, uow, "the appointment took place")
+
+
+async def _cancel_for_appointment(
+    event: Envelope[AppointmentCancelled] | Envelope[AppointmentAttended], uow: Uow, reason: str
 ) -> None:
     async with uow.handling(event) as tx:
-        shared = event.data
-        await tx.contacts.keep(
-            shared.client_ref,
-            shared.organisation_id,
-            shared.contact,
-            shared.language,
-            shared.preferred_channel,
-        )
+        reminders = await tx.reminders.of_appointment(event.data.appointment_id)
+        planning.cancel_waiting(reminders, reason, tx.clock.now())
+        await tx.reminders.save_all(reminders)
 
 
 @handlers.on(AppointmentMissed)
 async def follow_up_missed_appointment(
     event: Envelope[AppointmentMissed],
-    uow: UnitOfWork[NotificationTransaction],
+    uow: Uow,
     settings: NotificationSettings,
+    policies: Policies,
 ) -> None:
-    """A calm word to the client: we missed you, how can we help."""
+    """A calm word to the client (we missed you, how can we help) and a note to the worker."""
+    missed = event.data
     async with uow.handling(event) as tx:
-        missed = event.data
-        contact = await tx.contacts.find(missed.client_ref)
-        language = Language(contact["language"]) if contact else Language.NL
-        reminder = Reminder.schedule(
-            client_ref=missed.client_ref,
-            organisation_id=missed.organisation_id,
-            purpose=ReminderPurpose.MISSED_APPOINTMENT_FOLLOW_UP,
-            due_at=missed.registered_at + settings.missed_follow_up_delay,
-            language=language,
-            appointment_id=missed.appointment_id,
-            appointment_starts_at=missed.starts_at,
-            at=tx.clock.now(),
+        now = tx.clock.now()
+        policy = policies.of(missed.organisation_id)
+        earlier = await tx.reminders.of_appointment(missed.appointment_id)
+        planning.cancel_waiting(earlier, "the appointment was missed", now)
+        await tx.reminders.save_all(earlier)
+        delay = policy.missed_follow_up_delay
+        follow_up = planning.missed_follow_up(
+            missed, settings.missed_follow_up_delay if delay is None else delay, now
         )
-        await tx.reminders.add(reminder)
+        await tx.reminders.add(follow_up)
+        await tell_worker(
+            tx, WorkerNote.CLIENT_MISSED_APPOINTMENT, follow_up, policies, now, missed.worker_id
+        )
+
+
+async def tell_worker(
+    tx: NotificationTransaction,
+    note: WorkerNote,
+    about: Reminder,
+    policies: Policies,
+    now: datetime,
+    worker_id: str | None = None,
+) -> None:
+    """On the worker's task list (trajectory reads WorkerNotified), and by e-mail when the
+    organisation has a team mailbox."""
+    tx.publish(
+        WorkerNotified(
+            client_ref=about.client_ref,
+            organisation_id=about.organisation_id,
+            note=note,
+            trajectory_id=about.trajectory_id,
+            worker_id=worker_id or about.worker_id,
+            appointment_id=about.appointment_id,
+            reminder_id=about.id,
+            follow_up_due_at=(
+                about.due_at if note is WorkerNote.CLIENT_MISSED_APPOINTMENT else None
+            ),
+            notified_at=now,
+        )
+    )
+    if policies.of(about.organisation_id).worker_mailbox:
+        await tx.reminders.add(
+            planning.note_for_team(
+                client_ref=about.client_ref,
+                organisation_id=about.organisation_id,
+                note=note,
+                now=now,
+                about=about,
+            )
+        )
+
+
+@handlers.on(ClientWaitlisted)
+async def invite_while_waiting(
+    event: Envelope[ClientWaitlisted], uow: Uow, policies: Policies
+) -> None:
+    """The moment that got 60-70 % response: a link to self-help while the client waits."""
+    waitlisted = event.data
+    async with uow.handling(event) as tx:
+        now = tx.clock.now()
+        policy = policies.of(waitlisted.organisation_id)
+        await tx.reminders.add(
+            Reminder.schedule(
+                client_ref=waitlisted.client_ref,
+                organisation_id=waitlisted.organisation_id,
+                purpose=ReminderPurpose.WAITLIST_INVITATION,
+                due_at=max(waitlisted.waitlisted_at + policy.waitlist_invitation_delay, now),
+                at=now,
+            )
+        )
+
+
+@handlers.on(WaitlistExited)
+async def stop_inviting(event: Envelope[WaitlistExited], uow: Uow) -> None:
+    async with uow.handling(event) as tx:
+        waiting = await tx.reminders.waiting(
+            event.data.client_ref, ReminderPurpose.WAITLIST_INVITATION.value
+        )
+        planning.cancel_waiting(waiting, "the client is no longer waiting", tx.clock.now())
+        await tx.reminders.save_all(waiting)
+
+
+# ---------------------------------------------------------------- module nudges
+
+_PROGRESS = (ModuleStarted, ModuleStepCompleted, HomeworkSubmitted, QuestionnaireCompleted)
+
+
+def _progress_at(event: Event) -> datetime:
+    for name in ("assigned_at", "started_at", "completed_at", "submitted_at"):
+        value = getattr(event, name, None)
+        if isinstance(value, datetime):
+            return value
+    raise ValueError(f"{event.name} carries no moment of progress")
+
+
+@handlers.on(ModuleAssigned, *_PROGRESS)
+async def watch_module_progress(
+    event: Envelope[ModuleAssigned]
+    | Envelope[ModuleStarted]
+    | Envelope[ModuleStepCompleted]
+    | Envelope[HomeworkSubmitted]
+    | Envelope[QuestionnaireCompleted],
+    uow: Uow,
+    policies: Policies,
+) -> None:
+    """Progress (or a new assignment) starts the idle time anew: the nudges move on."""
+    data = event.data
+    at = _progress_at(data)
+    async with uow.handling(event) as tx:
+        now = tx.clock.now()
+        watch = await tx.module_watches.get(data.enrolment_id)
+        if watch is None:
+            watch = ModuleWatch(
+                data.enrolment_id, data.client_ref, data.organisation_id, last_progress_at=at
+            )
+        elif not watch.progressed(at):
+            return
+        await tx.module_watches.save(watch)
+        nudges = await tx.reminders.of_enrolment(data.enrolment_id)
+        planning.cancel_waiting(nudges, "the client made progress", now)
+        await tx.reminders.save_all(nudges)
+        sent = sum(1 for n in nudges if n.status is ReminderStatus.SENT)
+        policy = policies.of(data.organisation_id)
+        await tx.reminders.add_all(watch.nudges(policy, sent, now))
+
+
+@handlers.on(ModuleCompleted, ModuleAbandoned)
+async def stop_nudging(
+    event: Envelope[ModuleCompleted] | Envelope[ModuleAbandoned], uow: Uow
+) -> None:
+    data = event.data
+    if isinstance(data, ModuleCompleted):
+        at, reason = data.completed_at, "the module is completed"
+    else:
+        at, reason = data.abandoned_at, "the module was left unfinished"
+    async with uow.handling(event) as tx:
+        watch = await tx.module_watches.get(data.enrolment_id) or ModuleWatch(
+            data.enrolment_id, data.client_ref, data.organisation_id, last_progress_at=at
+        )
+        watch.finished = True
+        await tx.module_watches.save(watch)
+        nudges = await tx.reminders.of_enrolment(data.enrolment_id)
+        planning.cancel_waiting(nudges, reason, tx.clock.now())
+        await tx.reminders.save_all(nudges)
+
+
+# ---------------------------------------------------------------- erasure
 
 
 @handlers.on(ClientErasureRequested)
-async def forget_client(
-    event: Envelope[ClientErasureRequested], uow: UnitOfWork[NotificationTransaction]
-) -> None:
+async def forget_client(event: Envelope[ClientErasureRequested], uow: Uow) -> None:
+    """Contact details, opt-outs and counters go; waiting reminders are cancelled."""
+    client_ref = event.data.client_ref
     async with uow.handling(event) as tx:
-        await tx.contacts.forget(event.data.client_ref)
+        await tx.contacts.forget(client_ref)
+        await tx.opt_outs.forget(client_ref)
+        await tx.daily_sends.forget(client_ref)
+        await tx.module_watches.forget(client_ref)
+        reminders = await tx.reminders.of_client(client_ref)
+        planning.cancel_waiting(reminders, "the client asked to be forgotten", tx.clock.now())
+        await tx.reminders.save_all(reminders)

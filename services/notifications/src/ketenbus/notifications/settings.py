@@ -1,8 +1,12 @@
+"""Notifications' settings: the shared ones, the channels, and the rules of delivery."""
+
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
+from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from ketenbus.kit.settings import ServiceSettings
 
@@ -12,11 +16,37 @@ class NotificationSettings(ServiceSettings):
     http_port: int = 8003
     # Shared with intake only: opens the sealed contact details it sends.
     contact_sharing_key: SecretStr
+    # Where clients' opt-out links point: this service as the outside world reaches it.
+    public_url: str = Field(
+        default="http://127.0.0.1:8003", validation_alias="NOTIFICATIONS_PUBLIC_URL"
+    )
+    # Per-organisation reminder policy; the packaged defaults when unset.
+    notification_policies_file: Path | None = None
+
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_sender: str = "Ketenbus <geen-antwoord@ketenbus.example>"
-    smtp_timeout_seconds: float = 10.0
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    smtp_start_tls: bool | None = None  # None: when the relay offers it
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    message_id_domain: str = "ketenbus.example"
+
     sms_provider_url: str | None = None
+    # "json": the generic JSON API (and the devstack sink); "messagebird": Bird's REST API.
+    sms_provider_kind: Literal["json", "messagebird"] = "json"
+    sms_provider_token: SecretStr | None = None
+    sms_timeout_seconds: float = Field(default=10.0, gt=0)
+
     # How long after a missed appointment the client hears from us: soon, not at once.
     missed_follow_up_delay: timedelta = timedelta(hours=2)
-    dispatch_poll_seconds: float = 0.5
+    dispatch_poll_seconds: float = Field(default=0.5, gt=0)
+    # A claim older than this (real seconds) belonged to a dispatcher that died: more than
+    # the slowest hand-over (the channel timeouts) with room to spare.
+    send_claim_seconds: float = Field(default=60.0, gt=0)
+    send_max_attempts: int = Field(default=6, ge=1)
+    send_retry_base_seconds: float = Field(default=2.0, gt=0)
+    send_retry_max_seconds: float = Field(default=300.0, gt=0)
+    # Reminders this late (in the chain's time) count as overdue for the operators.
+    overdue_after: timedelta = timedelta(minutes=5)
+    gauge_seconds: float = Field(default=5.0, gt=0)

@@ -1,24 +1,34 @@
-"""Notifications' own database: sealed contact details and the reminders, due or done."""
+"""Notifications' own database: sealed contact details, opt-outs, reminders, module watches.
+
+Contact details stay sealed as they came from intake; the only other trace of them is the
+keyed hash of the phone number (for STOP replies). Everything here is forgotten on erasure.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
 from pydantic import TypeAdapter
+from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ketenbus.contracts.values import Channel, Language, Sealed
 from ketenbus.kit.uow import Transaction
-from ketenbus.notifications.domain import Reminder, ReminderStatus
+from ketenbus.notifications.domain import PENDING, Reminder, ReminderStatus
+from ketenbus.notifications.planning import ModuleWatch
 
 
 async def ensure_indexes(db: AsyncDatabase[Any]) -> None:
-    await db.reminders.create_index([("status", 1), ("due_at", 1)])
+    await db.reminders.create_index([("status", 1), ("send_at", 1)])
+    await db.reminders.create_index([("status", 1), ("claimed_until", 1)])
     await db.reminders.create_index("client_ref")
-    await db.reminders.create_index("appointment_id")
+    await db.reminders.create_index("appointment_id", sparse=True)
+    await db.reminders.create_index("enrolment_id", sparse=True)
+    await db.contacts.create_index("phone_index", sparse=True)
+    await db.module_watches.create_index("client_ref")
 
 
 class ContactBook:
@@ -30,11 +40,14 @@ class ContactBook:
 
     async def keep(
         self,
+        *,
         client_ref: str,
         organisation_id: str,
         sealed: Sealed,
         language: Language,
         preferred_channel: Channel,
+        phone_index: str | None,
+        shared_at: datetime,
     ) -> None:
         await self.collection.replace_one(
             {"_id": client_ref},
@@ -43,6 +56,8 @@ class ContactBook:
                 "sealed": sealed.model_dump(),
                 "language": language.value,
                 "preferred_channel": preferred_channel.value,
+                "phone_index": phone_index,
+                "shared_at": shared_at,
             },
             upsert=True,
             session=self.tx.session,
@@ -51,8 +66,68 @@ class ContactBook:
     async def find(self, client_ref: str) -> dict[str, Any] | None:
         return await self.collection.find_one({"_id": client_ref}, session=self.tx.session)
 
+    async def by_phone(self, organisation_id: str, phone_index: str) -> list[dict[str, Any]]:
+        cursor = self.collection.find(
+            {"organisation_id": organisation_id, "phone_index": phone_index},
+            session=self.tx.session,
+        )
+        return [document async for document in cursor]
+
     async def forget(self, client_ref: str) -> None:
         await self.collection.delete_one({"_id": client_ref}, session=self.tx.session)
+
+
+class OptOuts:
+    """The channels a client asked us not to use. Kept apart from the contact card, which
+    intake may share again (a new address does not undo a STOP)."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+        self.collection = tx.db.opt_outs
+
+    async def of(self, client_ref: str) -> frozenset[Channel]:
+        document = await self.collection.find_one({"_id": client_ref}, session=self.tx.session)
+        return frozenset(Channel(c) for c in (document or {}).get("channels", ()))
+
+    async def add(self, client_ref: str, channel: Channel, at: datetime) -> bool:
+        """True when this is news (the channel was not opted out yet)."""
+        before = await self.collection.find_one_and_update(
+            {"_id": client_ref},
+            {"$addToSet": {"channels": channel.value}, "$setOnInsert": {"since": at}},
+            upsert=True,
+            return_document=ReturnDocument.BEFORE,
+            session=self.tx.session,
+        )
+        return channel.value not in (before or {}).get("channels", ())
+
+    async def forget(self, client_ref: str) -> None:
+        await self.collection.delete_one({"_id": client_ref}, session=self.tx.session)
+
+
+class DailySends:
+    """Messages per client per local day. One small document per client and day: two
+    dispatchers counting for one client write the same document, so one of them retries."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+        self.collection = tx.db.daily_sends
+
+    async def count(self, client_ref: str, day: str) -> int:
+        document = await self.collection.find_one(
+            {"_id": f"{client_ref}/{day}"}, session=self.tx.session
+        )
+        return int((document or {}).get("count", 0))
+
+    async def add_one(self, client_ref: str, day: str) -> None:
+        await self.collection.update_one(
+            {"_id": f"{client_ref}/{day}"},
+            {"$inc": {"count": 1}, "$set": {"client_ref": client_ref}},
+            upsert=True,
+            session=self.tx.session,
+        )
+
+    async def forget(self, client_ref: str) -> None:
+        await self.collection.delete_many({"client_ref": client_ref}, session=self.tx.session)
 
 
 class ReminderBook:
@@ -64,36 +139,126 @@ class ReminderBook:
         await self.collection.insert_one(_document(reminder), session=self.tx.session)
         self._publish(reminder)
 
+    async def add_all(self, reminders: list[Reminder]) -> None:
+        for reminder in reminders:
+            await self.add(reminder)
+
     async def save(self, reminder: Reminder) -> None:
         await self.collection.replace_one(
             {"_id": reminder.id}, _document(reminder), session=self.tx.session
         )
         self._publish(reminder)
 
+    async def save_all(self, reminders: list[Reminder]) -> None:
+        for reminder in reminders:
+            await self.save(reminder)
+
     async def get(self, reminder_id: str) -> Reminder | None:
         document = await self.collection.find_one({"_id": reminder_id}, session=self.tx.session)
         return _reminder(document) if document else None
 
-    async def due(self, now: datetime, limit: int = 50) -> list[Reminder]:
-        documents = self.collection.find(
-            {"status": ReminderStatus.SCHEDULED.value, "due_at": {"$lte": now}},
+    async def of_appointment(self, appointment_id: str) -> list[Reminder]:
+        return await self._find({"appointment_id": appointment_id, "audience": "client"})
+
+    async def of_enrolment(self, enrolment_id: str) -> list[Reminder]:
+        return await self._find({"enrolment_id": enrolment_id})
+
+    async def of_client(self, client_ref: str) -> list[Reminder]:
+        return await self._find({"client_ref": client_ref})
+
+    async def waiting(self, client_ref: str, purpose: str) -> list[Reminder]:
+        return await self._find(
+            {"client_ref": client_ref, "purpose": purpose, "status": ReminderStatus.SCHEDULED}
+        )
+
+    async def claimable_ids(self, now: datetime, real_now: datetime, limit: int) -> list[str]:
+        """Reminders whose time has come, and claims left behind by a dispatcher that died."""
+        cursor = self.collection.find(
+            {
+                "$or": [
+                    {
+                        "status": ReminderStatus.SCHEDULED.value,
+                        "send_at": {"$lte": now},
+                        "$or": [{"retry_at": None}, {"retry_at": {"$lte": real_now}}],
+                    },
+                    {"status": ReminderStatus.SENDING.value, "claimed_until": {"$lte": real_now}},
+                ]
+            },
+            projection=["_id"],
             session=self.tx.session,
-        ).sort("due_at", 1)
-        return [_reminder(d) async for d in documents.limit(limit)]
+        )
+        return [d["_id"] async for d in cursor.sort("send_at", 1).limit(limit)]
+
+    async def next_send_at(self) -> datetime | None:
+        document = await self.collection.find_one(
+            {"status": ReminderStatus.SCHEDULED.value},
+            projection=["send_at"],
+            sort=[("send_at", 1)],
+            session=self.tx.session,
+        )
+        return document["send_at"] if document else None
+
+    async def pending_by_organisation(self, overdue_before: datetime) -> dict[str, tuple[int, int]]:
+        """Per organisation: reminders still to send, and those among them that are late."""
+        cursor = await self.collection.aggregate(
+            [
+                {"$match": {"status": {"$in": [s.value for s in PENDING]}}},
+                {
+                    "$group": {
+                        "_id": "$organisation_id",
+                        "due": {"$sum": 1},
+                        "overdue": {
+                            "$sum": {"$cond": [{"$lt": ["$send_at", overdue_before]}, 1, 0]}
+                        },
+                    }
+                },
+            ],
+            session=self.tx.session,
+        )
+        return {d["_id"]: (int(d["due"]), int(d["overdue"])) async for d in cursor}
+
+    async def _find(self, query: dict[str, Any]) -> list[Reminder]:
+        cursor = self.collection.find(query, session=self.tx.session).sort("due_at", 1)
+        return [_reminder(d) async for d in cursor]
 
     def _publish(self, reminder: Reminder) -> None:
         self.tx.publish_all(reminder.events)
         reminder.events.clear()
 
 
+class ModuleWatches:
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+        self.collection = tx.db.module_watches
+
+    async def get(self, enrolment_id: str) -> ModuleWatch | None:
+        document = await self.collection.find_one({"_id": enrolment_id}, session=self.tx.session)
+        if document is None:
+            return None
+        return _WATCH.validate_python({**document, "enrolment_id": document["_id"]})
+
+    async def save(self, watch: ModuleWatch) -> None:
+        document = asdict(watch)
+        document["_id"] = document.pop("enrolment_id")
+        await self.collection.replace_one(
+            {"_id": watch.enrolment_id}, document, upsert=True, session=self.tx.session
+        )
+
+    async def forget(self, client_ref: str) -> None:
+        await self.collection.delete_many({"client_ref": client_ref}, session=self.tx.session)
+
+
 def _document(reminder: Reminder) -> dict[str, Any]:
     document = asdict(reminder)
     document["_id"] = document.pop("id")
     del document["events"]
+    if isinstance(reminder.offset, timedelta):
+        document["offset"] = reminder.offset.total_seconds()  # BSON has no durations
     return document
 
 
 _REMINDER = TypeAdapter(Reminder)
+_WATCH = TypeAdapter(ModuleWatch)
 
 
 def _reminder(document: dict[str, Any]) -> Reminder:
@@ -106,5 +271,17 @@ class NotificationTransaction(Transaction):
         return ContactBook(self)
 
     @cached_property
+    def opt_outs(self) -> OptOuts:
+        return OptOuts(self)
+
+    @cached_property
+    def daily_sends(self) -> DailySends:
+        return DailySends(self)
+
+    @cached_property
     def reminders(self) -> ReminderBook:
         return ReminderBook(self)
+
+    @cached_property
+    def module_watches(self) -> ModuleWatches:
+        return ModuleWatches(self)
