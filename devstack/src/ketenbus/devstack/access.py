@@ -18,11 +18,15 @@ TOKENS_FILE = "api-tokens.json"
 WELFARE_ORGANISATIONS = ("welzijn-utrecht", "welzijn-amersfoort", "welzijn-heuvelrug")
 REFERRERS = ("huisarts-de-linde", "huisarts-oosterpoort", "gemeente-utrecht")
 DEBT_COUNSELLING = ("schuldhulp-midden",)
+# Partners that run a Kafka client: they get an inbound and an outbound topic of their own
+# (the demo stack creates them; deploy/k8s/partners.txt lists the same ones).
+KAFKA_PARTNERS = ("huisarts-de-linde", "huisarts-oosterpoort", "schuldhulp-midden")
 
 # role -> scopes. A worker's key also names the worker, so actions are attributable.
 ROLES: dict[str, tuple[str, ...]] = {
     "referrer": ("referrals:write", "referrals:read"),
-    "worker": ("trajectories:write", "trajectories:read"),
+    # A worker also records the client's consents and erasure requests at intake.
+    "worker": ("trajectories:write", "trajectories:read", "clients:write", "clients:read"),
     "portal": ("enrolments:write", "enrolments:read"),
     "manager": ("analytics:read", "trajectories:read"),
     "notifications": ("notifications:write", "notifications:read"),

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
+from ketenbus.devstack import access
 from ketenbus.devstack.errors import StackAlreadyRunning, StackError
 from ketenbus.devstack.processes import log_tail
 from ketenbus.devstack.stack import INFRASTRUCTURE, SERVICES, EmbeddedStack
@@ -42,7 +43,8 @@ def default_home() -> Path:
 def _stack(args: argparse.Namespace) -> EmbeddedStack:
     return EmbeddedStack(
         args.home,
-        partners=getattr(args, "partner", None) or [],
+        # The demo's Kafka partners (GP practices, debt counselling) unless told otherwise.
+        partners=getattr(args, "partner", None) or list(access.KAFKA_PARTNERS),
         service_module=args.service_module,
         preferred_ports=not args.free_ports,
         log_level=getattr(args, "log_level", "INFO"),

@@ -17,6 +17,7 @@ KAFKA_BOOTSTRAP_SERVERS or MONGODB_URL, those servers are used instead of starti
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -32,7 +33,15 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ketenbus.devstack import access, mail_sink, ports, service_keys, sms_sink, stack_state
+from ketenbus.devstack import (
+    access,
+    mail_sink,
+    partner_keys,
+    ports,
+    service_keys,
+    sms_sink,
+    stack_state,
+)
 from ketenbus.devstack.errors import (
     NotReady,
     StackAlreadyRunning,
@@ -348,6 +357,11 @@ class EmbeddedStack:
                 "PYTHONUNBUFFERED": "1",
                 **service_keys.load_or_create(self.home),
                 "API_KEYS_FILE": str(access.provision(self.home)),
+                # The partners whose topics exist, and the key each shares with the chain.
+                "PARTNER_ORGANISATIONS": ",".join(state.partners),
+                "PARTNER_SHARING_KEYS": json.dumps(
+                    partner_keys.load_or_create(self.home, state.partners)
+                ),
                 # Locally the follow-up after a missed appointment comes in seconds, not hours.
                 "MISSED_FOLLOW_UP_DELAY": "PT5S",
             }

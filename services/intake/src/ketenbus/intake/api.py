@@ -1,30 +1,41 @@
-"""The partner front door: referrals in, and the closed-loop status out."""
+"""The front door: referrals in and their closed-loop status out, for referring partners;
+consent and erasure, for the organisation that helps the client."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pymongo.errors import DuplicateKeyError
 
-from ketenbus.contracts.events import ClientContactShared, Urgency
+from ketenbus.contracts.events import ClientErasureRequested, Urgency
 from ketenbus.contracts.values import (
     ConsentGiver,
+    ConsentPurpose,
     DeclineReason,
     ReferralStatus,
     ReferralTopic,
     ReferrerType,
-    new_id,
 )
-from ketenbus.intake.domain import Referral, Referrer
-from ketenbus.intake.personal import PersonalDetails
+from ketenbus.intake import reception
+from ketenbus.intake.domain import Consent, NotFound, Referral, Referrer
+from ketenbus.intake.personal import PersonalDetails, fingerprint
 from ketenbus.intake.regions import RegionTable
+from ketenbus.intake.store import IntakeTransaction
 from ketenbus.kit.auth import Caller, requires
+from ketenbus.kit.failures import DomainError, is_transient, pause
 from ketenbus.kit.uow import UnitOfWork
 
-router = APIRouter(prefix="/v1", tags=["referrals"])
+router = APIRouter(prefix="/v1")
+
+T = TypeVar("T")
+Uow = UnitOfWork[IntakeTransaction]
+ClientPath = Annotated[str, Path(pattern=r"^cl_[0-9a-f]{32}$")]
+ConsentPath = Annotated[str, Path(pattern=r"^cns_[0-9a-f]{32}$")]
 
 IdempotencyKey = Annotated[
     str | None,
@@ -42,11 +53,44 @@ class ConsentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     given_by: ConsentGiver = ConsentGiver.CLIENT
+    purposes: list[ConsentPurpose] = Field(
+        default=[ConsentPurpose.REFERRAL_FEEDBACK],
+        min_length=1,
+        description="referral_feedback: you hear where the referral stands; debt_counselling: "
+        "the region's debt-counselling partner may be asked to help; reminders: the "
+        "organisation may send reminders.",
+    )
     granted_at: AwareDatetime
 
 
 class ReferralIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "referrer_type": "gp",
+                    "referrer_reference": "HDL-2026-0142",
+                    "topic": "psychosocial",
+                    "urgency": {"threatened_eviction": False, "disconnection": False},
+                    "client": {
+                        "name": "Sanne de Vries",
+                        "date_of_birth": "1988-04-12",
+                        "postcode": "3512 JE",
+                        "phone": "06-12345678",
+                        "email": "sanne.devries@example.org",
+                        "language": "nl",
+                        "preferred_channel": "email",
+                    },
+                    "consent": {
+                        "given_by": "client",
+                        "purposes": ["referral_feedback"],
+                        "granted_at": "2026-03-02T09:10:00+01:00",
+                    },
+                }
+            ]
+        },
+    )
 
     referrer_type: ReferrerType
     referrer_reference: str | None = Field(
@@ -70,12 +114,49 @@ class ReferralStatusOut(BaseModel):
     changed_at: datetime | None
 
 
-def _uow(request: Request) -> UnitOfWork:  # type: ignore[type-arg]
+class ConsentGrantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    partner_organisation_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
+    purpose: ConsentPurpose
+    given_by: ConsentGiver = ConsentGiver.CLIENT
+    granted_at: AwareDatetime
+
+
+class ConsentOut(BaseModel):
+    consent_id: str
+    partner_organisation_id: str
+    purpose: ConsentPurpose
+    given_by: ConsentGiver
+    granted_at: datetime
+    withdrawn_at: datetime | None
+
+    @classmethod
+    def of(cls, consent: Consent) -> ConsentOut:
+        return cls(
+            consent_id=consent.id,
+            partner_organisation_id=consent.partner_organisation_id,
+            purpose=consent.purpose,
+            given_by=consent.given_by,
+            granted_at=consent.granted_at,
+            withdrawn_at=consent.withdrawn_at,
+        )
+
+
+class ErasureOut(BaseModel):
+    client_ref: str
+    erased_at: datetime
+
+
+def _uow(request: Request) -> Uow:
     return request.app.state.runtime.uow
 
 
 def _regions(request: Request) -> RegionTable:
     return request.app.state.runtime.dependencies["regions"]
+
+
+UowDep = Annotated[Uow, Depends(_uow)]
 
 
 def _status_of(referral: Referral) -> ReferralStatusOut:
@@ -89,90 +170,99 @@ def _status_of(referral: Referral) -> ReferralStatusOut:
     )
 
 
+async def _retrying(work: Callable[[], Awaitable[T]], attempts: int = 5) -> T:
+    """Two requests for one organisation's caseload at once: the loser reads again."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await work()
+        except Exception as error:
+            if attempt == attempts or not is_transient(error):
+                raise
+            await pause(attempt, 0.02, 0.5)
+    raise AssertionError("unreachable")
+
+
 @router.post(
     "/referrals",
+    tags=["referrals"],
     status_code=status.HTTP_201_CREATED,
     response_model=ReferralStatusOut,
-    responses={200: {"description": "Seen before under this Idempotency-Key: the same referral"}},
+    responses={
+        200: {"description": "Seen before under this Idempotency-Key: the same referral"},
+        409: {"description": "This Idempotency-Key was used before for a different referral"},
+    },
 )
 async def submit_referral(
     body: ReferralIn,
+    request: Request,
     response: Response,
     caller: Annotated[Caller, Depends(requires("referrals:write"))],
-    uow: Annotated[UnitOfWork, Depends(_uow)],  # type: ignore[type-arg]
+    uow: UowDep,
     regions: Annotated[RegionTable, Depends(_regions)],
     idempotency_key: IdempotencyKey = None,
 ) -> ReferralStatusOut:
-    """Refer a resident, with their consent. The answer says where the referral stands."""
-    if idempotency_key is not None:
+    """Refer a resident, with their consent. The answer says where the referral stands:
+    received and accepted, waitlisted, or declined with a reason and a redirect."""
+    keys = request.app.state.runtime.uow.resources["keys"]
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
+    request_print = fingerprint(keys.pseudonym, canonical)
+
+    async def earlier() -> ReferralStatusOut | None:
+        if idempotency_key is None:
+            return None
         async with uow.reading() as tx:
-            earlier = await tx.referrals.by_idempotency_key(caller.organisation_id, idempotency_key)
-        if earlier is not None:
-            response.status_code = status.HTTP_200_OK
-            return _status_of(earlier)
+            found = await tx.referrals.by_idempotency_key(caller.organisation_id, idempotency_key)
+        if found is None:
+            return None
+        referral, made_by = found
+        if made_by is not None and made_by != request_print:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                "this Idempotency-Key was used for a different referral; use a new key",
+            )
+        response.status_code = status.HTTP_200_OK
+        return _status_of(referral)
+
+    if (seen := await earlier()) is not None:
+        return seen
+
+    async def receive() -> Referral:
+        async with uow.command() as tx:
+            return await reception.receive(
+                tx,
+                reception.Submission(
+                    referrer=Referrer(
+                        body.referrer_type, caller.organisation_id, body.referrer_reference
+                    ),
+                    topic=body.topic,
+                    urgency=body.urgency,
+                    client=body.client,
+                    consent=reception.ConsentGiven(
+                        body.consent.given_by,
+                        tuple(dict.fromkeys(body.consent.purposes)),
+                        body.consent.granted_at,
+                    ),
+                ),
+                regions,
+                idempotency_key,
+                request_print,
+            )
+
     try:
-        referral = await _receive(body, caller, uow, regions, idempotency_key)
+        referral = await _retrying(receive)
     except DuplicateKeyError:
         # The same key arrived twice at once; the other request made the referral.
-        async with uow.reading() as tx:
-            earlier = await tx.referrals.by_idempotency_key(
-                caller.organisation_id, idempotency_key or ""
-            )
-        if earlier is None:
-            raise
-        response.status_code = status.HTTP_200_OK
-        return _status_of(earlier)
+        if (seen := await earlier()) is not None:
+            return seen
+        raise
     return _status_of(referral)
 
 
-async def _receive(
-    body: ReferralIn,
-    caller: Caller,
-    uow: UnitOfWork,  # type: ignore[type-arg]
-    regions: RegionTable,
-    idempotency_key: str | None,
-) -> Referral:
-    region = regions.route(body.client.postcode_area)
-    async with uow.command() as tx:
-        now = tx.clock.now()
-        client_ref = (
-            await tx.clients.register(body.client, region.organisation_id)
-            if region
-            else new_id("cl")
-        )
-        referral = Referral.receive(
-            client_ref=client_ref,
-            referrer=Referrer(body.referrer_type, caller.organisation_id, body.referrer_reference),
-            topic=body.topic,
-            urgency=body.urgency,
-            postcode_area=body.client.postcode_area,
-            consent_given_by=body.consent.given_by,
-            region=region,
-            at=now,
-        )
-        if region is not None:
-            referral.accept(region, now)
-            contact = await tx.clients.contact_for_notifications(client_ref)
-            if contact is not None:
-                tx.publish(
-                    ClientContactShared(
-                        client_ref=client_ref,
-                        organisation_id=region.organisation_id,
-                        language=body.client.language,
-                        preferred_channel=body.client.preferred_channel,
-                        contact=contact,
-                        shared_at=now,
-                    )
-                )
-        await tx.referrals.add(referral, idempotency_key)
-    return referral
-
-
-@router.get("/referrals/{referral_id}/status", response_model=ReferralStatusOut)
+@router.get("/referrals/{referral_id}/status", tags=["referrals"], response_model=ReferralStatusOut)
 async def referral_status(
-    referral_id: Annotated[str, Field(pattern=r"^ref_[0-9a-f]{32}$")],
+    referral_id: Annotated[str, Path(pattern=r"^ref_[0-9a-f]{32}$")],
     caller: Annotated[Caller, Depends(requires("referrals:read"))],
-    uow: Annotated[UnitOfWork, Depends(_uow)],  # type: ignore[type-arg]
+    uow: UowDep,
 ) -> ReferralStatusOut:
     """Where a referral stands, for the organisation that made it and no one else."""
     async with uow.reading() as tx:
@@ -181,3 +271,108 @@ async def referral_status(
     if referral is None or referral.referrer.organisation_id != caller.organisation_id:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such referral for your organisation")
     return _status_of(referral)
+
+
+async def _own_client(tx: IntakeTransaction, client_ref: str, caller: Caller) -> None:
+    if await tx.clients.organisation_of(client_ref) != caller.organisation_id:
+        raise NotFound(f"no client {client_ref} at your organisation")
+
+
+@router.get("/clients/{client_ref}/consents", tags=["clients"], response_model=list[ConsentOut])
+async def consents(
+    client_ref: ClientPath,
+    caller: Annotated[Caller, Depends(requires("clients:read"))],
+    uow: UowDep,
+) -> list[ConsentOut]:
+    """Every consent the client gave, and whether it still holds."""
+    async with uow.reading() as tx:
+        await _own_client(tx, client_ref, caller)
+        return [ConsentOut.of(c) for c in await tx.consents.of_client(client_ref)]
+
+
+@router.post(
+    "/clients/{client_ref}/consents",
+    tags=["clients"],
+    status_code=status.HTTP_201_CREATED,
+    response_model=ConsentOut,
+)
+async def grant_consent(
+    client_ref: ClientPath,
+    body: ConsentGrantIn,
+    caller: Annotated[Caller, Depends(requires("clients:write"))],
+    uow: UowDep,
+) -> ConsentOut:
+    """Record a consent the client gave, e.g. to be handed to a debt-counselling partner."""
+    async with uow.command() as tx:
+        await _own_client(tx, client_ref, caller)
+        if await tx.consents.active(client_ref, body.partner_organisation_id, body.purpose):
+            raise DomainError(
+                f"the client already consented to {body.purpose} with "
+                f"{body.partner_organisation_id}"
+            )
+        consent = Consent.grant(
+            client_ref=client_ref,
+            organisation_id=caller.organisation_id,
+            partner_organisation_id=body.partner_organisation_id,
+            purpose=body.purpose,
+            given_by=body.given_by,
+            granted_at=body.granted_at,
+        )
+        await reception.record_consent(tx, consent, tx.clock.now())
+    return ConsentOut.of(consent)
+
+
+@router.post(
+    "/clients/{client_ref}/consents/{consent_id}/withdrawal",
+    tags=["clients"],
+    response_model=ConsentOut,
+)
+async def withdraw_consent(
+    client_ref: ClientPath,
+    consent_id: ConsentPath,
+    caller: Annotated[Caller, Depends(requires("clients:write"))],
+    uow: UowDep,
+) -> ConsentOut:
+    """The client takes a consent back: nothing more is shared with that partner for it."""
+    async with uow.command() as tx:
+        await _own_client(tx, client_ref, caller)
+        consent = await tx.consents.get(consent_id)
+        if consent is None or consent.client_ref != client_ref:
+            raise NotFound(f"no consent {consent_id} for client {client_ref}")
+        now = tx.clock.now()
+        consent.withdraw(now)
+        await tx.consents.save(consent)
+        if consent.purpose is ConsentPurpose.REFERRAL_FEEDBACK:
+            for referral in await tx.referrals.of_client(client_ref):
+                if referral.referrer.organisation_id == consent.partner_organisation_id:
+                    referral.stop_feedback()
+                    await tx.referrals.save(referral)
+    return ConsentOut.of(consent)
+
+
+@router.post(
+    "/clients/{client_ref}/erasure",
+    tags=["clients"],
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ErasureOut,
+)
+async def erase_client(
+    client_ref: ClientPath,
+    caller: Annotated[Caller, Depends(requires("clients:write"))],
+    uow: UowDep,
+) -> ErasureOut:
+    """The client asks to be forgotten: their key is shredded here at once, and every service
+    is told to forget them (accepted: the others follow through the bus)."""
+    async with uow.command() as tx:
+        await _own_client(tx, client_ref, caller)
+        now = tx.clock.now()
+        await tx.clients.erase(client_ref, now)
+        for referral in await tx.referrals.of_client(client_ref):
+            referral.withdraw_from_waitlist()
+            await tx.referrals.save(referral)
+        tx.publish(
+            ClientErasureRequested(
+                client_ref=client_ref, organisation_id=caller.organisation_id, requested_at=now
+            )
+        )
+    return ErasureOut(client_ref=client_ref, erased_at=now)

@@ -1,19 +1,29 @@
-"""Intake wired: the front door, the region table, the keys."""
+"""Intake wired: the front door, the partners' topics, the region and capacity tables, the keys."""
 
 from __future__ import annotations
 
 from ketenbus.contracts import sealing
 from ketenbus.contracts.events import (
     ClientContactShared,
+    ClientErasureRequested,
+    ClientWaitlisted,
     ConsentGranted,
+    ConsentWithdrawn,
+    PartnerContactSealed,
     ReferralAccepted,
     ReferralDeclined,
     ReferralReceived,
+    ReferralRejected,
     ReferralStatusChanged,
+    ReferralSubmitted,
+    WaitlistExited,
 )
+from ketenbus.contracts.topics import partner_inbound
 from ketenbus.intake import api, store
+from ketenbus.intake.handlers import handlers
+from ketenbus.intake.partners import tell_partner
 from ketenbus.intake.personal import IntakeKeys
-from ketenbus.intake.regions import RegionTable
+from ketenbus.intake.regions import CapacityTable, RegionTable
 from ketenbus.intake.settings import IntakeSettings
 from ketenbus.kit.runtime import Runtime, Service
 
@@ -26,24 +36,42 @@ async def prepare(runtime: Runtime) -> None:
         master=sealing.key_from_text(settings.ketenbus_master_key.get_secret_value()),
         contact_sharing=sealing.key_from_text(settings.contact_sharing_key.get_secret_value()),
         pseudonym=sealing.key_from_text(settings.pseudonym_key.get_secret_value()),
+        partners={
+            org: sealing.key_from_text(key.get_secret_value())
+            for org, key in settings.partner_sharing_keys.items()
+        },
     )
+    runtime.uow.resources["capacities"] = CapacityTable.load(settings.capacity_file)
     runtime.dependencies["regions"] = RegionTable.load(settings.regions_file)
+    # Referrals come in on every partner's inbound topic; which partners exist is deployment.
+    handlers.extra_topics[ReferralSubmitted] = tuple(
+        partner_inbound(org).name for org in settings.partner_organisations
+    )
 
 
 service = Service(
     name="intake",
     description="Referrals in from GPs, municipalities, early-warning signals and residents; "
-    "consent, region routing, triage, and the closed loop back to the referrer.",
+    "consent, region routing, triage and the waiting list, and the closed loop back to the "
+    "referrer. Partners refer over HTTP (see /docs) or on their inbound topic.",
+    handlers=handlers,
     routers=[api.router],
     publishes=[
         ReferralReceived,
         ReferralAccepted,
         ReferralDeclined,
+        ClientWaitlisted,
+        WaitlistExited,
         ReferralStatusChanged,
+        ReferralRejected,
         ConsentGranted,
+        ConsentWithdrawn,
         ClientContactShared,
+        PartnerContactSealed,
+        ClientErasureRequested,
     ],
     transaction_class=store.IntakeTransaction,
     settings_class=IntakeSettings,
     prepare=prepare,
+    dead_letters=tell_partner,
 )

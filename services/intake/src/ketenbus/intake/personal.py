@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import json
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
@@ -50,6 +50,12 @@ class PersonalDetails(BaseModel):
             {"name": self.name.split()[0], "phone": self.phone, "email": self.email}
         ).encode()
 
+    def partner_card(self) -> bytes:
+        """What a debt-counselling partner needs to call the client: name, phone, language."""
+        return json.dumps(
+            {"name": self.name, "phone": self.phone, "language": self.language.value}
+        ).encode()
+
 
 def identity_hash(pseudonym_key: bytes, details: PersonalDetails) -> str:
     """Recognises the same person again without keeping who it is in a searchable form."""
@@ -63,6 +69,11 @@ class IntakeKeys:
     master: bytes
     contact_sharing: bytes
     pseudonym: bytes
+    # Per partner organisation, the key it shares with the chain.
+    partners: dict[str, bytes] = field(default_factory=dict)
+
+    def partner(self, organisation_id: str) -> bytes | None:
+        return self.partners.get(organisation_id)
 
 
 def wrap_client_key(keys: IntakeKeys, client_ref: str, data_key: bytes) -> dict[str, str]:
@@ -105,3 +116,18 @@ def seal_contact_for_notifications(
         key_id=client_ref,
         recipient_key=keys.contact_sharing,
     )
+
+
+def seal_contact_for_partner(
+    partner_key: bytes, client_ref: str, data_key: bytes, details: PersonalDetails
+) -> Sealed:
+    """Sealed with the client's own key, wrapped for one partner: only that partner reads it."""
+    return sealing.seal(
+        details.partner_card(), data_key=data_key, key_id=client_ref, recipient_key=partner_key
+    )
+
+
+def fingerprint(pseudonym_key: bytes, canonical: bytes) -> str:
+    """A keyed hash of a request, to tell a repeated one from a different one under the same
+    Idempotency-Key without keeping its content."""
+    return hmac.new(pseudonym_key, canonical, hashlib.sha256).hexdigest()

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
 from ketenbus.kit.settings import ServiceSettings
+
+
+def organisation_list(value: Any) -> Any:
+    """`a,b,c` as deployments write it (PARTNER_ORGANISATIONS), or a list."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
 
 
 class IntakeSettings(ServiceSettings):
@@ -19,3 +28,11 @@ class IntakeSettings(ServiceSettings):
     # Keyed hash for recognising the same person without storing who it is in the clear.
     pseudonym_key: SecretStr
     regions_file: Path | None = None
+    capacity_file: Path | None = None
+    # Partner organisations with Kafka topics: intake reads every one's inbound topic.
+    partner_organisations: Annotated[tuple[str, ...], NoDecode] = ()
+    # Per partner, the key it shares with the chain (JSON: {"org": "<base64 key>"}): opens
+    # the referrals it seals and seals the contact it may receive after consent.
+    partner_sharing_keys: dict[str, SecretStr] = Field(default_factory=dict)
+
+    _organisations = field_validator("partner_organisations", mode="before")(organisation_list)

@@ -1,33 +1,153 @@
-"""What trajectory does when other services' events arrive."""
+"""What trajectory does when other services' and partners' events arrive."""
 
 from __future__ import annotations
 
 from ketenbus.contracts.envelope import Envelope
-from ketenbus.contracts.events import ModuleCompleted, ReferralAccepted
+from ketenbus.contracts.events import (
+    ClientErasureRequested,
+    ConsentGranted,
+    ConsentWithdrawn,
+    HomeworkSubmitted,
+    ModuleCompleted,
+    PartnerCompleted,
+    PartnerContactSealed,
+    PartnerReferralAccepted,
+    PartnerReferralDeclined,
+    PartnerStatusChanged,
+    ReferralAccepted,
+    WaitlistExited,
+    WithdrawalReason,
+)
+from ketenbus.contracts.values import ConsentPurpose
 from ketenbus.kit.consumer import EventHandlers
 from ketenbus.kit.uow import UnitOfWork
-from ketenbus.trajectory.domain import Trajectory
+from ketenbus.trajectory.domain import HandOffStatus, NotFound, Trajectory
 from ketenbus.trajectory.store import TrajectoryTransaction
 
 handlers = EventHandlers("trajectory")
 
+Uow = UnitOfWork[TrajectoryTransaction]
 
-@handlers.on(ReferralAccepted)
-async def open_trajectory(
-    event: Envelope[ReferralAccepted], uow: UnitOfWork[TrajectoryTransaction]
-) -> None:
+
+@handlers.on(ReferralAccepted, WaitlistExited)
+async def open_trajectory(event: Envelope[ReferralAccepted | WaitlistExited], uow: Uow) -> None:
     async with uow.handling(event) as tx:
+        if await tx.trajectories.by_referral(event.data.referral_id) is not None:
+            return  # the same referral, announced again under another event id
         trajectory = Trajectory.open(event.data, at=tx.clock.now())
         await tx.trajectories.add(trajectory)
 
 
 @handlers.on(ModuleCompleted)
-async def record_module_completed(
-    event: Envelope[ModuleCompleted], uow: UnitOfWork[TrajectoryTransaction]
-) -> None:
+async def record_module_completed(event: Envelope[ModuleCompleted], uow: Uow) -> None:
     async with uow.handling(event) as tx:
         trajectory = await tx.trajectories.by_enrolment(event.data.enrolment_id)
         if trajectory is None:
             return  # a self-help module the client chose while waiting: not in a trajectory
         trajectory.record_module_completed(event.data.enrolment_id, at=event.data.completed_at)
+        await tx.trajectories.save(trajectory)
+
+
+@handlers.on(HomeworkSubmitted)
+async def show_homework_to_worker(event: Envelope[HomeworkSubmitted], uow: Uow) -> None:
+    async with uow.handling(event) as tx:
+        submitted = event.data
+        trajectory = await tx.trajectories.by_enrolment(submitted.enrolment_id)
+        if trajectory is None:
+            return  # homework in a module the client took up on their own
+        trajectory.record_homework(
+            submitted.submission_id,
+            submitted.enrolment_id,
+            submitted.step_id,
+            submitted.submitted_at,
+        )
+        await tx.trajectories.save(trajectory)
+
+
+@handlers.on(ConsentGranted)
+async def keep_consent(event: Envelope[ConsentGranted], uow: Uow) -> None:
+    granted = event.data
+    if granted.purpose is not ConsentPurpose.DEBT_COUNSELLING:
+        return  # only hand-offs need consent here
+    async with uow.handling(event) as tx:
+        await tx.consents.granted(
+            granted.consent_id,
+            granted.client_ref,
+            granted.partner_organisation_id,
+            granted.purpose.value,
+        )
+
+
+@handlers.on(PartnerContactSealed)
+async def keep_sealed_contact(event: Envelope[PartnerContactSealed], uow: Uow) -> None:
+    async with uow.handling(event) as tx:
+        await tx.consents.sealed_contact(event.data.consent_id, event.data.contact)
+
+
+@handlers.on(ConsentWithdrawn)
+async def stop_sharing(event: Envelope[ConsentWithdrawn], uow: Uow) -> None:
+    """Nothing more goes to that partner: the sealed contact is dropped and a hand-off under
+    way is withdrawn, so the partner stops too."""
+    withdrawn = event.data
+    if withdrawn.purpose is not ConsentPurpose.DEBT_COUNSELLING:
+        return
+    async with uow.handling(event) as tx:
+        await tx.consents.withdrawn(withdrawn.consent_id, withdrawn.withdrawn_at)
+        for trajectory in await tx.trajectories.of_client(withdrawn.client_ref):
+            trajectory.withdraw_partner_referrals(
+                withdrawn.partner_organisation_id,
+                WithdrawalReason.CONSENT_WITHDRAWN,
+                withdrawn.withdrawn_at,
+            )
+            await tx.trajectories.save(trajectory)
+
+
+@handlers.on(ClientErasureRequested)
+async def forget_client(event: Envelope[ClientErasureRequested], uow: Uow) -> None:
+    async with uow.handling(event) as tx:
+        await tx.consents.forget_client(event.data.client_ref)
+        for trajectory in await tx.trajectories.of_client(event.data.client_ref):
+            trajectory.forget(event.data.requested_at)
+            await tx.trajectories.save(trajectory)
+
+
+PARTNER_ANSWERS = (
+    PartnerReferralAccepted,
+    PartnerReferralDeclined,
+    PartnerStatusChanged,
+    PartnerCompleted,
+)
+PartnerAnswer = (
+    PartnerReferralAccepted | PartnerReferralDeclined | PartnerStatusChanged | PartnerCompleted
+)
+
+
+# The partners' inbound topics are known only from the settings; the app adds them at start-up.
+@handlers.on(*PARTNER_ANSWERS)
+async def record_partner_answer(event: Envelope[PartnerAnswer], uow: Uow) -> None:
+    answer = event.data
+    reason = None
+    match answer:
+        case PartnerReferralAccepted():
+            status, progress, at = HandOffStatus.ACCEPTED, "accepted", answer.accepted_at
+        case PartnerReferralDeclined():
+            status, progress, at = HandOffStatus.DECLINED, "declined", answer.declined_at
+            reason = answer.reason
+        case PartnerStatusChanged():
+            status, progress, at = None, answer.status.value, answer.changed_at
+        case PartnerCompleted():
+            status, progress = HandOffStatus.COMPLETED, answer.outcome.value
+            at = answer.completed_at
+    async with uow.handling(event) as tx:
+        trajectory = await tx.trajectories.by_partner_referral(answer.partner_referral_id)
+        if trajectory is None:
+            raise NotFound(f"no hand-off {answer.partner_referral_id} was requested")
+        trajectory.record_partner_answer(
+            answer.partner_referral_id,
+            answer.partner_organisation_id,
+            status,
+            progress,
+            at,
+            reason=reason,
+        )
         await tx.trajectories.save(trajectory)

@@ -1,24 +1,31 @@
-"""Trajectory's own database: one document per trajectory, appointments inside it."""
+"""Trajectory's own database: one document per trajectory (appointments, contacts, modules,
+homework and hand-offs inside it), and the consents for hand-offs with their sealed contact."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 
 from pydantic import TypeAdapter
 from pymongo.asynchronous.database import AsyncDatabase
 
+from ketenbus.contracts.values import Sealed
 from ketenbus.kit.failures import TransientError
 from ketenbus.kit.uow import Transaction
-from ketenbus.trajectory.domain import Trajectory
+from ketenbus.trajectory.domain import HandOffConsent, Trajectory
 
 
 async def ensure_indexes(db: AsyncDatabase[Any]) -> None:
     # One trajectory per referral, however often the referral event is delivered.
     await db.trajectories.create_index("referral_id", unique=True)
     await db.trajectories.create_index([("organisation_id", 1), ("client_ref", 1)])
+    await db.trajectories.create_index("client_ref")
     await db.trajectories.create_index("modules.enrolment_id")
+    await db.trajectories.create_index("partner_referrals.id")
+    await db.trajectories.create_index([("appointments.status", 1), ("appointments.ends_at", 1)])
+    await db.consents.create_index([("client_ref", 1), ("partner_organisation_id", 1)])
 
 
 class ConcurrentChange(TransientError):
@@ -47,20 +54,49 @@ class TrajectoryRepository:
         self._publish(trajectory)
 
     async def get(self, trajectory_id: str) -> Trajectory | None:
-        document = await self.collection.find_one({"_id": trajectory_id}, session=self.tx.session)
-        return _trajectory(document) if document else None
+        return await self._one({"_id": trajectory_id})
+
+    async def by_referral(self, referral_id: str) -> Trajectory | None:
+        return await self._one({"referral_id": referral_id})
 
     async def by_enrolment(self, enrolment_id: str) -> Trajectory | None:
-        document = await self.collection.find_one(
-            {"modules.enrolment_id": enrolment_id}, session=self.tx.session
-        )
-        return _trajectory(document) if document else None
+        return await self._one({"modules.enrolment_id": enrolment_id})
+
+    async def by_partner_referral(self, partner_referral_id: str) -> Trajectory | None:
+        return await self._one({"partner_referrals.id": partner_referral_id})
+
+    async def of_client(self, client_ref: str) -> list[Trajectory]:
+        cursor = self.collection.find({"client_ref": client_ref}, session=self.tx.session)
+        return [_trajectory(d) async for d in cursor]
 
     async def find(self, organisation_id: str, **criteria: str) -> list[Trajectory]:
         documents = self.collection.find(
             {"organisation_id": organisation_id, **criteria}, session=self.tx.session
         ).sort("opened_at", -1)
         return [_trajectory(d) async for d in documents.limit(100)]
+
+    async def with_unregistered_appointments(self, ended_before: datetime) -> list[str]:
+        """Trajectories with an appointment that ended before then and still has no
+        attendance registered, and no reminder sent about it yet."""
+        cursor = self.collection.find(
+            {
+                "closed_at": None,
+                "appointments": {
+                    "$elemMatch": {
+                        "status": "scheduled",
+                        "overdue_reported_at": None,
+                        "ends_at": {"$lte": ended_before},
+                    }
+                },
+            },
+            projection=["_id"],
+            session=self.tx.session,
+        )
+        return [d["_id"] async for d in cursor.limit(200)]
+
+    async def _one(self, query: dict[str, Any]) -> Trajectory | None:
+        document = await self.collection.find_one(query, session=self.tx.session)
+        return _trajectory(document) if document else None
 
     def _publish(self, trajectory: Trajectory) -> None:
         self.tx.publish_all(trajectory.events)
@@ -82,7 +118,74 @@ def _trajectory(document: dict[str, Any]) -> Trajectory:
     return _TRAJECTORY.validate_python({**document, "id": document["_id"]})
 
 
+class ConsentRepository:
+    """The client's consents to a hand-off, as intake announced them, with the contact that
+    intake sealed for the partner. Trajectory cannot open it; it only passes it on."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+        self.collection = tx.db.consents
+
+    async def granted(
+        self, consent_id: str, client_ref: str, partner_organisation_id: str, purpose: str
+    ) -> None:
+        await self.collection.update_one(
+            {"_id": consent_id},
+            {
+                "$set": {
+                    "client_ref": client_ref,
+                    "partner_organisation_id": partner_organisation_id,
+                    "purpose": purpose,
+                },
+                "$setOnInsert": {"withdrawn_at": None, "contact": None},
+            },
+            upsert=True,
+            session=self.tx.session,
+        )
+
+    async def sealed_contact(self, consent_id: str, contact: Sealed) -> None:
+        await self.collection.update_one(
+            {"_id": consent_id, "withdrawn_at": None},
+            {"$set": {"contact": contact.model_dump()}},
+            session=self.tx.session,
+        )
+
+    async def withdrawn(self, consent_id: str, at: datetime) -> None:
+        await self.collection.update_one(
+            {"_id": consent_id},
+            {"$set": {"withdrawn_at": at, "contact": None}},
+            upsert=True,
+            session=self.tx.session,
+        )
+
+    async def for_hand_off(
+        self, client_ref: str, partner_organisation_id: str
+    ) -> HandOffConsent | None:
+        document = await self.collection.find_one(
+            {
+                "client_ref": client_ref,
+                "partner_organisation_id": partner_organisation_id,
+                "purpose": "debt_counselling",
+                "withdrawn_at": None,
+                "contact": {"$ne": None},
+            },
+            session=self.tx.session,
+        )
+        if document is None:
+            return None
+        return HandOffConsent(
+            document["_id"], partner_organisation_id, Sealed.model_validate(document["contact"])
+        )
+
+    async def forget_client(self, client_ref: str) -> None:
+        await self.collection.delete_many({"client_ref": client_ref}, session=self.tx.session)
+
+
 class TrajectoryTransaction(Transaction):
     @cached_property
     def trajectories(self) -> TrajectoryRepository:
         return TrajectoryRepository(self)
+
+    @cached_property
+    def consents(self) -> ConsentRepository:
+        return ConsentRepository(self)

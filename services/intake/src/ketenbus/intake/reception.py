@@ -1,0 +1,167 @@
+"""Receiving a referral, the same way whether it came over HTTP or on a partner's topic:
+route by postcode, record consent, recognise a person already in care, triage by capacity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from ketenbus.contracts.events import ClientContactShared, PartnerContactSealed, Urgency
+from ketenbus.contracts.values import (
+    ConsentGiver,
+    ConsentPurpose,
+    ReferralTopic,
+    new_id,
+)
+from ketenbus.intake.domain import (
+    Consent,
+    Referral,
+    Referrer,
+    consent_partner,
+    triage,
+    waitlist_position,
+)
+from ketenbus.intake.personal import PersonalDetails
+from ketenbus.intake.regions import RegionTable
+from ketenbus.intake.store import IntakeTransaction
+
+
+@dataclass(frozen=True)
+class ConsentGiven:
+    given_by: ConsentGiver
+    purposes: tuple[ConsentPurpose, ...]
+    granted_at: datetime
+
+
+@dataclass(frozen=True)
+class Submission:
+    referrer: Referrer
+    topic: ReferralTopic
+    urgency: Urgency
+    client: PersonalDetails
+    consent: ConsentGiven
+
+
+async def receive(
+    tx: IntakeTransaction,
+    submission: Submission,
+    regions: RegionTable,
+    idempotency_key: str | None = None,
+    fingerprint: str | None = None,
+) -> Referral:
+    now = tx.clock.now()
+    details = submission.client
+    region = regions.route(details.postcode_area)
+    if region is None:
+        # Declined before anything about the person is kept: no client record, no consent.
+        referral = Referral.receive(
+            client_ref=new_id("cl"),
+            referrer=submission.referrer,
+            topic=submission.topic,
+            urgency=submission.urgency,
+            postcode_area=details.postcode_area,
+            consent_id=new_id("cns"),
+            feedback_allowed=ConsentPurpose.REFERRAL_FEEDBACK in submission.consent.purposes,
+            region=None,
+            at=now,
+        )
+        await tx.referrals.add(referral, idempotency_key, fingerprint)
+        return referral
+
+    organisation_id = region.organisation_id
+    client_ref = await tx.clients.register(details, organisation_id)
+    original = await tx.referrals.open_for_client(organisation_id, client_ref)
+    consents: list[Consent] = []
+    for purpose in submission.consent.purposes:
+        partner = consent_partner(purpose, submission.referrer.organisation_id, region)
+        if partner is None:
+            continue  # the region names no partner for this purpose
+        consents.append(
+            Consent.grant(
+                client_ref=client_ref,
+                organisation_id=organisation_id,
+                partner_organisation_id=partner,
+                purpose=purpose,
+                given_by=submission.consent.given_by,
+                granted_at=submission.consent.granted_at,
+            )
+        )
+    # The referral's own consent: the one that lets the referrer hear back, else the first.
+    main = next(
+        (c for c in consents if c.purpose is ConsentPurpose.REFERRAL_FEEDBACK),
+        consents[0] if consents else None,
+    )
+    referral = Referral.receive(
+        client_ref=client_ref,
+        referrer=submission.referrer,
+        topic=submission.topic,
+        urgency=submission.urgency,
+        postcode_area=details.postcode_area,
+        consent_id=main.id if main else new_id("cns"),
+        feedback_allowed=ConsentPurpose.REFERRAL_FEEDBACK in submission.consent.purposes,
+        region=region,
+        duplicate_of=original.id if original else None,
+        at=now,
+    )
+    if original is not None:
+        referral.link_to(original, now)
+    else:
+        organisation = await tx.organisations.get(organisation_id)
+        crises, everyone = await tx.referrals.waiting_counts(organisation_id)
+        triage(referral, organisation, waitlist_position(referral.crisis, crises, everyone), now)
+        await tx.organisations.save(organisation)
+        await share_contact_for_notifications(tx, client_ref, organisation_id, details, now)
+    for consent in consents:
+        consent.referral_id = referral.id
+        await record_consent(tx, consent, now)
+    await tx.referrals.add(referral, idempotency_key, fingerprint)
+    return referral
+
+
+async def share_contact_for_notifications(
+    tx: IntakeTransaction,
+    client_ref: str,
+    organisation_id: str,
+    details: PersonalDetails,
+    at: datetime,
+) -> None:
+    contact = await tx.clients.contact_for_notifications(client_ref)
+    if contact is None:
+        return
+    tx.publish(
+        ClientContactShared(
+            client_ref=client_ref,
+            organisation_id=organisation_id,
+            language=details.language,
+            preferred_channel=details.preferred_channel,
+            contact=contact,
+            shared_at=at,
+        )
+    )
+
+
+async def record_consent(tx: IntakeTransaction, consent: Consent, at: datetime) -> None:
+    """Keep the consent; for debt counselling, seal the contact for that partner at once, so
+    the hand-off needs nothing more from intake."""
+    await tx.consents.add(consent)
+    if consent.purpose is not ConsentPurpose.DEBT_COUNSELLING:
+        return
+    keys = tx.clients.keys
+    partner_key = keys.partner(consent.partner_organisation_id)
+    if partner_key is None:
+        return  # no key shared with this partner: nothing can be sealed for it
+    contact = await tx.clients.contact_for_partner(consent.client_ref, partner_key)
+    if contact is None:
+        return
+    tx.publish(
+        PartnerContactSealed(
+            client_ref=consent.client_ref,
+            organisation_id=consent.organisation_id,
+            partner_organisation_id=consent.partner_organisation_id,
+            consent_id=consent.id,
+            purpose=consent.purpose,
+            contact=contact,
+            sealed_at=at,
+        )
+    )

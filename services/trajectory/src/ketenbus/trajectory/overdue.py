@@ -1,0 +1,46 @@
+"""Reminding workers of appointments nobody registered. The store, not a timer, is the
+source of truth: after a restart the same check finds the same appointments."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ketenbus.kit.failures import is_transient
+from ketenbus.kit.logs import get_logger
+from ketenbus.kit.runtime import Runtime
+from ketenbus.kit.uow import UnitOfWork
+from ketenbus.trajectory.settings import TrajectorySettings
+from ketenbus.trajectory.store import TrajectoryTransaction
+
+log = get_logger(__name__)
+
+
+async def remind_unregistered_appointments(runtime: Runtime) -> None:
+    settings = runtime.settings
+    assert isinstance(settings, TrajectorySettings)
+    uow: UnitOfWork[TrajectoryTransaction] = runtime.uow
+    while True:
+        await remind_once(uow, settings)
+        await asyncio.sleep(settings.overdue_check_seconds)
+
+
+async def remind_once(uow: UnitOfWork[TrajectoryTransaction], settings: TrajectorySettings) -> int:
+    """One pass over the store; returns how many workers were reminded."""
+    grace = settings.registration_grace
+    async with uow.reading() as tx:
+        due = await tx.trajectories.with_unregistered_appointments(tx.clock.now() - grace)
+    reminded = 0
+    for trajectory_id in due:
+        try:
+            async with uow.command() as tx:
+                trajectory = await tx.trajectories.get(trajectory_id)
+                if trajectory is None:
+                    continue
+                reminded += len(trajectory.remind_overdue(tx.clock.now(), grace))
+                await tx.trajectories.save(trajectory)
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            # The worker changed the trajectory meanwhile: the next pass looks again.
+            log.info("overdue check met a concurrent change", trajectory_id=trajectory_id)
+    return reminded
