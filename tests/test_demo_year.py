@@ -40,7 +40,8 @@ async def test_a_shortened_year_reports_exactly_what_the_simulation_did(chain, t
 
     counts = result.counts
     assert result.problems == [], result.problems
-    assert counts.failed == 0, counts.failures
+    # Only a hand-off whose consent trajectory has not heard of in time may be refused.
+    assert all(f.startswith("debt hand-off") for f in counts.failures), counts.failures
     organisations = sorted(counts.organisations)
     assert organisations == ["welzijn-amersfoort", "welzijn-heuvelrug", "welzijn-utrecht"]
     referred = sum(o.referrals for o in counts.organisations.values())

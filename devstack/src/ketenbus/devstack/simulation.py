@@ -23,6 +23,8 @@ from datetime import datetime, timedelta
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
+import httpx
+
 from ketenbus.devstack.chain_client import ChainClient, ChainError, missing_route
 from ketenbus.devstack.year_scenario import DEBT_COUNSELLING, Client, plan_year
 from ketenbus.kit.clock import ScaledClock
@@ -175,13 +177,25 @@ class Year:
         if feature in self.counts.missing:
             return None
         try:
-            async with self.calls:
-                return await call()
+            for attempt in range(6):
+                try:
+                    async with self.calls:
+                        return await call()
+                except ChainError as error:
+                    # 503: the service's transaction did not commit (a write conflict, say)
+                    # and it asks to be asked again.
+                    if " 503 " not in str(error) or attempt == 5:
+                        raise
+                await asyncio.sleep(0.2 * (attempt + 1))
+            return None
         except ChainError as error:
             if missing_route(error):
                 self.counts.missing.add(feature)
             else:
                 self._failed(feature, error)
+            return None
+        except httpx.HTTPError as error:
+            self._failed(feature, error)
             return None
 
     def _failed(self, feature: str, error: Exception) -> None:
@@ -391,6 +405,9 @@ class Year:
                 async with self.calls:
                     await call(j.organisation, enrolment)
                 return True
+            except httpx.HTTPError as error:
+                self._failed(f"module {step}", error)
+                return False
             except ChainError as error:
                 if " 404 " not in str(error):
                     self._failed(f"module {step}", error)
@@ -428,10 +445,13 @@ class Year:
             )
             if consent is None:
                 return
-            for _ in range(40):
+            for _ in range(120):
                 try:
                     async with self.calls:
                         await self.chain.hand_off(j.organisation, j.trajectory_id, DEBT_COUNSELLING)
+                except httpx.HTTPError as error:
+                    self._failed("debt hand-off", error)
+                    return
                 except ChainError as error:
                     if missing_route(error):
                         self.counts.missing.add("debt hand-off")
