@@ -31,8 +31,15 @@ def begin_kafka(
     port: int | None = None,
     timeout: float = 20.0,
     outlive_caller: bool = True,
+    authentication: bool = False,
 ) -> PendingStart:
-    """Start a Tansu broker on loopback; its `url` is the bootstrap address `127.0.0.1:PORT`."""
+    """Start a Tansu broker on loopback; its `url` is the bootstrap address `127.0.0.1:PORT`.
+
+    `authentication=True` starts it with `--authentication`: a client that does not first
+    complete a SASL exchange is disconnected. For tests of that refusal only, not protection:
+    Tansu keeps no SCRAM credentials and counts even a failed SCRAM exchange as a login
+    (docs/security.md, "Kafka authentication").
+    """
     binary = broker_binary()
 
     def argv(chosen: int) -> list[str]:
@@ -48,6 +55,7 @@ def begin_kafka(
             listener,
             "--storage-engine",
             "memory://tansu/",
+            *(["--authentication"] if authentication else []),
         ]
 
     return PendingStart(
