@@ -6,12 +6,12 @@ UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 
-.PHONY: demo test setup system-packages lint schemas check-lock up down status clean
+.PHONY: demo test setup system-packages lint schemas check-lock audit up down status clean
 
 demo: setup ## bring up the embedded stack and run the scenario
 	$(UV) run ketenbus demo
 
-test: setup system-packages check-lock ## the whole test suite on the embedded stack
+test: setup system-packages check-lock audit ## the whole test suite on the embedded stack
 	$(UV) run ruff check .
 	$(UV) run python -m ketenbus.contracts check
 	$(UV) run pytest
@@ -38,6 +38,9 @@ system-packages: ## Debian packages: promtool, amtool (alert tests), Chromium (d
 
 check-lock: $(UV) ## fail when uv.lock no longer matches the pyproject files
 	$(UV) lock --check
+
+audit: $(UV) ## vulnerability audit of the locked dependencies (says when it was skipped)
+	python3 scripts/audit.py --uv $(UV)
 
 lint: setup
 	$(UV) run ruff check .
