@@ -598,6 +598,25 @@ async def test_an_unregistered_appointment_reminds_the_worker_and_is_never_marke
     assert attended.status_code == 200, attended.text
 
 
+async def test_the_partner_api_and_topics_are_documented(chain_rules):
+    http = chain_rules.http
+    page = await http.get(chain_rules.url("intake", "/docs"))
+    openapi = (await http.get(chain_rules.url("intake", "/openapi.json"))).json()
+    intake = (await http.get(chain_rules.url("intake", "/asyncapi.json"))).json()
+    trajectory = (await http.get(chain_rules.url("trajectory", "/asyncapi.json"))).json()
+    asyncapi_page = await http.get(chain_rules.url("intake", "/asyncapi"))
+
+    assert page.status_code == 200 and "swagger" in page.text.lower()
+    assert {"/v1/referrals", "/v1/referrals/{referral_id}/status"} <= set(openapi["paths"])
+    assert {"receive_ReferralSubmitted", "send_ReferralStatusChanged", "send_ReferralRejected"} <= (
+        set(intake["operations"])
+    )
+    assert {"send_PartnerReferralRequested", "receive_PartnerCompleted"} <= set(
+        trajectory["operations"]
+    )
+    assert "ketenbus.partners.{organisation}.inbound.v1" in asyncapi_page.text
+
+
 async def test_no_topic_holds_anyones_name_phone_or_mail(chain_rules):
     consumer = AIOKafkaConsumer(bootstrap_servers=chain_rules.stack.kafka_bootstrap, group_id=None)
     await consumer.start()
