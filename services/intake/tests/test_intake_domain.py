@@ -143,6 +143,22 @@ def test_leaving_the_waiting_list_opens_help_and_tells_the_referrer_accepted():
         referral.admit(NOW)
 
 
+def test_erasure_while_waiting_ends_the_wait_as_declined_for_want_of_consent():
+    waiting, helped = received(), received()
+    triage(waiting, Organisation("o", capacity=0), position=1, at=NOW)
+    triage(helped, Organisation("o", capacity=1), position=1, at=NOW)
+
+    waiting.withdraw_from_waitlist(NOW)
+    helped.withdraw_from_waitlist(NOW)
+
+    assert waiting.state is ReferralState.WITHDRAWN
+    assert waiting.events[-2].reason.value == "no_consent"
+    assert loop(waiting) == ["received", "waitlisted", "declined"]
+    assert helped.state is ReferralState.ACCEPTED and loop(helped) == ["received", "accepted"]
+    with pytest.raises(DomainError):
+        waiting.admit(NOW)
+
+
 def test_a_duplicate_is_linked_to_the_open_referral_and_mirrors_it():
     original = received()
     triage(original, Organisation("o", capacity=5), position=1, at=NOW)

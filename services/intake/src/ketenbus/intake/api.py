@@ -368,7 +368,7 @@ async def erase_client(
         now = tx.clock.now()
         await tx.clients.erase(client_ref, now)
         for referral in await tx.referrals.of_client(client_ref):
-            referral.withdraw_from_waitlist()
+            referral.withdraw_from_waitlist(now)
             await tx.referrals.save(referral)
         tx.publish(
             ClientErasureRequested(

@@ -261,9 +261,13 @@ class Referral:
         self._tell_referrer(ReferralStatus.CLOSED, at)
         return True
 
-    def withdraw_from_waitlist(self) -> None:
-        if self.state is ReferralState.WAITLISTED:
-            self.state = ReferralState.WITHDRAWN
+    def withdraw_from_waitlist(self, at: datetime) -> None:
+        """The client asked to be forgotten while waiting: the wait ends, declined for want of
+        consent, so that no place is ever offered to someone the chain no longer knows."""
+        if self.state is not ReferralState.WAITLISTED:
+            return
+        self._decline(DeclineReason.NO_CONSENT, None, at)
+        self.state = ReferralState.WITHDRAWN
 
     def stop_feedback(self) -> None:
         """Consent for feedback withdrawn: the referrer hears nothing more."""
@@ -274,7 +278,7 @@ class Referral:
             raise DomainError(f"referral {self.id} is {self.state}, it cannot be {becoming}")
         return self.placement
 
-    def _decline(self, reason: DeclineReason, redirect: str, at: datetime) -> None:
+    def _decline(self, reason: DeclineReason, redirect: str | None, at: datetime) -> None:
         self.state = ReferralState.DECLINED
         self._record(
             ReferralDeclined(
