@@ -5,6 +5,7 @@
     ketenbus status             each component: pid, alive, ready
     ketenbus logs [NAME] [-n N] [-f]
     ketenbus demo               `up` if needed, then run the demo scenario
+    ketenbus analytics rebuild [--verify]   replay the topics into analytics' projection
 
 The stack lives in a home directory: --home, else $KETENBUS_HOME, else ./.ketenbus.
 Exit status 0 when all went well, 1 with the reason on stderr otherwise.
@@ -17,6 +18,7 @@ import asyncio
 import importlib
 import inspect
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -166,6 +168,30 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> None:
         asyncio.run(_awaited(result))
 
 
+def cmd_analytics_rebuild(args: argparse.Namespace, out: TextIO) -> None:
+    """Stop analytics, replay the topics into its projection, start it again; or, with
+    --verify, rebuild beside the live projection and compare (analytics keeps running)."""
+    stack = _stack(args)
+    if not stack.is_running():
+        raise Failure(f"no stack running in {stack.home}")
+    environment = stack.service_environment("analytics")
+    command = [sys.executable, "-m", "ketenbus.analytics", "rebuild"]
+    if args.verify:
+        done = subprocess.run([*command, "--verify"], env=environment, check=False)
+        if done.returncode != 0:
+            raise Failure("the rebuilt figures differ from the live ones")
+        return
+    stack.stop_service("analytics")
+    try:
+        done = subprocess.run(command, env=environment, check=False)
+    finally:
+        stack.start_service("analytics")
+        stack.wait_ready("analytics")
+    if done.returncode != 0:
+        raise Failure("the rebuild failed; analytics runs again but may miss facts: rebuild again")
+    print("analytics rebuilt from the topics and running again", file=out)
+
+
 async def _awaited(awaitable: Any) -> Any:
     return await awaitable
 
@@ -258,6 +284,18 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("-n", "--lines", type=int, default=50, help="lines per log (50)")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     logs.set_defaults(run=cmd_logs)
+
+    analytics = commands.add_parser("analytics", help="analytics maintenance")
+    analytics_commands = analytics.add_subparsers(dest="analytics_command", required=True)
+    rebuild = analytics_commands.add_parser(
+        "rebuild", help="replay every topic into analytics' projection (docs/analytics.md)"
+    )
+    rebuild.add_argument(
+        "--verify",
+        action="store_true",
+        help="rebuild into a scratch database and compare with the live figures instead",
+    )
+    rebuild.set_defaults(run=cmd_analytics_rebuild)
     return parser
 
 
