@@ -5,6 +5,7 @@ rebuild exactly the figures the live projection shows."""
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import subprocess
 import sys
@@ -29,13 +30,14 @@ OPTIONS = YearOptions(
 )
 
 
-async def test_a_shortened_year_reports_exactly_what_the_simulation_did(chain, tmp_path, capsys):
+async def test_a_shortened_year_reports_exactly_what_the_simulation_did(chain, tmp_path):
     anchor = time.time() + BOOT_SECONDS
     stack = chain(SERVICES, isolated=True, timeout=120, extra_env=OPTIONS.clock_environment(anchor))
 
     result = await play_year(stack, OPTIONS, anchor, out=None, reports_dir=tmp_path / "reports")
-    print_report(result, stack)
-    report = capsys.readouterr().out
+    printed = io.StringIO()
+    print_report(result, stack, out=printed)
+    report = printed.getvalue()
     print(report)
 
     counts = result.counts

@@ -132,7 +132,8 @@ async def share_snapshots(chain: ChainClient, organisations: list[str], period: 
     return shared
 
 
-def print_report(result: YearResult, stack: EmbeddedStack, out: TextIO = sys.stdout) -> None:
+def print_report(result: YearResult, stack: EmbeddedStack, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
     counts = result.counts
     print(
         f"\nThe year {result.period}: {counts.planned} residents planned, "
