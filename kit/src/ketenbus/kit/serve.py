@@ -17,6 +17,9 @@ def serve(service: Service) -> None:
         port=settings.http_port,
         log_config=None,
         access_log=False,
+        # Longer than clients keep an idle connection (httpx: 5 s), so a request never
+        # lands on a connection the server is just closing.
+        timeout_keep_alive=30,
         # SIGTERM: stop taking requests, finish the message in hand, commit, then exit.
         timeout_graceful_shutdown=20,
     )
