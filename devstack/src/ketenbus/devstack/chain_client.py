@@ -41,7 +41,7 @@ class ChainClient:
         # Idle connections are dropped before uvicorn's keep-alive (5 s) closes them, so a
         # request never goes out on a connection the server is just closing.
         self.http = httpx.AsyncClient(
-            timeout=10.0, limits=httpx.Limits(max_keepalive_connections=20, keepalive_expiry=2.0)
+            timeout=30.0, limits=httpx.Limits(max_keepalive_connections=20, keepalive_expiry=2.0)
         )
 
     async def close(self) -> None:

@@ -201,7 +201,7 @@ class Year:
     def _failed(self, feature: str, error: Exception) -> None:
         self.counts.failed += 1
         if len(self.counts.failures) < 5:
-            self.counts.failures.append(f"{feature}: {str(error)[:300]}")
+            self.counts.failures.append(f"{feature}: {type(error).__name__} {str(error)[:300]}")
 
     async def _journey(self, client: Client) -> None:
         try:
