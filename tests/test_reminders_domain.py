@@ -73,10 +73,15 @@ def scheduled(starts_at: datetime) -> AppointmentScheduled:
 
 
 def simple(due_at: datetime, **about: object) -> Reminder:
+    purpose = (
+        ReminderPurpose.APPOINTMENT_REMINDER
+        if "appointment_id" in about
+        else ReminderPurpose.WAITLIST_INVITATION
+    )
     return Reminder.schedule(
         client_ref=CLIENT,
         organisation_id=ORG,
-        purpose=ReminderPurpose.WAITLIST_INVITATION,
+        purpose=purpose,
         due_at=due_at,
         at=due_at,
         **about,
@@ -276,6 +281,20 @@ def test_a_reminder_for_an_appointment_that_has_begun_is_cancelled_not_sent():
     )
     assert claim(reminder, starts + timedelta(minutes=1), EMAIL_ONLY) is None
     assert reminder.status is ReminderStatus.CANCELLED
+
+
+def test_the_follow_up_of_a_missed_appointment_goes_out_though_the_appointment_is_past():
+    starts = local("2026-03-02 10:00")
+    follow_up = Reminder.schedule(
+        client_ref=CLIENT,
+        organisation_id=ORG,
+        purpose=ReminderPurpose.MISSED_APPOINTMENT_FOLLOW_UP,
+        due_at=starts + timedelta(hours=2),
+        at=starts + timedelta(minutes=30),
+        appointment_id=new_id("apt"),
+        appointment_starts_at=starts,
+    )
+    assert claim(follow_up, starts + timedelta(hours=2), EMAIL_ONLY) is Channel.EMAIL
 
 
 def test_without_contact_details_it_waits_a_while_then_fails():

@@ -76,7 +76,7 @@ async def prepare(runtime: Runtime) -> None:
             rules=rules,
             contact_key=contact_key,
             link_key=link_key,
-            public_url=settings.public_url,
+            public_url=settings.link_base,
         ),
     )
 

@@ -186,8 +186,11 @@ class Reminder:
 
     @property
     def deadline(self) -> datetime | None:
-        """After this a reminder is pointless: the appointment has begun."""
-        return self.appointment_starts_at if self.appointment_id else None
+        """After this a reminder of an appointment is pointless: the appointment has begun.
+        (A follow-up after a missed appointment is about one in the past, and has none.)"""
+        if self.purpose is ReminderPurpose.APPOINTMENT_REMINDER:
+            return self.appointment_starts_at
+        return None
 
     def move(
         self, *, due_at: datetime, starts_at: datetime, modality: Modality, at: datetime

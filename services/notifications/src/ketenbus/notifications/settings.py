@@ -16,10 +16,9 @@ class NotificationSettings(ServiceSettings):
     http_port: int = 8003
     # Shared with intake only: opens the sealed contact details it sends.
     contact_sharing_key: SecretStr
-    # Where clients' opt-out links point: this service as the outside world reaches it.
-    public_url: str = Field(
-        default="http://127.0.0.1:8003", validation_alias="NOTIFICATIONS_PUBLIC_URL"
-    )
+    # Where clients' opt-out links point: this service as the outside world reaches it
+    # (behind the organisation's proxy). Unset: this process's own address, for local use.
+    public_url: str | None = Field(default=None, validation_alias="NOTIFICATIONS_PUBLIC_URL")
     # Per-organisation reminder policy; the packaged defaults when unset.
     notification_policies_file: Path | None = None
 
@@ -50,3 +49,7 @@ class NotificationSettings(ServiceSettings):
     # Reminders this late (in the chain's time) count as overdue for the operators.
     overdue_after: timedelta = timedelta(minutes=5)
     gauge_seconds: float = Field(default=5.0, gt=0)
+
+    @property
+    def link_base(self) -> str:
+        return self.public_url or f"http://{self.http_host}:{self.http_port}"
