@@ -1,10 +1,11 @@
-"""Reminders through real processes on a clock that runs an hour a second.
+"""Reminders and modules through real processes, on a clock that runs an hour a second.
 
-Intake, trajectory and notifications run as processes on their own Tansu and SecantusDB.
-Referrals go in at intake's front door, appointments are planned with trajectory's API, and
-where trajectory's worker actions are still being built (reschedule, cancel) the test
-publishes trajectory's events exactly as trajectory would: a consumer-contract test of
-notifications.
+Intake, trajectory, notifications and learning run as processes on their own Tansu and
+SecantusDB, all on one accelerated clock, started once for the tests of this module.
+Referrals go in at intake's front door, appointments are planned and modules assigned with
+trajectory's API, the client works in learning's portal API. Where trajectory's worker
+actions are still being built (reschedule, cancel, feedback) and for intake's waiting list,
+the test publishes their events exactly as they would: consumer-contract tests.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,16 +22,26 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from ketenbus.contracts import sealing
 from ketenbus.contracts.envelope import Event, decode, wrap
 from ketenbus.contracts.events import (
     REGISTRY,
     AppointmentCancelled,
     AppointmentRescheduled,
+    ClientContactShared,
+    ClientErasureRequested,
     ClientOptedOut,
+    ClientWaitlisted,
+    HomeworkFeedbackGiven,
+    ModuleAbandoned,
+    ModuleCompleted,
+    QuestionnaireCompleted,
+    QuestionnaireMoment,
 )
-from ketenbus.contracts.topics import DELIVERIES
-from ketenbus.contracts.values import AppointmentKind, Language, Modality
+from ketenbus.contracts.topics import DELIVERIES, ENROLMENTS
+from ketenbus.contracts.values import AppointmentKind, Channel, Language, Modality, new_id
 from ketenbus.devstack.chain_client import ChainClient, eventually
+from ketenbus.devstack.stack import EmbeddedStack
 from ketenbus.kit.clock import ScaledClock
 from ketenbus.kit.outbox import headers_of
 from ketenbus.notifications.timing import spoken_moment
@@ -42,6 +54,7 @@ GP = "huisarts-de-linde"
 UTRECHT, AMERSFOORT = "welzijn-utrecht", "welzijn-amersfoort"
 # Notifications' timing is checked to within this much simulated time.
 SLACK = timedelta(minutes=40)
+FEEDBACK_KEY = sealing.key_to_text(sealing.new_key())
 
 
 def person(name: str, postcode: str, *, email: str | None, phone: str | None, channel: str):
@@ -145,35 +158,53 @@ def local(moment: datetime) -> str:
     return moment.astimezone(AMSTERDAM).strftime("%H:%M")
 
 
-async def test_reminders_arrive_on_time_move_with_the_appointment_and_respect_the_client(
-    chain, tmp_path
-):
-    policies = tmp_path / "policies.json"
-    # Amersfoort reminds once, ten hours ahead: for a 09:00 appointment that is 23:00.
+@pytest.fixture(scope="module")
+def accelerated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EmbeddedStack, Any]]:
+    """The four services on their own servers and one clock, for every test here."""
+    home = tmp_path_factory.mktemp("accelerated")
+    policies = home / "policies.json"
     policies.write_text(
         json.dumps(
             {
-                "default": {"contact_phone": "030 123 45 67"},
+                "default": {
+                    "contact_phone": "030 123 45 67",
+                    "module_nudge_after": "PT6H",
+                    "module_nudges_max": 2,
+                },
+                # Amersfoort reminds once, ten hours ahead: for a 09:00 appointment, 23:00.
                 "organisations": {AMERSFOORT: {"appointment_reminders": ["PT10H"]}},
             }
         )
     )
     start = datetime(2026, 3, 2, 9, 0, tzinfo=AMSTERDAM)
     anchor = time.time()
-    clock = ScaledClock(start, anchor, SPEED)
-    stack = chain(
-        ("intake", "trajectory", "notifications"),
-        isolated=True,
-        timeout=120,
-        extra_env={
-            "KETENBUS_CLOCK_START": start.isoformat(),
-            "KETENBUS_CLOCK_ANCHOR": repr(anchor),
-            "KETENBUS_CLOCK_SPEED": str(SPEED),
-            "NOTIFICATION_POLICIES_FILE": str(policies),
-            "DISPATCH_POLL_SECONDS": "0.05",
-            "GAUGE_SECONDS": "0.5",
-        },
-    )
+    stack = EmbeddedStack(home / "stack", outlive_caller=False)
+    stack.start_infrastructure(timeout=60)
+    try:
+        stack.start_services(
+            ("intake", "trajectory", "notifications", "learning"),
+            {
+                "KETENBUS_CLOCK_START": start.isoformat(),
+                "KETENBUS_CLOCK_ANCHOR": repr(anchor),
+                "KETENBUS_CLOCK_SPEED": str(SPEED),
+                "NOTIFICATION_POLICIES_FILE": str(policies),
+                "DISPATCH_POLL_SECONDS": "0.05",
+                "GAUGE_SECONDS": "0.5",
+                "FEEDBACK_SHARING_KEY": FEEDBACK_KEY,
+                "ABANDON_AFTER": "PT20H",
+                "ABANDON_CHECK_SECONDS": "0.1",
+            },
+        )
+        stack.wait_ready(timeout=120)
+        yield stack, ScaledClock(start, anchor, SPEED)
+    finally:
+        stack.stop()
+
+
+async def test_reminders_arrive_on_time_move_with_the_appointment_and_respect_the_client(
+    accelerated,
+):
+    stack, clock = accelerated
     bootstrap = stack.kafka_bootstrap
     client = ChainClient(stack.urls(), stack.api_token)
     notifications = Notifications(stack)
@@ -358,7 +389,9 @@ async def test_reminders_arrive_on_time_move_with_the_appointment_and_respect_th
         (ref["lotte"], "sms", "stop_reply")
     ]
     # No one else got anything: every message is accounted for.
-    assert len(mails) == 6 and len(texts) == 1
+    ours = {"sanne@", "fatima@", "kees@", "lotte@"}
+    assert len([m for m in mails if m["To"].split("@")[0] + "@" in ours]) == 6
+    assert len(texts) == 1
 
 
 def _spoken(moment: datetime) -> str:
@@ -379,3 +412,264 @@ def _gauges_show_pending(notifications: Notifications):
         return text if line and float(line.split()[-1]) >= 4 else None
 
     return probe
+
+
+class Portal:
+    """Learning's API as the client portal (and, for homework, the social worker) use it."""
+
+    def __init__(self, stack: EmbeddedStack) -> None:
+        self.http = httpx.AsyncClient(base_url=stack.service_url("learning"), timeout=10)
+        self.portal = {"Authorization": f"Bearer {stack.api_token(UTRECHT, 'portal')}"}
+        self.worker = {"Authorization": f"Bearer {stack.api_token(UTRECHT, 'worker')}"}
+
+    async def call(self, method: str, path: str, *, worker: bool = False, **kwargs: Any) -> Any:
+        headers = self.worker if worker else self.portal
+        response = await self.http.request(method, path, headers=headers, **kwargs)
+        return response
+
+    async def ok(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self.call(method, path, **kwargs)
+        assert response.status_code < 300, (path, response.status_code, response.text)
+        return response.json()
+
+
+SCORES = {
+    "money": 3,
+    "housing": 6,
+    "health": 5,
+    "social_contacts": 4,
+    "daily_activities": 5,
+    "wellbeing": 4,
+}
+
+
+async def test_a_module_worked_through_is_recorded_and_an_idle_one_is_nudged_then_abandoned(
+    accelerated,
+):
+    stack, clock = accelerated
+    bootstrap = stack.kafka_bootstrap
+    client = ChainClient(stack.urls(), stack.api_token)
+    portal = Portal(stack)
+    try:
+        anouk = await client.refer(
+            GP,
+            person("Anouk Smit", "3512 GH", email="anouk@example.org", phone=None, channel="email"),
+        )
+        yusuf = await client.refer(
+            GP,
+            person("Yusuf Bos", "3512 JK", email="yusuf@example.org", phone=None, channel="email"),
+        )
+        anouk_trajectory = await client.trajectory_for(UTRECHT, anouk["referral_id"])
+        yusuf_trajectory = await client.trajectory_for(UTRECHT, yusuf["referral_id"])
+
+        # Yusuf is given a module and never opens it.
+        idle = await client.assign_module(
+            UTRECHT, yusuf_trajectory["trajectory_id"], "omgaan-met-stress"
+        )
+        assigned_at = clock.now()
+
+        # Anouk works through "Grip op je geld" in the portal.
+        assigned = await client.assign_module(
+            UTRECHT, anouk_trajectory["trajectory_id"], "grip-op-je-geld"
+        )
+        enrolment = await client.enrolment(
+            UTRECHT, anouk_trajectory["client_ref"], assigned["enrolment_id"]
+        )
+        path = f"/v1/enrolments/{enrolment['enrolment_id']}"
+        module = await portal.ok("GET", "/v1/modules/grip-op-je-geld", params={"language": "en"})
+        assert module["title"] == "Getting a grip on your money"
+        kinds = [step["kind"] for step in module["content"]]
+        assert set(kinds) == {"text", "video", "exercise", "questionnaire", "homework"}
+        assert (await portal.ok("POST", f"{path}/start"))["status"] == "started"
+        submission = None
+        for step in module["content"][:-1]:
+            if step["kind"] == "questionnaire":
+                assert set(step["questions"]) == set(SCORES)
+                answered = await portal.ok(
+                    "POST",
+                    f"{path}/steps/{step['step_id']}/questionnaire",
+                    json={"scores": SCORES},
+                )
+                assert answered["moment"] == "baseline"
+            elif step["kind"] == "homework":
+                submission = await portal.ok(
+                    "POST",
+                    f"{path}/steps/{step['step_id']}/homework",
+                    json={"answer": "Boodschappen kosten meer dan ik dacht."},
+                )
+            else:
+                await portal.ok("POST", f"{path}/steps/{step['step_id']}/complete")
+        assert submission is not None
+        wrong = await portal.call("POST", f"{path}/steps/zelfscan/complete")
+        assert wrong.status_code == 409  # a questionnaire is answered, not ticked off
+
+        # The worker reads the homework, and answers it in trajectory (sealed for learning).
+        read = await portal.ok("GET", f"/v1/homework/{submission['submission_id']}", worker=True)
+        assert read["answer"] == "Boodschappen kosten meer dan ik dacht."
+        await publish(
+            bootstrap,
+            HomeworkFeedbackGiven(
+                trajectory_id=anouk_trajectory["trajectory_id"],
+                client_ref=anouk_trajectory["client_ref"],
+                organisation_id=UTRECHT,
+                enrolment_id=enrolment["enrolment_id"],
+                submission_id=submission["submission_id"],
+                step_id=submission["step_id"],
+                feedback=sealing.seal(
+                    b"Goed gezien! Zullen we dat samen bekijken?",
+                    data_key=sealing.new_key(),
+                    key_id=submission["submission_id"],
+                    recipient_key=sealing.key_from_text(FEEDBACK_KEY),
+                ),
+                given_at=clock.now(),
+            ),
+            "trajectory",
+            clock.now(),
+        )
+
+        async def feedback_shown() -> Any:
+            progress = await portal.ok("GET", path)
+            return progress if progress["homework"][0]["feedback"] else None
+
+        progress = await eventually(feedback_shown, "the worker's feedback in the portal")
+        assert progress["homework"][0]["feedback"] == "Goed gezien! Zullen we dat samen bekijken?"
+        assert progress["questionnaires"][0]["scores"] == SCORES
+
+        last = module["content"][-1]["step_id"]
+        finished = await portal.ok("POST", f"{path}/steps/{last}/complete")
+        assert finished["status"] == "completed"
+
+        async def recorded() -> Any:
+            current = await client.trajectory(UTRECHT, anouk_trajectory["trajectory_id"])
+            return current if all(m["completed"] for m in current["modules"]) else None
+
+        await eventually(recorded, "trajectory to record the completed module")
+
+        # Yusuf's idle module: two friendly nudges, then it counts as abandoned.
+        async def abandoned() -> Any:
+            found = await portal.ok(
+                "GET", "/v1/enrolments", params={"client_ref": yusuf_trajectory["client_ref"]}
+            )
+            return found if found and found[0]["status"] == "abandoned" else None
+
+        await eventually(abandoned, "the idle module to count as abandoned", timeout=40)
+
+        # A client on the waiting list takes the self-scan of their own accord, after the
+        # invitation notifications sent them.
+        waiting_ref = new_id("cl")
+        stranger_ref = new_id("cl")
+        contact_key = sealing.key_from_text(
+            stack.service_environment("notifications")["CONTACT_SHARING_KEY"]
+        )
+        card = json.dumps({"name": "Ilse", "phone": None, "email": "ilse@example.org"})
+        await publish(
+            bootstrap,
+            ClientContactShared(
+                client_ref=waiting_ref,
+                organisation_id=UTRECHT,
+                language=Language.NL,
+                preferred_channel=Channel.EMAIL,
+                contact=sealing.seal(
+                    card.encode(),
+                    data_key=sealing.new_key(),
+                    key_id=waiting_ref,
+                    recipient_key=contact_key,
+                ),
+                shared_at=clock.now(),
+            ),
+            "intake",
+            clock.now(),
+        )
+        await publish(
+            bootstrap,
+            ClientWaitlisted(
+                referral_id=new_id("ref"),
+                client_ref=waiting_ref,
+                organisation_id=UTRECHT,
+                position=4,
+                waitlisted_at=clock.now(),
+            ),
+            "intake",
+            clock.now(),
+        )
+
+        async def invited() -> Any:
+            return next((m for m in stack.mailbox() if m["To"] == "ilse@example.org"), None)
+
+        invitation = await eventually(invited, "the invitation to the waiting client")
+        assert invitation["Subject"] == "U staat op onze wachtlijst"
+        assert "https://portaal.ketenbus.example/zelfhulp" in invitation.get_content()
+
+        async def self_enrolled() -> Any:
+            response = await portal.call(
+                "POST",
+                "/v1/enrolments",
+                json={"client_ref": waiting_ref, "module_id": "zelfscan-leefgebieden"},
+            )
+            return response.json() if response.status_code == 201 else None
+
+        scan = await eventually(self_enrolled, "learning to know the client is waiting")
+        assert scan["self_enrolled"] is True and scan["status"] == "started"
+        done = await portal.ok(
+            "POST",
+            f"/v1/enrolments/{scan['enrolment_id']}/steps/zelfscan/questionnaire",
+            json={"scores": SCORES},
+        )
+        assert done["moment"] == "baseline"
+        refused = await portal.call(
+            "POST",
+            "/v1/enrolments",
+            json={"client_ref": stranger_ref, "module_id": "zelfscan-leefgebieden"},
+        )
+        assert refused.status_code == 409
+
+        # Anouk asks to be forgotten: learning keeps nothing of her.
+        await publish(
+            bootstrap,
+            ClientErasureRequested(
+                client_ref=anouk_trajectory["client_ref"],
+                organisation_id=UTRECHT,
+                requested_at=clock.now(),
+            ),
+            "intake",
+            clock.now(),
+        )
+
+        async def forgotten() -> bool:
+            found = await portal.ok(
+                "GET", "/v1/enrolments", params={"client_ref": anouk_trajectory["client_ref"]}
+            )
+            return found == []
+
+        await eventually(forgotten, "learning to forget Anouk")
+        enrolment_events = await events_on(bootstrap, ENROLMENTS.name)
+        reminders = await Notifications(stack).reminders(UTRECHT, yusuf_trajectory["client_ref"])
+    finally:
+        await client.close()
+        await portal.http.aclose()
+
+    ours = [e for e in enrolment_events if e.enrolment_id == enrolment["enrolment_id"]]
+    names = [type(e).__name__ for e in ours]
+    assert names[0] == "ModuleStarted" and names[-1] == "ModuleCompleted"
+    assert names.count("ModuleStepCompleted") == len(module["content"])
+    assert names.count("HomeworkSubmitted") == 1 and names.count("QuestionnaireCompleted") == 1
+    [completed] = [e for e in ours if isinstance(e, ModuleCompleted)]
+    assert completed.steps_completed == completed.steps_total == len(module["content"])
+
+    [gave_up] = [e for e in enrolment_events if isinstance(e, ModuleAbandoned)]
+    assert gave_up.enrolment_id == idle["enrolment_id"] and gave_up.steps_completed == 0
+    nudges = [r for r in reminders if r["purpose"] == "module_nudge"]
+    assert [r["status"] for r in nudges] == ["sent", "sent"]
+    for nudge, hours in zip(nudges, (6, 12), strict=True):
+        assert at(nudge, "due_at") - assigned_at < timedelta(hours=hours, minutes=40)
+        assert at(nudge, "sent_at") < gave_up.abandoned_at  # the nudges came first
+    nudge_mails = [m for m in stack.mailbox() if m["To"] == "yusuf@example.org"]
+    assert len(nudge_mails) == 2
+    assert all(m["Subject"] == "Hoe gaat het met uw online programma?" for m in nudge_mails)
+    assert idle["enrolment_id"] in nudge_mails[0].get_content()  # the link to carry on
+    assert "stress" not in nudge_mails[0].get_content().lower()  # the module is not named
+
+    [scan_done] = [e for e in enrolment_events if isinstance(e, QuestionnaireCompleted)][-1:]
+    assert scan_done.client_ref == waiting_ref
+    assert scan_done.moment is QuestionnaireMoment.BASELINE
+    assert scan_done.scores.model_dump() == SCORES
