@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from aiokafka.errors import KafkaError
 from pymongo.errors import (
@@ -17,6 +19,8 @@ from pymongo.errors import (
     PyMongoError,
     ServerSelectionTimeoutError,
 )
+
+T = TypeVar("T")
 
 _TRANSIENT_LABELS = ("TransientTransactionError", "UnknownTransactionCommitResult")
 # WriteConflict, and the codes MongoDB marks as retryable, in case a label is missing.
@@ -51,3 +55,18 @@ def backoff_seconds(attempt: int, base: float, ceiling: float) -> float:
 
 async def pause(attempt: int, base: float, ceiling: float) -> None:
     await asyncio.sleep(backoff_seconds(attempt, base, ceiling))
+
+
+async def retrying(
+    work: Callable[[], Awaitable[T]], attempts: int = 5, base: float = 0.02, ceiling: float = 0.5
+) -> T:
+    """Run a command again when it lost a race (a write conflict, a concurrent change): for
+    HTTP commands, which, unlike consumed events, have no redelivery to fall back on."""
+    for attempt in range(1, attempts):
+        try:
+            return await work()
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            await pause(attempt, base, ceiling)
+    return await work()
