@@ -4,9 +4,8 @@ consent and erasure, for the organisation that helps the client."""
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -27,12 +26,11 @@ from ketenbus.intake.personal import PersonalDetails, fingerprint
 from ketenbus.intake.regions import RegionTable
 from ketenbus.intake.store import IntakeTransaction
 from ketenbus.kit.auth import Caller, requires
-from ketenbus.kit.failures import DomainError, is_transient, pause
+from ketenbus.kit.failures import DomainError, retrying
 from ketenbus.kit.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1")
 
-T = TypeVar("T")
 Uow = UnitOfWork[IntakeTransaction]
 ClientPath = Annotated[str, Path(pattern=r"^cl_[0-9a-f]{32}$")]
 ConsentPath = Annotated[str, Path(pattern=r"^cns_[0-9a-f]{32}$")]
@@ -170,18 +168,6 @@ def _status_of(referral: Referral) -> ReferralStatusOut:
     )
 
 
-async def _retrying(work: Callable[[], Awaitable[T]], attempts: int = 5) -> T:
-    """Two requests for one organisation's caseload at once: the loser reads again."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return await work()
-        except Exception as error:
-            if attempt == attempts or not is_transient(error):
-                raise
-            await pause(attempt, 0.02, 0.5)
-    raise AssertionError("unreachable")
-
-
 @router.post(
     "/referrals",
     tags=["referrals"],
@@ -249,7 +235,7 @@ async def submit_referral(
             )
 
     try:
-        referral = await _retrying(receive)
+        referral = await retrying(receive)
     except DuplicateKeyError:
         # The same key arrived twice at once; the other request made the referral.
         if (seen := await earlier()) is not None:
@@ -303,6 +289,10 @@ async def grant_consent(
     uow: UowDep,
 ) -> ConsentOut:
     """Record a consent the client gave, e.g. to be handed to a debt-counselling partner."""
+    return await retrying(lambda: _grant(client_ref, body, caller, uow))
+
+
+async def _grant(client_ref: str, body: ConsentGrantIn, caller: Caller, uow: Uow) -> ConsentOut:
     async with uow.command() as tx:
         await _own_client(tx, client_ref, caller)
         if await tx.consents.active(client_ref, body.partner_organisation_id, body.purpose):
@@ -334,6 +324,10 @@ async def withdraw_consent(
     uow: UowDep,
 ) -> ConsentOut:
     """The client takes a consent back: nothing more is shared with that partner for it."""
+    return await retrying(lambda: _withdraw(client_ref, consent_id, caller, uow))
+
+
+async def _withdraw(client_ref: str, consent_id: str, caller: Caller, uow: Uow) -> ConsentOut:
     async with uow.command() as tx:
         await _own_client(tx, client_ref, caller)
         consent = await tx.consents.get(consent_id)
@@ -363,6 +357,10 @@ async def erase_client(
 ) -> ErasureOut:
     """The client asks to be forgotten: their key is shredded here at once, and every service
     is told to forget them (accepted: the others follow through the bus)."""
+    return await retrying(lambda: _erase(client_ref, caller, uow))
+
+
+async def _erase(client_ref: str, caller: Caller, uow: Uow) -> ErasureOut:
     async with uow.command() as tx:
         await _own_client(tx, client_ref, caller)
         now = tx.clock.now()

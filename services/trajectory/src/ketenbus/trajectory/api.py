@@ -6,8 +6,10 @@ every action is attributed to the worker whose key it was.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -23,7 +25,7 @@ from ketenbus.contracts.values import (
     Phase,
 )
 from ketenbus.kit.auth import Caller, requires
-from ketenbus.kit.failures import DomainError
+from ketenbus.kit.failures import DomainError, retrying
 from ketenbus.kit.uow import UnitOfWork
 from ketenbus.trajectory.domain import (
     Appointment,
@@ -271,6 +273,28 @@ async def _own(tx: TrajectoryTransaction, trajectory_id: str, caller: Caller) ->
     return trajectory
 
 
+T = TypeVar("T")
+Action = Callable[[Trajectory, TrajectoryTransaction], T | Awaitable[T]]
+
+
+async def _change(
+    uow: UnitOfWork[TrajectoryTransaction], trajectory_id: str, caller: Caller, action: Action[T]
+) -> tuple[Trajectory, T]:
+    """Load the organisation's own trajectory, act on it, save it: one transaction, tried
+    again when the worker raced an event or the overdue check for the same trajectory."""
+
+    async def attempt() -> tuple[Trajectory, T]:
+        async with uow.command() as tx:
+            trajectory = await _own(tx, trajectory_id, caller)
+            result = action(trajectory, tx)
+            if inspect.isawaitable(result):
+                result = await result
+            await tx.trajectories.save(trajectory)
+        return trajectory, result  # type: ignore[return-value]
+
+    return await retrying(attempt)
+
+
 def _worker(caller: Caller) -> str:
     if caller.worker_id is None:
         raise DomainError("this key belongs to no social worker; use a worker's key")
@@ -309,9 +333,11 @@ async def get_trajectory(trajectory_id: TrajectoryPath, caller: Reader, uow: Uow
 async def schedule_appointment(
     trajectory_id: TrajectoryPath, body: AppointmentIn, caller: Worker, uow: Uow
 ) -> AppointmentOut:
-    async with uow.command() as tx:
-        trajectory = await _own(tx, trajectory_id, caller)
-        appointment = trajectory.schedule(
+    _, appointment = await _change(
+        uow,
+        trajectory_id,
+        caller,
+        lambda trajectory, tx: trajectory.schedule(
             kind=body.kind,
             starts_at=body.starts_at,
             duration_minutes=body.duration_minutes,
@@ -319,8 +345,8 @@ async def schedule_appointment(
             worker_id=_worker(caller),
             goal=body.goal,
             at=tx.clock.now(),
-        )
-        await tx.trajectories.save(trajectory)
+        ),
+    )
     return AppointmentOut.of(appointment)
 
 
@@ -334,12 +360,14 @@ async def reschedule_appointment(
     caller: Worker,
     uow: Uow,
 ) -> AppointmentOut:
-    async with uow.command() as tx:
-        trajectory = await _own(tx, trajectory_id, caller)
-        appointment = trajectory.reschedule(
+    _, appointment = await _change(
+        uow,
+        trajectory_id,
+        caller,
+        lambda trajectory, tx: trajectory.reschedule(
             appointment_id, body.starts_at, body.modality, at=tx.clock.now()
-        )
-        await tx.trajectories.save(trajectory)
+        ),
+    )
     return AppointmentOut.of(appointment)
 
 
@@ -347,10 +375,12 @@ async def reschedule_appointment(
 async def cancel_appointment(
     trajectory_id: TrajectoryPath, appointment_id: AppointmentPath, caller: Worker, uow: Uow
 ) -> TrajectoryOut:
-    async with uow.command() as tx:
-        trajectory = await _own(tx, trajectory_id, caller)
-        trajectory.cancel(appointment_id, at=tx.clock.now())
-        await tx.trajectories.save(trajectory)
+    trajectory, _ = await _change(
+        uow,
+        trajectory_id,
+        caller,
+        lambda trajectory, tx: trajectory.cancel(appointment_id, at=tx.clock.now()),
+    )
     return TrajectoryOut.of(trajectory)
 
 
@@ -360,10 +390,12 @@ async def cancel_appointment(
 async def register_attended(
     trajectory_id: TrajectoryPath, appointment_id: AppointmentPath, caller: Worker, uow: Uow
 ) -> TrajectoryOut:
-    async with uow.command() as tx:
-        trajectory = await _own(tx, trajectory_id, caller)
-        trajectory.attend(appointment_id, at=tx.clock.now())
-        await tx.trajectories.save(trajectory)
+    trajectory, _ = await _change(
+        uow,
+        trajectory_id,
+        caller,
+        lambda trajectory, tx: trajectory.attend(appointment_id, at=tx.clock.now()),
+    )
     return TrajectoryOut.of(trajectory)
 
 
@@ -372,10 +404,14 @@ async def register_missed(
     trajectory_id: TrajectoryPath, appointment_id: AppointmentPath, caller: Worker, uow: Uow
 ) -> TrajectoryOut:
     """The client did not come. Notifications will reach out; nothing is closed."""
-    async with uow.command() as tx:
-        trajectory = await _own(tx, trajectory_id, caller)
-        trajectory.miss(appointment_id, registered_by=_worker(caller), at=tx.clock.now())
-        await tx.trajectories.save(trajectory)
+    trajectory, _ = await _change(
+        uow,
+        trajectory_id,
+        caller,
+        lambda trajectory, tx: trajectory.miss(
+            appointment_id, registered_by=_worker(caller), at=tx.clock.now()
+        ),
+    )
     return TrajectoryOut.of(trajectory)
 
 
@@ -386,9 +422,11 @@ async def register_contact(
     trajectory_id: TrajectoryPath, body: ContactIn, caller: Worker, uow: Uow
 ) -> ContactOut:
     """A contact outside an appointment: a call, a chat, a dossier message, homework."""
-    async with uow.command() as tx:
-        trajectory = await _own(tx, trajectory_id, caller)
-        contact = trajectory.register_contact(
+    _, contact = await _change(
+        uow,
+        trajectory_id,
+        caller,
+        lambda trajectory, tx: trajectory.register_contact(
             channel=body.channel,
             direction=body.direction,
             minutes=body.minutes,
@@ -397,8 +435,8 @@ async def register_contact(
             replaces_face_to_face=body.replaces_face_to_face,
             occurred_at=body.occurred_at,
             worker_id=_worker(caller),
-        )
-        await tx.trajectories.save(trajectory)
+        ),
+    )
     return ContactOut.of(contact)
 
 
@@ -409,10 +447,14 @@ async def assign_module(
     trajectory_id: TrajectoryPath, body: ModuleIn, caller: Worker, uow: Uow
 ) -> ModuleOut:
     """Give the client a self-help module as homework; learning enrols them."""
-    async with uow.command() as tx:
-        trajectory = await _own(tx, trajectory_id, caller)
-        assignment = trajectory.assign_module(body.module_id, body.language, at=tx.clock.now())
-        await tx.trajectories.save(trajectory)
+    _, assignment = await _change(
+        uow,
+        trajectory_id,
+        caller,
+        lambda trajectory, tx: trajectory.assign_module(
+            body.module_id, body.language, at=tx.clock.now()
+        ),
+    )
     return ModuleOut(
         enrolment_id=assignment.enrolment_id, module_id=assignment.module_id, completed=False
     )
@@ -422,10 +464,14 @@ async def assign_module(
 async def change_phase(
     trajectory_id: TrajectoryPath, body: PhaseIn, caller: Worker, uow: Uow
 ) -> TrajectoryOut:
-    async with uow.command() as tx:
-        trajectory = await _own(tx, trajectory_id, caller)
-        trajectory.change_phase(body.phase, body.debt_journey_phase, at=tx.clock.now())
-        await tx.trajectories.save(trajectory)
+    trajectory, _ = await _change(
+        uow,
+        trajectory_id,
+        caller,
+        lambda trajectory, tx: trajectory.change_phase(
+            body.phase, body.debt_journey_phase, at=tx.clock.now()
+        ),
+    )
     return TrajectoryOut.of(trajectory)
 
 
@@ -441,27 +487,30 @@ async def request_partner_referral(
 
     Needs the client's consent for debt counselling with that partner, recorded at intake
     (`POST /v1/clients/{client_ref}/consents` there)."""
-    async with uow.command() as tx:
-        trajectory = await _own(tx, trajectory_id, caller)
-        consent = await tx.consents.for_hand_off(
-            trajectory.client_ref, body.partner_organisation_id
-        )
+
+    async def hand_off(trajectory: Trajectory, tx: TrajectoryTransaction) -> PartnerReferral:
+        partner = body.partner_organisation_id
+        consent = await tx.consents.for_hand_off(trajectory.client_ref, partner)
         if consent is None:
             raise DomainError(
-                f"the client has not consented to debt counselling with "
-                f"{body.partner_organisation_id} (or withdrew it): record the consent at intake"
+                f"the client has not consented to debt counselling with {partner}, or withdrew "
+                "it, or trajectory has not heard of it yet (record it at intake; intake must "
+                f"share a key with {partner} to seal the contact for it)"
             )
-        hand_off = trajectory.request_partner_referral(consent, at=tx.clock.now())
-        await tx.trajectories.save(trajectory)
-    return PartnerReferralOut.of(hand_off)
+        return trajectory.request_partner_referral(consent, at=tx.clock.now())
+
+    _, requested = await _change(uow, trajectory_id, caller, hand_off)
+    return PartnerReferralOut.of(requested)
 
 
 @router.post("/{trajectory_id}/aftercare", response_model=TrajectoryOut)
 async def start_aftercare(trajectory_id: TrajectoryPath, caller: Worker, uow: Uow) -> TrajectoryOut:
-    async with uow.command() as tx:
-        trajectory = await _own(tx, trajectory_id, caller)
-        trajectory.start_aftercare(at=tx.clock.now())
-        await tx.trajectories.save(trajectory)
+    trajectory, _ = await _change(
+        uow,
+        trajectory_id,
+        caller,
+        lambda trajectory, tx: trajectory.start_aftercare(at=tx.clock.now()),
+    )
     return TrajectoryOut.of(trajectory)
 
 
@@ -470,10 +519,12 @@ async def close_trajectory(
     trajectory_id: TrajectoryPath, body: ClosureIn, caller: Worker, uow: Uow
 ) -> TrajectoryOut:
     """Close with a reason. The referrer hears "closed", nothing more."""
-    async with uow.command() as tx:
-        trajectory = await _own(tx, trajectory_id, caller)
-        trajectory.close(body.reason, at=tx.clock.now())
-        await tx.trajectories.save(trajectory)
+    trajectory, _ = await _change(
+        uow,
+        trajectory_id,
+        caller,
+        lambda trajectory, tx: trajectory.close(body.reason, at=tx.clock.now()),
+    )
     return TrajectoryOut.of(trajectory)
 
 
@@ -505,9 +556,13 @@ async def give_feedback(
         key_id=submission_id,
         recipient_key=feedback_key,
     )
-    async with uow.command() as tx:
-        trajectory = await _own(tx, trajectory_id, caller)
-        trajectory.give_feedback(submission_id, sealed, _worker(caller), at=tx.clock.now())
-        await tx.trajectories.save(trajectory)
+    trajectory, _ = await _change(
+        uow,
+        trajectory_id,
+        caller,
+        lambda trajectory, tx: trajectory.give_feedback(
+            submission_id, sealed, _worker(caller), at=tx.clock.now()
+        ),
+    )
     homework = next(h for h in trajectory.homework if h.submission_id == submission_id)
     return HomeworkOut.of(homework)
