@@ -3,42 +3,23 @@ organisation helps, debt counselling takes the debts in parallel, the GP sees th
 
 intake, trajectory and learning run as their own processes on their own Tansu and
 SecantusDB; the GP practice and the debt-counselling partner are the simulators in
-ketenbus.devstack.partners, which know nothing but the contracts, Kafka and HTTP.
+ketenbus.devstack.partners, which know nothing but the contracts, Kafka and HTTP. The steps are
+the demo's (ketenbus.devstack.partner_demo), so the demo is tested too.
 """
 
 from __future__ import annotations
 
 import json
 import time
-import uuid
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from ketenbus.contracts.events import PartnerOutcome, PartnerStatus, ReferralStatusChanged
-from ketenbus.devstack import partner_keys
-from ketenbus.devstack.chain_client import ChainClient, eventually
-from ketenbus.devstack.partners import DebtCounsellingPartner, GpPractice
+from ketenbus.contracts.events import ReferralStatusChanged
+from ketenbus.devstack.partner_demo import DEBT, FEMKE, GP, run_closed_loop
 
 pytestmark = [pytest.mark.stack, pytest.mark.chain]
 
-GP = "huisarts-de-linde"
-DEBT = "schuldhulp-midden"
-WELFARE = "welzijn-utrecht"
-MODULE = "grip-op-je-geld"
-
-RESIDENT = {
-    "name": "Femke Jansen-Bakker",
-    "date_of_birth": "1979-11-23",
-    "postcode": "3522 BK",
-    "phone": "06-48213975",
-    "email": "femke.jansen@example.org",
-    "language": "nl",
-    "preferred_channel": "email",
-}
 # Every way the person could show up on a topic: name, surname, phone in both spellings, mail.
 PERSONAL = [b"Femke", b"Jansen-Bakker", b"06-48213975", b"0648213975", b"femke.jansen"]
 CLOSED_LOOP_FIELDS = {
@@ -81,167 +62,45 @@ async def test_a_gp_referral_closes_the_loop_with_a_debt_hand_off_in_parallel(ch
     stack = chain(
         ("intake", "trajectory", "learning"), isolated=True, partners=[GP, DEBT], timeout=120
     )
-    bootstrap = stack.kafka_bootstrap
-    worker = {"Authorization": f"Bearer {stack.api_token(WELFARE, 'worker')}"}
-    intake_url, trajectory_url = stack.service_url("intake"), stack.service_url("trajectory")
-    gp = GpPractice(
-        GP,
-        bootstrap,
-        intake_url=intake_url,
-        api_key=stack.api_token(GP, "referrer"),
-        sharing_key=partner_keys.key(stack.home, GP),
-    )
-    debt = DebtCounsellingPartner(DEBT, bootstrap, sharing_key=partner_keys.key(stack.home, DEBT))
-    client = ChainClient(stack.urls(), stack.api_token)
-    http = httpx.AsyncClient(timeout=10.0, headers=worker)
-    await gp.start()
-    await debt.start()
-    try:
-        # 1. The GP refers, with the resident's consent; the answer is the status, no more.
-        answer = await gp.refer(
-            {
-                "referrer_type": "gp",
-                "referrer_reference": "HDL-2026-0917",
-                "topic": "debts_material",
-                "client": RESIDENT,
-                "consent": {"given_by": "client", "granted_at": "2026-03-02T09:10:00+01:00"},
-            },
-            idempotency_key=f"HDL-{uuid.uuid4().hex}",
-        )
-        assert answer.status_code == 201, answer.text
-        referral = answer.json()
-        assert referral["status"] == "accepted"
-        referral_id = referral["referral_id"]
 
-        # 2. The trajectory opens; three appointments, the first one missed.
-        trajectory = await client.trajectory_for(WELFARE, referral_id)
-        trajectory_id = trajectory["trajectory_id"]
-        base = f"{trajectory_url}/v1/trajectories/{trajectory_id}"
-        start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
-        appointments = []
-        for n, (kind, modality) in enumerate(
-            [("intake", "face_to_face"), ("intake", "video"), ("follow_up", "phone")]
-        ):
-            made = await http.post(
-                f"{base}/appointments",
-                json={
-                    "kind": kind,
-                    "modality": modality,
-                    "starts_at": (start + timedelta(days=7 * n)).isoformat(),
-                    "goal": "Overzicht maken van post en rekeningen",
-                },
-            )
-            assert made.status_code == 201, made.text
-            appointments.append(made.json()["appointment_id"])
-        moved = await http.post(
-            f"{base}/appointments/{appointments[1]}/reschedule",
-            json={"starts_at": (start + timedelta(days=8)).isoformat()},
-        )
-        assert moved.status_code == 200, moved.text
-        for appointment, outcome in zip(
-            appointments, ("missed", "attended", "attended"), strict=True
-        ):
-            registered = await http.post(f"{base}/appointments/{appointment}/{outcome}")
-            assert registered.status_code == 200, registered.text
-        contact = await http.post(
-            f"{base}/contacts",
-            json={
-                "channel": "dossier_message",
-                "minutes": 10,
-                "default_duration": True,
-                "online_dossier": True,
-                "occurred_at": datetime.now(UTC).isoformat(),
-            },
-        )
-        assert contact.status_code == 201, contact.text
-        guidance = {"phase": "guidance", "debt_journey_phase": 3}
-        phase = await http.post(f"{base}/phase", json=guidance)
-        assert phase.status_code == 200, phase.text
+    outcome = await run_closed_loop(stack, quiet=True)
+    dump = await dump_every_topic(stack.kafka_bootstrap)
 
-        # 3. A self-help module as homework, completed in the client portal.
-        assigned = await client.assign_module(WELFARE, trajectory_id, MODULE)
-        await client.enrolment(WELFARE, trajectory["client_ref"], assigned["enrolment_id"])
-        completed = await client.complete_module(WELFARE, assigned["enrolment_id"])
-        assert completed["status"] == "completed"
+    assert outcome.referral["status"] == "accepted"
+    trajectory = outcome.trajectory
+    assert [a["status"] for a in trajectory["appointments"]] == ["missed", "attended", "attended"]
+    assert trajectory["modules"][0]["completed"] is True
+    assert trajectory["phase"] == "aftercare" and trajectory["debt_journey_phase"] == 5
+    assert trajectory["closure_reason"] == "goal_reached"
+    [hand_off] = trajectory["partner_referrals"]
+    assert (hand_off["status"], hand_off["progress"]) == ("completed", "arrangement_completed")
+    # The partner could open the contact it was given: the consented minimum, nothing more.
+    assert outcome.hand_off is not None
+    assert outcome.hand_off.contact == {
+        "name": FEMKE["name"],
+        "phone": FEMKE["phone"],
+        "language": "nl",
+    }
+    assert outcome.hand_off.answers == [
+        "PartnerReferralAccepted",
+        "PartnerStatusChanged",
+        "PartnerCompleted",
+    ]
+    assert outcome.hand_off.request.postcode_area == "3522"
+    assert outcome.simulator_failures == []
 
-        async def module_recorded() -> Any:
-            current = (await http.get(base)).json()
-            return current if all(m["completed"] for m in current["modules"]) else None
-
-        await eventually(module_recorded, "the completed module in the trajectory")
-
-        # 4. The resident consents to debt counselling; the worker hands the debts over.
-        consent = await http.post(
-            f"{intake_url}/v1/clients/{trajectory['client_ref']}/consents",
-            json={
-                "partner_organisation_id": DEBT,
-                "purpose": "debt_counselling",
-                "granted_at": datetime.now(UTC).isoformat(),
-            },
-        )
-        assert consent.status_code == 201, consent.text
-
-        async def handed_off() -> Any:
-            request = await http.post(
-                f"{base}/partner-referrals", json={"partner_organisation_id": DEBT}
-            )
-            if request.status_code == 409 and "consent" in request.text:
-                return None  # trajectory has not heard of the consent yet
-            assert request.status_code == 201, request.text
-            return request.json()
-
-        hand_off = await eventually(handed_off, "trajectory to know the consent")
-        received = await debt.next_request()
-        assert received.id == hand_off["partner_referral_id"]
-        assert received.contact == {
-            "name": RESIDENT["name"],
-            "phone": RESIDENT["phone"],
-            "language": "nl",
-        }
-        assert received.request.postcode_area == "3522"
-        await debt.report(received.id, PartnerStatus.ARRANGEMENT_RUNNING)
-        await debt.complete(received.id, PartnerOutcome.ARRANGEMENT_COMPLETED)
-
-        async def partner_finished() -> Any:
-            current = (await http.get(base)).json()
-            return current if current["aftercare_suggested"] else None
-
-        current = await eventually(partner_finished, "the partner's completion in the trajectory")
-        [recorded] = current["partner_referrals"]
-        assert recorded["status"] == "completed"
-        assert recorded["progress"] == "arrangement_completed"
-
-        # 5. Aftercare, then closure with a reason.
-        aftercare = await http.post(f"{base}/aftercare")
-        assert aftercare.status_code == 200, aftercare.text
-        assert aftercare.json()["phase"] == "aftercare"
-        closed = await http.post(f"{base}/closure", json={"reason": "goal_reached"})
-        assert closed.status_code == 200, closed.text
-
-        # 6. The GP heard exactly four things, in order, and nothing about the case.
-        statuses = await gp.wait_for_statuses(
-            referral_id, ["received", "accepted", "first_contact", "closed"]
-        )
-        assert statuses == ["received", "accepted", "first_contact", "closed"]
-        final = await gp.status(referral_id)
-        assert final.json()["status"] == "closed"
-
-        dump = await dump_every_topic(bootstrap)
-    finally:
-        await http.aclose()
-        await client.close()
-        await gp.stop()
-        await debt.stop()
-
+    # The GP's topic holds exactly four messages: the loop, in order, and no case content.
+    assert outcome.statuses == ["received", "accepted", "first_contact", "closed"]
     gp_topic = dump[f"ketenbus.partners.{GP}.outbound.v1"]
-    assert len(gp_topic) == 4
-    assert [json.loads(m)["data"]["status"] for m in gp_topic] == statuses
+    assert [json.loads(m)["data"]["status"] for m in gp_topic] == outcome.statuses
     for message in gp_topic:
         envelope = json.loads(message)
         assert envelope["type"] == ReferralStatusChanged.event_type()
         assert set(envelope["data"]) <= CLOSED_LOOP_FIELDS
-    assert gp.failures == [] and debt.failures == []
+        assert envelope["data"]["referral_id"] == outcome.referral["referral_id"]
+
     # No topic holds the person in plaintext: not the GP's, not the partner's, not the chain's.
+    assert len(dump[f"ketenbus.partners.{DEBT}.outbound.v1"]) == 1
     assert sum(len(messages) for messages in dump.values()) > 30
     for topic, messages in dump.items():
         for message in messages:

@@ -5,8 +5,9 @@
     )
 
 - `stack_home` (session): a temporary directory for the session's servers and logs.
-- `partner_organisations` (session): organisation ids whose partner topics are created;
-  [] here, override it in a conftest to get partner topics up front.
+- `partner_organisations` (session): organisation ids whose partner topics are created and
+  whose keys the services get: the demo's Kafka partners (access.KAFKA_PARTNERS); override it
+  in a conftest for others.
 - `kafka_bootstrap` (session): a Tansu broker with every known topic created; or the caller's
   KAFKA_BOOTSTRAP_SERVERS when set (then only the topics are created).
 - `mongo_url` (session): a SecantusDB with test commands (configureFailPoint) enabled; or the
@@ -29,6 +30,7 @@ from typing import Any, Protocol
 
 import pytest
 
+from ketenbus.devstack import access
 from ketenbus.devstack.kafka_server import start_kafka
 from ketenbus.devstack.mongo_server import start_mongo
 from ketenbus.devstack.processes import RunningProcess
@@ -58,7 +60,8 @@ def stack_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def partner_organisations() -> list[str]:
-    return []
+    # The demo's Kafka partners: their topics exist and intake and trajectory read them.
+    return list(access.KAFKA_PARTNERS)
 
 
 class _SharedServer:
