@@ -216,5 +216,5 @@ def test_only_a_waiting_client_enrols_themselves_and_only_in_self_help():
 
 def test_homework_answers_never_show_in_a_repr():
     enrolment = assigned()
-    enrolment.submit_homework(MONEY, "huiswerk-kasboek", "Mijn huur is 800 euro", T0)
-    assert "800" not in repr(enrolment)
+    enrolment.submit_homework(MONEY, "huiswerk-kasboek", "Mijn huur is te hoog", T0)
+    assert "huur" not in repr(enrolment)
