@@ -16,12 +16,21 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ketenbus.contracts.events import ReferralStatusChanged
-from ketenbus.devstack.partner_demo import DEBT, FEMKE, GP, run_closed_loop
+from ketenbus.devstack.partner_demo import (
+    DEBT,
+    FEEDBACK,
+    FEMKE,
+    GP,
+    HOMEWORK_ANSWER,
+    run_closed_loop,
+)
 
 pytestmark = [pytest.mark.stack, pytest.mark.chain]
 
 # Every way the person could show up on a topic: name, surname, phone in both spellings, mail.
 PERSONAL = [b"Femke", b"Jansen-Bakker", b"06-48213975", b"0648213975", b"femke.jansen"]
+# What the client and the worker wrote: case content, never on a topic in plaintext.
+CASE_CONTENT = [HOMEWORK_ANSWER.encode(), FEEDBACK.encode(), b"post en rekeningen"]
 CLOSED_LOOP_FIELDS = {
     "referral_id",
     "referrer_organisation_id",
@@ -70,6 +79,10 @@ async def test_a_gp_referral_closes_the_loop_with_a_debt_hand_off_in_parallel(ch
     trajectory = outcome.trajectory
     assert [a["status"] for a in trajectory["appointments"]] == ["missed", "attended", "attended"]
     assert trajectory["modules"][0]["completed"] is True
+    # Homework went from the portal to the worker and the feedback back, sealed on the way.
+    [homework] = trajectory["homework"]
+    assert homework["feedback_given_at"] is not None
+    assert outcome.feedback_seen == FEEDBACK
     assert trajectory["phase"] == "aftercare" and trajectory["debt_journey_phase"] == 5
     assert trajectory["closure_reason"] == "goal_reached"
     [hand_off] = trajectory["partner_referrals"]
@@ -104,7 +117,7 @@ async def test_a_gp_referral_closes_the_loop_with_a_debt_hand_off_in_parallel(ch
     assert sum(len(messages) for messages in dump.values()) > 30
     for topic, messages in dump.items():
         for message in messages:
-            for value in PERSONAL:
+            for value in [*PERSONAL, *CASE_CONTENT]:
                 assert value not in message, f"{topic} holds {value!r}"
     for service in ("intake", "trajectory", "learning"):
         log = stack.log_path(service).read_text(encoding="utf-8")

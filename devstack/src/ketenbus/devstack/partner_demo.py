@@ -50,6 +50,8 @@ class LoopOutcome:
     hand_off: HandOff | None = None
     statuses: list[str] = field(default_factory=list)
     gp_heard: list[Any] = field(default_factory=list)
+    homework_answer: str = ""
+    feedback_seen: str = ""
     simulator_failures: list[str] = field(default_factory=list)
 
 
@@ -148,6 +150,11 @@ async def run_closed_loop(stack: EmbeddedStack, *, quiet: bool = False) -> LoopO
 
         assigned = await client.assign_module(WELFARE, trajectory["trajectory_id"], MODULE)
         await client.enrolment(WELFARE, trajectory["client_ref"], assigned["enrolment_id"])
+        say(8, f"the worker assigns module {MODULE} as homework", "ModuleAssigned")
+        outcome.feedback_seen = await _homework(
+            stack, worker, base, assigned["enrolment_id"], outcome
+        )
+        say(9, "homework handed in, answered by the worker, read", "HomeworkFeedbackGiven")
         await client.complete_module(WELFARE, assigned["enrolment_id"])
 
         async def module_recorded() -> Any:
@@ -155,7 +162,7 @@ async def run_closed_loop(stack: EmbeddedStack, *, quiet: bool = False) -> LoopO
             return current if all(m["completed"] for m in current["modules"]) else None
 
         await eventually(module_recorded, "the completed module in the trajectory")
-        say(8, f"module {MODULE} assigned and completed", "ModuleProgressRecorded")
+        say(10, "the client completes the module; trajectory records it", "ModuleProgressRecorded")
 
         consent = await worker.post(
             f"{intake}/v1/clients/{trajectory['client_ref']}/consents",
@@ -167,7 +174,7 @@ async def run_closed_loop(stack: EmbeddedStack, *, quiet: bool = False) -> LoopO
         )
         if consent.status_code != 201:
             raise ChainError(f"consent not recorded: {consent.status_code} {consent.text}")
-        say(9, f"the resident consents to debt counselling by {DEBT}", "PartnerContactSealed")
+        say(11, f"the resident consents to debt counselling by {DEBT}", "PartnerContactSealed")
 
         async def handed_off() -> Any:
             asked = await worker.post(
@@ -181,7 +188,7 @@ async def run_closed_loop(stack: EmbeddedStack, *, quiet: bool = False) -> LoopO
 
         await eventually(handed_off, "trajectory to know of the consent")
         outcome.hand_off = await debt.next_request()
-        say(10, "the worker hands the debts over; the partner accepts", "PartnerReferralRequested")
+        say(12, "the worker hands the debts over; the partner accepts", "PartnerReferralRequested")
         await debt.report(outcome.hand_off.id, PartnerStatus.ARRANGEMENT_RUNNING)
         await debt.complete(outcome.hand_off.id, PartnerOutcome.ARRANGEMENT_COMPLETED)
 
@@ -190,15 +197,15 @@ async def run_closed_loop(stack: EmbeddedStack, *, quiet: bool = False) -> LoopO
             return current if current["aftercare_suggested"] else None
 
         await eventually(partner_finished, "the partner's completion in the trajectory")
-        say(11, "debt arrangement running, then completed: aftercare suggested", "PartnerCompleted")
+        say(13, "debt arrangement running, then completed: aftercare suggested", "PartnerCompleted")
         await act("/aftercare")
         outcome.trajectory = await act("/closure", {"reason": "goal_reached"})
-        say(12, "aftercare starts; the trajectory closes, goal reached", "TrajectoryClosed")
+        say(14, "aftercare starts; the trajectory closes, goal reached", "TrajectoryClosed")
 
         outcome.statuses = await gp.wait_for_statuses(
             referral_id, ["received", "accepted", "first_contact", "closed"]
         )
-        say(13, f"the GP heard: {', '.join(outcome.statuses)}", "ReferralStatusChanged x4")
+        say(15, f"the GP heard: {', '.join(outcome.statuses)}", "ReferralStatusChanged x4")
         outcome.gp_heard = list(gp.received)
         outcome.simulator_failures = gp.failures + debt.failures
     finally:
@@ -207,6 +214,56 @@ async def run_closed_loop(stack: EmbeddedStack, *, quiet: bool = False) -> LoopO
         await gp.stop()
         await debt.stop()
     return outcome
+
+
+HOMEWORK_ANSWER = "Ik heb alle rekeningen van deze maand op een rij gezet."
+FEEDBACK = "Mooi overzicht! Volgende keer kijken we samen naar de energierekening."
+
+
+async def _homework(
+    stack: EmbeddedStack,
+    worker: httpx.AsyncClient,
+    trajectory_url: str,
+    enrolment_id: str,
+    outcome: LoopOutcome,
+) -> str:
+    """The client hands in homework in the portal (learning); the worker sees it in the
+    trajectory and answers; the answer reaches the client sealed. Returns what the client
+    reads."""
+    enrolment = f"{stack.service_url('learning')}/v1/enrolments/{enrolment_id}"
+    portal = httpx.AsyncClient(
+        timeout=10.0,
+        headers={"Authorization": f"Bearer {stack.api_token(WELFARE, 'portal')}"},
+    )
+    try:
+        progress = (await portal.get(enrolment)).raise_for_status().json()
+        step = next(s["step_id"] for s in progress["steps"] if s["kind"] == "homework")
+        (await portal.post(f"{enrolment}/start")).raise_for_status()
+        outcome.homework_answer = HOMEWORK_ANSWER
+        handed_in = await portal.post(
+            f"{enrolment}/steps/{step}/homework", json={"answer": HOMEWORK_ANSWER}
+        )
+        submission = handed_in.raise_for_status().json()["submission_id"]
+
+        async def seen_by_worker() -> Any:
+            listed = (await worker.get(f"{trajectory_url}/homework")).json()
+            return any(h["submission_id"] == submission for h in listed)
+
+        await eventually(seen_by_worker, "the homework in the worker's trajectory")
+        answered = await worker.post(
+            f"{trajectory_url}/homework/{submission}/feedback", json={"text": FEEDBACK}
+        )
+        if answered.status_code != 200:
+            raise ChainError(f"feedback refused: {answered.status_code} {answered.text}")
+
+        async def read_by_client() -> Any:
+            homework = (await portal.get(enrolment)).json()["homework"]
+            return next((h["feedback"] for h in homework if h["feedback"]), None)
+
+        feedback: str = await eventually(read_by_client, "the feedback in the client portal")
+        return feedback
+    finally:
+        await portal.aclose()
 
 
 def main(argv: list[str] | None = None) -> int:
