@@ -327,10 +327,10 @@ class DebtCounsellingPartner(PartnerLine):
                     ),
                 )
         elif isinstance(message, PartnerReferralWithdrawn):
-            hand_off = self.hand_offs.get(message.partner_referral_id)
-            if hand_off is not None:
+            withdrawn = self.hand_offs.get(message.partner_referral_id)
+            if withdrawn is not None:
                 # Stop, and forget how to reach the client.
-                hand_off.withdrawn, hand_off.contact = True, None
+                withdrawn.withdrawn, withdrawn.contact = True, None
 
     async def _answer(self, hand_off: HandOff, answer: Event) -> None:
         await self.send(answer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeAlias
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -31,7 +31,7 @@ from ketenbus.kit.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1")
 
-Uow = UnitOfWork[IntakeTransaction]
+Uow: TypeAlias = UnitOfWork[IntakeTransaction]
 ClientPath = Annotated[str, Path(pattern=r"^cl_[0-9a-f]{32}$")]
 ConsentPath = Annotated[str, Path(pattern=r"^cns_[0-9a-f]{32}$")]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 from ketenbus.contracts.envelope import Envelope
 from ketenbus.contracts.events import (
     ClientErasureRequested,
@@ -26,7 +28,7 @@ from ketenbus.trajectory.store import TrajectoryTransaction
 
 handlers = EventHandlers("trajectory")
 
-Uow = UnitOfWork[TrajectoryTransaction]
+Uow: TypeAlias = UnitOfWork[TrajectoryTransaction]
 
 
 @handlers.on(ReferralAccepted, WaitlistExited)
@@ -117,7 +119,7 @@ PARTNER_ANSWERS = (
     PartnerStatusChanged,
     PartnerCompleted,
 )
-PartnerAnswer = (
+PartnerAnswer: TypeAlias = (
     PartnerReferralAccepted | PartnerReferralDeclined | PartnerStatusChanged | PartnerCompleted
 )
 
