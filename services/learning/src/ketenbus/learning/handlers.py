@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 from ketenbus.contracts.envelope import Envelope
 from ketenbus.contracts.events import (
     ClientErasureRequested,
@@ -19,7 +21,7 @@ from ketenbus.learning.store import LearningTransaction
 
 handlers = EventHandlers("learning")
 
-Uow = UnitOfWork[LearningTransaction]
+Uow: TypeAlias = UnitOfWork[LearningTransaction]
 
 
 @handlers.on(ModuleAssigned)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeAlias
 
 from ketenbus.contracts.envelope import Envelope, Event
 from ketenbus.contracts.events import (
@@ -38,7 +39,7 @@ from ketenbus.notifications.store import NotificationTransaction
 
 handlers = EventHandlers("notifications")
 
-Uow = UnitOfWork[NotificationTransaction]
+Uow: TypeAlias = UnitOfWork[NotificationTransaction]
 
 
 @handlers.on(ClientContactShared)
