@@ -168,8 +168,8 @@ def rules_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSt
         home / "stack",
         partners=[GP, OTHER_GP, DEBT],
         outlive_caller=False,
-        kafka_bootstrap=None,
-        mongo_url=None,
+        # Own databases even on a shared MongoDB (MONGODB_URL set): nothing of another run.
+        database_prefix=f"rules{uuid.uuid4().hex[:8]}",
     )
     stack.start_infrastructure(timeout=120)
     try:
