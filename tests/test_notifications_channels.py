@@ -173,8 +173,8 @@ async def test_provider_errors_are_told_apart(sinks):
 
 async def test_an_answer_that_never_comes_may_mean_delivered_and_the_lookup_settles_it(sinks):
     sms_url = sinks["sms"].url
-    script_statuses(sms_url, [200], hold_seconds=[5])
-    adapter = JsonSms(sms_url, timeout=1, token=None)
+    script_statuses(sms_url, [200], hold_seconds=[1.5])
+    adapter = JsonSms(sms_url, timeout=0.5, token=None)
     reference = "rem_" + "7" * 32
     try:
         outcome = await adapter.send(parcel(reference, SMS, "+31612345678"))
