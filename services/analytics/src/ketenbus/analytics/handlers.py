@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ketenbus.analytics.projection import updates_for
 from ketenbus.analytics.store import AnalyticsTransaction
 from ketenbus.contracts.envelope import Envelope
 from ketenbus.contracts.events import ALL_EVENTS
@@ -19,6 +18,6 @@ async def project(
     event: Envelope[Any], uow: UnitOfWork[AnalyticsTransaction], seen: dict[str, int]
 ) -> None:
     async with uow.handling(event) as tx:
-        await tx.facts.apply(updates_for(event.data))
+        await tx.facts.project(event.data)
         await tx.facts.count(event.type)
     seen[event.type] = seen.get(event.type, 0) + 1

@@ -7,8 +7,9 @@ In place, the fact collections are emptied, the topics replayed up to their curr
 the same projection the live consumer uses, and the consumer group's offsets set to those
 ends, so the service, started again, goes on from there. With --verify the live database is
 left alone: the replay goes into `<database>_rebuild` and every figure of every organisation
-is compared with the live one (the topics should be quiet meanwhile, or the two read
-different streams). Exit status 0 when the figures agree.
+is compared with the live one, at a moment the live consumer has read exactly what the replay
+reads (it waits for that; with other services still publishing it gives up with status 2).
+Exit status 0 when the figures agree, 1 when they differ.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from ketenbus.analytics.facts import Facts
 from ketenbus.analytics.handlers import handlers
 from ketenbus.analytics.measures import DIMENSIONS, figures, referral_mix
 from ketenbus.analytics.periods import PeriodKind
-from ketenbus.analytics.projection import FACT_COLLECTIONS, updates_for
+from ketenbus.analytics.projection import FACT_COLLECTIONS
 from ketenbus.analytics.settings import AnalyticsSettings
 from ketenbus.analytics.store import EVENT_COUNTS, FactStore
 from ketenbus.contracts.envelope import Envelope, UndeliverableEvent, decode
@@ -49,11 +50,53 @@ class Replayed:
     seconds: float = 0.0
 
 
+class NotQuiet(Exception):
+    """Events keep arriving, or the live consumer is behind: no fair comparison possible."""
+
+
+async def quiet_ends(
+    bootstrap: str, topics: list[str], timeout: float = 120.0
+) -> dict[TopicPartition, int]:
+    """The ends of the topics at a moment the live consumer group has read exactly up to
+    them: the one point where the live projection and a replay see the same stream."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=GROUP
+    )
+    await consumer.start()
+    try:
+        known = await consumer.topics()
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            if topic in known
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        deadline = time.monotonic() + timeout
+        while True:
+            ends = await consumer.end_offsets(partitions)
+            committed = {tp: await consumer.committed(tp) or 0 for tp in partitions}
+            caught_up = all(committed[tp] >= ends[tp] for tp in partitions)
+            if caught_up and await consumer.end_offsets(partitions) == ends:
+                return ends
+            if time.monotonic() > deadline:
+                behind = sum(max(ends[tp] - committed[tp], 0) for tp in partitions)
+                raise NotQuiet(
+                    f"after {timeout:.0f}s the live consumer is still {behind} events behind "
+                    "or events keep arriving: stop the other services, then verify"
+                )
+            await asyncio.sleep(0.5)
+    finally:
+        await consumer.stop()
+
+
 async def replay(
-    bootstrap: str, topics: list[str], apply: Callable[[Envelope[Any]], Awaitable[None]]
+    bootstrap: str,
+    topics: list[str],
+    apply: Callable[[Envelope[Any]], Awaitable[None]],
+    ends: dict[TopicPartition, int] | None = None,
 ) -> Replayed:
-    """Every message on the topics, from the first up to the end as it is now, in partition
-    order; each event id once."""
+    """Every message on the topics, from the first up to `ends` (default: the end as it is
+    now), in partition order; each event id once."""
     started = time.monotonic()
     result = Replayed()
     consumer = AIOKafkaConsumer(
@@ -71,7 +114,9 @@ async def replay(
         if not partitions:
             return result
         consumer.assign(partitions)
-        result.ends = await consumer.end_offsets(partitions)
+        result.ends = (
+            {tp: ends[tp] for tp in partitions} if ends else await consumer.end_offsets(partitions)
+        )
         beginnings = await consumer.beginning_offsets(partitions)
         await consumer.seek_to_beginning(*partitions)
         pending = {tp for tp in partitions if result.ends[tp] > beginnings[tp]}
@@ -102,8 +147,10 @@ async def replay(
     return result
 
 
-async def rebuild_into(db: AsyncDatabase[Any], bootstrap: str) -> Replayed:
-    """Empty the projection in `db` and fill it again from the topics."""
+async def rebuild_into(
+    db: AsyncDatabase[Any], bootstrap: str, ends: dict[TopicPartition, int] | None = None
+) -> Replayed:
+    """Empty the projection in `db` and fill it again from the topics (up to `ends`)."""
     for name in (*FACT_COLLECTIONS, EVENT_COUNTS, INBOX):
         await db[name].drop()
     store = FactStore(db)
@@ -111,10 +158,10 @@ async def rebuild_into(db: AsyncDatabase[Any], bootstrap: str) -> Replayed:
     counts: dict[str, int] = {}
 
     async def apply(envelope: Envelope[Any]) -> None:
-        await store.apply(updates_for(envelope.data))
+        await store.project(envelope.data)
         counts[envelope.type] = counts.get(envelope.type, 0) + 1
 
-    replayed = await replay(bootstrap, handlers.topics(), apply)
+    replayed = await replay(bootstrap, handlers.topics(), apply, ends)
     if counts:
         await db[EVENT_COUNTS].insert_many([{"_id": t, "count": n} for t, n in counts.items()])
     return replayed
@@ -168,8 +215,13 @@ async def main_async(verify: bool, out: Any = sys.stdout) -> int:
         live = client[settings.database_name]
         bootstrap = settings.kafka_bootstrap_servers
         if verify:
+            try:
+                ends = await quiet_ends(bootstrap, handlers.topics())
+            except NotQuiet as error:
+                print(f"cannot verify: {error}", file=out)
+                return 2
             scratch = client[f"{settings.database_name}_rebuild"]
-            replayed = await rebuild_into(scratch, bootstrap)
+            replayed = await rebuild_into(scratch, bootstrap, ends)
             problems = differences(await every_figure(live), await every_figure(scratch))
             await client.drop_database(scratch.name)
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +17,10 @@ from ketenbus.analytics.projection import (
     REFERRALS,
     SNAPSHOTS,
     Update,
+    updates_for,
 )
+from ketenbus.contracts.envelope import Event
+from ketenbus.contracts.events import ClientErasureRequested
 from ketenbus.kit.uow import Transaction
 
 EVENT_COUNTS = "event_counts"
@@ -41,6 +45,23 @@ class FactStore:
                 await self.db[update.collection].update_one(
                     {"_id": update.key}, operations, upsert=True, session=self.session
                 )
+
+    async def project(self, event: Event) -> None:
+        """What one event tells, into the facts; the live consumer and a rebuild alike."""
+        await self.apply(updates_for(event))
+        if isinstance(event, ClientErasureRequested):
+            await self.forget(event.client_ref)
+
+    async def forget(self, client_ref: str) -> None:
+        """After erasure the person's facts still count, but can no longer be linked to any
+        reference the chain knows: a random token replaces the client reference."""
+        anonymous = f"anon_{uuid.uuid4().hex}"
+        for name in FACT_COLLECTIONS:
+            await self.db[name].update_many(
+                {"client_ref": client_ref},
+                {"$set": {"client_ref": anonymous}},
+                session=self.session,
+            )
 
     async def documents(self, collection: str, organisation: str | None) -> list[dict[str, Any]]:
         query = {} if organisation is None else {"organisation_id": organisation}
