@@ -95,3 +95,74 @@ async def test_invalid_events_are_dead_lettered_with_a_reason_and_later_ones_pro
         {"event_type": Counted.event_type(), "outcome": "duplicate"},
     )
     assert duplicates == 1
+
+
+async def test_batches_share_a_transaction_and_a_failure_falls_back_to_one_by_one(
+    kafka_bootstrap, mongo_url
+):
+    topic = fresh_topic()
+    Counted = counted_event_class(topic)
+    mongo = AsyncMongoClient(mongo_url, tz_aware=True)
+    db = mongo[f"kit_{uuid.uuid4().hex[:10]}"]
+    service = f"kit-batch-{uuid.uuid4().hex[:6]}"
+    uow = UnitOfWork(mongo, db, service=service, clock=SystemClock())
+    handlers = EventHandlers(service)
+
+    @handlers.on(Counted)
+    async def count(event: Envelope, uow: UnitOfWork) -> None:
+        async with uow.handling(event) as tx:
+            if event.data.number == 250:
+                raise DomainError("250 is refused")
+            await tx.db.effects.insert_one({"_id": event.data.number}, session=tx.session)
+            await tx.db.totals.update_one(
+                {"_id": event.data.client_ref}, {"$inc": {"n": 1}}, upsert=True, session=tx.session
+            )
+            tx.publish(Counted(client_ref=event.data.client_ref, number=-event.data.number))
+
+    broker = KafkaBroker(kafka_bootstrap, enable_idempotence=False)
+    metrics = KitMetrics(CollectorRegistry(), service)
+    consumer = EventConsumer(
+        handlers,
+        {"uow": uow},
+        broker,
+        metrics,
+        registry={Counted.event_type(): Counted},
+        retry_base_seconds=0.01,
+        uow=uow,
+        batch_size=100,
+    )
+    consumer.subscribe()
+    envelopes = [wrap(Counted(client_ref="cl_a", number=n), source="kittest") for n in range(400)]
+    # Everything is on the topic before the consumer starts, so it arrives in full batches.
+    for envelope in [*envelopes, envelopes[10]]:
+        await broker.connect()
+        await broker.publish(envelope.to_bytes(), topic, key=b"cl_a")
+    await broker.start()
+    try:
+
+        async def all_handled() -> bool:
+            return await db.effects.count_documents({}) == 399
+
+        await eventually(all_handled)
+        dead = await read_topic(kafka_bootstrap, f"{topic}.dlq", expected=1)
+        totals = await db.totals.find_one({"_id": "cl_a"})
+        staged = await db.outbox.count_documents({})
+        claimed = await db.inbox.count_documents({})
+    finally:
+        await broker.stop()
+        await mongo.close()
+
+    assert totals["n"] == 399
+    assert staged == 399
+    assert claimed == 399
+    [letter] = dead
+    assert dict(letter.headers)["x-dlq-reason"].decode() == "DomainError: 250 is refused"
+    processed = metrics.registry.get_sample_value(
+        "ketenbus_events_handled_total",
+        {"event_type": Counted.event_type(), "outcome": "processed"},
+    )
+    assert processed == 399
+    # Most events went in shared transactions: far fewer batches than events.
+    batches = metrics.registry.get_sample_value("ketenbus_batch_events_count")
+    batched = metrics.registry.get_sample_value("ketenbus_batch_events_sum")
+    assert batched >= 300 and batches <= batched / 10

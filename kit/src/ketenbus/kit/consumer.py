@@ -44,6 +44,7 @@ from ketenbus.kit.failures import DomainError, is_transient, pause
 from ketenbus.kit.inbox import AlreadyHandled
 from ketenbus.kit.logs import get_logger, log_context
 from ketenbus.kit.metrics import KitMetrics
+from ketenbus.kit.uow import UnitOfWork
 
 log = get_logger(__name__)
 
@@ -146,6 +147,8 @@ class EventConsumer:
         retry_max_seconds: float = 5.0,
         registry: Mapping[str, type[Event]] = REGISTRY,
         on_dead_letter: DeadLetterHook | None = None,
+        uow: UnitOfWork[Any] | None = None,
+        batch_size: int = 100,
     ) -> None:
         self.service = handlers.service
         self.handlers = {event: inject(fn, dependencies) for event, fn in handlers.handlers.items()}
@@ -159,6 +162,9 @@ class EventConsumer:
         # Event names without version: an unreadable version of another name is not ours.
         self.handled_names = {event.event_type().rpartition(".")[0] for event in self.handlers}
         self.on_dead_letter = on_dead_letter
+        # With a unit of work, a batch of events shares one transaction (see receive()).
+        self.uow = uow
+        self.batch_size = batch_size
         self.health = ConsumerHealth()
         self.subscribers: list[Any] = []
         self.assignments = Assignments()
@@ -174,6 +180,10 @@ class EventConsumer:
             ack_policy=AckPolicy.NACK_ON_ERROR,
             listener=self.assignments,
             title=f"{self.service}:events",
+            batch=True,
+            max_records=self.batch_size,
+            # Returns as soon as records are there; the timeout only paces an idle loop.
+            batch_timeout_ms=100,
         )
         subscriber(self.receive)
         self.subscribers.append(subscriber)
@@ -200,20 +210,68 @@ class EventConsumer:
             await asyncio.sleep(every_seconds)
 
     async def receive(self, message: KafkaMessage) -> None:
-        record = message.raw_message
-        try:
-            envelope = decode(message.body, self.registry)
-        except UndeliverableEvent as error:
-            if self._concerns_others(error, message.body):
-                self.metrics.events_handled.labels("unreadable", "ignored").inc()
-                return
-            await self.dead_letter(record, type(error).__name__, error.reason, "unreadable")
+        """A batch of records, in partition order. Their offsets are committed when this
+        returns, and rewound when it raises: nothing is committed before it is done."""
+        work = [item for record in message.raw_message if (item := await self._read(record))]
+        if self.uow is None or len(work) < 2:
+            for envelope, handler, record in work:
+                await self._handle_one(envelope, handler, record)
             return
+        await self._handle_batch(work)
+
+    async def _read(self, record: Any) -> tuple[Envelope[Any], Any, Any] | None:
+        """The event and its handler, or None for a record that is not this service's work."""
+        try:
+            envelope = decode(record.value, self.registry)
+        except UndeliverableEvent as error:
+            if self._concerns_others(error, record.value):
+                self.metrics.events_handled.labels("unreadable", "ignored").inc()
+                return None
+            await self.dead_letter(record, type(error).__name__, error.reason, "unreadable")
+            return None
         handler = self.handlers.get(type(envelope.data))
         if handler is None:
             # Topics carry many event types; each service reads only what concerns it.
             self.metrics.events_handled.labels(envelope.type, "ignored").inc()
+            return None
+        return envelope, handler, record
+
+    async def _handle_batch(self, work: list[tuple[Envelope[Any], Any, Any]]) -> None:
+        """All events of the batch in one transaction, with bulk inbox and outbox writes:
+        the main cost per event, a round trip to the database, is paid once per batch.
+        When anything in it fails, nothing of it stays, and the events go one by one, each
+        with its own retries and dead letter."""
+        assert self.uow is not None
+        done_before = await self.uow.inbox.already_handled([e.id for e, _, _ in work])
+        fresh = [item for item in work if item[0].id not in done_before]
+        for envelope, _, _ in work:
+            if envelope.id in done_before:
+                self.metrics.events_handled.labels(envelope.type, "duplicate").inc()
+        if not fresh:
             return
+        started = time.perf_counter()
+        try:
+            async with self.uow.batch():
+                for envelope, handler, _ in fresh:
+                    with log_context(
+                        correlation_id=envelope.correlationid,
+                        causation_id=envelope.id,
+                        event_type=envelope.type,
+                    ):
+                        await handler(envelope)
+        except Exception as error:
+            log.info("batch undone; handling its events one by one", error=type(error).__name__)
+            for envelope, handler, record in fresh:
+                await self._handle_one(envelope, handler, record)
+            return
+        self.health.failing_since = None
+        self.metrics.batch_events.observe(len(fresh))
+        share = (time.perf_counter() - started) / len(fresh)
+        for envelope, _, _ in fresh:
+            self.metrics.handler_seconds.labels(envelope.type).observe(share)
+            self.metrics.events_handled.labels(envelope.type, "processed").inc()
+
+    async def _handle_one(self, envelope: Envelope[Any], handler: Any, record: Any) -> None:
         with log_context(
             correlation_id=envelope.correlationid,
             causation_id=envelope.id,

@@ -28,6 +28,12 @@ class KitMetrics:
             ["event_type", "outcome"],
             registry=registry,
         )
+        self.batch_events = Histogram(
+            "ketenbus_batch_events",
+            "Events committed together in one transaction.",
+            registry=registry,
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+        )
         self.handler_retries = Counter(
             "ketenbus_handler_retries",
             "Transient failures that were retried.",

@@ -122,6 +122,8 @@ class Runtime:
                 retry_base_seconds=self.settings.retry_base_seconds,
                 retry_max_seconds=self.settings.retry_max_seconds,
                 on_dead_letter=self._dead_letter_hook(),
+                uow=self.uow,
+                batch_size=self.settings.consumer_batch_size,
             )
             self.consumer.subscribe()
         self._spawn(self._connect_broker(), "broker-connect")

@@ -40,6 +40,8 @@ class ServiceSettings(BaseSettings):
 
     outbox_poll_seconds: float = Field(default=0.2, gt=0)
     outbox_batch_size: int = Field(default=500, ge=1)
+    # Events handled in one transaction; 1 turns batching off.
+    consumer_batch_size: int = Field(default=100, ge=1, le=1000)
     handler_attempts: int = Field(default=5, ge=1)
     retry_base_seconds: float = Field(default=0.1, gt=0)
     retry_max_seconds: float = Field(default=5.0, gt=0)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import structlog
@@ -71,6 +73,19 @@ class Transaction:
 TxT = TypeVar("TxT", bound=Transaction)
 
 
+@dataclass
+class _Batch:
+    """One transaction shared by the handlers of a batch of consumed events."""
+
+    owner: object
+    session: AsyncClientSession
+    claims: list[Envelope[Any]] = field(default_factory=list)
+    outgoing: list[Envelope[Any]] = field(default_factory=list)
+
+
+_current_batch: ContextVar[_Batch | None] = ContextVar("ketenbus_batch", default=None)
+
+
 class UnitOfWork(Generic[TxT]):
     def __init__(
         self,
@@ -91,6 +106,42 @@ class UnitOfWork(Generic[TxT]):
         self.outbox = Outbox(db)
         self.inbox = Inbox(db, consumer=service)
         self.resources: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        """Handle several consumed events in one transaction: every `handling()` inside joins
+        it, and the inbox claims and outgoing events are written in bulk at the end. A
+        failure anywhere undoes the whole batch (the consumer then goes event by event)."""
+        async with (
+            self.client.start_session() as session,
+            await session.start_transaction(
+                read_concern=ReadConcern("snapshot"), write_concern=WriteConcern("majority")
+            ),
+        ):
+            batch = _Batch(self, session)
+            token = _current_batch.set(batch)
+            try:
+                yield
+            finally:
+                _current_batch.reset(token)
+            await self.inbox.claim_all(session, batch.claims)
+            await self.outbox.stage(session, batch.outgoing)
+        if batch.outgoing:
+            self.after_commit()
+
+    @asynccontextmanager
+    async def _joining(self, batch: _Batch, cause: Envelope[Any]) -> AsyncIterator[TxT]:
+        tx = self.transaction_class(
+            self.db,
+            batch.session,
+            source=self.service,
+            clock=self.clock,
+            resources=self.resources,
+            cause=cause,
+        )
+        yield tx
+        batch.claims.append(cause)
+        batch.outgoing.extend(tx.outgoing)
 
     @asynccontextmanager
     async def _transaction(self, **context: Any) -> AsyncIterator[TxT]:
@@ -118,6 +169,9 @@ class UnitOfWork(Generic[TxT]):
 
     def handling(self, envelope: Envelope[Any]) -> AbstractAsyncContextManager[TxT]:
         """Handle a consumed event exactly once: raises `AlreadyHandled` for a repeat."""
+        batch = _current_batch.get()
+        if batch is not None and batch.owner is self:
+            return self._joining(batch, envelope)
         return self._transaction(cause=envelope)
 
     def command(self, correlation_id: str | None = None) -> AbstractAsyncContextManager[TxT]:
