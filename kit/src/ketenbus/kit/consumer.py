@@ -16,6 +16,7 @@ transaction (or the dead letter) is done, so a crash means redelivery, never los
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import time
@@ -124,11 +125,16 @@ class ConsumerHealth:
 class Assignments(ConsumerRebalanceListener):  # type: ignore[misc]
     """Knows whether the consumer has joined its group: until then it is not ready."""
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: KitMetrics | None = None) -> None:
         self.joined = False
+        self.metrics = metrics
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        return None
+        # Another replica reports these partitions now; a stale figure here would mislead.
+        for partition in revoked:
+            if self.metrics is not None:
+                with contextlib.suppress(KeyError):
+                    self.metrics.consumer_lag.remove(partition.topic, str(partition.partition))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         self.joined = True
@@ -172,7 +178,7 @@ class EventConsumer:
     def subscribe(self) -> None:
         """One consumer for all the service's topics: one member in the group, one join,
         instead of a rebalance for every topic that comes up."""
-        self.assignments = Assignments()
+        self.assignments = Assignments(self.metrics)
         subscriber = self.broker.subscriber(
             *self.topics,
             group_id=self.service,

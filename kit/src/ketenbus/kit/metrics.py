@@ -6,7 +6,7 @@ these cover what only the kit knows: the outbox, the dead-letter topics, handler
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -14,6 +14,8 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 class KitMetrics:
     def __init__(self, registry: CollectorRegistry, service: str) -> None:
         self.registry = registry
+        # Resident memory, CPU and open files of the process (process_*), for the 150 MB budget.
+        ProcessCollector(registry=registry)
         labels = {"service": service}
         self.handler_seconds = Histogram(
             "ketenbus_handler_seconds",
