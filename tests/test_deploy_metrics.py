@@ -44,6 +44,20 @@ PROMETHEUS_BUILTINS = frozenset(
 )
 
 
+# What prometheus_client's ProcessCollector exports (Linux, from /proc), which the kit registers
+# on every service's registry: resident memory is the 150 MB budget of KetenbusServiceMemoryHigh.
+PROCESS_METRICS = frozenset(
+    {
+        "process_resident_memory_bytes",
+        "process_virtual_memory_bytes",
+        "process_start_time_seconds",
+        "process_cpu_seconds_total",
+        "process_open_fds",
+        "process_max_fds",
+    }
+)
+
+
 def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
@@ -223,7 +237,7 @@ def recorded_names() -> set[str]:
 
 
 def exported_names() -> set[str]:
-    return kit_metric_names() | faststream_metric_names() | domain_metric_names()
+    return kit_metric_names() | faststream_metric_names() | domain_metric_names() | PROCESS_METRICS
 
 
 def catalogue() -> set[str]:
@@ -319,6 +333,14 @@ def test_the_catalogue_holds_the_kit_and_faststream_metrics_under_their_stored_n
         "faststream_published_messages_exceptions_total",
     } <= faststream_metric_names()
     assert kit <= exported_names()
+
+
+def test_the_kit_exports_the_process_metrics() -> None:
+    """The memory alert reads process_resident_memory_bytes: were the kit to stop registering
+    the ProcessCollector, that alert would never fire, and nothing else would say so."""
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("ProcessCollector exports nothing without /proc")
+    assert PROCESS_METRICS - kit_metric_names() == set()
 
 
 def test_domain_metrics_are_the_agreed_gauges() -> None:
@@ -458,6 +480,7 @@ def test_every_alert_the_issue_asks_for_exists() -> None:
         "KetenbusServiceDown": "up",
         "KetenbusServiceNotReady": "ketenbus_ready",
         "KetenbusNoShowRateJump": "ketenbus_no_show_rate",
+        "KetenbusServiceMemoryHigh": "process_resident_memory_bytes",
     }
     for alert, metric in wanted.items():
         assert alert in alerts, alert
