@@ -8,14 +8,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pymongo.errors import PyMongoError
 
 from ketenbus.contracts.asyncapi import build_asyncapi
 from ketenbus.contracts.envelope import new_event_id
-from ketenbus.kit.failures import DomainError, is_transient
+from ketenbus.kit.failures import DomainError, TransientError, is_transient
 from ketenbus.kit.logs import configure_logging, get_logger, log_context
 from ketenbus.kit.runtime import Runtime, Service
 from ketenbus.kit.settings import ServiceSettings
@@ -100,14 +102,26 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def rule_broken(request: Request, error: DomainError) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=getattr(error, "status_code", 409))
 
+    async def unavailable(request: Request, error: Exception) -> JSONResponse:
+        if not is_transient(error):
+            return await unexpected(request, error)
+        log.warning(
+            "request met a passing failure", path=request.url.path, error=type(error).__name__
+        )
+        return JSONResponse(
+            {"detail": "temporarily unavailable, please retry"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
+    # Registered by class, these are answered inside the app: a handler for Exception runs in
+    # Starlette's outermost middleware, which raises again after answering, and the client
+    # may then see the connection close instead of the 503.
+    for failure in (PyMongoError, KafkaError, TransientError, TimeoutError, ConnectionError):
+        app.add_exception_handler(failure, unavailable)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
-        if is_transient(error):
-            return JSONResponse(
-                {"detail": "temporarily unavailable, please retry"},
-                status_code=503,
-                headers={"Retry-After": "1"},
-            )
         log.exception("request failed", path=request.url.path)
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
