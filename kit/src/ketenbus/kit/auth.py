@@ -15,9 +15,8 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import HTTPException, Request, Security, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
@@ -93,11 +92,18 @@ def append_record(path: Path, record: KeyRecord) -> None:
 
 
 def requires(scope: str) -> Callable[..., Caller]:
-    """A FastAPI dependency: the caller, if its key is valid and carries `scope`."""
+    """A FastAPI dependency: the caller, if its key is valid and carries `scope`.
 
+    The scope is named in the operation's security requirement in the OpenAPI document
+    (`{"HTTPBearer": ["referrals:write"]}`, as OpenAPI 3.1 allows for any scheme), so a partner
+    can read which scope each route needs, and tests/test_security_http.py checks exactly that
+    scope against every route."""
+
+    # A default, not Annotated[...]: annotations are strings here (__future__), and FastAPI
+    # resolves them in the module's globals, where `scope` is not.
     def authenticated(
         request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        credentials: HTTPAuthorizationCredentials | None = Security(_bearer, scopes=[scope]),  # noqa: B008
     ) -> Caller:
         if credentials is None:
             raise HTTPException(

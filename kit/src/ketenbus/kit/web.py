@@ -49,6 +49,7 @@ def create_app(service: Service, settings: ServiceSettings | None = None) -> Fas
         app.include_router(router)
     _add_operations_routes(app, runtime)
     _add_error_handlers(app)
+    _document_invalid_request(app)
     _add_correlation(app)
     return app
 
@@ -124,6 +125,44 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("request failed", path=request.url.path)
         return JSONResponse({"detail": "internal error"}, status_code=500)
+
+
+# What a 422 really holds, instead of FastAPI's default schema (which lists every error with
+# the input that caused it): "invalid request" and the problems per field when the request did
+# not validate (invalid_request above), or a sentence when a rule refused it (DomainError).
+INVALID_REQUEST_SCHEMA: dict[str, Any] = {
+    "title": "InvalidRequest",
+    "type": "object",
+    "required": ["detail"],
+    "properties": {
+        "detail": {"type": "string"},
+        "problems": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "problem"],
+                "properties": {
+                    "field": {"type": "string", "description": "e.g. body.client.postcode"},
+                    "problem": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+
+def _document_invalid_request(app: FastAPI) -> None:
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            schemas = document.get("components", {}).get("schemas", {})
+            if "HTTPValidationError" in schemas:
+                schemas["HTTPValidationError"] = INVALID_REQUEST_SCHEMA
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _add_correlation(app: FastAPI) -> None:
