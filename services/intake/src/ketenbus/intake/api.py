@@ -27,9 +27,20 @@ from ketenbus.intake.regions import RegionTable
 from ketenbus.intake.store import IntakeTransaction
 from ketenbus.kit.auth import Caller, requires
 from ketenbus.kit.failures import DomainError, retrying
+from ketenbus.kit.ratelimit import TOO_MANY, limited
 from ketenbus.kit.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1")
+
+# The partner front door is rate-limited per organisation (settings REFERRAL_RATE_PER_MINUTE,
+# REFERRAL_BURST, REFERRAL_STATUS_RATE_PER_MINUTE, REFERRAL_STATUS_BURST; app.py makes them).
+REFERRAL_LIMIT, STATUS_LIMIT = "referral_limit", "referral_status_limit"
+Submitter = Annotated[
+    Caller, Depends(limited(requires("referrals:write"), REFERRAL_LIMIT, "referrals"))
+]
+StatusReader = Annotated[
+    Caller, Depends(limited(requires("referrals:read"), STATUS_LIMIT, "status requests"))
+]
 
 Uow: TypeAlias = UnitOfWork[IntakeTransaction]
 ClientPath = Annotated[str, Path(pattern=r"^cl_[0-9a-f]{32}$")]
@@ -176,13 +187,14 @@ def _status_of(referral: Referral) -> ReferralStatusOut:
     responses={
         200: {"description": "Seen before under this Idempotency-Key: the same referral"},
         409: {"description": "This Idempotency-Key was used before for a different referral"},
+        **TOO_MANY,
     },
 )
 async def submit_referral(
     body: ReferralIn,
     request: Request,
     response: Response,
-    caller: Annotated[Caller, Depends(requires("referrals:write"))],
+    caller: Submitter,
     uow: UowDep,
     regions: Annotated[RegionTable, Depends(_regions)],
     idempotency_key: IdempotencyKey = None,
@@ -244,10 +256,15 @@ async def submit_referral(
     return _status_of(referral)
 
 
-@router.get("/referrals/{referral_id}/status", tags=["referrals"], response_model=ReferralStatusOut)
+@router.get(
+    "/referrals/{referral_id}/status",
+    tags=["referrals"],
+    response_model=ReferralStatusOut,
+    responses=TOO_MANY,
+)
 async def referral_status(
     referral_id: Annotated[str, Path(pattern=r"^ref_[0-9a-f]{32}$")],
-    caller: Annotated[Caller, Depends(requires("referrals:read"))],
+    caller: StatusReader,
     uow: UowDep,
 ) -> ReferralStatusOut:
     """Where a referral stands, for the organisation that made it and no one else."""

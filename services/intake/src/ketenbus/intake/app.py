@@ -25,6 +25,7 @@ from ketenbus.intake.partners import tell_partner
 from ketenbus.intake.personal import IntakeKeys
 from ketenbus.intake.regions import CapacityTable, RegionTable
 from ketenbus.intake.settings import IntakeSettings
+from ketenbus.kit.ratelimit import RateLimit
 from ketenbus.kit.runtime import Runtime, Service
 
 
@@ -43,6 +44,12 @@ async def prepare(runtime: Runtime) -> None:
     )
     runtime.uow.resources["capacities"] = CapacityTable.load(settings.capacity_file)
     runtime.dependencies["regions"] = RegionTable.load(settings.regions_file)
+    runtime.dependencies[api.REFERRAL_LIMIT] = RateLimit(
+        settings.referral_rate_per_minute, settings.referral_burst
+    )
+    runtime.dependencies[api.STATUS_LIMIT] = RateLimit(
+        settings.referral_status_rate_per_minute, settings.referral_status_burst
+    )
     # Referrals come in on every partner's inbound topic; which partners exist is deployment.
     handlers.extra_topics[ReferralSubmitted] = tuple(
         partner_inbound(org).name for org in settings.partner_organisations

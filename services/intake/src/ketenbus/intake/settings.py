@@ -34,5 +34,12 @@ class IntakeSettings(ServiceSettings):
     # Per partner, the key it shares with the chain (JSON: {"org": "<base64 key>"}): opens
     # the referrals it seals and seals the contact it may receive after consent.
     partner_sharing_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    # The partner front door's rate limits, per organisation and per replica (token buckets):
+    # so many a minute, and so many at once. A GP practice refers a few a day; these stop a
+    # partner's system that has gone into a loop, not a busy partner.
+    referral_rate_per_minute: float = Field(default=60, gt=0)
+    referral_burst: int = Field(default=20, ge=1)
+    referral_status_rate_per_minute: float = Field(default=120, gt=0)
+    referral_status_burst: int = Field(default=30, ge=1)
 
     _organisations = field_validator("partner_organisations", mode="before")(organisation_list)
