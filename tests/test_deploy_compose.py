@@ -1,16 +1,25 @@
-"""deploy/docker-compose.yml, deploy/Dockerfile, the Grafana provisioning and the topic
-provisioning script: static checks (no Docker engine needed), plus `docker compose config`
-where the compose plugin is installed, and the provisioning against the embedded Kafka.
+"""deploy/docker-compose.yml, deploy/Dockerfile, the Grafana provisioning, the Kafka set-up
+(SASL_SSL listeners, SCRAM users, certificates) and the topic provisioning script: static checks
+(no Docker engine needed), the scripts that make .env and the certificates run for real in a
+temporary copy of deploy/, `docker compose config` where the compose plugin is installed, and
+the provisioning against the embedded Kafka.
+
+The settings the services read against what compose gives them: tests/test_deploy_settings.py.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import shutil
+import socket
+import ssl
+import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -18,6 +27,7 @@ from typing import Any
 import pytest
 
 from ketenbus.contracts import topics
+from ketenbus.kit.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -123,33 +133,384 @@ def test_compose_services_wait_for_topics_and_replica_set(compose: dict[str, Any
         assert service["read_only"] is True and service["cap_drop"] == ["ALL"]
 
 
+def _mounted(service: dict[str, Any], source: str) -> str | None:
+    """Where a service mounts a host path, read-only; None when it does not."""
+    for volume in service.get("volumes", []):
+        if isinstance(volume, str):
+            parts = volume.split(":")
+            if parts[0] == source:
+                assert parts[2:] == ["ro"], volume
+                return parts[1]
+        elif volume.get("source") == source:
+            assert volume["type"] == "bind" and volume["read_only"] is True, volume
+            return str(volume["target"])
+    return None
+
+
+@pytest.mark.parametrize("name", [*SERVICES, "kafka-topics"])
+def test_every_kafka_client_logs_in_with_scram_over_tls(compose: dict[str, Any], name: str) -> None:
+    """SASL_SSL with SCRAM-SHA-512 (the settings of ketenbus.kit.settings), a user of its own
+    whose password comes from .env, and the CA of generate-certs.sh to verify the broker."""
+    service = compose["services"][name]
+    env = service["environment"]
+    assert env["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert env["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+    user = "admin" if name == "kafka-topics" else name
+    assert env["KAFKA_SASL_USERNAME"] == f"ketenbus-{user}"
+    assert env["KAFKA_SASL_PASSWORD"].startswith(f"${{KAFKA_{user.upper()}_PASSWORD:?")
+    ca_directory = _mounted(service, "./certs/kafka-ca")
+    assert ca_directory is not None
+    assert env["KAFKA_SSL_CAFILE"] == f"{ca_directory}/ca.crt"
+    if name != "kafka-topics":
+        assert env["KAFKA_ENABLE_IDEMPOTENCE"] == "true"
+    # Long syntax, so that a missing certs/ is an error rather than an empty directory.
+    (volume,) = [v for v in service["volumes"] if isinstance(v, dict)]
+    assert volume["bind"]["create_host_path"] is False
+
+
+def _listeners(value: str) -> dict[str, tuple[str, int]]:
+    """LISTENERS syntax: NAME://host:port,... -> name: (host, port)."""
+    found = {}
+    for entry in value.split(","):
+        name, address = entry.split("://")
+        host, port = address.rsplit(":", 1)
+        found[name] = (host, int(port))
+    return found
+
+
+def test_the_broker_speaks_sasl_ssl_to_every_client(compose: dict[str, Any]) -> None:
+    env = compose["services"]["kafka"]["environment"]
+    protocols = dict(
+        item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    )
+    listeners = _listeners(env["KAFKA_LISTENERS"])
+    advertised = _listeners(env["KAFKA_ADVERTISED_LISTENERS"])
+    assert set(listeners) == set(protocols)
+    assert set(advertised) <= set(listeners)
+    # The address the services are given is a SASL_SSL listener.
+    (client,) = [n for n, (host, port) in advertised.items() if (host, port) == ("kafka", 9092)]
+    assert protocols[client] == "SASL_SSL"
+    # Whatever listens beyond the container's loopback is SASL_SSL; PLAINTEXT (the controller,
+    # the broker's own inter-broker listener) only on loopback.
+    for name, (host, _port) in listeners.items():
+        if protocols[name] != "SASL_SSL":
+            assert host in {"localhost", "127.0.0.1"}, name
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@localhost:9093"
+    assert protocols[env["KAFKA_CONTROLLER_LISTENER_NAMES"]] == "PLAINTEXT"
+    assert env["KAFKA_INTER_BROKER_LISTENER_NAME"] in listeners
+    # The published port is a SASL_SSL listener too (tools on this machine).
+    (published,) = compose["services"]["kafka"]["ports"]
+    host_port = int(published.rsplit(":", 1)[1])
+    (host_listener,) = [n for n, (_h, port) in listeners.items() if port == host_port]
+    assert protocols[host_listener] == "SASL_SSL"
+    assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
+    # The image turns a listener named *SSL or SASL_* into its own keystore and JAAS-file
+    # conventions (KAFKA_SSL_KEYSTORE_FILENAME, KAFKA_OPTS): these names stay out of that.
+    assert not [n for n in listeners if "SSL" in n or "SASL" in n]
+
+
+def image_properties(env: dict[str, Any]) -> dict[str, str]:
+    """server.properties as the apache/kafka image writes it from KAFKA_* variables (its
+    KafkaDockerWrapper: drop KAFKA_, lower-case, then _ -> ., ___ -> -, __ -> _)."""
+    excluded = {
+        "KAFKA_VERSION",
+        "KAFKA_HEAP_OPT",
+        "KAFKA_LOG4J_OPTS",
+        "KAFKA_OPTS",
+        "KAFKA_JMX_OPTS",
+        "KAFKA_JVM_PERFORMANCE_OPTS",
+        "KAFKA_GC_LOG_OPTS",
+        "KAFKA_LOG4J_ROOT_LOGLEVEL",
+        "KAFKA_LOG4J_LOGGERS",
+        "KAFKA_TOOLS_LOG4J_LOGLEVEL",
+        "KAFKA_JMX_HOSTNAME",
+    }
+    properties = {}
+    for name, value in env.items():
+        if name.startswith("KAFKA_") and name not in excluded:
+            key = name.replace("KAFKA_", "").lower()
+            key = key.replace("_", ".").replace("...", "-").replace("..", "_")
+            properties[key] = str(value)
+    return properties
+
+
+def test_the_broker_configuration_the_image_makes_of_it(compose: dict[str, Any]) -> None:
+    env = compose["services"]["kafka"]["environment"]
+    properties = image_properties(env)
+    protocols = dict(
+        item.split(":") for item in properties["listener.security.protocol.map"].split(",")
+    )
+    jaas = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    for listener, protocol in protocols.items():
+        key = f"listener.name.{listener.lower()}.scram-sha-512.sasl.jaas.config"
+        assert (properties.get(key) == jaas) == (protocol == "SASL_SSL"), listener
+    assert properties["ssl.keystore.type"] == "PKCS12"
+    assert properties["ssl.keystore.location"].startswith(
+        _mounted(compose["services"]["kafka"], "./certs/kafka-broker") + "/"
+    )
+    assert "auto.create.topics.enable" in properties
+    # No secret in server.properties: passwords reach start-kafka.sh under other names.
+    for name, value in env.items():
+        if "PASSWORD" in name:
+            assert not name.startswith("KAFKA_"), name
+            assert str(value).startswith("${KAFKA_"), name
+
+
+KAFKA_USERS = ("admin", *SERVICES)
+
+
+def test_the_broker_creates_a_scram_user_for_every_client(compose: dict[str, Any]) -> None:
+    kafka = compose["services"]["kafka"]
+    assert kafka["entrypoint"] == ["bash", "/opt/ketenbus/start-kafka.sh"]
+    assert _mounted(kafka, "./kafka") == "/opt/ketenbus"
+    env = kafka["environment"]
+    for user in KAFKA_USERS:
+        assert env[f"SCRAM_{user.upper()}_PASSWORD"].startswith(
+            f"${{KAFKA_{user.upper()}_PASSWORD:?"
+        )
+    for script in ("start-kafka.sh", "set-scram-passwords.sh"):
+        text = (DEPLOY / "kafka" / script).read_text(encoding="utf-8")
+        (users,) = re.findall(r"\b(?:users=\(|for user in )([a-z ]+)", text)
+        assert tuple(users.split()) == KAFKA_USERS, script
+        assert "ketenbus-$user" in text
+    start = (DEPLOY / "kafka" / "start-kafka.sh").read_text(encoding="utf-8")
+    assert "SCRAM-SHA-512=[name=ketenbus-$user,password=$password]" in start
+    assert "exec /etc/kafka/docker/run" in start
+    # The health check logs in over the client listener with the file start-kafka.sh writes.
+    check = " ".join(kafka["healthcheck"]["test"])
+    assert "--bootstrap-server kafka:9092" in check
+    assert "--command-config /tmp/ketenbus-admin.properties" in check
+    assert "cat > /tmp/ketenbus-admin.properties" in start
+    # set-scram-passwords.sh uses the loopback listener, the one way in without a login.
+    listeners = _listeners(env["KAFKA_LISTENERS"])
+    internal = env["KAFKA_INTER_BROKER_LISTENER_NAME"]
+    rotate = (DEPLOY / "kafka" / "set-scram-passwords.sh").read_text(encoding="utf-8")
+    assert f"--bootstrap-server localhost:{listeners[internal][1]}" in rotate
+
+
+@pytest.mark.parametrize("script", ["start-kafka.sh", "set-scram-passwords.sh"])
+def test_the_kafka_scripts_are_valid_bash(script: str) -> None:
+    path = DEPLOY / "kafka" / script
+    result = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    if shutil.which("shellcheck"):
+        result = subprocess.run(
+            ["shellcheck", str(path)], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stdout
+
+
 def test_compose_holds_no_secret_values() -> None:
-    """Every password and key is a ${VARIABLE} from deploy/.env, never a literal."""
+    """Every password, key and token is a ${VARIABLE} from deploy/.env, never a literal."""
     text = COMPOSE.read_text(encoding="utf-8")
-    for match in re.finditer(r"^\s*([A-Z_]*(?:PASSWORD|KEY))\s*:\s*(.+)$", text, re.M):
-        assert match.group(2).startswith("${"), match.group(0)
+    found = re.findall(r"^\s*([A-Z_]*(?:PASSWORD|KEY|KEYS|TOKEN))\s*:\s*(.+)$", text, re.M)
+    assert len(found) > 20
+    for name, value in found:
+        assert value.startswith("${"), name
     assert "prometheus/rules" in text and "grafana/dashboards" in text
     ignored = (DEPLOY / ".gitignore").read_text(encoding="utf-8").split()
-    assert ".env" in ignored
+    assert {".env", "secrets/", "certs/"} <= set(ignored)
 
 
-def test_env_example_lists_every_variable_compose_needs() -> None:
-    text = COMPOSE.read_text(encoding="utf-8")
-    needed = set(re.findall(r"\$\{([A-Z_]+)(?::?[?-][^}]*)?\}", text))
-    example = (DEPLOY / ".env.example").read_text(encoding="utf-8")
-    listed = set(re.findall(r"^([A-Z_]+)=", example, re.M))
-    generated = (DEPLOY / "generate-env.sh").read_text(encoding="utf-8")
+def _dotenv_names(path: Path) -> list[str]:
+    return re.findall(r"^([A-Z0-9_]+)=", path.read_text(encoding="utf-8"), re.M)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the scripts, run as an operator would: ./generate-env.sh."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: generate-certs.sh needs it")
+    copy = tmp_path_factory.mktemp("deploy")
+    for script in ("generate-env.sh", "generate-certs.sh"):
+        shutil.copy2(DEPLOY / script, copy / script)
+    _run_script(copy / "generate-env.sh")
+    return copy
+
+
+def _run_script(path: Path, *arguments: str) -> str:
+    result = subprocess.run(
+        ["sh", str(path), *arguments], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_generate_env_writes_what_env_example_lists_and_compose_needs(generated: Path) -> None:
+    env_file = generated / ".env"
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    names = _dotenv_names(env_file)
+    assert len(names) == len(set(names))
+    example = _dotenv_names(DEPLOY / ".env.example")
+    assert set(names) == set(example)
+    needed = set(re.findall(r"\$\{([A-Z0-9_]+)", COMPOSE.read_text(encoding="utf-8")))
     # KAFKA_CLUSTER_ID has a default: it names the cluster, it is no secret.
-    assert needed - {"KAFKA_CLUSTER_ID"} <= listed
-    for name in listed - {"KETENBUS_VERSION", "LOG_LEVEL", "PARTNER_ORGANISATIONS"}:
-        assert name in generated or name.startswith("MONGODB_"), name
+    assert needed - {"KAFKA_CLUSTER_ID"} == set(names)
+    values = dict(
+        line.split("=", 1)
+        for line in env_file.read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    )
+    for name, value in values.items():
+        if name.endswith("_PASSWORD"):
+            assert re.fullmatch(r"[0-9a-f]{64}", value), name
+    keys = json.loads(values["PARTNER_SHARING_KEYS"].strip("'"))
+    assert sorted(keys) == sorted(values["PARTNER_ORGANISATIONS"].split(","))
+
+
+def test_generate_env_adds_what_an_older_env_lacks_and_changes_nothing(
+    tmp_path: Path, generated: Path
+) -> None:
+    for script in ("generate-env.sh", "generate-certs.sh"):
+        shutil.copy2(generated / script, tmp_path / script)
+    old = "# an .env of the PLAINTEXT compose file\nKETENBUS_MASTER_KEY=kept\nLOG_LEVEL=DEBUG\n"
+    (tmp_path / ".env").write_text(old)
+    output = _run_script(tmp_path / "generate-env.sh")
+    text = (tmp_path / ".env").read_text()
+    assert text.startswith(old)
+    assert set(_dotenv_names(tmp_path / ".env")) == set(_dotenv_names(generated / ".env"))
+    assert text.count("KETENBUS_MASTER_KEY=") == 1
+    # It says which variables it added, and prints none of their values.
+    assert "KAFKA_ADMIN_PASSWORD" in output and not re.search(r"[0-9a-f]{64}", output)
+    _run_script(tmp_path / "generate-env.sh")
+    assert (tmp_path / ".env").read_text() == text
+
+
+def test_generate_certs_makes_a_ca_and_a_broker_keystore(generated: Path) -> None:
+    certs = generated / "certs"
+    assert stat.S_IMODE(certs.stat().st_mode) == 0o700
+    assert stat.S_IMODE((certs / "ca" / "ca.key").stat().st_mode) == 0o600
+    # The mounted directories are readable by the containers' users (uid 1000 and 10001).
+    for directory in ("kafka-ca", "kafka-broker"):
+        assert stat.S_IMODE((certs / directory).stat().st_mode) == 0o755
+        for path in (certs / directory).iterdir():
+            assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+    assert sorted(p.name for p in (certs / "kafka-broker").iterdir()) == [
+        "ca.crt",
+        "keystore.p12",
+        "keystore.password",
+    ]
+    text = subprocess.run(
+        ["openssl", "x509", "-noout", "-text", "-in", str(certs / "kafka-ca" / "ca.crt")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "CA:TRUE" in text
+
+
+def _keystore(certs: Path) -> tuple[bytes, bytes]:
+    """The broker's key and certificate chain (PEM) out of the PKCS12 keystore."""
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+        pkcs12,
+    )
+
+    password = (certs / "kafka-broker" / "keystore.password").read_bytes().strip()
+    key, certificate, chain = pkcs12.load_key_and_certificates(
+        (certs / "kafka-broker" / "keystore.p12").read_bytes(), password
+    )
+    assert key is not None and certificate is not None
+    pem_key = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    pem_chain = b"".join(c.public_bytes(Encoding.PEM) for c in [certificate, *chain])
+    return pem_key, pem_chain
+
+
+def _handshake(certs: Path, tmp_path: Path, server_name: str) -> str:
+    """A TLS handshake between a server with the broker's keystore and a client that verifies
+    it as the services do (ssl.create_default_context(cafile=KAFKA_SSL_CAFILE)), over a
+    socket pair; returns the protocol version."""
+    pem_key, pem_chain = _keystore(certs)
+    (tmp_path / "key.pem").write_bytes(pem_key)
+    (tmp_path / "chain.pem").write_bytes(pem_chain)
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(tmp_path / "chain.pem", tmp_path / "key.pem")
+    client_context = ssl.create_default_context(cafile=str(certs / "kafka-ca" / "ca.crt"))
+    client_context.verify_flags |= ssl.VERIFY_X509_STRICT
+    left, right = socket.socketpair()
+    errors: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            with server_context.wrap_socket(right, server_side=True) as tls:
+                tls.sendall(b"ok")
+        except (ssl.SSLError, OSError) as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        with client_context.wrap_socket(left, server_hostname=server_name) as tls:
+            assert tls.recv(2) == b"ok"
+            return str(tls.version())
+    finally:
+        thread.join(timeout=10)
+
+
+@pytest.mark.parametrize("server_name", ["kafka", "localhost", "127.0.0.1"])
+def test_the_broker_certificate_is_trusted_for_its_names(
+    generated: Path, tmp_path: Path, server_name: str
+) -> None:
+    assert _handshake(generated / "certs", tmp_path, server_name).startswith("TLS")
+
+
+def test_the_broker_certificate_is_refused_for_another_name(
+    generated: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ssl.SSLCertVerificationError, match="mismatch"):
+        _handshake(generated / "certs", tmp_path, "mongodb")
+
+
+def test_java_reads_the_broker_keystore(generated: Path) -> None:
+    """The broker is Java: its keytool opens the PKCS12 file with the password beside it."""
+    keytool = shutil.which("keytool")
+    if keytool is None:
+        pytest.skip("keytool (a JDK) is not installed")
+    broker = generated / "certs" / "kafka-broker"
+    result = subprocess.run(
+        [
+            keytool,
+            "-list",
+            "-storetype",
+            "PKCS12",
+            "-keystore",
+            str(broker / "keystore.p12"),
+            "-storepass",
+            (broker / "keystore.password").read_text().strip(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PrivateKeyEntry" in result.stdout
+
+
+def test_generate_certs_renews_the_broker_certificate_from_the_same_ca(
+    tmp_path: Path, generated: Path
+) -> None:
+    shutil.copy2(generated / "generate-certs.sh", tmp_path / "generate-certs.sh")
+    _run_script(tmp_path / "generate-certs.sh")
+    ca = (tmp_path / "certs" / "ca" / "ca.crt").read_bytes()
+    keystore = (tmp_path / "certs" / "kafka-broker" / "keystore.p12").read_bytes()
+    assert "not replacing" in _run_script(tmp_path / "generate-certs.sh")
+    assert (tmp_path / "certs" / "kafka-broker" / "keystore.p12").read_bytes() == keystore
+    _run_script(tmp_path / "generate-certs.sh", "--renew")
+    assert (tmp_path / "certs" / "kafka-broker" / "keystore.p12").read_bytes() != keystore
+    assert (tmp_path / "certs" / "kafka-ca" / "ca.crt").read_bytes() == ca
+    assert _handshake(tmp_path / "certs", tmp_path, "kafka").startswith("TLS")
 
 
 def test_compose_mounts_what_exists(compose: dict[str, Any]) -> None:
+    # secrets/ and certs/ are made by generate-env.sh, outside git.
+    made = ("./secrets", "./certs/")
     for name, service in compose["services"].items():
         for volume in service.get("volumes", []):
-            source = volume.split(":", 1)[0]
-            if source.startswith("./") and source != "./secrets":
+            source = volume.split(":", 1)[0] if isinstance(volume, str) else volume["source"]
+            if source.startswith("./") and not source.startswith(made):
                 assert (DEPLOY / source).exists(), f"{name}: {source}"
 
 
@@ -247,6 +608,29 @@ def test_provisioning_plans_every_registry_topic_and_its_dlq() -> None:
         assert planned[topic.name].partitions == topic.partitions
         assert planned[topic.dlq].partitions == topic.partitions
         assert "retention.ms" in planned[topic.dlq].config
+
+
+def test_provisioning_connects_as_the_services_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same settings as the services (ketenbus.kit.settings), turned into aiokafka's."""
+    for name in list(os.environ):
+        if name.startswith("KAFKA_"):
+            monkeypatch.delenv(name)
+    assert provision_topics.connection_options(ServiceSettings()) == {}
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    with pytest.raises(ValueError, match="KAFKA_SASL_USERNAME"):
+        provision_topics.connection_options(ServiceSettings())
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "ketenbus-admin")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "secret")
+    options = provision_topics.connection_options(ServiceSettings())
+    context = options.pop("ssl_context")
+    assert options == {
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "ketenbus-admin",
+        "sasl_plain_password": "secret",
+    }
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
 
 
 def test_provisioning_refuses_a_bad_organisation_id() -> None:

@@ -12,8 +12,10 @@ internal topic, the inbound and outbound topic of each partner in PARTNER_ORGANI
 here does not exist: a partition count cannot shrink later, and a typo must not become a topic.
 
 Settings (environment): KAFKA_BOOTSTRAP_SERVERS, PARTNER_ORGANISATIONS (comma-separated),
-KAFKA_REPLICATION_FACTOR (default 1: one broker). Existing topics are left as they are; one
-whose partition count differs from the registry is reported and fails the run, since
+KAFKA_REPLICATION_FACTOR (default 1: one broker), and the connection settings the services
+read too (ketenbus.kit.settings): KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_MECHANISM,
+KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD, KAFKA_SSL_CAFILE. Existing topics are left as they
+are; one whose partition count differs from the registry is reported and fails the run, since
 repartitioning moves keys between partitions and so breaks per-client ordering.
 
 On Kubernetes, Strimzi's KafkaTopic resources in deploy/k8s do the same.
@@ -24,11 +26,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import ssl
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ketenbus.contracts import topics
+from ketenbus.kit.settings import ServiceSettings
 
 TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error code
 
@@ -62,13 +67,40 @@ def planned_topics(partner_ids: Sequence[str] = ()) -> list[PlannedTopic]:
     return planned
 
 
+def connection_options(settings: ServiceSettings) -> dict[str, Any]:
+    """aiokafka's keyword arguments for the security settings, read as the services read them
+    (ketenbus.kit.broker does the same for FastStream)."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return {}
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        cafile = str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+        options["ssl_context"] = ssl.create_default_context(cafile=cafile)
+    if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        if not settings.kafka_sasl_username or settings.kafka_sasl_password is None:
+            raise ValueError(f"{protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+        options.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=settings.kafka_sasl_password.get_secret_value(),
+        )
+    return options
+
+
 async def provision(
-    bootstrap: str, planned: list[PlannedTopic], replication_factor: int, attempts: int = 30
+    bootstrap: str,
+    planned: list[PlannedTopic],
+    replication_factor: int,
+    attempts: int = 30,
+    connection: dict[str, Any] | None = None,
 ) -> list[str]:
     """Create the missing topics; returns the problems found (empty when all is well)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="ketenbus-provisioning")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="ketenbus-provisioning", **(connection or {})
+    )
     for attempt in range(1, attempts + 1):
         try:
             await admin.start()
@@ -120,11 +152,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{topic.name} partitions={topic.partitions} {config}".rstrip())
     if args.dry_run:
         return 0
+    settings = ServiceSettings()
     problems = asyncio.run(
         provision(
-            os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+            settings.kafka_bootstrap_servers,
             planned,
             int(os.environ.get("KAFKA_REPLICATION_FACTOR", "1")),
+            connection=connection_options(settings),
         )
     )
     for problem in problems:
