@@ -256,8 +256,11 @@ def test_committed_secrets_are_placeholders(yaml: ModuleType) -> None:
 
 
 def test_the_partner_list_is_the_same_everywhere(yaml: ModuleType) -> None:
-    config = _of_kind(_documents(yaml, BASE / "config.yaml"), "ConfigMap")[0]
-    assert config["data"]["PARTNER_ORGANISATIONS"].split(",") == PARTNERS
+    config_maps = {
+        c["metadata"]["name"]: c["data"]
+        for c in _of_kind(_documents(yaml, BASE / "config.yaml"), "ConfigMap")
+    }
+    assert config_maps["ketenbus-partners"]["PARTNER_ORGANISATIONS"].split(",") == PARTNERS
     compose = (ROOT / "deploy" / "docker-compose.yml").read_text(encoding="utf-8")
     assert f"PARTNER_ORGANISATIONS:-{','.join(PARTNERS)}}}" in compose
 
