@@ -40,6 +40,31 @@ def _security(settings: ServiceSettings) -> BaseSecurity | None:
     )
 
 
+def client_options(settings: ServiceSettings) -> dict[str, Any]:
+    """Connection options for a plain aiokafka client (a replay, an admin task), with the
+    same security the service's broker uses."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    security = _security(settings)
+    if security is None:
+        return options
+    if security.ssl_context is not None:
+        options["ssl_context"] = security.ssl_context
+    if settings.kafka_security_protocol.startswith("SASL"):
+        options.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=(
+                settings.kafka_sasl_password.get_secret_value()
+                if settings.kafka_sasl_password
+                else None
+            ),
+        )
+    return options
+
+
 def create_broker(settings: ServiceSettings, registry: CollectorRegistry) -> KafkaBroker:
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
