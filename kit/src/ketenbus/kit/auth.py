@@ -55,6 +55,10 @@ class Keyring:
         lines = path.read_text(encoding="utf-8").splitlines()
         return cls(KeyRecord.model_validate_json(line) for line in lines if line.strip())
 
+    def organisations(self) -> frozenset[str]:
+        """Every organisation that holds a key here."""
+        return frozenset(record.organisation_id for record in self._records.values())
+
     def identify(self, token: str) -> Caller | None:
         parts = token.split("_")
         if len(parts) != 3 or parts[0] != "kb":

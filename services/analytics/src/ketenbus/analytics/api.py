@@ -48,6 +48,10 @@ class NoPseudonymKey(DomainError):
     status_code = 409
 
 
+class NotYourSnapshot(DomainError):
+    status_code = 403
+
+
 def _by(by: str) -> list[str]:
     chosen = [part.strip() for part in by.split(",") if part.strip()]
     unknown = sorted(set(chosen) - set(DIMENSIONS))
@@ -162,11 +166,26 @@ async def publish_snapshot(
 
 
 @router.post("/v1/benchmark/imports", status_code=status.HTTP_202_ACCEPTED)
-async def import_snapshot(body: KpiSnapshotPublished, caller: Manager, uow: Uow) -> dict[str, str]:
+async def import_snapshot(
+    body: KpiSnapshotPublished, caller: Manager, uow: Uow, settings: Settings, request: Request
+) -> dict[str, str]:
     """Import a snapshot another organisation handed over (one outside the chain, say): it
     goes on the benchmark topic, so every organisation can compare with it, and a rebuild
-    keeps it."""
+    keeps it. An organisation of the chain publishes its own snapshots (POST
+    /v1/benchmark/snapshots): no one imports figures in its name, nor over one it published."""
+    chain = request.app.state.keyring.organisations()
+    chain_labels = set(chain)
+    if settings.benchmark_pseudonym_key is not None:
+        key = settings.benchmark_pseudonym_key.get_secret_value().encode()
+        chain_labels |= {benchmark.pseudonym(organisation, key) for organisation in chain}
+    if body.organisation in chain_labels:
+        raise NotYourSnapshot(
+            f"{body.organisation} is an organisation of the chain: it publishes its own "
+            "snapshots; only snapshots of organisations outside the chain are imported"
+        )
     async with uow.command() as tx:
+        if any(s["_id"] == body.snapshot_id for s in await tx.facts.snapshots()):
+            raise DomainError(f"snapshot {body.snapshot_id} is known already; use a new id")
         tx.publish(body)
     return {"snapshot_id": body.snapshot_id, "status": "accepted"}
 
