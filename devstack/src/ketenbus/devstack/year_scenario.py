@@ -25,6 +25,10 @@ AREAS: dict[str, tuple[str, ...]] = {
     "welzijn-heuvelrug": ("3701", "3703", "3705", "3941"),
 }
 SHARE = {"welzijn-utrecht": 0.5, "welzijn-amersfoort": 0.3, "welzijn-heuvelrug": 0.2}
+# Trajectories each organisation can run at once for every 100 residents the year refers
+# (intake ships 60, 30 and 20 for a region of 300): beyond it intake waitlists, so a smaller
+# demo year has organisations of its size and still meets waiting lists.
+CASELOAD_PER_100 = {"welzijn-utrecht": 20, "welzijn-amersfoort": 10, "welzijn-heuvelrug": 7}
 OUTSIDE_AREAS = ("1011", "6511")  # Amsterdam, Nijmegen: declined with a redirect
 MODULES = ("grip-op-je-geld", "omgaan-met-stress", "sterker-in-je-netwerk")
 FIRST_NAMES = ("Sanne", "Daan", "Fatima", "Mohammed", "Lotte", "Kees", "Anouk", "Yusuf", "Ilse")
@@ -48,6 +52,7 @@ TOPIC_MIX = {
     "loneliness": 0.12,
     "other": 0.06,
 }
+HOMEWORK_WITHOUT_MODULE = 0.3  # blended clients given a worksheet between appointments
 NO_SHOW_INTAKE = 0.25
 NO_SHOW_DEBT_INTAKE = 0.45
 NO_SHOW_FOLLOW_UP = 0.20
@@ -84,6 +89,15 @@ class Module:
     completes_after: timedelta | None  # None: the client stops (drop-out)
 
 
+@dataclass(frozen=True)
+class Homework:
+    """The worker reads what the client handed in (a module's exercise, a worksheet) and
+    answers it: a contact of its own, on the channel "homework"."""
+
+    offset: timedelta
+    minutes: int
+
+
 @dataclass
 class Client:
     number: int
@@ -98,6 +112,7 @@ class Client:
     appointments: list[Appointment] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
     modules: list[Module] = field(default_factory=list)
+    homework: list[Homework] = field(default_factory=list)
     hand_off_at: timedelta | None = None
     closes_after: timedelta = timedelta(days=120)
     closure_reason: str = "goal_reached"
@@ -132,6 +147,11 @@ class Client:
             "client": client,
             "consent": {"given_by": "client", "granted_at": self.referred_at.isoformat()},
         }
+
+
+def caseloads(clients: int) -> dict[str, int]:
+    """The caseload of each organisation for a year of `clients` residents."""
+    return {o: max(2, round(n * clients / 100)) for o, n in CASELOAD_PER_100.items()}
 
 
 def _pick(rng: random.Random, mix: dict[str, float]) -> str:
@@ -226,6 +246,7 @@ def _plan_help(rng: random.Random, client: Client, days: int) -> None:
                 completes_after=rng.uniform(14, 40) * day if completes else None,
             )
         )
+    _plan_homework(rng, client, at, day)
     if debt and rng.random() < DEBT_HAND_OFF:
         client.hand_off_at = client.appointments[-follow_ups - 1].offset + 5 * day
     client.closes_after = at + rng.uniform(7, 21) * day
@@ -233,3 +254,22 @@ def _plan_help(rng: random.Random, client: Client, days: int) -> None:
         ["goal_reached", "client_stopped", "referred_on", "no_contact"], weights=[70, 12, 8, 10]
     )[0]
     client.aftercare = debt and rng.random() < 0.4
+
+
+def _plan_homework(rng: random.Random, client: Client, last: timedelta, day: timedelta) -> None:
+    """Homework the worker reads and answers: the exercises of a self-help module (one to
+    three while the client works on it; at most one when they drop out), and now and then a
+    worksheet between appointments for a blended client without a module."""
+    for module in client.modules:
+        span = module.completes_after or rng.uniform(7, 20) * day
+        handed_in = rng.randint(1, 3) if module.completes_after else rng.randint(0, 1)
+        for _ in range(handed_in):
+            client.homework.append(
+                Homework(module.offset + span * rng.uniform(0.2, 0.95), rng.choice((10, 15, 20)))
+            )
+    if client.blended and not client.modules and rng.random() < HOMEWORK_WITHOUT_MODULE:
+        intake = next(a.offset for a in client.appointments if a.attended)
+        for _ in range(rng.randint(1, 2)):
+            client.homework.append(
+                Homework(intake + (last - intake) * rng.uniform(0.2, 0.9), rng.choice((10, 15)))
+            )
