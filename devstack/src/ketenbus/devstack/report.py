@@ -5,12 +5,16 @@ what the simulation did."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from ketenbus.contracts.events import ALL_EVENTS
 from ketenbus.devstack.chain_client import ChainClient, ChainError
 from ketenbus.devstack.simulation import OrganisationCounts, YearCounts
 
@@ -88,12 +92,22 @@ CHECKS: tuple[tuple[str, str], ...] = (
 )
 
 
-def inconsistencies(counts: YearCounts, totals: dict[str, dict[str, Any]]) -> list[str]:
+Figures = dict[str, dict[str, Any]]
+
+
+def inconsistencies(
+    counts: YearCounts, totals: Figures, before: Figures | None = None
+) -> list[str]:
+    """Where analytics' all-time figures, less what it had counted before the year began
+    (`before`: nothing on a fresh stack), differ from what the simulation did. Both cover
+    every action of the run, whatever simulated moment it got, so how far the simulation ran
+    behind its plan changes nothing here."""
     found = []
     for organisation, own in sorted(counts.organisations.items()):
-        row = totals.get(organisation, {})
+        row, earlier = totals.get(organisation, {}), (before or {}).get(organisation, {})
         for ours, theirs in CHECKS:
-            simulated, counted = getattr(own, ours), row.get(theirs) or 0
+            simulated = getattr(own, ours)
+            counted = (row.get(theirs) or 0) - (earlier.get(theirs) or 0)
             if simulated != counted:
                 found.append(
                     f"{organisation}: the simulation did {ours}={simulated}, "
@@ -102,7 +116,7 @@ def inconsistencies(counts: YearCounts, totals: dict[str, dict[str, Any]]) -> li
     return found
 
 
-async def totals(chain: ChainClient, organisations: Iterable[str]) -> dict[str, dict[str, Any]]:
+async def totals(chain: ChainClient, organisations: Iterable[str]) -> Figures:
     """Every organisation's figures over all time (one cell each)."""
     found = {}
     for organisation in organisations:
@@ -111,18 +125,80 @@ async def totals(chain: ChainClient, organisations: Iterable[str]) -> dict[str, 
     return found
 
 
+# Analytics reads every topic an event of the catalogue travels on, as consumer group
+# "analytics" (the service's name).
+ANALYTICS_GROUP = "analytics"
+ANALYTICS_TOPICS = sorted({e.stream.name for e in ALL_EVENTS if e.stream is not None})
+
+
+class AnalyticsBacklog:
+    """How many events analytics has not read yet: the end of each topic it reads less the
+    offset its consumer group committed. Asks the broker only; joins no group."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=ANALYTICS_GROUP, enable_auto_commit=False
+        )
+        self.partitions: list[TopicPartition] = []
+
+    async def __aenter__(self) -> AnalyticsBacklog:
+        await self.consumer.start()
+        known = await self.consumer.topics()
+        self.partitions = [
+            TopicPartition(topic, p)
+            for topic in ANALYTICS_TOPICS
+            if topic in known
+            for p in sorted(self.consumer.partitions_for_topic(topic) or ())
+        ]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.consumer.stop()
+
+    async def events(self) -> int:
+        ends = await self.consumer.end_offsets(self.partitions)
+        behind = 0
+        for partition, end in ends.items():
+            behind += max(end - (await self.consumer.committed(partition) or 0), 0)
+        return behind
+
+
 async def settled_totals(
-    chain: ChainClient, counts: YearCounts, timeout: float = 90.0
-) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """Analytics reads the events a moment after they happen: wait until it has caught up
-    with everything the simulation did (or until `timeout`, then say what differs)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = await totals(chain, counts.organisations)
-        problems = inconsistencies(counts, found)
-        if not problems or time.monotonic() > deadline:
-            return found, problems
-        await asyncio.sleep(0.5)
+    chain: ChainClient,
+    counts: YearCounts,
+    before: Figures | None = None,
+    *,
+    idle_timeout: float = 60.0,
+    limit: float = 900.0,
+) -> tuple[Figures, list[str]]:
+    """Analytics reads the events a moment after they happen, and on a busy machine it may
+    be minutes behind: wait until it has counted everything the simulation did. Give up
+    only when it stops making progress (its figures unchanged and its backlog not shrinking
+    for `idle_timeout` seconds; 15 once it has read everything) or after `limit` seconds,
+    and then say what differs."""
+    started = time.monotonic()
+    progressed, previous, least = started, None, None
+    bootstrap = chain.urls.get("kafka")
+    async with contextlib.AsyncExitStack() as stack:
+        backlog = (
+            await stack.enter_async_context(AnalyticsBacklog(bootstrap)) if bootstrap else None
+        )
+        while True:
+            found = await totals(chain, counts.organisations)
+            problems = inconsistencies(counts, found, before)
+            if not problems:
+                return found, problems
+            behind = await backlog.events() if backlog else 0
+            now = time.monotonic()
+            if found != previous or (least is not None and behind < least):
+                progressed = now
+            previous, least = found, behind if least is None else min(least, behind)
+            idle = now - progressed
+            if idle > (idle_timeout if behind else 15.0) or now - started > limit:
+                if behind:
+                    problems.append(f"analytics had not read {behind} events yet")
+                return found, problems
+            await asyncio.sleep(1.0)
 
 
 @dataclass
@@ -180,6 +256,7 @@ def own_counts_table(counts: YearCounts) -> str:
         "follow_up_missed",
         "modules_started",
         "modules_completed",
+        "homework_contacts",
         "handoffs",
         "crises",
     )

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -18,10 +20,12 @@ from ketenbus.devstack.report import (
     own_counts_table,
     sector_table,
     settled_totals,
+    totals,
     write_reports,
 )
 from ketenbus.devstack.simulation import LOCAL, Year, YearCounts, YearOptions
 from ketenbus.devstack.stack import SERVICES, EmbeddedStack
+from ketenbus.devstack.year_scenario import AREAS, caseloads
 
 # Seconds the services get to start again on the new clock before the year begins.
 BOOT_SECONDS = 25.0
@@ -39,6 +43,8 @@ class YearResult:
     snapshots: int = 0
     real_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    # Real seconds of each stage, in order ("the year", "analytics catching up", ...).
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def period(self) -> str:
@@ -49,6 +55,9 @@ def put_on_clock(stack: EmbeddedStack, options: YearOptions, out: TextIO | None)
     """Restart every service with the simulation's clock; returns the clock's anchor."""
     anchor = time.time() + BOOT_SECONDS
     environment = options.clock_environment(anchor)
+    # Organisations the size of the demo year: intake's caseloads scaled to its residents.
+    capacity = stack.home / "demo-caseloads.json"
+    capacity.write_text(json.dumps({"organisations": caseloads(options.clients)}, indent=2))
     if out:
         print(
             f"putting the services on the simulation's clock: {options.days} days at "
@@ -57,7 +66,8 @@ def put_on_clock(stack: EmbeddedStack, options: YearOptions, out: TextIO | None)
             flush=True,
         )
     for name in SERVICES:
-        stack.restart_service(name, extra_env=environment)
+        extra = {"CAPACITY_FILE": str(capacity)} if name == "intake" else {}
+        stack.restart_service(name, extra_env={**environment, **extra})
     stack.wait_ready(SERVICES, timeout=120)
     return anchor
 
@@ -72,23 +82,33 @@ async def play_year(
 ) -> YearResult:
     """Play the year on services already running on `options.clock(anchor)`, then report."""
     started = time.monotonic()
+    timings: dict[str, float] = {}
     chain = ChainClient(stack.urls(), stack.api_token)
     try:
+        # On a stack that ran a demo before, analytics already counted that one: the check
+        # compares what it counts from here on.
+        before = await totals(chain, sorted(AREAS))
         wait = anchor - time.time()
         if wait > 0:
             await asyncio.sleep(wait)
+        year_started = time.monotonic()
         counts = await Year(chain, options, anchor, out=out).run()
+        timings["the year"] = time.monotonic() - year_started
         organisations = sorted(counts.organisations)
-        found, problems = await settled_totals(chain, counts)
+        settling = time.monotonic()
+        found, problems = await settled_totals(chain, counts, before)
+        timings["analytics catching up"] = time.monotonic() - settling
+        reporting = time.monotonic()
         period = f"{options.start.astimezone(LOCAL):%Y}"
         snapshots = await share_snapshots(chain, organisations, period)
-        year_figures = {}
+        year_figures: dict[str, dict[str, Any]] = {}
         for organisation in organisations:
             answer = await chain.analytics(organisation, "/v1/figures", period="year")
             year_figures[organisation] = next(
                 (c for c in answer["cells"] if c["period"] == period), {}
             )
         reports = await write_reports(chain, organisations, reports_dir or stack.home / "reports")
+        timings["benchmark and reports"] = time.monotonic() - reporting
     finally:
         await chain.close()
     return YearResult(
@@ -100,6 +120,7 @@ async def play_year(
         reports,
         snapshots=snapshots,
         real_seconds=time.monotonic() - started,
+        timings=timings,
     )
 
 
@@ -138,8 +159,7 @@ def print_report(result: YearResult, stack: EmbeddedStack, out: TextIO | None = 
     print(
         f"\nThe year {result.period}: {counts.planned} residents planned, "
         f"{sum(o.referrals for o in counts.organisations.values())} referred into the region, "
-        f"{counts.declined} declined (outside the region), in {result.real_seconds:.0f} s "
-        f"(the simulation ran at most {counts.worst_lag_hours:.1f} simulated hours behind plan)",
+        f"{counts.declined} declined (outside the region).",
         file=out,
     )
     print(f"\nSteering figures {result.period} per organisation\n", file=out)
@@ -165,43 +185,90 @@ def print_report(result: YearResult, stack: EmbeddedStack, out: TextIO | None = 
         print(f"\n{counts.failed} actions were refused by the chain, e.g.:", file=out)
         for failure in counts.failures:
             print(f"  {failure}", file=out)
-    urls = stack.urls()
-    first = sorted(result.reports.dashboards)[0] if result.reports.dashboards else None
     print("\nWhere to look", file=out)
+    print(where_to_look(result, stack), file=out)
+    print("\nThe stack keeps running; `uv run ketenbus down` (or `make down`) stops it.", file=out)
+    print(f"\n{time_taken(result)}", file=out)
+
+
+def where_to_look(result: YearResult, stack: EmbeddedStack) -> str:
+    urls = stack.urls()
+    rows: list[tuple[str, str]] = []
+    first = sorted(result.reports.dashboards)[0] if result.reports.dashboards else None
     if first:
         token = stack.api_token(first, "manager")
-        print(
-            f"  dashboard (live)    {urls['analytics']}/dashboard#key={token}\n"
-            f"                      (the local demo key of {first}'s manager; every manager's "
-            f"key is in {stack.home / 'api-tokens.json'})",
-            file=out,
+        rows.append(("dashboard (live)", f"{urls['analytics']}/dashboard#key={token}"))
+        rows.append(
+            (
+                "",
+                f"(the local demo key of {first}'s manager; every manager's key is in "
+                f"{stack.home / 'api-tokens.json'})",
+            )
         )
-    for _, path in sorted(result.reports.dashboards.items()):
-        print(f"  dashboard (file)    {path}", file=out)
-    print(f"  figures (CSV)       {result.reports.figures_csv}", file=out)
-    print(f"  referral mix (CSV)  {result.reports.mix_csv}", file=out)
-    print(
-        f"  Prometheus metrics  {urls['analytics']}/metrics  (ketenbus_open_trajectories, "
-        "ketenbus_waiting_list, ketenbus_no_show_rate)",
-        file=out,
+    rows += [
+        ("dashboard (file)", str(path)) for _, path in sorted(result.reports.dashboards.items())
+    ]
+    rows.append(("figures (CSV)", str(result.reports.figures_csv)))
+    rows.append(("referral mix (CSV)", str(result.reports.mix_csv)))
+    rows.append(
+        (
+            "Prometheus metrics",
+            f"{urls['analytics']}/metrics  (ketenbus_open_trajectories, ketenbus_waiting_list, "
+            "ketenbus_no_show_rate)",
+        )
     )
-    print(
-        f"                      {urls['notifications']}/metrics  (ketenbus_reminders_due)", file=out
+    rows.append(("", f"{urls['notifications']}/metrics  (ketenbus_reminders_due)"))
+    rows += [(f"AsyncAPI {service}", f"{urls[service]}/asyncapi") for service in SERVICES]
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"  {label:<{width}}  {value}" for label, value in rows)
+
+
+def time_taken(result: YearResult) -> str:
+    """How long the demo took, stage by stage, and how far behind its plan it ran."""
+    counts = result.counts
+    stages = ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in result.timings.items())
+    total = sum(result.timings.values())
+    return (
+        f"Took {total:.0f} s ({stages}).\n"
+        f"The simulation ran at most {counts.worst_lag_hours:.1f} simulated hours behind its "
+        f"plan ({counts.lag_hours(0.95):.1f} h for 95 % of its {len(counts.lags)} actions, "
+        f"{counts.lag_hours(0.5):.1f} h for half of them; at {result.options.speed:,.0f}x "
+        f"one real second is {result.options.speed / 3600:.0f} simulated hours)."
     )
-    for service in SERVICES:
-        print(f"  AsyncAPI {service:<11}{urls[service]}/asyncapi", file=out)
-    print("\nThe stack keeps running; `uv run ketenbus down` (or `make down`) stops it.", file=out)
+
+
+def seconds_since_start() -> float | None:
+    """Real seconds since this process started (Linux), None where that cannot be read."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as stat:
+            started_ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime", encoding="ascii") as uptime:
+            up = float(uptime.read().split()[0])
+        return up - started_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def run_demo_year(stack: EmbeddedStack, options: YearOptions | None = None) -> YearResult:
     options = options or YearOptions.from_environment()
+    # `ketenbus demo` started the stack (if it was not running) before it called us.
+    before_us = seconds_since_start()
+    places = ", ".join(f"{o} {n}" for o, n in caseloads(options.clients).items())
     print(
         f"\nKetenbus: a year in the chain. {options.clients} residents, three welfare "
         "organisations, two GP practices, a municipality with early-warning signals and a "
-        "debt-counselling partner.\n",
+        f"debt-counselling partner. Caseloads (trajectories at once): {places}.\n",
         flush=True,
     )
+    restarting = time.monotonic()
     anchor = put_on_clock(stack, options, sys.stdout)
+    # Until the year begins at the clock's anchor (or at once, when restarting took longer).
+    on_clock = time.monotonic() - restarting + max(anchor - time.time(), 0.0)
     result = asyncio.run(play_year(stack, options, anchor))
+    result.timings = {
+        **({"starting the stack": before_us} if before_us is not None else {}),
+        "the services on the simulation's clock": on_clock,
+        **result.timings,
+    }
     print_report(result, stack)
     return result
