@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import re
 import subprocess
 import sys
 import time
@@ -21,11 +22,13 @@ from ketenbus.devstack.year import BOOT_SECONDS, play_year, print_report
 
 pytestmark = [pytest.mark.stack, pytest.mark.chain]
 
+# A month with a few dozen residents: enough for all three organisations, closed cases,
+# no-shows, modules, homework and hand-offs, and light enough for a busy two-core machine.
 OPTIONS = YearOptions(
     start=datetime(2025, 3, 1, 7, 0, tzinfo=ZoneInfo("Europe/Amsterdam")),
-    days=int(os.environ.get("KETENBUS_TEST_DEMO_DAYS", 40)),
-    clients=int(os.environ.get("KETENBUS_TEST_DEMO_CLIENTS", 36)),
-    speed=float(os.environ.get("KETENBUS_TEST_DEMO_SPEED", 60_000)),
+    days=int(os.environ.get("KETENBUS_TEST_DEMO_DAYS", 30)),
+    clients=int(os.environ.get("KETENBUS_TEST_DEMO_CLIENTS", 24)),
+    speed=float(os.environ.get("KETENBUS_TEST_DEMO_SPEED", 120_000)),
     seed=7,
 )
 
@@ -58,8 +61,19 @@ async def test_a_shortened_year_reports_exactly_what_the_simulation_did(chain, t
         year = result.year_figures[organisation]
         assert year["closed_cases"] == own.closed  # the whole run lies within the year
         assert "Closed cases" in report
+    # The worker answers homework too: the sector's homework figure is not left at zero.
+    assert sum(o.homework_contacts for o in counts.organisations.values()) > 0
+    assert any(result.year_figures[o]["homework_contacts_per_case"] for o in organisations)
     assert "Analytics' figures agree with the simulation's own counts" in report
     assert "Where to look" in report and "/dashboard#key=" in report
+    # Every label of "Where to look" fits its column: the values start at one place.
+    looks = report.split("Where to look\n")[1].split("\n\n")[0].splitlines()
+    starts = {re.match(r"  (?:\S+(?: \S+)*)? +", line).end() for line in looks}  # type: ignore[union-attr]
+    assert len(starts) == 1, looks
+    assert "AsyncAPI notifications  http://" in report
+    # The run says how long it took and how far behind its plan it ran.
+    assert "Took " in report and "simulated hours behind its plan" in report
+    assert counts.lags and counts.worst_lag_hours == max(counts.lags)
     for path in [*result.reports.dashboards.values(), result.reports.figures_csv]:
         assert path.exists() and path.stat().st_size > 0
     header = result.reports.figures_csv.read_text().splitlines()[0]
