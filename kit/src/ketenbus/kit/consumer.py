@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import json
 import time
@@ -140,6 +141,42 @@ class Assignments(ConsumerRebalanceListener):  # type: ignore[misc]
         self.joined = True
 
 
+async def with_readable_headers(
+    records: tuple[Any, ...], parse: Callable[[tuple[Any, ...]], Awaitable[Any]]
+) -> Any:
+    """FastStream's batch parser decodes every header value as strict UTF-8: one record with
+    a header without a value, or with other bytes, failed the whole batch before the consumer
+    saw it, and the batch came back forever. Such values are read leniently instead."""
+    return await parse(tuple(_readable(record) for record in records))
+
+
+async def undecoded(message: Any) -> Any:
+    """The records' values as they are: receive() reads them with the contracts' decode().
+    FastStream's own decoding follows the content-type header, and raised (for the whole
+    batch, forever) on a body that was not the JSON or text its header promised."""
+    return message.body
+
+
+def _readable(record: Any) -> Any:
+    headers = record.headers or ()
+    if all(isinstance(value, bytes) and _is_utf8(value) for _, value in headers):
+        return record
+    return dataclasses.replace(
+        record,
+        headers=tuple(
+            (key, (value or b"").decode(errors="replace").encode()) for key, value in headers
+        ),
+    )
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class EventConsumer:
     def __init__(
         self,
@@ -190,6 +227,8 @@ class EventConsumer:
             max_records=self.batch_size,
             # Returns as soon as records are there; the timeout only paces an idle loop.
             batch_timeout_ms=100,
+            parser=with_readable_headers,
+            decoder=undecoded,
         )
         subscriber(self.receive)
         self.subscribers.append(subscriber)
@@ -227,6 +266,12 @@ class EventConsumer:
 
     async def _read(self, record: Any) -> tuple[Envelope[Any], Any, Any] | None:
         """The event and its handler, or None for a record that is not this service's work."""
+        if record.value is None:
+            # A tombstone: decoding it would raise TypeError, which stopped the partition.
+            await self.dead_letter(
+                record, "MalformedEnvelope", "the message has no value (a tombstone)", "unreadable"
+            )
+            return None
         try:
             envelope = decode(record.value, self.registry)
         except UndeliverableEvent as error:
