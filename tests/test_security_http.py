@@ -943,7 +943,8 @@ def test_a_token_bucket_lets_a_burst_through_then_the_rate():
 
 async def test_the_partner_front_door_is_rate_limited_per_organisation(stack):
     """Four referrals at once, then one every two seconds (the stack's settings): the fifth is
-    refused with 429 and a Retry-After after which the next one is let in. Another
+    refused with 429 and a Retry-After after which the next one is let in (that a refusal
+    takes no token is checked on a fake clock below). Another
     organisation, the status endpoint's own bucket and unauthenticated calls are unaffected."""
     intake = stack.service_url("intake")
     rated = bearer(stack.api_token(RATED, "referrer"))
@@ -964,13 +965,13 @@ async def test_the_partner_front_door_is_rate_limited_per_organisation(stack):
         assert 1 <= wait <= 2
         detail = refused.json()["detail"]
         assert "too many referrals" in detail and RATED in detail and "30 a minute" in detail
-        assert (await refer(rated)).status_code == 429  # a refusal takes no token either
         assert (await refer(bearer(stack.api_token(B_GP, "referrer")))).status_code == 201
         assert (await refer({})).status_code == 401  # refused before it reaches a bucket
         made = next(a for a in answers if a.status_code == 201)
         status_path = f"/v1/referrals/{made.json()['referral_id']}/status"
         # Status requests have a bucket of their own, of six.
-        statuses = [(await http.get(status_path, headers=rated)).status_code for _ in range(8)]
-        assert statuses[:6] == [200] * 6 and 429 in statuses[6:], statuses
+        asked = await asyncio.gather(*(http.get(status_path, headers=rated) for _ in range(8)))
+        statuses = sorted(a.status_code for a in asked)
+        assert statuses.count(200) >= 6 and 429 in statuses, statuses
         await asyncio.sleep(wait)  # as the answer told
         assert (await refer(rated)).status_code == 201
