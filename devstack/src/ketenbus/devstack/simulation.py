@@ -49,11 +49,11 @@ CONTACT_CHANNEL = {"face_to_face": "face_to_face", "phone": "phone", "video": "v
 class YearOptions:
     start: datetime = datetime(2025, 1, 1, 7, 0, tzinfo=LOCAL)
     days: int = 365
-    # Sized for a two-core machine that is busy with other work too: at this speed 80
-    # residents make about ten calls a second, about what the five services and their Python
-    # MongoDB server answer there without falling behind (a year in 175 s; one real second
-    # is 50 simulated hours).
-    clients: int = 80
+    # Sized for a two-core machine that is busy with other work too: the five services and
+    # their Python MongoDB server answer some eight to ten calls a second there (about 65 ms of
+    # CPU each, all processes together), and at this speed 60 residents make about six (a
+    # year in 175 s; one real second is 50 simulated hours).
+    clients: int = 60
     speed: float = 180_000.0
     seed: int = 2025
 
