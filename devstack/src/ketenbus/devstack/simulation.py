@@ -118,8 +118,10 @@ class YearCounts:
     failures: list[str] = field(default_factory=list)
     missing: set[str] = field(default_factory=set)
     closure_reasons: Counter[str] = field(default_factory=Counter)
-    # How late each call went out against its planned moment, in simulated hours.
+    # How late each action's first call went out against its planned moment, in simulated
+    # hours, and the action that was latest (its name and planned moment).
     lags: list[float] = field(default_factory=list)
+    latest: tuple[str, datetime] | None = None
 
     def of(self, organisation: str) -> OrganisationCounts:
         return self.organisations.setdefault(organisation, OrganisationCounts())
@@ -166,8 +168,8 @@ class _Action:
     needs: tuple[str, ...] = ()
 
 
-# The planned moment of the action running in this task: its first call measures the lag.
-_PLANNED: ContextVar[datetime | None] = ContextVar("planned", default=None)
+# The action running in this task and its planned moment: its first call measures the lag.
+_PLANNED: ContextVar[tuple[str, datetime] | None] = ContextVar("planned", default=None)
 
 
 class OpenedTrajectories:
@@ -291,8 +293,10 @@ class Year:
             planned = _PLANNED.get()
             if planned is not None:
                 _PLANNED.set(None)
-                lag = (self.clock.now() - planned).total_seconds() / 3600
-                self.counts.lags.append(max(lag, 0.0))
+                lag = max((self.clock.now() - planned[1]).total_seconds() / 3600, 0.0)
+                if lag > self.counts.worst_lag_hours:
+                    self.counts.latest = planned
+                self.counts.lags.append(lag)
             yield
 
     # ---------------------------------------------------------------- the year
@@ -352,7 +356,7 @@ class Year:
         await self.until(client.referred_at)
         if self.clock.now() >= self.options.end:
             return
-        _PLANNED.set(client.referred_at)
+        _PLANNED.set(("referral", client.referred_at))
         body = client.referral(self.rng)
         answer = await self._act(
             "referral",
@@ -396,7 +400,7 @@ class Year:
         await self.until(action.moment)
         if needs:
             await asyncio.wait(needs)
-        _PLANNED.set(action.moment)
+        _PLANNED.set((action.name, action.moment))
         await action.step()
 
     async def _opened(self, journey: _Journey, referral_id: str) -> dict[str, Any] | None:
