@@ -93,7 +93,13 @@ SHAPES = {
 
 
 async def consume(
-    bootstrap: str, mongo_url: str, topic: str, out_topic: str, events: int, shape: str
+    bootstrap: str,
+    mongo_url: str,
+    topic: str,
+    out_topic: str,
+    events: int,
+    shape: str,
+    batch_size: int = 500,
 ) -> Rate:
     client = AsyncMongoClient(mongo_url, tz_aware=True)
     db = client[f"baseline_{uuid.uuid4().hex[:8]}"]
@@ -110,7 +116,7 @@ async def consume(
     try:
         while done < events:
             if shape != "single":
-                fetched = await consumer.getmany(timeout_ms=500, max_records=500)
+                fetched = await consumer.getmany(timeout_ms=500, max_records=batch_size)
                 records = [r for rs in fetched.values() for r in rs]
             else:
                 records = [await consumer.getone()]
@@ -140,10 +146,15 @@ async def consume(
         await client.close()
 
 
-async def measure(bootstrap: str, mongo_url: str, events: int = 3_000) -> list[Rate]:
+async def measure(
+    bootstrap: str, mongo_url: str, events: int = 3_000, batch_size: int = 500
+) -> list[Rate]:
+    """Each shape on a topic of its own; `batch_size` caps a batch (the services take 100)."""
     rates = []
     for shape in SHAPES:
         topic = f"bench.baseline.{uuid.uuid4().hex[:8]}"
         await fill(bootstrap, topic, events)
-        rates.append(await consume(bootstrap, mongo_url, topic, f"{topic}.out", events, shape))
+        rates.append(
+            await consume(bootstrap, mongo_url, topic, f"{topic}.out", events, shape, batch_size)
+        )
     return rates

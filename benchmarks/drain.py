@@ -1,0 +1,189 @@
+"""A service's own rate: stop it, put a backlog of the events it consumes on its topics,
+start it, and time from ready until ketenbus_events_handled_total says it has handled them.
+
+Before the backlog is put on, the service's consumer group is moved to the end of its
+topics, so what it drains is exactly the backlog (analytics is the exception: it drains
+everything the run has put on the bus so far, a real mix).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalGenerationError, RebalanceInProgressError
+
+from benchmarks import events
+from benchmarks.machine import CpuMeter
+from benchmarks.stack import handled, metrics, sample
+from ketenbus.analytics.rebuild import true_ends
+from ketenbus.contracts.topics import partner_inbound
+from ketenbus.devstack import access
+from ketenbus.devstack.stack import EmbeddedStack
+
+
+@dataclass
+class Drain:
+    service: str
+    feed: str
+    backlog: int
+    handled: int = 0
+    processed: int = 0
+    seconds: float = 0.0
+    per_second: float = 0.0
+    complete: bool = False
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    batches: int = 0
+    mean_batch: float | None = None
+    ratio: dict[str, float] = field(default_factory=dict)
+
+    def row(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def topics_of(service: str) -> list[str]:
+    """The topics the service's consumer reads (intake: plus every partner's inbound)."""
+    module = importlib.import_module(f"ketenbus.{service}.handlers")
+    names = set(module.handlers.topics())
+    if service == "intake":
+        names.update(partner_inbound(org).name for org in access.KAFKA_PARTNERS)
+    return sorted(names)
+
+
+async def _partitions(bootstrap: str, topics: Iterable[str]) -> list[TopicPartition]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        known = await consumer.topics()
+        return [
+            TopicPartition(topic, p)
+            for topic in topics
+            if topic in known
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+    finally:
+        await consumer.stop()
+
+
+async def backlog(bootstrap: str, group: str, topics: list[str]) -> int:
+    """Messages on the topics the group has not committed yet."""
+    partitions = await _partitions(bootstrap, topics)
+    ends = await true_ends(bootstrap, partitions)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    await consumer.start()
+    try:
+        committed = {tp: await consumer.committed(tp) or 0 for tp in partitions}
+    finally:
+        await consumer.stop()
+    return sum(max(ends[tp] - committed[tp], 0) for tp in partitions)
+
+
+async def skip_to_end(bootstrap: str, group: str, topics: list[str], timeout: float = 90.0) -> None:
+    """Commit the group's offsets at the ends of the topics. The group must have no live
+    member; one that was just stopped is still counted until its session times out, and
+    until then the broker refuses the commit, so it is tried again."""
+    partitions = await _partitions(bootstrap, topics)
+    deadline = time.monotonic() + timeout
+    while True:
+        ends = await true_ends(bootstrap, partitions)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            consumer.assign(partitions)
+            # aiokafka itself retries some refusals for ever: bound each attempt.
+            await asyncio.wait_for(consumer.commit(ends), timeout=10.0)
+            return
+        except (
+            CommitFailedError,
+            IllegalGenerationError,
+            RebalanceInProgressError,
+            TimeoutError,
+        ):
+            if time.monotonic() > deadline:
+                raise
+        finally:
+            await consumer.stop()
+        await asyncio.sleep(2.0)
+
+
+def pids(stack: EmbeddedStack, *names: str) -> dict[str, int | None]:
+    state = stack._running_state()
+    return {name: state.components[name].pid for name in names if name in state.components}
+
+
+async def wait_ready(http: httpx.AsyncClient, url: str, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if (await http.get(f"{url}/readyz", timeout=1.0)).status_code == 200:
+                return time.monotonic()
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"{url} not ready within {timeout:.0f}s")
+
+
+async def drain(
+    stack: EmbeddedStack,
+    service: str,
+    feed: str,
+    records: list[tuple[str, bytes, bytes, Any]],
+    *,
+    skip_existing: bool = True,
+    timeout: float = 90.0,
+) -> Drain:
+    """The service must be stopped; it is stopped again at the end. After `timeout` seconds
+    the rate so far is taken (`complete` says whether the whole backlog was handled)."""
+    bootstrap = stack.kafka_bootstrap
+    topics = topics_of(service)
+    if skip_existing:
+        await skip_to_end(bootstrap, service, topics)
+    await events.publish(bootstrap, records)
+    result = Drain(service, feed, await backlog(bootstrap, service, topics))
+    stack.start_service(service)
+    url = stack.service_url(service)
+    async with httpx.AsyncClient() as http:
+        try:
+            started = await wait_ready(http, url, 120.0)
+            meter = CpuMeter(pids(stack, service, "mongo", "kafka")).start()
+            first = await metrics(http, url)
+            counted_at_start = sum(handled(first).values())
+            processed_at_start = handled(first).get("processed", 0.0)
+            deadline = started + timeout
+            now = await _drained(http, url, result, deadline)
+            result.cpu_seconds = meter.stop()
+            result.seconds = round(now - started, 3)
+            result.processed = int(result.processed - processed_at_start)
+            result.handled = int(result.handled - counted_at_start)
+            result.per_second = round(result.processed / result.seconds, 1) if now else 0.0
+        finally:
+            stack.stop_service(service)
+    return result
+
+
+async def _drained(http: httpx.AsyncClient, url: str, result: Drain, deadline: float) -> float:
+    """Polls /metrics until the backlog is handled; returns when that was seen."""
+    while True:
+        samples = await metrics(http, url)
+        now = time.monotonic()
+        totals = handled(samples)
+        result.handled = int(sum(totals.values()))
+        result.processed = int(totals.get("processed", 0.0))
+        count = sample(samples, "ketenbus_batch_events_count") or 0.0
+        total = sample(samples, "ketenbus_batch_events_sum") or 0.0
+        result.batches = int(count)
+        result.mean_batch = round(total / count, 1) if count else None
+        if result.handled >= result.backlog:
+            result.complete = True
+            return now
+        if now > deadline:
+            return now
+        await asyncio.sleep(0.1)

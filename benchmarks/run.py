@@ -1,0 +1,422 @@
+"""The Ketenbus benchmark: `uv run python -m benchmarks.run [--quick]` (or `make bench`).
+
+Starts a stack of its own (Tansu and SecantusDB under a temporary home, loopback only) and
+measures, in this order:
+
+1. the baseline: a bare loop doing a handler's broker and store work per event, no framework
+   (benchmarks/baseline.py), in three shapes;
+2. each service's own rate: a backlog of the events it consumes, drained from ready to done
+   (benchmarks/drain.py), as events/s and as a ratio to each baseline shape; intake also
+   through its HTTP front door;
+3. the chain's end-to-end latency at rising load: referral -> TrajectoryOpened, and
+   appointment -> ReminderScheduled (benchmarks/load.py), until it saturates;
+4. each service's resident memory after that load;
+5. analytics' rebuild (`rebuild --verify`) on everything the run put on the bus, and its
+   projection before and after the in-memory change.
+
+Writes benchmarks/results/<date>.json and regenerates benchmarks/REPORT.md. Everything it
+started is stopped at the end, also on failure or Ctrl-C. The full run takes about ten
+minutes, --quick about three.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import random
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks import baseline, events, load, machine, replay
+from benchmarks.drain import Drain, drain, pids, topics_of, wait_ready
+from benchmarks.report import write_report
+from benchmarks.stack import bench_stack, metrics, sample
+from ketenbus.contracts.sealing import key_from_text
+from ketenbus.devstack import partner_keys
+from ketenbus.devstack.errors import StackError
+from ketenbus.devstack.stack import SERVICES, EmbeddedStack
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    baseline_events: dict[str, int]
+    drain_events: int
+    intake_kafka_events: int
+    analytics_mix_events: int
+    front_door_referrals: int
+    front_door_concurrency: int
+    referral_rates: tuple[float, ...]
+    appointment_rates: tuple[float, ...]
+    stage_seconds: float
+    projection_events: int
+
+
+FULL = Plan(
+    name="full",
+    baseline_events={"single": 1_000, "batch": 2_000, "bulk": 4_000},
+    drain_events=1_000,
+    intake_kafka_events=400,
+    analytics_mix_events=2_000,
+    front_door_referrals=200,
+    front_door_concurrency=8,
+    referral_rates=(10, 25, 50, 100, 150, 200),
+    appointment_rates=(10, 25, 50, 100),
+    stage_seconds=10,
+    projection_events=2_000,
+)
+QUICK = Plan(
+    name="quick",
+    baseline_events={"single": 300, "batch": 600, "bulk": 1_500},
+    drain_events=300,
+    intake_kafka_events=150,
+    analytics_mix_events=500,
+    front_door_referrals=60,
+    front_door_concurrency=8,
+    referral_rates=(10, 50, 100),
+    appointment_rates=(10, 50),
+    stage_seconds=5,
+    projection_events=500,
+)
+CONSUMER_BATCH_SIZE = 100  # the services' default (ServiceSettings.consumer_batch_size)
+
+
+def say(text: str) -> None:
+    print(f"[{datetime.now().strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+class Run:
+    def __init__(self, plan: Plan, stack: EmbeddedStack) -> None:
+        self.plan = plan
+        self.stack = stack
+        self.results: dict[str, Any] = {"errors": []}
+        self.numbers = itertools.count(1)
+
+    async def phase(self, name: str, work: Callable[[], Awaitable[Any]]) -> Any:
+        say(f"{name} ...")
+        started = time.monotonic()
+        try:
+            value = await work()
+        except Exception as error:
+            self.results["errors"].append(
+                {"phase": name, "error": f"{type(error).__name__}: {error}"}
+            )
+            say(f"{name} FAILED: {type(error).__name__}: {error}")
+            traceback.print_exc()
+            return None
+        say(f"{name} done in {time.monotonic() - started:.0f}s")
+        return value
+
+    # ------------------------------------------------------------------ 1. baseline
+
+    async def baseline(self) -> list[dict[str, Any]]:
+        bootstrap, mongo = self.stack.kafka_bootstrap, self.stack.mongo_url
+        rows = []
+        for shape, count in self.plan.baseline_events.items():
+            topic = f"bench.baseline.{uuid.uuid4().hex[:8]}"
+            await baseline.fill(bootstrap, topic, count)
+            meter = machine.CpuMeter(
+                {"bench (the loop)": os.getpid(), **pids(self.stack, "mongo", "kafka")}
+            ).start()
+            rate = await asyncio.wait_for(
+                baseline.consume(
+                    bootstrap, mongo, topic, f"{topic}.out", count, shape, CONSUMER_BATCH_SIZE
+                ),
+                timeout=300,
+            )
+            rows.append(
+                {
+                    "shape": shape,
+                    "description": baseline.SHAPES[shape],
+                    "events": rate.events,
+                    "seconds": round(rate.seconds, 3),
+                    "per_second": round(rate.per_second, 1),
+                    "cpu_seconds": meter.stop(),
+                }
+            )
+            say(f"  baseline {shape}: {rate.per_second:.0f} events/s")
+        return rows
+
+    # ------------------------------------------------------------------ 2. drains
+
+    async def drains(self) -> dict[str, Any]:
+        plan, stack = self.plan, self.stack
+        rng = random.Random(2)
+        found: dict[str, Any] = {"services": []}
+
+        partner = "huisarts-de-linde"
+        key = key_from_text(partner_keys.load_or_create(stack.home, [partner])[partner])
+        kafka_referrals = [
+            events.partner_referral(rng, next(self.numbers), partner, key)
+            for _ in range(plan.intake_kafka_events)
+        ]
+        feeds: list[tuple[str, str, list[Any], bool]] = [
+            ("intake", f"ReferralSubmitted on {partner}'s inbound topic", kafka_referrals, True),
+            (
+                "trajectory",
+                "ReferralAccepted (intake's)",
+                self._records(events.referral_accepted, rng),
+                True,
+            ),
+            (
+                "notifications",
+                "AppointmentScheduled (trajectory's), two reminders each",
+                self._records(events.appointment_scheduled, rng),
+                True,
+            ),
+            (
+                "learning",
+                "ModuleAssigned (trajectory's)",
+                self._records(events.module_assigned, rng),
+                True,
+            ),
+            (
+                "analytics",
+                "everything on the bus so far plus whole cases (all five owners' events)",
+                [
+                    events.record_of(events.envelope_of(e))
+                    for e in events.analytics_mix(plan.analytics_mix_events, seed=3)
+                ],
+                False,
+            ),
+        ]
+        for service, feed, records, skip in feeds:
+            result: Drain = await drain(stack, service, feed, records, skip_existing=skip)
+            found["services"].append(result.row())
+            say(
+                f"  {service}: {result.processed} events in {result.seconds:.1f}s = "
+                f"{result.per_second:.0f}/s (backlog {result.backlog}, complete {result.complete})"
+            )
+        found["front_door"] = await self.front_door()
+        return found
+
+    def _records(self, factory: Any, rng: random.Random) -> list[Any]:
+        count = self.plan.drain_events
+        return [events.record_of(events.envelope_of(factory(rng))) for _ in range(count)]
+
+    async def front_door(self) -> dict[str, Any]:
+        """Intake alone, its HTTP front door under a closed loop of callers."""
+        stack = self.stack
+        stack.start_service("intake")
+        try:
+            async with httpx.AsyncClient(timeout=30.0) as http:
+                await wait_ready(http, stack.service_url("intake"), 120)
+                meter = machine.CpuMeter(
+                    {**pids(stack, "intake", "mongo", "kafka"), "bench": os.getpid()}
+                ).start()
+                result = await load.front_door_rate(
+                    http,
+                    stack.service_url("intake"),
+                    stack.api_token(load.REFERRER, "referrer"),
+                    self.plan.front_door_referrals,
+                    self.plan.front_door_concurrency,
+                    self.numbers,
+                )
+                result["cpu_seconds"] = meter.stop()
+                say(f"  intake front door: {result['per_second']:.0f} referrals/s")
+                return result
+        finally:
+            stack.stop_service("intake")
+
+    # ------------------------------------------------------------------ 3. chain
+
+    async def chain(self) -> dict[str, Any]:
+        stack = self.stack
+        stack.start_services(SERVICES)
+        await stack.wait_ready_async(timeout=180)
+        # The drains left some events for the services that did not drain them (analytics'
+        # mix has events for all of them): the chain is measured once they are handled.
+        found_backlog = {}
+        for service in SERVICES:
+            found_backlog[service] = await replay.wait_caught_up(
+                stack.kafka_bootstrap, service, topics_of(service), timeout=120
+            )
+        found: dict[str, Any] = {
+            "referrals": [],
+            "appointments": [],
+            "caught_up_before": found_backlog,
+        }
+        watcher = load.Watcher(stack.kafka_bootstrap)
+        await watcher.start()
+        meter_pids = {
+            **pids(stack, *SERVICES, "mongo", "kafka"),
+            "bench": os.getpid(),
+        }
+        limits = httpx.Limits(max_connections=400, max_keepalive_connections=100)
+        try:
+            async with httpx.AsyncClient(timeout=30.0, limits=limits) as http:
+                token = stack.api_token(load.REFERRER, "referrer")
+                referrals: list[str] = []
+                for rate in self.plan.referral_rates:
+                    meter = machine.CpuMeter(meter_pids).start()
+                    stage, ids = await load.referral_stage(
+                        http,
+                        stack.service_url("intake"),
+                        token,
+                        watcher,
+                        rate,
+                        self.plan.stage_seconds,
+                        self.numbers,
+                    )
+                    stage.cpu_seconds = meter.stop()
+                    referrals += ids
+                    found["referrals"].append(stage.row())
+                    say(f"  referrals {rate:g}/s: {_brief(stage)}")
+                    if stage.exploded:
+                        break
+                    await asyncio.sleep(2)  # let the chain settle between stages
+                trajectories = [
+                    (data["trajectory_id"], data["organisation_id"])
+                    for _, data in (watcher.opened[r] for r in referrals if r in watcher.opened)
+                ]
+                if trajectories:
+                    for rate in self.plan.appointment_rates:
+                        meter = machine.CpuMeter(meter_pids).start()
+                        stage = await load.appointment_stage(
+                            http,
+                            stack.service_url("trajectory"),
+                            lambda org: stack.api_token(org, "worker"),
+                            watcher,
+                            trajectories,
+                            rate,
+                            self.plan.stage_seconds,
+                        )
+                        stage.cpu_seconds = meter.stop()
+                        found["appointments"].append(stage.row())
+                        say(f"  appointments {rate:g}/s: {_brief(stage)}")
+                        if stage.exploded:
+                            break
+                        await asyncio.sleep(2)
+                found["memory"] = await self.memory(http)
+        finally:
+            await watcher.stop()
+        return found
+
+    async def memory(self, http: httpx.AsyncClient) -> dict[str, Any]:
+        """Resident memory per service after the load: /metrics, and the peak from /proc."""
+        found = {}
+        for service in SERVICES:
+            samples = await metrics(http, self.stack.service_url(service))
+            resident = sample(samples, "process_resident_memory_bytes")
+            peak = machine.memory_mb(pids(self.stack, service)[service]).get("VmHWM")
+            found[service] = {
+                "resident_mb": round(resident / 2**20, 1) if resident else None,
+                "peak_mb": round(peak, 1) if peak else None,
+            }
+        return found
+
+    # ------------------------------------------------------------------ 5. rebuild
+
+    async def rebuild(self) -> dict[str, Any]:
+        stack = self.stack
+        bootstrap = stack.kafka_bootstrap
+        if not stack.is_ready("analytics"):  # an earlier phase failed before starting it
+            with contextlib.suppress(StackError):
+                stack.start_service("analytics")
+            await stack.wait_ready_async("analytics", timeout=120)
+        caught_up = await replay.wait_caught_up(
+            bootstrap, "analytics", topics_of("analytics"), timeout=240
+        )
+        # Their timers would keep publishing (the verify waits for a quiet bus).
+        for service in SERVICES:
+            if service != "analytics":
+                stack.stop_service(service)
+        mongo_pid = pids(stack, "mongo").get("mongo")
+        found: dict[str, Any] = {"analytics_caught_up_before": caught_up}
+        found["verify"] = await asyncio.to_thread(replay.verify, stack, mongo_pid)
+        say(
+            f"  rebuild: {found['verify'].get('events')} events at "
+            f"{found['verify'].get('per_second')}/s, agrees: {found['verify'].get('agrees')}"
+        )
+        found["projection"] = await replay.projection_before_after(
+            bootstrap, stack.mongo_url, mongo_pid, self.plan.projection_events
+        )
+        return found
+
+
+def _brief(stage: load.Stage) -> str:
+    return (
+        f"sent {stage.sent} at {stage.achieved_rate:g}/s, {stage.errors} errors, "
+        f"{stage.missing} missing, p50 {stage.latency.get('p50_ms')} ms, "
+        f"p99 {stage.latency.get('p99_ms')} ms"
+    )
+
+
+async def main_async(plan: Plan, out: Path) -> dict[str, Any]:
+    started = datetime.now(UTC)
+    results: dict[str, Any] = {
+        "plan": plan.__dict__,
+        "started": started.isoformat(timespec="seconds"),
+        "machine": machine.describe(),
+        "load_average_start": machine.load_average(),
+    }
+    say(
+        f"benchmark ({plan.name}) on {results['machine']['cpu_model']}, "
+        f"{results['machine']['cores']} cores; load average {results['load_average_start']}"
+    )
+    with bench_stack() as stack:
+        run = Run(plan, stack)
+        run.results = results
+        results["errors"] = []
+        results["baseline"] = await run.phase("baseline", run.baseline)
+        results["drains"] = await run.phase("drain rate per service", run.drains)
+        _ratios(results)
+        results["chain"] = await run.phase("chain latency at rising load", run.chain)
+        results["load_average_after_load"] = machine.load_average()
+        results["rebuild"] = await run.phase("analytics rebuild", run.rebuild)
+    results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    results["load_average_end"] = machine.load_average()
+    results["minutes"] = round((datetime.now(UTC) - started).total_seconds() / 60, 1)
+    return results
+
+
+def _ratios(results: dict[str, Any]) -> None:
+    shapes = {row["shape"]: row["per_second"] for row in results.get("baseline") or []}
+    for row in (results.get("drains") or {}).get("services", []):
+        row["ratio"] = {
+            shape: round(row["per_second"] / rate, 2) for shape, rate in shapes.items() if rate
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a smaller run, about 3 minutes")
+    parser.add_argument(
+        "--no-report", action="store_true", help="write the JSON only, leave REPORT.md alone"
+    )
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now().strftime("%Y-%m-%d-%H%M")
+    out = RESULTS / f"{stamp}{'-quick' if args.quick else ''}.json"
+    try:
+        results = asyncio.run(main_async(plan, out))
+    except KeyboardInterrupt:
+        print("interrupted; the stack was stopped", file=sys.stderr)
+        return 130
+    out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    say(f"results: {out.relative_to(HERE.parent)}")
+    if not args.no_report:
+        report = write_report(results, out, HERE / "REPORT.md")
+        say(f"report: {report.relative_to(HERE.parent)}")
+    return 1 if results.get("errors") else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
