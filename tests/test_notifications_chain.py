@@ -642,7 +642,19 @@ async def test_a_module_worked_through_is_recorded_and_an_idle_one_is_nudged_the
             return found == []
 
         await eventually(forgotten, "learning to forget Anouk")
-        enrolment_events = await events_on(bootstrap, ENROLMENTS.name)
+
+        async def enrolments_published() -> list[Event] | None:
+            # Learning's relay publishes after each commit: wait for the last ones to be out.
+            events = await events_on(bootstrap, ENROLMENTS.name)
+            seen = {(type(e).__name__, getattr(e, "client_ref", None)) for e in events}
+            expected = {
+                ("ModuleCompleted", anouk_trajectory["client_ref"]),
+                ("ModuleAbandoned", yusuf_trajectory["client_ref"]),
+                ("QuestionnaireCompleted", waiting_ref),
+            }
+            return events if expected <= seen else None
+
+        enrolment_events = await eventually(enrolments_published, "learning's events on the bus")
         reminders = await Notifications(stack).reminders(UTRECHT, yusuf_trajectory["client_ref"])
     finally:
         await client.close()
@@ -669,7 +681,10 @@ async def test_a_module_worked_through_is_recorded_and_an_idle_one_is_nudged_the
     assert idle["enrolment_id"] in nudge_mails[0].get_content()  # the link to carry on
     assert "stress" not in nudge_mails[0].get_content().lower()  # the module is not named
 
-    [scan_done] = [e for e in enrolment_events if isinstance(e, QuestionnaireCompleted)][-1:]
-    assert scan_done.client_ref == waiting_ref
+    [scan_done] = [
+        e
+        for e in enrolment_events
+        if isinstance(e, QuestionnaireCompleted) and e.client_ref == waiting_ref
+    ]
     assert scan_done.moment is QuestionnaireMoment.BASELINE
     assert scan_done.scores.model_dump() == SCORES
