@@ -22,7 +22,7 @@ import asyncio
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,7 @@ from ketenbus.analytics.settings import AnalyticsSettings
 from ketenbus.analytics.store import EVENT_COUNTS, FactStore
 from ketenbus.contracts.envelope import Envelope, Event, UndeliverableEvent, decode
 from ketenbus.contracts.events import REGISTRY, ClientErasureRequested
+from ketenbus.kit.broker import client_options
 from ketenbus.kit.inbox import INBOX
 from ketenbus.kit.mongo import create_mongo_client
 
@@ -47,6 +48,16 @@ GROUP = "analytics"
 # holds it: once collected, the next decode() of that type builds the class again (a few
 # milliseconds each). Holding them here keeps every decode a cache hit.
 _ENVELOPES = [Envelope[event] for event in REGISTRY.values()]  # type: ignore[valid-type]
+# Where the topics are: a bootstrap address (tests, benchmarks on loopback) or the options of
+# kit.broker.client_options(), which carry the service's SASL and TLS settings.
+Kafka = str | Mapping[str, Any]
+
+
+def _consumer(kafka: Kafka, group_id: str | None = None) -> AIOKafkaConsumer:
+    options = {"bootstrap_servers": kafka} if isinstance(kafka, str) else dict(kafka)
+    return AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=group_id)
+
+
 # Documents per insert_many: a few round trips per collection, each well under 16 MB.
 WRITE_CHUNK = 5_000
 
@@ -129,7 +140,7 @@ class NotQuiet(Exception):
     """Events keep arriving, or the live consumer is behind: no fair comparison possible."""
 
 
-async def true_ends(bootstrap: str, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+async def true_ends(kafka: Kafka, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
     """The offset after the last message of each partition, as it is now.
 
     Not `end_offsets()` alone: Tansu answers ListOffsets(latest) with the base offset of the
@@ -139,7 +150,7 @@ async def true_ends(bootstrap: str, partitions: list[TopicPartition]) -> dict[To
     On Apache Kafka the two agree."""
     if not partitions:
         return {}
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    probe = _consumer(kafka)
     await probe.start()
     try:
         probe.assign(partitions)
@@ -167,22 +178,20 @@ async def _partitions(consumer: AIOKafkaConsumer, topics: list[str]) -> list[Top
 
 
 async def quiet_ends(
-    bootstrap: str, topics: list[str], timeout: float = 120.0
+    kafka: Kafka, topics: list[str], timeout: float = 120.0
 ) -> dict[TopicPartition, int]:
     """The ends of the topics at a moment the live consumer group has read exactly up to
     them: the one point where the live projection and a replay see the same stream."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=GROUP
-    )
+    consumer = _consumer(kafka, GROUP)
     await consumer.start()
     try:
         partitions = await _partitions(consumer, topics)
         deadline = time.monotonic() + timeout
         while True:
-            ends = await true_ends(bootstrap, partitions)
+            ends = await true_ends(kafka, partitions)
             committed = {tp: await consumer.committed(tp) or 0 for tp in partitions}
             caught_up = all(committed[tp] >= ends[tp] for tp in partitions)
-            if caught_up and await true_ends(bootstrap, partitions) == ends:
+            if caught_up and await true_ends(kafka, partitions) == ends:
                 return ends
             if time.monotonic() > deadline:
                 behind = sum(max(ends[tp] - committed[tp], 0) for tp in partitions)
@@ -196,7 +205,7 @@ async def quiet_ends(
 
 
 async def replay(
-    bootstrap: str,
+    kafka: Kafka,
     topics: list[str],
     apply: Callable[[Envelope[Any]], Awaitable[None]],
     ends: dict[TopicPartition, int] | None = None,
@@ -205,9 +214,7 @@ async def replay(
     now), in partition order; each event id once."""
     started = time.monotonic()
     result = Replayed()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
-    )
+    consumer = _consumer(kafka)
     await consumer.start()
     try:
         partitions = await _partitions(consumer, topics)
@@ -215,7 +222,7 @@ async def replay(
             return result
         consumer.assign(partitions)
         result.ends = (
-            {tp: ends[tp] for tp in partitions} if ends else await true_ends(bootstrap, partitions)
+            {tp: ends[tp] for tp in partitions} if ends else await true_ends(kafka, partitions)
         )
         beginnings = await consumer.beginning_offsets(partitions)
         await consumer.seek_to_beginning(*partitions)
@@ -248,7 +255,7 @@ async def replay(
 
 
 async def rebuild_into(
-    db: AsyncDatabase[Any], bootstrap: str, ends: dict[TopicPartition, int] | None = None
+    db: AsyncDatabase[Any], kafka: Kafka, ends: dict[TopicPartition, int] | None = None
 ) -> Replayed:
     """Empty the projection in `db` and fill it again from the topics (up to `ends`):
     projected in memory, then written in bulk. `seconds` of the result is the whole rebuild,
@@ -263,7 +270,7 @@ async def rebuild_into(
         book.project(envelope.data)
         counts[envelope.type] = counts.get(envelope.type, 0) + 1
 
-    replayed = await replay(bootstrap, handlers.topics(), apply, ends)
+    replayed = await replay(kafka, handlers.topics(), apply, ends)
     writing = time.monotonic()
     replayed.documents = await book.write(db)
     if counts:
@@ -274,13 +281,11 @@ async def rebuild_into(
     return replayed
 
 
-async def commit_group_offsets(bootstrap: str, ends: dict[TopicPartition, int]) -> None:
+async def commit_group_offsets(kafka: Kafka, ends: dict[TopicPartition, int]) -> None:
     """Let the live consumer group start after what the rebuild has read."""
     if not ends:
         return
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=GROUP
-    )
+    consumer = _consumer(kafka, GROUP)
     await consumer.start()
     try:
         consumer.assign(list(ends))
@@ -320,20 +325,20 @@ async def main_async(verify: bool, out: Any = sys.stdout) -> int:
     client: AsyncMongoClient[Any] = create_mongo_client(settings)
     try:
         live = client[settings.database_name]
-        bootstrap = settings.kafka_bootstrap_servers
+        kafka = client_options(settings)
         if verify:
             try:
-                ends = await quiet_ends(bootstrap, handlers.topics())
+                ends = await quiet_ends(kafka, handlers.topics())
             except NotQuiet as error:
                 print(f"cannot verify: {error}", file=out)
                 return 2
             scratch = client[f"{settings.database_name}_rebuild"]
-            replayed = await rebuild_into(scratch, bootstrap, ends)
+            replayed = await rebuild_into(scratch, kafka, ends)
             problems = differences(await every_figure(live), await every_figure(scratch))
             await client.drop_database(scratch.name)
         else:
-            replayed = await rebuild_into(live, bootstrap)
-            await commit_group_offsets(bootstrap, replayed.ends)
+            replayed = await rebuild_into(live, kafka)
+            await commit_group_offsets(kafka, replayed.ends)
             problems = []
         rate = replayed.events / replayed.seconds if replayed.seconds else 0.0
         print(
