@@ -6,7 +6,7 @@ UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 
-.PHONY: demo test setup system-packages lint schemas check-lock audit up down status clean
+.PHONY: demo test setup system-packages lint schemas check-lock audit bench up down status clean
 
 demo: setup ## bring up the embedded stack and run the scenario
 	$(UV) run ketenbus demo
@@ -14,7 +14,7 @@ demo: setup ## bring up the embedded stack and run the scenario
 test: setup system-packages check-lock audit ## the whole test suite on the embedded stack
 	$(UV) run ruff check .
 	$(UV) run python -m ketenbus.contracts check
-	$(UV) run pytest
+	$(UV) run pytest -n auto --maxprocesses 4 --dist loadfile
 
 setup: $(UV) ## uv, then every Python dependency exactly as locked
 	$(UV) sync --frozen --quiet
@@ -48,6 +48,9 @@ lint: setup
 
 schemas: setup ## export the JSON Schema of every event (refuses breaking changes)
 	$(UV) run python -m ketenbus.contracts export
+
+bench: setup ## measure speed and memory on a stack of its own; writes benchmarks/REPORT.md
+	$(UV) run python -m benchmarks.run
 
 up: setup
 	$(UV) run ketenbus up

@@ -20,7 +20,7 @@ from ketenbus.devstack.simulation import YearOptions
 from ketenbus.devstack.stack import SERVICES
 from ketenbus.devstack.year import BOOT_SECONDS, play_year, print_report
 
-pytestmark = [pytest.mark.stack, pytest.mark.chain]
+pytestmark = [pytest.mark.stack, pytest.mark.chain, pytest.mark.long]
 
 # A month with a few dozen residents: enough for all three organisations, closed cases,
 # no-shows, modules, homework and hand-offs, and light enough for a busy two-core machine.

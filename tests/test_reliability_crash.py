@@ -64,7 +64,7 @@ from ketenbus.contracts.values import (
 from ketenbus.devstack import partner_keys
 from ketenbus.devstack.access import KAFKA_PARTNERS
 
-pytestmark = [pytest.mark.stack, pytest.mark.chain]
+pytestmark = [pytest.mark.stack, pytest.mark.chain, pytest.mark.long]
 
 SERVICES = ("intake", "trajectory", "notifications", "learning", "analytics")
 GP = "huisarts-de-linde"

@@ -12,7 +12,7 @@ from pymongo import AsyncMongoClient
 from ketenbus.contracts import topics
 from ketenbus.devstack.errors import StartFailed
 from ketenbus.devstack.kafka_server import start_kafka
-from ketenbus.devstack.ports import LOOPBACK
+from ketenbus.devstack.ports import LOOPBACK, PORT_RANGE_VARIABLE, free_port
 from ketenbus.devstack.topic_provisioning import create_topics, wanted_topics
 
 pytestmark = pytest.mark.stack
@@ -93,3 +93,15 @@ async def test_mongo_runs_with_failpoints_enabled(mongo_url: str) -> None:
     finally:
         await client.close()
     assert answer["ok"] == 1.0
+
+
+def test_free_ports_come_from_the_configured_range(monkeypatch):
+    monkeypatch.setenv(PORT_RANGE_VARIABLE, "21000-21009")
+    ports = {free_port() for _ in range(5)}
+    assert len(ports) == 5 and all(21000 <= p <= 21009 for p in ports)
+
+
+def test_a_malformed_port_range_is_refused_with_the_expected_shape(monkeypatch):
+    monkeypatch.setenv(PORT_RANGE_VARIABLE, "21000")
+    with pytest.raises(ValueError, match="expected two ports"):
+        free_port()

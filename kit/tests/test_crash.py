@@ -23,7 +23,7 @@ from ketenbus.devstack.ports import free_port
 
 from .support import eventually
 
-pytestmark = pytest.mark.stack
+pytestmark = [pytest.mark.stack, pytest.mark.long]
 
 EVENTS = 5_000
 

@@ -6,9 +6,15 @@ and must never be reachable from the network.
 
 from __future__ import annotations
 
+import os
+import random
 import socket
 
 LOOPBACK = "127.0.0.1"
+# Parallel test workers each pick from a range of their own (below the kernel's ephemeral
+# range, so no outgoing connection holds one): two processes asking the kernel for a free
+# port could both be offered one the other is about to bind.
+PORT_RANGE_VARIABLE = "KETENBUS_PORT_RANGE"
 
 # Ports this process has already handed out. The kernel may offer a port again as soon as the
 # probing socket is closed, and two servers of one stack must never be given the same port.
@@ -28,16 +34,40 @@ def is_free(port: int) -> bool:
     return True
 
 
+def port_range() -> range | None:
+    """The ports this process may hand out ("20000-25999" in KETENBUS_PORT_RANGE), if set."""
+    value = os.environ.get(PORT_RANGE_VARIABLE)
+    if not value:
+        return None
+    try:
+        low, high = (int(part) for part in value.split("-"))
+    except ValueError:
+        raise ValueError(
+            f"{PORT_RANGE_VARIABLE}={value!r}: expected two ports, like 20000-25999"
+        ) from None
+    if not 1024 <= low <= high <= 65535:
+        raise ValueError(f"{PORT_RANGE_VARIABLE}={value!r}: ports must lie in 1024-65535")
+    return range(low, high + 1)
+
+
+def _candidate(allowed: range | None) -> int:
+    if allowed is not None:
+        return random.choice(allowed)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        return int(probe.getsockname()[1])
+
+
 def free_port() -> int:
-    """A loopback port nothing listens on and that this process has not handed out before."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.bind((LOOPBACK, 0))
-            port = int(probe.getsockname()[1])
-        if port not in _handed_out:
+    """A loopback port nothing listens on and that this process has not handed out before
+    (from KETENBUS_PORT_RANGE when set, otherwise any the kernel offers)."""
+    allowed = port_range()
+    for _ in range(200):
+        port = _candidate(allowed)
+        if port not in _handed_out and (allowed is None or is_free(port)):
             _handed_out.add(port)
             return port
-    raise RuntimeError("no free loopback port found")  # pragma: no cover - kernel out of ports
+    raise RuntimeError("no free loopback port found")  # pragma: no cover - all taken
 
 
 def preferred_or_free(preferred: int | None) -> int:
