@@ -878,6 +878,14 @@ async def test_no_one_imports_a_benchmark_snapshot_in_another_organisations_name
     assert await labelled(A) == own
 
 
+async def test_figures_by_an_unknown_dimension_are_refused_naming_the_choices(world):
+    wrong = await world.call(
+        "GET", "analytics", "/v1/figures", A, "manager", params={"by": "funder,postcode"}
+    )
+    assert wrong.status_code == 422, wrong.text
+    assert "postcode" in wrong.json()["detail"] and "work_type" in wrong.json()["detail"]
+
+
 # ---------------------------------------------------------------------- API keys at rest
 
 

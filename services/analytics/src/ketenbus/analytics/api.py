@@ -52,11 +52,15 @@ class NotYourSnapshot(DomainError):
     status_code = 403
 
 
+class UnknownDimension(DomainError):
+    status_code = 422  # the request itself is wrong, not the state of anything
+
+
 def _by(by: str) -> list[str]:
     chosen = [part.strip() for part in by.split(",") if part.strip()]
     unknown = sorted(set(chosen) - set(DIMENSIONS))
     if unknown:
-        raise DomainError(f"cannot group by {unknown}; choose from {', '.join(DIMENSIONS)}")
+        raise UnknownDimension(f"cannot group by {unknown}; choose from {', '.join(DIMENSIONS)}")
     return chosen
 
 
@@ -86,12 +90,18 @@ async def steering_figures(
     format: Format = "json",
 ) -> Any:
     """Every steering figure of your organisation per period (and per the dimensions asked)."""
+    dimensions = _by(by)
     async with uow.reading() as tx:
         facts = await tx.facts.facts(caller.organisation_id)
-    rows = [cell.row() for cell in figures(facts, period, _by(by))]
+    rows = [cell.row() for cell in figures(facts, period, dimensions)]
     if format == "csv":
         return _csv(rows, FIELDS, f"figures-{caller.organisation_id}-{period}")
-    return {"organisation": caller.organisation_id, "period": period, "by": _by(by), "cells": rows}
+    return {
+        "organisation": caller.organisation_id,
+        "period": period,
+        "by": dimensions,
+        "cells": rows,
+    }
 
 
 @router.get("/v1/referral-mix")
