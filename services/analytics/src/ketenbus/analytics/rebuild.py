@@ -54,8 +54,13 @@ Kafka = str | Mapping[str, Any]
 
 
 def _consumer(kafka: Kafka, group_id: str | None = None) -> AIOKafkaConsumer:
+    # "earliest": when a fetch is answered OffsetOutOfRange (Tansu does so now and then for an
+    # offset it holds), aiokafka resets the position by this policy; "latest" would skip the
+    # rest of the partition without a word, and a replay would miss most of the stream.
     options = {"bootstrap_servers": kafka} if isinstance(kafka, str) else dict(kafka)
-    return AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=group_id)
+    return AIOKafkaConsumer(
+        **options, enable_auto_commit=False, group_id=group_id, auto_offset_reset="earliest"
+    )
 
 
 # Documents per insert_many: a few round trips per collection, each well under 16 MB.
