@@ -79,7 +79,9 @@ def _pid(stack: EmbeddedStack, name: str) -> int | None:
 
 async def first_events(bootstrap: str, count: int) -> list[Event]:
     """The first `count` events analytics reads, in the order a replay reads them."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         partitions = await _partitions(consumer, handlers.topics())

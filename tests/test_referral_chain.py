@@ -44,7 +44,9 @@ CLOSED_LOOP_FIELDS = {
 
 async def dump_every_topic(bootstrap: str) -> dict[str, list[bytes]]:
     """Every message on every topic of the broker, from the beginning to the end as it is now."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         topics = sorted(await consumer.topics())

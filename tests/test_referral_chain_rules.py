@@ -393,7 +393,9 @@ async def test_a_bad_partner_message_goes_to_the_dead_letters_and_the_partner_he
 
 
 async def read_topic(bootstrap: str, topic: str) -> list[Any]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         await consumer.topics()
@@ -627,7 +629,11 @@ async def test_the_partner_api_and_topics_are_documented(chain_rules):
 
 
 async def test_no_topic_holds_anyones_name_phone_or_mail(chain_rules):
-    consumer = AIOKafkaConsumer(bootstrap_servers=chain_rules.stack.kafka_bootstrap, group_id=None)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=chain_rules.stack.kafka_bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     try:
         topics = sorted(await consumer.topics())

@@ -220,7 +220,9 @@ async def publish(bootstrap: str, load: list[Envelope[Any]]) -> None:
 
 async def read_everything(bootstrap: str, topics: list[str]) -> list[Any]:
     """Every record on these topics, from the beginning to the end as it is now."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         partitions = [

@@ -229,7 +229,9 @@ def invitations_in_two_weeks(directory: Path) -> Path:
 
 async def read_to_the_end(bootstrap: str, topics: list[str]) -> list[dict[str, Any]]:
     """Every event on these topics, from the beginning to the end as it is now."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         partitions = [

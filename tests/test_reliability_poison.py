@@ -463,7 +463,9 @@ class DeadLetters:
             raise AssertionError("the dead-letter reader stopped")
 
     async def start(self) -> None:
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None)
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=None, auto_offset_reset="earliest"
+        )
         await self.consumer.start()
         await self.consumer.topics()
         partitions = [

@@ -84,7 +84,10 @@ class PartnerLine:
         )
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",  # Tansu may answer OffsetOutOfRange: never skip
         )
         await self._consumer.start()
         partitions = self._consumer.partitions_for_topic(self.outbound)

@@ -186,7 +186,10 @@ class OpenedTrajectories:
     async def start(self) -> None:
         """Read from the topic's current end: everything the year opens comes after it."""
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",  # Tansu may answer OffsetOutOfRange: never skip
         )
         await consumer.start()
         try:
