@@ -62,3 +62,12 @@ async def test_a_broken_rule_is_a_409_with_its_reason():
         response = await http.post("/rule")
     assert response.status_code == 409
     assert response.json() == {"detail": "this appointment is already attended"}
+
+
+async def test_the_correlation_id_given_comes_back_and_one_is_made_when_missing():
+    async with client() as http:
+        given = await http.post("/rule", headers={"X-Correlation-Id": "corr-from-the-partner"})
+        made = await http.post("/rule")
+    assert given.headers["x-correlation-id"] == "corr-from-the-partner"
+    assert len(made.headers["x-correlation-id"]) >= 16
+    assert made.headers.get_list("x-correlation-id") == [made.headers["x-correlation-id"]]

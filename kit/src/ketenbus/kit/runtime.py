@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pymongo
 from fastapi import APIRouter
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
@@ -198,8 +199,13 @@ class Runtime:
         return checks
 
     async def _mongo_answers(self) -> bool:
+        # Bounded by PyMongo's own timeout, never by cancelling: on Python 3.11 a cancel that
+        # lands while PyMongo waits for a server (asyncio.wait_for around a Condition) can
+        # release the topology's lock without holding it. The client then stays wedged after
+        # the database is back; a readiness probe polled through an outage did exactly that.
         try:
-            await asyncio.wait_for(self.mongo.admin.command("ping"), timeout=2)
+            with pymongo.timeout(2):
+                await self.mongo.admin.command("ping")
         except Exception:
             return False
         return True

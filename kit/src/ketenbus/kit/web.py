@@ -165,15 +165,38 @@ def _document_invalid_request(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _add_correlation(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def correlate(request: Request, call_next: Any) -> Response:
-        correlation_id = request.headers.get("x-correlation-id", "")[:64] or None
-        correlation_id = correlation_id or new_event_id()
+class CorrelationMiddleware:
+    """Every request carries a correlation id into the logs and back in the answer.
+
+    Plain ASGI on purpose: Starlette's `@app.middleware("http")` runs the route in a task of
+    its own and cancels it when the client goes away, and a cancel in the middle of a PyMongo
+    call can wedge the client (see Runtime._mongo_answers)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers") or []).get(b"x-correlation-id", b"")
+        correlation_id = given.decode("latin-1")[:64] or new_event_id()
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k != b"x-correlation-id"
+                ]
+                headers.append((b"x-correlation-id", correlation_id.encode("latin-1")))
+                message = {**message, "headers": headers}
+            await send(message)
+
         with log_context(correlation_id=correlation_id):
-            response: Response = await call_next(request)
-        response.headers["x-correlation-id"] = correlation_id
-        return response
+            await self.app(scope, receive, send_with_id)
+
+
+def _add_correlation(app: FastAPI) -> None:
+    app.add_middleware(CorrelationMiddleware)
 
 
 def render_asyncapi(document: dict[str, Any]) -> str:
