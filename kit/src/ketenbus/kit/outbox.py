@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -109,6 +110,11 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.lease_seconds = lease_seconds
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
+        # Until when (time.monotonic) the lease is ours without asking again, and when the
+        # backlog gauges are next measured: each is a round trip to Mongo, and the relay loop
+        # runs after every commit and five times a second when idle.
+        self._lease_until = 0.0
+        self._backlog_due = 0.0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.healthy = True
@@ -118,6 +124,9 @@ class OutboxRelay:
         self._wake.set()
 
     async def _hold_lease(self) -> bool:
+        if time.monotonic() < self._lease_until:
+            return True
+        asked = time.monotonic()
         now = datetime.now(UTC)
         try:
             lease = await self.leases.find_one_and_update(
@@ -139,7 +148,11 @@ class OutboxRelay:
             if getattr(exc, "code", None) == 11000:
                 return False
             raise
-        return lease is not None and lease.get("owner") == self.owner
+        held = lease is not None and lease.get("owner") == self.owner
+        # Renewed for lease_seconds from `asked`: no other replica can take it for that long,
+        # so it is asked again only after a third of it.
+        self._lease_until = asked + self.lease_seconds / 3 if held else 0.0
+        return held
 
     async def publish_pending(self) -> int:
         """Publish one batch; returns how many events went out."""
@@ -165,6 +178,10 @@ class OutboxRelay:
         return len(batch)
 
     async def _update_backlog(self) -> None:
+        """The backlog gauges, at most once a second (publish_pending zeroes them at once)."""
+        if time.monotonic() < self._backlog_due:
+            return
+        self._backlog_due = time.monotonic() + 1.0
         oldest = await self.outbox.find_one({}, sort=[("position", 1)])
         self.metrics.outbox_backlog.set(await self.outbox.count_documents({}))
         age = (datetime.now(UTC) - oldest["created_at"]).total_seconds() if oldest else 0
@@ -198,6 +215,7 @@ class OutboxRelay:
         self._task = asyncio.create_task(self.run(), name="outbox-relay")
 
     async def stop(self) -> None:
+        self._lease_until = 0.0
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -108,8 +108,12 @@ async def receive(
         referral.link_to(original, now)
     else:
         organisation = await tx.organisations.get(organisation_id)
-        crises, everyone = await tx.referrals.waiting_counts(organisation_id)
-        triage(referral, organisation, waitlist_position(referral.crisis, crises, everyone), now)
+        position = 0  # only a referral that waits has a place on the list
+        if not organisation.has_room:
+            # Two counts over the waiting list: paid only by a referral that joins it.
+            crises, everyone = await tx.referrals.waiting_counts(organisation_id)
+            position = waitlist_position(referral.crisis, crises, everyone)
+        triage(referral, organisation, position, now)
         await tx.organisations.save(organisation)
         await share_contact_for_notifications(tx, client_ref, organisation_id, details, now)
     for consent in consents:

@@ -288,22 +288,26 @@ class ClientRepository:
         return unwrap_client_key(self.keys, client_ref, stored) if stored else None
 
     async def details(self, client_ref: str) -> PersonalDetails | None:
+        return (await self._opened(client_ref))[1]
+
+    async def _opened(self, client_ref: str) -> tuple[bytes | None, PersonalDetails | None]:
+        """The client's data key and details, the key read once."""
         data_key = await self._data_key(client_ref)
+        if data_key is None:
+            return None, None
         client = await self.tx.db.clients.find_one({"_id": client_ref}, session=self.tx.session)
-        if data_key is None or client is None:
-            return None
-        return decrypt_details(client_ref, data_key, client["details"])
+        if client is None:
+            return data_key, None
+        return data_key, decrypt_details(client_ref, data_key, client["details"])
 
     async def contact_for_notifications(self, client_ref: str) -> Sealed | None:
-        data_key = await self._data_key(client_ref)
-        details = await self.details(client_ref)
+        data_key, details = await self._opened(client_ref)
         if data_key is None or details is None:
             return None
         return seal_contact_for_notifications(self.keys, client_ref, data_key, details)
 
     async def contact_for_partner(self, client_ref: str, partner_key: bytes) -> Sealed | None:
-        data_key = await self._data_key(client_ref)
-        details = await self.details(client_ref)
+        data_key, details = await self._opened(client_ref)
         if data_key is None or details is None:
             return None
         return seal_contact_for_partner(partner_key, client_ref, data_key, details)

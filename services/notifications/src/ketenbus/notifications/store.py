@@ -12,7 +12,7 @@ from functools import cached_property
 from typing import Any
 
 from pydantic import TypeAdapter
-from pymongo import ReturnDocument
+from pymongo import ReplaceOne, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ketenbus.contracts.values import Channel, Language, Sealed
@@ -140,8 +140,14 @@ class ReminderBook:
         self._publish(reminder)
 
     async def add_all(self, reminders: list[Reminder]) -> None:
+        """One round trip for all of them (an appointment has two reminders)."""
+        if not reminders:
+            return
+        await self.collection.insert_many(
+            [_document(r) for r in reminders], ordered=True, session=self.tx.session
+        )
         for reminder in reminders:
-            await self.add(reminder)
+            self._publish(reminder)
 
     async def save(self, reminder: Reminder) -> None:
         await self.collection.replace_one(
@@ -150,8 +156,17 @@ class ReminderBook:
         self._publish(reminder)
 
     async def save_all(self, reminders: list[Reminder]) -> None:
+        if len(reminders) < 2:
+            for reminder in reminders:
+                await self.save(reminder)
+            return
+        await self.collection.bulk_write(
+            [ReplaceOne({"_id": r.id}, _document(r)) for r in reminders],
+            ordered=True,
+            session=self.tx.session,
+        )
         for reminder in reminders:
-            await self.save(reminder)
+            self._publish(reminder)
 
     async def get(self, reminder_id: str) -> Reminder | None:
         document = await self.collection.find_one({"_id": reminder_id}, session=self.tx.session)
