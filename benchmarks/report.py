@@ -46,14 +46,17 @@ def _flag(results: dict[str, Any]) -> str:
 def targets(results: dict[str, Any]) -> list[list[str]]:
     rows: list[list[str]] = []
     shapes = _baseline(results)
-    limit = shapes.get("bulk")
+    # The issue's baseline: per event one transaction with inbox, state and outbox writes.
+    limit, bulk = shapes.get("single"), shapes.get("bulk")
     for row in (results.get("drains") or {}).get("services", []):
         ratio = row["per_second"] / limit if limit else None
         met = ratio is not None and ratio >= SERVICE_TARGET and row.get("complete")
+        of_bulk = row["per_second"] / bulk if bulk else None
         rows.append(
             [
-                f"{row['service']}: ≥ {SERVICE_TARGET:g} × baseline (bulk shape, {_n(limit)}/s)",
-                f"{_n(row['per_second'])}/s = {_n(ratio, 2)} ×",
+                f"{row['service']}: ≥ {SERVICE_TARGET:g} × baseline "
+                f"(a transaction per event, {_n(limit)}/s)",
+                f"{_n(row['per_second'])}/s = {_n(ratio, 2)} × (bulk shape: {_n(of_bulk, 2)} ×)",
                 "met" if met else "**missed**",
                 WHY_SERVICE.get(row["service"], ""),
             ]
@@ -403,16 +406,79 @@ def write_report(results: dict[str, Any], source: Path, target: Path) -> Path:
 
 # ---------------------------------------------------------------------------------- the text
 
-WHY_SERVICE: dict[str, str] = {}
+WHY_SERVICE: dict[str, str] = {
+    "intake": "SecantusDB: ~21 ms of its CPU per referral (decrypt, keyed hash, per-client key, "
+    "client, referral, consent, organisation, four to six outbox events), see findings",
+}
 WHY_LATENCY_MET = ""
-WHY_LATENCY_MISSED = ""
-WHY_REBUILD = ""
+WHY_LATENCY_MISSED = (
+    "SecantusDB saturates one core at about 10 referrals/s; conflicting writes to the "
+    "organisation's caseload answer 503 (see findings)"
+)
+WHY_REBUILD = (
+    "writing the projection (SecantusDB bulk inserts) takes most of it; reading the topics "
+    "and projecting in memory alone run well above the target (section 5)"
+)
 WHY_MEMORY = ""
-MACHINE_NOTE = ""
-BASELINE_NOTE = ""
-DRAIN_NOTE = ""
-CHAIN_NOTE = ""
-FINDINGS = ""
+MACHINE_NOTE = (
+    "The services, Tansu, SecantusDB and the load generator share these two cores: every "
+    "figure is the whole chain on one small machine, not a service alone. SecantusDB is a "
+    "MongoDB-compatible server written in Python; Tansu a Kafka-compatible broker in Rust."
+)
+BASELINE_NOTE = (
+    "A bare aiokafka + PyMongo loop, no framework: consume, one transaction with an inbox "
+    "insert, a state upsert and an outbox insert, produce, commit. Three shapes: the issue's "
+    "(a transaction per event), a transaction per batch with a write per event (what the "
+    "services do), and a transaction per batch with bulk writes (the ceiling). The CPU "
+    "columns show where the time goes: SecantusDB spends about 2 ms per transaction."
+)
+DRAIN_NOTE = (
+    "A backlog of the events a service consumes, published before it starts; measured from "
+    "ready to the last offset committed. The services consume in batches of up to 100 "
+    "events per transaction (bulk inbox and outbox), their domain writes one by one."
+)
+CHAIN_NOTE = (
+    "Open-loop load at a fixed rate through the HTTP APIs; latency is from sending the "
+    "request to the event arriving on the topic. The load stops rising at the first rate "
+    "with errors, lost work or a p99 over 5 s."
+)
+FINDINGS = """## Findings
+
+**The limit is the embedded database.** In every load stage SecantusDB is the busiest
+process by far (89-142 % of a core while the services use 8-24 %), and in the baseline it
+spends about 2 ms of CPU per transaction against Tansu's 0.4 ms. Whatever a service saves
+in round trips to it shows directly in its rate; nothing else on this machine comes close.
+
+**What was changed, and what it gained** (kit counting service, same machine, earlier runs):
+structlog's per-event work at INFO level was the first limit (55 -> 151 events/s); consuming
+in batches, one transaction per batch with bulk inbox and outbox writes and a fall-back to
+one by one when anything in the batch fails, made it 1,947 events/s. The analytics rebuild
+projects in memory and writes in bulk at the end: 630 -> 6,830 events/s for the projection
+alone (section 5), 9,230 events/s for the whole rebuild including reading the topics.
+
+**Where the targets stand.** Against the issue's baseline (a transaction per event),
+trajectory, notifications, learning and analytics reach at least half of it; against the
+bulk shape (the ceiling of this stack) none does, because their domain writes are still one
+round trip each. Intake is far below either: a referral is the heaviest event of the chain
+(decrypt the partner's envelope, keyed hash for duplicates, a new per-client key, the client,
+the referral, the consent, the organisation's caseload, and four to six outbox events), about
+21 ms of SecantusDB CPU each. The front door adds contention: every referral to one
+organisation updates that organisation's caseload document, and the 503s (the kit's answer to
+a transaction that lost a race, after its retries) are most likely those conflicts; this run
+does not count them by cause. Partners retry with the same Idempotency-Key: nothing is lost
+or doubled. That is also why the referral -> TrajectoryOpened stage saturates at about
+10 referrals/s here, far below the 100/s target; the appointment stage, with no such hot
+document, stays under 1.2 s p99 at 10/s and saturates near 25/s. Every service stays under
+100 MB resident.
+
+**Next, in order of expected gain:** take the caseload count out of the referral's
+transaction (an atomic counter per organisation, or triage in the consumer only), which
+removes the conflicts; bulk-write the domain documents of a batch as the outbox and inbox
+already are; for the rebuild, write fewer and smaller documents (its reading and projecting are
+not the limit: 14,386 events in 0.6 s of the 1.6 s, the rest is SecantusDB's bulk inserts).
+These figures are the embedded stack's; on MongoDB and Apache Kafka the per-operation
+cost is far lower and the same code should be measured there before any capacity is
+promised."""
 HOW_TO_RUN = """## How to run
 
     uv run python -m benchmarks.run            # the full run, about ten minutes
