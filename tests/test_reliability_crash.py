@@ -28,10 +28,7 @@ import importlib
 import json
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, timedelta
-from importlib import resources
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -39,37 +36,33 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pymongo import AsyncMongoClient
 
-from ketenbus.contracts import sealing
-from ketenbus.contracts.envelope import Envelope, Event, wrap
+from ketenbus.contracts.envelope import Envelope, Event
 from ketenbus.contracts.events import (
     ClientWaitlisted,
-    ConsentStatement,
     ModuleAssigned,
     ReferralAccepted,
     ReferralReceived,
-    ReferralSubmitted,
     TrajectoryOpened,
-    Urgency,
 )
 from ketenbus.contracts.topics import partner_inbound
-from ketenbus.contracts.values import (
-    ConsentGiver,
-    ConsentPurpose,
-    Language,
-    ReferralTopic,
-    ReferrerType,
-    WorkType,
-    new_id,
-)
 from ketenbus.devstack import partner_keys
 from ketenbus.devstack.access import KAFKA_PARTNERS
 
+from .reliability import (
+    GP,
+    SERVICES,
+    accepted_referral,
+    assigned_module,
+    eventually,
+    invitations_in_two_weeks,
+    partner_referral,
+    read_everything,
+    topic_of,
+    waitlisted_client,
+)
+
 pytestmark = [pytest.mark.stack, pytest.mark.chain, pytest.mark.long]
 
-SERVICES = ("intake", "trajectory", "notifications", "learning", "analytics")
-GP = "huisarts-de-linde"
-WELFARE = "welzijn-utrecht"
-MODULE = "grip-op-je-geld"
 
 # 10,000 events in all. A partner's referral costs intake the most (and sets off events of
 # its own); every event, and everything the services publish in turn, goes through analytics.
@@ -96,89 +89,6 @@ ANALYTICS_TOPICS = READS["analytics"]
 ALL_READ = sorted({topic for topics in READS.values() for topic in topics})
 
 
-def partner_referral(number: int, sharing_key: bytes, now: datetime) -> Envelope[Any]:
-    """A GP's referral on its inbound topic, the client sealed with the GP's key; a person of
-    their own each (no phone or e-mail, so nothing is sent), in Utrecht."""
-    reference = f"HDL-crash-{number:05d}"
-    client = {
-        "name": f"Cliënt Proef{number:05d}",
-        "date_of_birth": (date(1950, 1, 1) + timedelta(days=number)).isoformat(),
-        "postcode": "3522 BK",
-        "language": "nl",
-    }
-    sealed = sealing.seal(
-        json.dumps(client).encode(),
-        data_key=sealing.new_key(),
-        key_id=f"{GP}-{reference}",
-        recipient_key=sharing_key,
-    )
-    event = ReferralSubmitted(
-        partner_organisation_id=GP,
-        referrer_type=ReferrerType.GP,
-        referrer_reference=reference,
-        topic=ReferralTopic.PSYCHOSOCIAL,
-        urgency=Urgency(),
-        consent=ConsentStatement(
-            given_by=ConsentGiver.CLIENT,
-            purposes=(ConsentPurpose.REFERRAL_FEEDBACK,),
-            granted_at=now,
-        ),
-        client=sealed,
-        submitted_at=now,
-    )
-    return wrap(event, source=GP)
-
-
-def accepted_referral(now: datetime) -> Envelope[Any]:
-    return wrap(
-        ReferralAccepted(
-            referral_id=new_id("ref"),
-            client_ref=new_id("cl"),
-            organisation_id=WELFARE,
-            funder="Utrecht",
-            work_type=WorkType.GENERAL,
-            referrer_type=ReferrerType.GP,
-            topic=ReferralTopic.PSYCHOSOCIAL,
-            postcode_area="3522",
-            crisis=False,
-            consent_id=new_id("cns"),
-            received_at=now,
-            accepted_at=now,
-        ),
-        source="intake",
-    )
-
-
-def assigned_module(now: datetime) -> Envelope[Any]:
-    # Assigned twelve days ago: the nudges (after 5 and 10 idle days) would already be past,
-    # so notifications plans none; abandonment comes only after 21 days.
-    return wrap(
-        ModuleAssigned(
-            trajectory_id=new_id("trj"),
-            client_ref=new_id("cl"),
-            organisation_id=WELFARE,
-            enrolment_id=new_id("enr"),
-            module_id=MODULE,
-            language=Language.NL,
-            assigned_at=now - timedelta(days=12),
-        ),
-        source="trajectory",
-    )
-
-
-def waitlisted_client(now: datetime, position: int) -> Envelope[Any]:
-    return wrap(
-        ClientWaitlisted(
-            referral_id=new_id("ref"),
-            client_ref=new_id("cl"),
-            organisation_id=WELFARE,
-            position=position,
-            waitlisted_at=now,
-        ),
-        source="intake",
-    )
-
-
 def the_load(sharing_key: bytes) -> list[Envelope[Any]]:
     """Interleaved, so every service has work from the first moment to the last."""
     now = datetime.now(UTC)
@@ -198,12 +108,6 @@ def the_load(sharing_key: bytes) -> list[Envelope[Any]]:
     return load
 
 
-def topic_of(envelope: Envelope[Any]) -> str:
-    if isinstance(envelope.data, ReferralSubmitted):
-        return partner_inbound(GP).name
-    return envelope.data.destination().name
-
-
 async def publish(bootstrap: str, load: list[Envelope[Any]]) -> None:
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, enable_idempotence=False, acks="all", linger_ms=5
@@ -216,32 +120,6 @@ async def publish(bootstrap: str, load: list[Envelope[Any]]) -> None:
         await asyncio.gather(*sent)
     finally:
         await producer.stop()
-
-
-async def read_everything(bootstrap: str, topics: list[str]) -> list[Any]:
-    """Every record on these topics, from the beginning to the end as it is now."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        records: list[Any] = []
-        deadline = time.monotonic() + 60
-        while [p for p in partitions if await consumer.position(p) < ends[p]]:
-            assert time.monotonic() < deadline, "could not read the topics to their end"
-            for batch in (await consumer.getmany(timeout_ms=200, max_records=5000)).values():
-                records.extend(batch)
-    finally:
-        await consumer.stop()
-    return records
 
 
 class Bus:
@@ -294,27 +172,6 @@ async def ready(url: str) -> bool:
             return (await http.get(f"{url}/readyz")).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-async def eventually(
-    condition: Callable[[], Awaitable[bool]], what: str, timeout: float, every: float = 0.2
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
-        await asyncio.sleep(every)
-
-
-def invitations_in_two_weeks(directory: Path) -> Path:
-    """The packaged reminder policy, but waitlist invitations two weeks after the waitlisting:
-    planned (and counted) during the test, never due, so the dispatcher leaves them be."""
-    policies = json.loads(
-        resources.files("ketenbus.notifications").joinpath("data/policies.json").read_text()
-    )
-    policies["default"]["waitlist_invitation_delay"] = "P14D"
-    path = directory / "policies.json"
-    path.write_text(json.dumps(policies))
-    return path
 
 
 # Well under this on an idle machine; the margin is for a machine shared with other work.

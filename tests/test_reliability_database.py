@@ -9,14 +9,10 @@ on the bus. No service is restarted: what recovers, recovers on its own.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
-from importlib import resources
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -24,35 +20,31 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pymongo import AsyncMongoClient
 
-from ketenbus.analytics.rebuild import true_ends
-from ketenbus.contracts import sealing
-from ketenbus.contracts.envelope import Envelope, Event, wrap
+from ketenbus.contracts.envelope import Envelope, Event
 from ketenbus.contracts.events import (
     ClientWaitlisted,
-    ConsentStatement,
     ModuleAssigned,
     ReferralAccepted,
     ReferralSubmitted,
-    Urgency,
 )
-from ketenbus.contracts.topics import REFERRALS, TRAJECTORIES, partner_inbound
-from ketenbus.contracts.values import (
-    ConsentGiver,
-    ConsentPurpose,
-    Language,
-    ReferralTopic,
-    ReferrerType,
-    WorkType,
-    new_id,
-)
+from ketenbus.contracts.topics import REFERRALS, TRAJECTORIES
 from ketenbus.devstack import partner_keys, stack_state
 from ketenbus.devstack.mongo_server import begin_mongo
 
-pytestmark = [pytest.mark.stack, pytest.mark.chain, pytest.mark.long]
+from .reliability import (
+    GP,
+    SERVICES,
+    accepted_referral,
+    assigned_module,
+    eventually,
+    invitations_in_two_weeks,
+    partner_referral,
+    read_everything,
+    topic_of,
+    waitlisted_client,
+)
 
-SERVICES = ("intake", "trajectory", "notifications", "learning", "analytics")
-GP = "huisarts-de-linde"
-WELFARE = "welzijn-utrecht"
+pytestmark = [pytest.mark.stack, pytest.mark.chain, pytest.mark.long]
 
 # Who handles what (the services' handlers): an event the service must not commit past
 # while it cannot write its effect.
@@ -64,91 +56,18 @@ HANDLED_BY: dict[type[Event], set[str]] = {
 }
 
 
-def events(sharing_key: bytes, each: int) -> list[Envelope[Any]]:
+def events(sharing_key: bytes, each: int, first: int) -> list[Envelope[Any]]:
+    """`each` events of every type handled here; referrals numbered from `first`."""
     now = datetime.now(UTC)
     made: list[Envelope[Any]] = []
-    for _ in range(each):
-        reference = f"HDL-db-{new_id('x')[-12:]}"
-        sealed = sealing.seal(
-            json.dumps(
-                {"name": f"Proef {reference}", "date_of_birth": "1971-05-06", "postcode": "3522 BK"}
-            ).encode(),
-            data_key=sealing.new_key(),
-            key_id=f"{GP}-{reference}",
-            recipient_key=sharing_key,
-        )
-        made.append(
-            wrap(
-                ReferralSubmitted(
-                    partner_organisation_id=GP,
-                    referrer_type=ReferrerType.GP,
-                    referrer_reference=reference,
-                    topic=ReferralTopic.PSYCHOSOCIAL,
-                    urgency=Urgency(),
-                    consent=ConsentStatement(
-                        given_by=ConsentGiver.CLIENT,
-                        purposes=(ConsentPurpose.REFERRAL_FEEDBACK,),
-                        granted_at=now,
-                    ),
-                    client=sealed,
-                    submitted_at=now,
-                ),
-                source=GP,
-            )
-        )
-        made.append(
-            wrap(
-                ReferralAccepted(
-                    referral_id=new_id("ref"),
-                    client_ref=new_id("cl"),
-                    organisation_id=WELFARE,
-                    funder="Utrecht",
-                    work_type=WorkType.GENERAL,
-                    referrer_type=ReferrerType.GP,
-                    topic=ReferralTopic.PSYCHOSOCIAL,
-                    postcode_area="3522",
-                    crisis=False,
-                    consent_id=new_id("cns"),
-                    received_at=now,
-                    accepted_at=now,
-                ),
-                source="intake",
-            )
-        )
-        made.append(
-            wrap(
-                ModuleAssigned(
-                    trajectory_id=new_id("trj"),
-                    client_ref=new_id("cl"),
-                    organisation_id=WELFARE,
-                    enrolment_id=new_id("enr"),
-                    module_id="grip-op-je-geld",
-                    language=Language.NL,
-                    # Long enough ago that no nudge is planned: no reminder work on the side.
-                    assigned_at=now - timedelta(days=12),
-                ),
-                source="trajectory",
-            )
-        )
-        made.append(
-            wrap(
-                ClientWaitlisted(
-                    referral_id=new_id("ref"),
-                    client_ref=new_id("cl"),
-                    organisation_id=WELFARE,
-                    position=1,
-                    waitlisted_at=now,
-                ),
-                source="intake",
-            )
-        )
+    for number in range(first, first + each):
+        made += [
+            partner_referral(number, sharing_key, now, tag="db"),
+            accepted_referral(now),
+            assigned_module(now),
+            waitlisted_client(now, position=1),
+        ]
     return made
-
-
-def topic_of(envelope: Envelope[Any]) -> str:
-    if isinstance(envelope.data, ReferralSubmitted):
-        return partner_inbound(GP).name
-    return envelope.data.destination().name
 
 
 async def publish(
@@ -168,15 +87,6 @@ async def publish(
         (e, TopicPartition(m.topic, m.partition), m.offset)
         for e, m in zip(load, landed, strict=True)
     ]
-
-
-async def eventually(
-    condition: Callable[[], Awaitable[bool]], what: str, timeout: float, every: float = 0.2
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
-        await asyncio.sleep(every)
 
 
 async def failed_attempts(http: httpx.AsyncClient, url: str) -> float:
@@ -215,44 +125,6 @@ def restart_mongo(stack: Any) -> None:
     stack_state.save(stack.home, state)
 
 
-def invitations_in_two_weeks(directory: Path) -> Path:
-    """The packaged reminder policy, but waitlist invitations two weeks after the waitlisting:
-    planned (and counted) during the test, never due, so the dispatcher leaves them be."""
-    policies = json.loads(
-        resources.files("ketenbus.notifications").joinpath("data/policies.json").read_text()
-    )
-    policies["default"]["waitlist_invitation_delay"] = "P14D"
-    path = directory / "policies.json"
-    path.write_text(json.dumps(policies))
-    return path
-
-
-async def read_to_the_end(bootstrap: str, topics: list[str]) -> list[dict[str, Any]]:
-    """Every event on these topics, from the beginning to the end as it is now."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await true_ends(bootstrap, partitions)  # Tansu's end_offsets() can fall short
-        found: list[dict[str, Any]] = []
-        deadline = time.monotonic() + 30
-        while [p for p in partitions if await consumer.position(p) < ends[p]]:
-            assert time.monotonic() < deadline, "could not read the topics to their end"
-            for batch in (await consumer.getmany(timeout_ms=200)).values():
-                found.extend(json.loads(r.value) for r in batch)
-    finally:
-        await consumer.stop()
-    return found
-
-
 async def test_services_wait_out_a_database_outage_and_recover_by_themselves(chain, tmp_path):
     stack = chain(
         SERVICES,
@@ -289,7 +161,7 @@ async def test_services_wait_out_a_database_outage_and_recover_by_themselves(cha
 
     try:
         # Before: the chain works.
-        before = await publish(bootstrap, events(key, 5))
+        before = await publish(bootstrap, events(key, 5, first=0))
         await eventually(lambda: all_handled(before), "the first events", timeout=60)
 
         state = stack_state.load(stack.home)
@@ -312,7 +184,7 @@ async def test_services_wait_out_a_database_outage_and_recover_by_themselves(cha
         # Events for every service arrive meanwhile; each service tries them, and again, and
         # commits nothing past one it could not handle.
         failed_before = {s: await failed_attempts(http, urls[s]) for s in SERVICES}
-        during = await publish(bootstrap, events(key, 10))
+        during = await publish(bootstrap, events(key, 10, first=5))
 
         async def each_tried_twice() -> bool:
             for service in SERVICES:
@@ -383,7 +255,8 @@ async def test_services_wait_out_a_database_outage_and_recover_by_themselves(cha
 
         # analytics: each event of these types on the bus (ours, and those intake made of
         # the referrals) counted once.
-        on_the_bus = await read_to_the_end(bootstrap, [REFERRALS.name, TRAJECTORIES.name])
+        records = await read_everything(bootstrap, [REFERRALS.name, TRAJECTORIES.name])
+        on_the_bus = [json.loads(r.value) for r in records]
         counted = {d["_id"]: d["count"] async for d in db["analytics"].event_counts.find()}
         for event_type in (ReferralAccepted, ModuleAssigned, ClientWaitlisted):
             ids = {e["id"] for e in on_the_bus if e["type"] == event_type.event_type()}
