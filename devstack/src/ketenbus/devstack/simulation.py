@@ -49,12 +49,12 @@ CONTACT_CHANNEL = {"face_to_face": "face_to_face", "phone": "phone", "video": "v
 class YearOptions:
     start: datetime = datetime(2025, 1, 1, 7, 0, tzinfo=LOCAL)
     days: int = 365
-    # Sized for a two-core machine that is busy with other work too: the five services and
-    # their Python MongoDB server answer some eight to ten calls a second there (about 65 ms of
-    # CPU each, all processes together), and at this speed 60 residents make about six (a
-    # year in 175 s; one real second is 50 simulated hours).
-    clients: int = 60
-    speed: float = 180_000.0
+    # Sized for a two-core machine: the five services and their Python MongoDB server answer
+    # some eight to ten calls a second there (about 65 ms of CPU each, all processes
+    # together); a resident makes about 17 calls in a year, so 200 residents at this speed
+    # make about nine a second (the year in 394 s; one real second is 22 simulated hours).
+    clients: int = 200
+    speed: float = 80_000.0
     seed: int = 2025
 
     @classmethod
