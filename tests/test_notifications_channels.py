@@ -100,8 +100,11 @@ class Refusing:
 
 
 class Hanging:
+    """Takes the message and never answers: the server's stop (at the fixture's end) cancels
+    the wait."""
+
     async def handle_DATA(self, server, session, envelope):
-        await asyncio.sleep(10)
+        await asyncio.Event().wait()
         return "250 OK"
 
 
