@@ -22,7 +22,7 @@ from aiokafka.errors import CommitFailedError, IllegalGenerationError, Rebalance
 from benchmarks import events
 from benchmarks.machine import CpuMeter
 from benchmarks.stack import handled, metrics, sample
-from ketenbus.analytics.rebuild import true_ends
+from ketenbus.analytics.rebuild import partitions_of, true_ends
 from ketenbus.contracts.topics import partner_inbound
 from ketenbus.devstack import access
 from ketenbus.devstack.stack import EmbeddedStack
@@ -60,13 +60,7 @@ async def _partitions(bootstrap: str, topics: Iterable[str]) -> list[TopicPartit
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
     try:
-        known = await consumer.topics()
-        return [
-            TopicPartition(topic, p)
-            for topic in topics
-            if topic in known
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        return await partitions_of(consumer, topics)
     finally:
         await consumer.stop()
 

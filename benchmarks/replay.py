@@ -17,7 +17,7 @@ from pymongo import AsyncMongoClient
 
 from benchmarks.machine import CpuMeter
 from ketenbus.analytics.handlers import handlers
-from ketenbus.analytics.rebuild import ReplayBook, _partitions, true_ends
+from ketenbus.analytics.rebuild import ReplayBook, partitions_of, true_ends
 from ketenbus.analytics.store import FactStore
 from ketenbus.contracts.envelope import Event, UndeliverableEvent, decode
 from ketenbus.contracts.events import REGISTRY
@@ -84,7 +84,7 @@ async def first_events(bootstrap: str, count: int) -> list[Event]:
     )
     await consumer.start()
     try:
-        partitions = await _partitions(consumer, handlers.topics())
+        partitions = await partitions_of(consumer, handlers.topics())
         ends = await true_ends(bootstrap, partitions)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)

@@ -82,16 +82,17 @@ from ketenbus.contracts.values import (
     Language,
     ReferralTopic,
     ReferrerType,
-    WorkType,
     new_id,
 )
 from ketenbus.devstack import partner_keys, stack_state
+
+from .reliability import accepted_referral, waitlisted_client
 
 pytestmark = [pytest.mark.stack, pytest.mark.chain]
 
 SERVICES = ("intake", "trajectory", "notifications", "learning", "analytics")
 GP, DEBT = "huisarts-de-linde", "schuldhulp-midden"
-WELFARE = "welzijn-utrecht"
+WELFARE = "welzijn-utrecht"  # as in tests/reliability.py, whose builders are used too
 MAX_EVENT_BYTES = 256 * 1024
 
 
@@ -135,27 +136,8 @@ def _factories(keys: dict[str, bytes]) -> dict[type[Event], Any]:
             partner_referral_id=new_id("prf"),
             accepted_at=_now(),
         ),
-        ReferralAccepted: lambda _: ReferralAccepted(
-            referral_id=new_id("ref"),
-            client_ref=new_id("cl"),
-            organisation_id=WELFARE,
-            funder="Utrecht",
-            work_type=WorkType.GENERAL,
-            referrer_type=ReferrerType.GP,
-            topic=ReferralTopic.PSYCHOSOCIAL,
-            postcode_area="3522",
-            crisis=False,
-            consent_id=new_id("cns"),
-            received_at=_now(),
-            accepted_at=_now(),
-        ),
-        ClientWaitlisted: lambda _: ClientWaitlisted(
-            referral_id=new_id("ref"),
-            client_ref=new_id("cl"),
-            organisation_id=WELFARE,
-            position=1,
-            waitlisted_at=_now(),
-        ),
+        ReferralAccepted: lambda _: accepted_referral(_now()).data,
+        ClientWaitlisted: lambda _: waitlisted_client(_now(), position=1).data,
         ClientErasureRequested: lambda _: ClientErasureRequested(
             client_ref=new_id("cl"), organisation_id=WELFARE, requested_at=_now()
         ),

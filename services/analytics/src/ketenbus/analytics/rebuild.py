@@ -22,7 +22,7 @@ import asyncio
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,7 +172,8 @@ async def true_ends(kafka: Kafka, partitions: list[TopicPartition]) -> dict[Topi
         await probe.stop()
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:
+async def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of those of the topics that exist, in order."""
     known = await consumer.topics()
     return [
         TopicPartition(topic, p)
@@ -190,7 +191,7 @@ async def quiet_ends(
     consumer = _consumer(kafka, GROUP)
     await consumer.start()
     try:
-        partitions = await _partitions(consumer, topics)
+        partitions = await partitions_of(consumer, topics)
         deadline = time.monotonic() + timeout
         while True:
             ends = await true_ends(kafka, partitions)
@@ -222,7 +223,7 @@ async def replay(
     consumer = _consumer(kafka)
     await consumer.start()
     try:
-        partitions = await _partitions(consumer, topics)
+        partitions = await partitions_of(consumer, topics)
         if not partitions:
             return result
         consumer.assign(partitions)
