@@ -2,6 +2,15 @@
 
 Every topic is keyed by the pseudonymous client reference. Partners get a pair of topics of
 their own: they write only to `inbound`, and read only from `outbound`.
+
+Retention is decided here, once, for the stack, compose and Kubernetes alike:
+- the internal streams are the system of record that `ketenbus analytics rebuild` replays, so
+  they keep every event (`retention.ms=-1`): a broker default of a week would shrink years of
+  steering figures to the last week at the next rebuild;
+- a partner's topics are a mailbox, not a record: 30 days, time enough for a partner that was
+  away to catch up;
+- a dead-letter topic waits for a person, and never keeps a record longer than the topic it
+  came from: 30 days, or its source topic's retention when that is shorter.
 """
 
 from __future__ import annotations
@@ -12,16 +21,36 @@ from dataclasses import dataclass
 _ORGANISATION_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
 
+KEEP_FOREVER = -1
+DAY_MS = 24 * 3600 * 1000
+PARTNER_RETENTION_MS = 30 * DAY_MS
+DEAD_LETTER_RETENTION_MS = 30 * DAY_MS
+
+
 @dataclass(frozen=True, slots=True)
 class Topic:
     name: str
     owner: str
     description: str
     partitions: int = 3
+    retention_ms: int = KEEP_FOREVER
 
     @property
     def dlq(self) -> str:
         return dead_letter_topic(self.name)
+
+    @property
+    def dlq_retention_ms(self) -> int:
+        if self.retention_ms == KEEP_FOREVER:
+            return DEAD_LETTER_RETENTION_MS
+        return min(self.retention_ms, DEAD_LETTER_RETENTION_MS)
+
+    def config(self) -> dict[str, str]:
+        """The topic's settings on the broker (explicit, never the broker's defaults)."""
+        return {"retention.ms": str(self.retention_ms), "retention.bytes": "-1"}
+
+    def dlq_config(self) -> dict[str, str]:
+        return {"retention.ms": str(self.dlq_retention_ms), "retention.bytes": "-1"}
 
 
 REFERRALS = Topic(
@@ -84,6 +113,7 @@ def partner_inbound(organisation_id: str) -> Topic:
         org,
         f"Events that partner {org} sends to the chain.",
         partitions=1,
+        retention_ms=PARTNER_RETENTION_MS,
     )
 
 
@@ -95,6 +125,7 @@ def partner_outbound(organisation_id: str) -> Topic:
         "chain",
         f"Events the chain sends to partner {org}.",
         partitions=1,
+        retention_ms=PARTNER_RETENTION_MS,
     )
 
 

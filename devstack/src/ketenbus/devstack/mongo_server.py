@@ -1,34 +1,23 @@
-"""The MongoDB API for local runs: SecantusDB (MongoDB wire protocol over WiredTiger).
+"""The MongoDB API for local runs: SecantusDB's Rust server, `secantusd-rs` (MongoDB wire
+protocol over WiredTiger), built once per machine by ketenbus.devstack.engines.
 
-SecantusDB is GPL-2.0 and only a development and test server: it runs as its own process
-(`secantusd-py`) and is never imported, so no Ketenbus code links against it.
+SecantusDB is GPL-2.0 and only a development and test server: it runs as its own process and
+is never linked into Ketenbus code. It answers everything the services use (CRUD, bulk writes,
+indexes, multi-document transactions, aggregation); it has no `configureFailPoint`
+(CommandNotFound), so failure tests stop and start the server instead of arming failpoints.
 """
 
 from __future__ import annotations
 
-import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
-from ketenbus.devstack import ports
-from ketenbus.devstack.errors import StartFailed
+from ketenbus.devstack import engines, ports
 from ketenbus.devstack.processes import PendingStart, RunningProcess
 
 # An explicit config file stops secantusd from auto-discovering ./secantusd.toml or
 # ~/.secantus/secantusd.toml, so every developer's stack runs with the same settings.
 _CONFIG = "# Written by ketenbus.devstack. Settings are passed as flags; this file stays empty.\n"
-
-
-def daemon_binary() -> str:
-    """secantusd-py from the same environment as this Python (the venv), else from PATH."""
-    beside_python = Path(sys.executable).parent / "secantusd-py"
-    if beside_python.exists():
-        return str(beside_python)
-    found = shutil.which("secantusd-py")
-    if found is None:
-        raise StartFailed("secantusd-py not found; install SecantusDB (uv sync)")
-    return found
 
 
 def mongo_url(port: int) -> str:
@@ -42,23 +31,19 @@ def begin_mongo(
     log_path: Path,
     *,
     port: int | None = None,
-    test_commands: bool = False,
     cache_size: str = "256M",
     timeout: float = 60.0,
     outlive_caller: bool = True,
 ) -> PendingStart:
-    """Start SecantusDB with its data in `data_dir` (kept across restarts); `url` is for PyMongo.
-
-    `test_commands` enables configureFailPoint, which tests use for fault injection; it is off
-    by default because any client on the port could then break the server.
-    """
+    """Start secantusd-rs with its data in `data_dir` (kept across restarts); `url` is for
+    PyMongo."""
     data_dir.mkdir(parents=True, exist_ok=True)
     config = data_dir.parent / f"{data_dir.name}.secantusd.toml"
     config.write_text(_CONFIG)
-    binary = daemon_binary()
+    binary = str(engines.secantus_binary())
 
     def argv(chosen: int) -> list[str]:
-        args = [
+        return [
             binary,
             "--config",
             str(config),
@@ -70,10 +55,10 @@ def begin_mongo(
             str(data_dir),
             "--cache-size",
             cache_size,
+            # The write-ahead log file is allocated in full; tests make many small stores.
+            "--log-file-max",
+            "32MB",
         ]
-        if test_commands:
-            args.append("--enable-test-commands")
-        return args
 
     return PendingStart(
         "mongo",
@@ -81,7 +66,7 @@ def begin_mongo(
         log_path=log_path,
         ready=ports.accepts_connections,
         url_for=mongo_url,
-        ready_line="secantus listening on",
+        ready_line="secantusd-rs listening on",
         port=port,
         timeout=timeout,
         outlive_caller=outlive_caller,

@@ -8,11 +8,11 @@ opens with it the contact the chain seals for it at a hand-off. Kept in
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from ketenbus.contracts import sealing
+from ketenbus.devstack.private_files import write_private
 
 FILE_NAME = "partner-keys.json"
 
@@ -25,11 +25,7 @@ def load_or_create(home: Path, partners: Iterable[str]) -> dict[str, str]:
     if missing:
         keys.update({org: sealing.key_to_text(sealing.new_key()) for org in missing})
         home.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{FILE_NAME}.{os.getpid()}.tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            json.dump(keys, file, indent=2)
-        temporary.replace(path)
+        write_private(path, json.dumps(keys, indent=2))
     return {org: keys[org] for org in partners}
 
 

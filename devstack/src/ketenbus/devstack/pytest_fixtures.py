@@ -1,17 +1,20 @@
 """pytest fixtures that run the embedded stack for tests; import them into a conftest.py:
 
     from ketenbus.devstack.pytest_fixtures import (  # noqa: F401
-        chain, kafka_bootstrap, mongo_url, partner_organisations, stack_home,
+        chain, kafka, kafka_bootstrap, mongo_url, partner_organisations, stack_home,
     )
 
 - `stack_home` (session): a temporary directory for the session's servers and logs.
 - `partner_organisations` (session): organisation ids whose partner topics are created and
   whose keys the services get: the demo's Kafka partners (access.KAFKA_PARTNERS); override it
   in a conftest for others.
-- `kafka_bootstrap` (session): a Tansu broker with every known topic created; or the caller's
-  KAFKA_BOOTSTRAP_SERVERS when set (then only the topics are created).
-- `mongo_url` (session): a SecantusDB with test commands (configureFailPoint) enabled; or the
-  caller's MONGODB_URL when set.
+- `kafka` (session): an Apache Kafka broker (ketenbus.devstack.kafka_server) with every known
+  topic, user and ACL created, as a KafkaAccess: `kafka.client_options()` connects an aiokafka
+  client as the operator, `kafka.client_options("partner-<org>")` as a partner; or the
+  caller's KAFKA_BOOTSTRAP_SERVERS and KAFKA_* settings when set (then only the topics are
+  created).
+- `kafka_bootstrap` (session): its bootstrap address.
+- `mongo_url` (session): a SecantusDB (secantusd-rs); or the caller's MONGODB_URL when set.
 - `chain` (per test): a factory, `chain(services=(), **options) -> EmbeddedStack`, giving a
   stack on the session's servers with its own mail and SMS sinks, for starting services.
 
@@ -30,12 +33,11 @@ from typing import Any, Protocol
 
 import pytest
 
-from ketenbus.devstack import access
-from ketenbus.devstack.kafka_server import start_kafka
+from ketenbus.devstack import access, engines, kafka_provisioning, kafka_server
+from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.devstack.mongo_server import start_mongo
 from ketenbus.devstack.processes import RunningProcess
 from ketenbus.devstack.stack import EmbeddedStack
-from ketenbus.devstack.topic_provisioning import create_topics_blocking
 
 _chain_numbers = itertools.count(1)
 
@@ -69,21 +71,23 @@ class _SharedServer:
     fixtures (each import is a fixture of its own to pytest, and would start its own server)."""
 
     def __init__(self) -> None:
-        self.process: RunningProcess | None = None
+        self.processes: list[RunningProcess] = []
         self.users = 0
 
     @contextlib.contextmanager
-    def used(self, start: Callable[[], RunningProcess]) -> Iterator[RunningProcess]:
-        if self.process is None:
-            self.process = start()
+    def used(self, start: Callable[[], list[RunningProcess]]) -> Iterator[list[RunningProcess]]:
+        if not self.processes:
+            engines.install()
+            self.processes = start()
         self.users += 1
         try:
-            yield self.process
+            yield self.processes
         finally:
             self.users -= 1
             if self.users == 0:
-                process, self.process = self.process, None
-                process.stop()
+                processes, self.processes = self.processes, []
+                for process in processes:
+                    process.stop()
 
 
 _session_kafka = _SharedServer()
@@ -91,17 +95,31 @@ _session_mongo = _SharedServer()
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(stack_home: Path, partner_organisations: list[str]) -> Iterator[str]:
+def kafka(stack_home: Path, partner_organisations: list[str]) -> Iterator[KafkaAccess]:
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if external:
-        create_topics_blocking(external, partner_organisations)
-        yield external
+        access = KafkaAccess.from_environment(external)
+        kafka_provisioning.provision(access, partner_organisations)
+        yield access
         return
-    with _session_kafka.used(
-        lambda: start_kafka(stack_home / "logs" / "kafka.log", outlive_caller=False)
-    ) as broker:
-        create_topics_blocking(broker.url, partner_organisations)
-        yield broker.url
+    directory = stack_home / "kafka"
+
+    def start() -> list[RunningProcess]:
+        _, nodes = kafka_server.start_cluster(
+            directory, stack_home / "logs", partners=partner_organisations, outlive_caller=False
+        )
+        return nodes
+
+    with _session_kafka.used(start) as nodes:
+        access = kafka_server.load(directory).access()
+        kafka_provisioning.provision(access, partner_organisations)
+        assert nodes
+        yield access
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka: KafkaAccess) -> str:
+    return kafka.bootstrap
 
 
 @pytest.fixture(scope="session")
@@ -111,19 +129,18 @@ def mongo_url(stack_home: Path) -> Iterator[str]:
         yield external
         return
     with _session_mongo.used(
-        lambda: start_mongo(
-            stack_home / "mongo",
-            stack_home / "logs" / "mongo.log",
-            test_commands=True,  # tests arm failpoints (configureFailPoint)
-            outlive_caller=False,
-        )
-    ) as server:
-        yield server.url
+        lambda: [
+            start_mongo(
+                stack_home / "mongo", stack_home / "logs" / "mongo.log", outlive_caller=False
+            )
+        ]
+    ) as servers:
+        yield servers[0].url
 
 
 @pytest.fixture
 def chain(
-    tmp_path: Path, kafka_bootstrap: str, mongo_url: str, partner_organisations: list[str]
+    tmp_path: Path, kafka: KafkaAccess, mongo_url: str, partner_organisations: list[str]
 ) -> Iterator[ChainFactory]:
     """Factory for EmbeddedStacks on the session's Kafka and Mongo.
 
@@ -131,7 +148,7 @@ def chain(
     returns once every one answers /readyz. Options:
     - extra_env: environment for the services started here;
     - isolated=True: own Kafka and Mongo servers for this stack (clean topics and offsets;
-      about two seconds more);
+      about ten seconds more);
     - isolate_databases=True (default): each service gets the database
       `chain<N>_<service>` (see EmbeddedStack.database_name), so tests sharing the session's
       Mongo do not see each other's data;
@@ -153,11 +170,10 @@ def chain(
         options: dict[str, Any] = {
             "partners": partner_organisations,
             "outlive_caller": False,
-            "mongo_test_commands": True,
             **stack_options,
         }
         if not isolated:
-            options.setdefault("kafka_bootstrap", kafka_bootstrap)
+            options.setdefault("kafka", kafka)
             options.setdefault("mongo_url", mongo_url)
         if isolate_databases:
             options.setdefault("database_prefix", f"chain{number}")

@@ -4,12 +4,13 @@ An EmbeddedStack lives in a home directory:
 
     <home>/stack.json     pids, ports and URLs of the running stack (for later CLI calls)
     <home>/secrets.env    the services' keys (0600), kept because the Mongo data is kept
-    <home>/mongo/         SecantusDB data
+    <home>/kafka/         Apache Kafka: data, configuration, users (0600), the stack's CA
+    <home>/mongo/         SecantusDB data (secantusd-rs)
     <home>/mail/          every mail the services sent, one .eml file each
     <home>/sms/           every SMS the services sent (messages.jsonl, attempts.jsonl)
     <home>/logs/<name>.log
 
-The infrastructure (Kafka API, Mongo API, mail and SMS sinks) is started first; each service is
+The infrastructure (Apache Kafka, SecantusDB, mail and SMS sinks) is started first; each service is
 then its own process, `python -m ketenbus.<name>`, configured only through environment
 variables, exactly as it would be in a container. When the caller's environment has
 KAFKA_BOOTSTRAP_SERVERS or MONGODB_URL, those servers are used instead of starting our own.
@@ -33,8 +34,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ketenbus.contracts import access as contracts_access
 from ketenbus.devstack import (
     access,
+    engines,
+    kafka_access,
+    kafka_provisioning,
+    kafka_server,
     mail_sink,
     partner_keys,
     ports,
@@ -49,14 +55,15 @@ from ketenbus.devstack.errors import (
     StackNotRunning,
     StartFailed,
 )
-from ketenbus.devstack.kafka_server import begin_kafka
+from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.devstack.mongo_server import begin_mongo
 from ketenbus.devstack.processes import PendingStart, ProcessRef, log_tail, spawn
 from ketenbus.devstack.stack_state import Component, StackState
-from ketenbus.devstack.topic_provisioning import create_topics_blocking
 
 SERVICES: tuple[str, ...] = ("intake", "trajectory", "notifications", "learning", "analytics")
-INFRASTRUCTURE: tuple[str, ...] = ("kafka", "mongo", "mail", "sms")
+INFRASTRUCTURE: tuple[str, ...] = ("kafka", "kafka-2", "kafka-3", "mongo", "mail", "sms")
+# `ketenbus up --brokers 3` or this setting: three Kafka brokers, for failure tests.
+BROKERS_VARIABLE = "KETENBUS_KAFKA_BROKERS"
 # Stable, memorable ports for people running `ketenbus up`; tests always take free ports.
 PREFERRED_HTTP_PORTS: dict[str, int] = {
     "intake": 8001,
@@ -84,7 +91,7 @@ class ComponentStatus:
 
 
 class EmbeddedStack:
-    """Kafka (Tansu), MongoDB (SecantusDB), mail and SMS sinks, and the five services.
+    """Apache Kafka, MongoDB (SecantusDB), mail and SMS sinks, and the five services.
 
     A second instance on the same home (e.g. a later `ketenbus down`) finds the running stack
     through `<home>/stack.json`; every operation reads that file first, so several instances
@@ -95,38 +102,44 @@ class EmbeddedStack:
         self,
         home: Path | str,
         *,
-        kafka_bootstrap: str | None = None,
+        kafka: KafkaAccess | None = None,
         mongo_url: str | None = None,
         partners: Sequence[str] = (),
+        brokers: int | None = None,
         service_module: str = "ketenbus.{name}",
         service_env: Mapping[str, str] | None = None,
         preferred_ports: bool = False,
-        mongo_test_commands: bool = False,
         log_level: str = "INFO",
         database_prefix: str | None = None,
         outlive_caller: bool = True,
     ) -> None:
         """
-        kafka_bootstrap, mongo_url: servers to use instead of starting our own (default: the
-            caller's KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL, else own servers).
-        partners: organisation ids whose partner topics are created up front.
+        kafka: a Kafka to use instead of starting our own, with the users to connect as
+            (default: the caller's KAFKA_BOOTSTRAP_SERVERS and KAFKA_* security settings,
+            else our own Apache Kafka in <home>/kafka).
+        mongo_url: a MongoDB to use instead of our own (default: the caller's MONGODB_URL).
+        partners: organisation ids whose partner topics and Kafka users are created up front.
+        brokers: 1 (default) or 3 Kafka brokers (KETENBUS_KAFKA_BROKERS); with 3, every
+            topic is replicated three times and a write needs two in-sync replicas.
         service_module: module run for a service, `{name}` is replaced by the service name
             (tests point it at a fake).
         service_env: extra environment for every service process.
         preferred_ports: try 8001-8005 for the services first (the CLI); else any free port.
-        mongo_test_commands: start SecantusDB with --enable-test-commands (failpoints).
         database_prefix: give each service the database `<prefix>_<name>` (MONGODB_DATABASE),
             so stacks sharing one Mongo server (tests) do not see each other's data.
         outlive_caller: False makes every process die with the calling process (tests).
         """
         self.home = Path(home).resolve()
-        self._external_kafka = kafka_bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        environment_kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        self._external_kafka = kafka or (
+            KafkaAccess.from_environment(environment_kafka) if environment_kafka else None
+        )
+        self.brokers = brokers or int(os.environ.get(BROKERS_VARIABLE, "1"))
         self._external_mongo = mongo_url or os.environ.get("MONGODB_URL")
         self.partners = list(partners)
         self.service_module = service_module
         self.service_env = dict(service_env or {})
         self.preferred_ports = preferred_ports
-        self.mongo_test_commands = mongo_test_commands
         self.log_level = log_level
         self.database_prefix = database_prefix
         self.outlive_caller = outlive_caller
@@ -156,6 +169,10 @@ class EmbeddedStack:
     def mongo_dir(self) -> Path:
         return self.home / "mongo"
 
+    @property
+    def kafka_dir(self) -> Path:
+        return self.home / "kafka"
+
     def log_path(self, name: str) -> Path:
         return self.logs_dir / f"{name}.log"
 
@@ -165,6 +182,11 @@ class EmbeddedStack:
     @property
     def kafka_bootstrap(self) -> str:
         return self._running_state().kafka_bootstrap
+
+    @property
+    def kafka(self) -> KafkaAccess:
+        """The stack's Kafka, and the users to connect as (kafka.client_options(user))."""
+        return self._running_state().kafka()
 
     @property
     def mongo_url(self) -> str:
@@ -244,6 +266,7 @@ class EmbeddedStack:
                 stack_state.remove(self.home)  # left over from a stack that died
             for directory in (self.logs_dir, self.mail_dir, self.sms_dir):
                 directory.mkdir(parents=True, exist_ok=True)
+            engines.install()  # the first time on a machine: Maven and cargo, with progress
             service_keys.load_or_create(self.home)  # fail now, not at the first service start
             access.provision(self.home)
 
@@ -253,18 +276,25 @@ class EmbeddedStack:
                 state = StackState(
                     home=str(self.home), kafka_bootstrap="", mongo_url="", partners=self.partners
                 )
-                if self._external_kafka:
-                    state.kafka_bootstrap = self._external_kafka
+                own_kafka = self._external_kafka is None
+                if self._external_kafka is not None:
+                    state.kafka_bootstrap = self._external_kafka.bootstrap
+                    if self._external_kafka.directory is not None:
+                        state.kafka_directory = str(self._external_kafka.directory)
                     state.components["kafka"] = Component(
-                        "kafka", "kafka", self._external_kafka, external=True
+                        "kafka", "kafka", state.kafka_bootstrap, external=True
                     )
                 else:
-                    pending.append(
-                        begin_kafka(
-                            self.log_path("kafka"),
-                            timeout=timeout,
-                            outlive_caller=self.outlive_caller,
-                        )
+                    cluster = kafka_server.prepare(
+                        self.kafka_dir, brokers=self.brokers, partners=self.partners
+                    )
+                    state.kafka_bootstrap = cluster.bootstrap
+                    state.kafka_directory = str(self.kafka_dir)
+                    pending += kafka_server.begin_cluster(
+                        cluster,
+                        self.logs_dir,
+                        timeout=max(timeout, 90.0),
+                        outlive_caller=self.outlive_caller,
                     )
                 if self._external_mongo:
                     state.mongo_url = self._external_mongo
@@ -276,7 +306,6 @@ class EmbeddedStack:
                         begin_mongo(
                             self.mongo_dir,
                             self.log_path("mongo"),
-                            test_commands=self.mongo_test_commands,
                             timeout=timeout,
                             outlive_caller=self.outlive_caller,
                         )
@@ -301,21 +330,22 @@ class EmbeddedStack:
                     process = start.wait()
                     state.components[process.name] = Component(
                         name=process.name,
-                        kind=process.name,
+                        kind="kafka" if process.name.startswith("kafka") else process.name,
                         url=process.url,
                         port=process.port,
                         pid=process.ref.pid,
                         started=process.ref.started,
                         log=str(process.log_path),
                     )
-                    if process.name == "kafka":
-                        state.kafka_bootstrap = process.url
-                    elif process.name == "mongo":
+                    if process.name == "mongo":
                         state.mongo_url = process.url
                 # Also on an external Kafka: the topics must exist with the registry's
                 # partition counts before any service produces to them.
-                create_topics_blocking(
-                    state.kafka_bootstrap, self.partners, request_timeout=timeout
+                kafka_provisioning.provision(
+                    state.kafka(),
+                    self.partners,
+                    replication=self.brokers if own_kafka else None,
+                    request_timeout=max(timeout, 30.0),
                 )
                 stack_state.save(self.home, state)
             except BaseException:
@@ -343,9 +373,7 @@ class EmbeddedStack:
         env = dict(os.environ)
         env.update(
             {
-                "KAFKA_BOOTSTRAP_SERVERS": state.kafka_bootstrap,
-                # Tansu cannot do InitProducerId; on Apache Kafka this is true.
-                "KAFKA_ENABLE_IDEMPOTENCE": "false",
+                **self._kafka_environment(state, name),
                 "MONGODB_URL": state.mongo_url,
                 "HTTP_HOST": ports.LOOPBACK,
                 "SMTP_HOST": ports.LOOPBACK,
@@ -380,6 +408,18 @@ class EmbeddedStack:
         env.update(self.service_env)
         env.update(extra_env or {})
         return env
+
+    def _kafka_environment(self, state: StackState, name: str) -> dict[str, str]:
+        kafka = state.kafka()
+        if kafka.external:
+            return kafka.service_environment("")
+        # A fake service in tests (devstack/tests) connects as the operator.
+        user = (
+            contracts_access.service_user(name)
+            if name in contracts_access.SERVICE_ACCESS
+            else kafka_access.ADMIN
+        )
+        return kafka.service_environment(user)
 
     def start_service(self, name: str, extra_env: Mapping[str, str] | None = None) -> int:
         """Start one service process; returns its pid. Does not wait for readiness.
@@ -527,6 +567,35 @@ class EmbeddedStack:
         should_wait = wait if wait is not None else sig in _TERMINATING
         if should_wait and not process.wait_exit(10.0):
             raise StackError(f"{name} (pid {process.pid}) did not exit after signal {sig}")
+
+    def kill_broker(self, node_id: int, sig: int = signal.SIGKILL) -> None:
+        """Send `sig` to one Kafka node of the stack's own cluster (default SIGKILL: a crash)
+        and wait until it is gone."""
+        component = self._component(kafka_server.Node(node_id, 0, 0).name)
+        process = component.process
+        if process is None or not process.send(sig):
+            raise StackError(f"Kafka node {node_id} is not running")
+        if sig in _TERMINATING and not process.wait_exit(30.0):
+            raise StackError(f"Kafka node {node_id} (pid {process.pid}) did not exit")
+
+    def start_broker(self, node_id: int, timeout: float = 90.0) -> None:
+        """Start one Kafka node again on its data (after kill_broker) and wait until it is
+        ready; it catches up with the others by itself."""
+        cluster = kafka_server.load(self.kafka_dir)
+        node = cluster.node(node_id)
+        process = kafka_server.begin_node(
+            cluster,
+            node,
+            self.log_path(node.name),
+            timeout=timeout,
+            outlive_caller=self.outlive_caller,
+        ).wait()
+        with stack_state.locked(self.home):
+            state = self._running_state()
+            component = state.components[node.name]
+            component.pid = process.ref.pid
+            component.started = process.ref.started
+            stack_state.save(self.home, state)
 
     def stop_service(self, name: str, timeout: float = 10.0) -> None:
         """SIGTERM, so the service can finish its work; SIGKILL after `timeout` seconds."""

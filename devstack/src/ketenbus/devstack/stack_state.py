@@ -15,10 +15,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.devstack.processes import ProcessRef
 
 FILE_NAME = "stack.json"
-_FORMAT = 1
+_FORMAT = 2
 
 
 @dataclass(slots=True)
@@ -26,7 +27,7 @@ class Component:
     """One process of the stack, or a server it uses without having started it (external)."""
 
     name: str
-    kind: str  # kafka | mongo | mail | sms | service
+    kind: str  # kafka (one per broker) | mongo | mail | sms | service
     url: str
     port: int | None = None
     pid: int | None = None
@@ -50,6 +51,12 @@ class StackState:
     mongo_url: str
     partners: list[str] = field(default_factory=list)
     components: dict[str, Component] = field(default_factory=dict)
+    # Where the Kafka users and CA live (kafka_access); None: the caller's KAFKA_* settings.
+    kafka_directory: str | None = None
+
+    def kafka(self) -> KafkaAccess:
+        directory = Path(self.kafka_directory) if self.kafka_directory else None
+        return KafkaAccess(self.kafka_bootstrap, directory)
 
     def alive_components(self) -> list[Component]:
         return [c for c in self.components.values() if c.alive()]

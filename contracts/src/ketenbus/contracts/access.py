@@ -1,0 +1,132 @@
+"""Who may do what on Kafka: a user per service and per partner, each with only its grants.
+
+One model for every place that secures the bus: the embedded stack (ketenbus.devstack),
+the Strimzi users of deploy/k8s and the compose stack. A service reads the streams it
+consumes and writes the streams it owns, plus the dead-letter topic of every topic it reads
+(the kit's consumer puts a bad message there); its consumer group is named after it. A partner
+writes only its own inbound topic and reads only its own outbound topic. Nobody but the
+operator creates topics or changes ACLs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ketenbus.contracts import topics
+
+T = topics
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one service does on Kafka. Partner topics are named per partner when granted."""
+
+    reads: tuple[topics.Topic, ...] = ()
+    writes: tuple[topics.Topic, ...] = ()
+    reads_partner_inbound: bool = False
+    writes_partner_outbound: bool = False
+
+
+# Who reads and writes what (DOMAIN.md, the event catalogue in ketenbus.contracts.events).
+SERVICE_ACCESS: dict[str, Access] = {
+    # Referrals and consent; the closed loop back to referrers; partners' referrals in.
+    "intake": Access(
+        reads=(T.TRAJECTORIES,),
+        writes=(T.REFERRALS, T.CLIENTS),
+        reads_partner_inbound=True,
+        writes_partner_outbound=True,
+    ),
+    # Trajectories from accepted referrals; hand-offs to and answers from debt counselling.
+    "trajectory": Access(
+        reads=(T.REFERRALS, T.CLIENTS, T.ENROLMENTS, T.DELIVERIES),
+        writes=(T.TRAJECTORIES,),
+        reads_partner_inbound=True,
+        writes_partner_outbound=True,
+    ),
+    # Reminders for appointments, waiting-list invitations; contact details from intake.
+    "notifications": Access(
+        reads=(T.REFERRALS, T.CLIENTS, T.TRAJECTORIES, T.ENROLMENTS),
+        writes=(T.DELIVERIES,),
+    ),
+    # Self-help modules, assigned in a trajectory or started from the waiting list.
+    "learning": Access(
+        reads=(T.REFERRALS, T.CLIENTS, T.TRAJECTORIES),
+        writes=(T.ENROLMENTS,),
+    ),
+    # Counts everything, publishes aggregates only.
+    "analytics": Access(
+        reads=(T.REFERRALS, T.CLIENTS, T.TRAJECTORIES, T.ENROLMENTS, T.DELIVERIES, T.BENCHMARKS),
+        writes=(T.BENCHMARKS,),
+    ),
+}
+
+
+def service_user(service: str) -> str:
+    return f"ketenbus-{service}"
+
+
+def partner_user(organisation_id: str) -> str:
+    topics.partner_inbound(organisation_id)  # validates the organisation id
+    return f"partner-{organisation_id}"
+
+
+def partner_group_prefix(organisation_id: str) -> str:
+    # Group ids `<org>.<anything>`: the dot cannot occur in an organisation id, so no
+    # partner's prefix covers another's groups (huisarts-de vs huisarts-de-linde).
+    return f"{organisation_id}."
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """One ALLOW ACL: `user` may do `operation` on a topic or group (literal or prefixed)."""
+
+    user: str
+    operation: str  # Kafka's names: Read, Write, Describe
+    resource: str  # topic or group
+    name: str
+    pattern: str = "literal"  # or prefixed
+
+
+def service_topics(service: str, partner_ids: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(topics the service reads, topics it writes), partner topics and DLQs included."""
+    access = SERVICE_ACCESS[service]
+    reads = [t.name for t in access.reads]
+    writes = [t.name for t in access.writes]
+    if access.reads_partner_inbound:
+        reads += [topics.partner_inbound(org).name for org in partner_ids]
+    if access.writes_partner_outbound:
+        writes += [topics.partner_outbound(org).name for org in partner_ids]
+    writes += [topics.dead_letter_topic(name) for name in reads]
+    return reads, writes
+
+
+def service_grants(service: str, partner_ids: Sequence[str]) -> list[Grant]:
+    """Write implies idempotent producing on Kafka 3.0 and later (KIP-679): no cluster grant."""
+    user = service_user(service)
+    reads, writes = service_topics(service, partner_ids)
+    grants = [Grant(user, "Read", "group", service)]
+    for name in reads:
+        grants += [Grant(user, "Describe", "topic", name), Grant(user, "Read", "topic", name)]
+    for name in writes:
+        grants += [Grant(user, "Describe", "topic", name), Grant(user, "Write", "topic", name)]
+    return grants
+
+
+def partner_grants(organisation_id: str) -> list[Grant]:
+    user = partner_user(organisation_id)
+    inbound = topics.partner_inbound(organisation_id).name
+    outbound = topics.partner_outbound(organisation_id).name
+    prefix = partner_group_prefix(organisation_id)
+    return [
+        Grant(user, "Describe", "topic", inbound),
+        Grant(user, "Write", "topic", inbound),
+        Grant(user, "Describe", "topic", outbound),
+        Grant(user, "Read", "topic", outbound),
+        Grant(user, "Read", "group", prefix, pattern="prefixed"),
+    ]
+
+
+def all_grants(partner_ids: Sequence[str]) -> list[Grant]:
+    grants = [g for service in SERVICE_ACCESS for g in service_grants(service, partner_ids)]
+    return grants + [g for org in partner_ids for g in partner_grants(org)]
