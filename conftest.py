@@ -1,10 +1,11 @@
-"""Fixtures for every test in the repository: the embedded stack (real Tansu and SecantusDB)."""
+"""Fixtures for every test in the repository: the embedded stack (Apache Kafka and SecantusDB)."""
 
 import os
 
 from ketenbus.devstack.ports import PORT_RANGE_VARIABLE
 from ketenbus.devstack.pytest_fixtures import (  # noqa: F401 - fixtures, found by name
     chain,
+    kafka,
     kafka_bootstrap,
     mongo_url,
     partner_organisations,

@@ -12,6 +12,7 @@ import pytest
 
 from ketenbus.devstack.pytest_fixtures import (  # noqa: F401 - fixtures, found by name
     chain,
+    kafka,
     kafka_bootstrap,
     mongo_url,
     partner_organisations,

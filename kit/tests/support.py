@@ -8,9 +8,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from ketenbus.contracts.envelope import Event
 from ketenbus.contracts.topics import Topic
+from ketenbus.devstack.kafka_access import KafkaAccess
 
 
 def counted_event_class(topic_name: str) -> type[Event]:
@@ -29,11 +31,28 @@ def fresh_topic(prefix: str = "test.kit") -> str:
     return f"{prefix}.{uuid.uuid4().hex[:12]}"
 
 
-async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 30.0) -> list[Any]:
+async def create_topic(kafka: KafkaAccess, partitions: int = 1) -> str:
+    """A topic of the test's own, and its dead-letter topic: the broker creates none by
+    itself (the operator does, as here)."""
+    name = fresh_topic()
+    admin = AIOKafkaAdminClient(**kafka.client_options())
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(name, partitions, 1), NewTopic(f"{name}.dlq", partitions, 1)]
+        )
+    finally:
+        await admin.close()
+    return name
+
+
+async def read_topic(
+    kafka: KafkaAccess, topic: str, expected: int, timeout: float = 30.0
+) -> list[Any]:
     """Every record on a topic from the beginning, once `expected` have arrived."""
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **kafka.client_options(),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,

@@ -11,21 +11,22 @@ from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
 from ketenbus.contracts.envelope import Envelope, wrap
+from ketenbus.kit.broker import security
 from ketenbus.kit.clock import SystemClock
 from ketenbus.kit.consumer import EventConsumer, EventHandlers
 from ketenbus.kit.failures import DomainError
 from ketenbus.kit.metrics import KitMetrics
 from ketenbus.kit.uow import UnitOfWork
 
-from .support import counted_event_class, eventually, fresh_topic, read_topic
+from .support import counted_event_class, create_topic, eventually, read_topic
 
 pytestmark = pytest.mark.stack
 
 
 async def test_invalid_events_are_dead_lettered_with_a_reason_and_later_ones_processed(
-    kafka_bootstrap, mongo_url
+    kafka, mongo_url
 ):
-    topic = fresh_topic()
+    topic = await create_topic(kafka)
     Counted = counted_event_class(topic)
     mongo = AsyncMongoClient(mongo_url, tz_aware=True)
     db = mongo[f"kit_{uuid.uuid4().hex[:10]}"]
@@ -40,7 +41,7 @@ async def test_invalid_events_are_dead_lettered_with_a_reason_and_later_ones_pro
         async with uow.handling(event) as tx:
             await tx.db.effects.insert_one({"_id": event.data.number}, session=tx.session)
 
-    broker = KafkaBroker(kafka_bootstrap, enable_idempotence=False)
+    broker = KafkaBroker(kafka.bootstrap, security=security(kafka.service_settings()))
     metrics = KitMetrics(CollectorRegistry(), service)
     consumer = EventConsumer(
         handlers,
@@ -72,7 +73,7 @@ async def test_invalid_events_are_dead_lettered_with_a_reason_and_later_ones_pro
             return await db.effects.count_documents({}) == 3
 
         await eventually(all_good_ones_handled)
-        dead = await read_topic(kafka_bootstrap, f"{topic}.dlq", expected=4)
+        dead = await read_topic(kafka, f"{topic}.dlq", expected=4)
     finally:
         await broker.stop()
         await mongo.close()
@@ -97,10 +98,8 @@ async def test_invalid_events_are_dead_lettered_with_a_reason_and_later_ones_pro
     assert duplicates == 1
 
 
-async def test_batches_share_a_transaction_and_a_failure_falls_back_to_one_by_one(
-    kafka_bootstrap, mongo_url
-):
-    topic = fresh_topic()
+async def test_batches_share_a_transaction_and_a_failure_falls_back_to_one_by_one(kafka, mongo_url):
+    topic = await create_topic(kafka)
     Counted = counted_event_class(topic)
     mongo = AsyncMongoClient(mongo_url, tz_aware=True)
     db = mongo[f"kit_{uuid.uuid4().hex[:10]}"]
@@ -119,7 +118,7 @@ async def test_batches_share_a_transaction_and_a_failure_falls_back_to_one_by_on
             )
             tx.publish(Counted(client_ref=event.data.client_ref, number=-event.data.number))
 
-    broker = KafkaBroker(kafka_bootstrap, enable_idempotence=False)
+    broker = KafkaBroker(kafka.bootstrap, security=security(kafka.service_settings()))
     metrics = KitMetrics(CollectorRegistry(), service)
     consumer = EventConsumer(
         handlers,
@@ -144,7 +143,7 @@ async def test_batches_share_a_transaction_and_a_failure_falls_back_to_one_by_on
             return await db.effects.count_documents({}) == 399
 
         await eventually(all_handled)
-        dead = await read_topic(kafka_bootstrap, f"{topic}.dlq", expected=1)
+        dead = await read_topic(kafka, f"{topic}.dlq", expected=1)
         totals = await db.totals.find_one({"_id": "cl_a"})
         staged = await db.outbox.count_documents({})
         claimed = await db.inbox.count_documents({})

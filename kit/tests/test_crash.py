@@ -19,7 +19,9 @@ from ketenbus.contracts.envelope import wrap
 from ketenbus.contracts.events import ModuleCompleted
 from ketenbus.contracts.topics import ENROLMENTS
 from ketenbus.contracts.values import new_id
+from ketenbus.devstack.kafka_access import ADMIN, KafkaAccess
 from ketenbus.devstack.ports import free_port
+from ketenbus.kit.broker import security
 
 from .support import eventually
 
@@ -29,13 +31,12 @@ EVENTS = 5_000
 
 
 def start_counting_service(
-    run: str, port: int, kafka: str, mongo: str, log: Path
+    run: str, port: int, kafka: KafkaAccess, mongo: str, log: Path
 ) -> subprocess.Popen:
     env = {
         **os.environ,
         "KETENBUS_TEST_RUN": run,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka,
-        "KAFKA_ENABLE_IDEMPOTENCE": "false",
+        **kafka.service_environment(ADMIN),
         "MONGODB_URL": mongo,
         "HTTP_PORT": str(port),
         "LOG_LEVEL": "WARNING",
@@ -59,17 +60,17 @@ async def ready(port: int) -> bool:
 
 
 async def test_sigkill_mid_stream_then_restart_gives_exactly_one_effect_per_event(
-    kafka_bootstrap, mongo_url, tmp_path
+    kafka, mongo_url, tmp_path
 ):
     run = uuid.uuid4().hex[:10]
     port = free_port()
     log = tmp_path / "counting.log"
     mongo = AsyncMongoClient(mongo_url, tz_aware=True)
     db = mongo[f"ketenbus_counting-{run}"]
-    process = start_counting_service(run, port, kafka_bootstrap, mongo_url, log)
+    process = start_counting_service(run, port, kafka, mongo_url, log)
     try:
         await eventually(lambda: ready(port), timeout=60)
-        broker = KafkaBroker(kafka_bootstrap, enable_idempotence=False)
+        broker = KafkaBroker(kafka.bootstrap, security=security(kafka.service_settings()))
         await broker.start()
         now = datetime.now(UTC)
         pending = []
@@ -104,7 +105,7 @@ async def test_sigkill_mid_stream_then_restart_gives_exactly_one_effect_per_even
         handled_before_kill = await db.effects.count_documents({})
         assert handled_before_kill < EVENTS, "the kill came too late to test anything"
 
-        process = start_counting_service(run, port, kafka_bootstrap, mongo_url, log)
+        process = start_counting_service(run, port, kafka, mongo_url, log)
 
         async def all_handled() -> bool:
             return await db.effects.count_documents({}) >= EVENTS

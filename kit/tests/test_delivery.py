@@ -11,13 +11,14 @@ from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
 from ketenbus.contracts.envelope import wrap
+from ketenbus.kit.broker import security
 from ketenbus.kit.clock import SystemClock
 from ketenbus.kit.inbox import AlreadyHandled
 from ketenbus.kit.metrics import KitMetrics
 from ketenbus.kit.outbox import OutboxRelay
 from ketenbus.kit.uow import UnitOfWork
 
-from .support import counted_event_class, fresh_topic, read_topic
+from .support import counted_event_class, create_topic, fresh_topic, read_topic
 
 pytestmark = pytest.mark.stack
 
@@ -38,8 +39,8 @@ async def mongo(mongo_url):
 
 
 @pytest.fixture
-async def broker(kafka_bootstrap):
-    broker = KafkaBroker(kafka_bootstrap, enable_idempotence=False)
+async def broker(kafka):
+    broker = KafkaBroker(kafka.bootstrap, security=security(kafka.service_settings()))
     await broker.start()
     yield broker
     await broker.stop()
@@ -51,9 +52,9 @@ def unit_of_work(mongo, service="kit-test"):
 
 
 async def test_the_relay_publishes_what_was_committed_and_nothing_that_was_rolled_back(
-    mongo, broker, kafka_bootstrap
+    mongo, broker, kafka
 ):
-    topic = fresh_topic()
+    topic = await create_topic(kafka)
     Counted = counted_event_class(topic)
     uow, db = unit_of_work(mongo)
 
@@ -73,7 +74,7 @@ async def test_the_relay_publishes_what_was_committed_and_nothing_that_was_rolle
     assert await relay.publish_pending() == 3
     assert await relay.publish_pending() == 0
 
-    records = await read_topic(kafka_bootstrap, topic, expected=3)
+    records = await read_topic(kafka, topic, expected=3)
     assert sorted(number_of(r) for r in records) == [1, 2, 4]
     assert await db.state.distinct("_id") == ["kept"]
     assert {r.key for r in records} == {b"cl_a", b"cl_b"}
@@ -81,8 +82,8 @@ async def test_the_relay_publishes_what_was_committed_and_nothing_that_was_rolle
     assert dict(first.headers)["ce_type"] == Counted.event_type().encode()
 
 
-async def test_events_for_one_client_keep_their_order(mongo, broker, kafka_bootstrap):
-    topic = fresh_topic()
+async def test_events_for_one_client_keep_their_order(mongo, broker, kafka):
+    topic = await create_topic(kafka)
     Counted = counted_event_class(topic)
     uow, db = unit_of_work(mongo)
     for number in range(20):
@@ -91,7 +92,7 @@ async def test_events_for_one_client_keep_their_order(mongo, broker, kafka_boots
     relay = OutboxRelay(db, broker, KitMetrics(CollectorRegistry(), "kit-test"), batch_size=7)
     while await relay.publish_pending():
         pass
-    records = await read_topic(kafka_bootstrap, topic, expected=20)
+    records = await read_topic(kafka, topic, expected=20)
     assert [number_of(r) for r in records] == list(range(20))
 
 

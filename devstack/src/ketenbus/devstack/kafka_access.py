@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from ketenbus.contracts import access
+from ketenbus.kit.broker import client_options
+from ketenbus.kit.settings import ServiceSettings
 from ketenbus.devstack.private_files import write_private
 
 ADMIN = "ketenbus-admin"
@@ -118,9 +120,13 @@ class KafkaAccess:
         }
 
 
+    def service_settings(self, user: str = ADMIN, **overrides: Any) -> ServiceSettings:
+        """ServiceSettings as a service connecting as `user` reads them (for in-process
+        brokers in tests: ketenbus.kit.broker.security(kafka.service_settings()))."""
+        fields = {key.lower(): value for key, value in self.service_environment(user).items()}
+        return ServiceSettings(**fields, **overrides)
+
+
 def _external_client_options(bootstrap: str) -> dict[str, Any]:
     # Read as the services read their settings, so tests and tools connect as they do.
-    from ketenbus.kit.broker import client_options
-    from ketenbus.kit.settings import ServiceSettings
-
     return client_options(ServiceSettings(kafka_bootstrap_servers=bootstrap))

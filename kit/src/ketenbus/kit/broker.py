@@ -14,7 +14,8 @@ from prometheus_client import CollectorRegistry
 from ketenbus.kit.settings import ServiceSettings
 
 
-def _security(settings: ServiceSettings) -> BaseSecurity | None:
+def security(settings: ServiceSettings) -> BaseSecurity | None:
+    """FastStream's security object for the settings' protocol (None for PLAINTEXT)."""
     protocol = settings.kafka_security_protocol
     if protocol == "PLAINTEXT":
         return None
@@ -47,11 +48,11 @@ def client_options(settings: ServiceSettings) -> dict[str, Any]:
         "bootstrap_servers": settings.kafka_bootstrap_servers,
         "security_protocol": settings.kafka_security_protocol,
     }
-    security = _security(settings)
-    if security is None:
+    chosen = security(settings)
+    if chosen is None:
         return options
-    if security.ssl_context is not None:
-        options["ssl_context"] = security.ssl_context
+    if chosen.ssl_context is not None:
+        options["ssl_context"] = chosen.ssl_context
     if settings.kafka_security_protocol.startswith("SASL"):
         options.update(
             sasl_mechanism=settings.kafka_sasl_mechanism,
@@ -69,9 +70,10 @@ def create_broker(settings: ServiceSettings, registry: CollectorRegistry) -> Kaf
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=f"ketenbus-{settings.service_name}",
-        enable_idempotence=settings.kafka_enable_idempotence,
+        # Every event is written once per send, and acknowledged by every in-sync replica.
+        enable_idempotence=True,
         acks="all",
-        security=_security(settings),
+        security=security(settings),
         middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=settings.service_name)],
         # Through stdlib logging, so the JSON renderer and the personal-data filter apply;
         # FastStream's per-message "Received"/"Processed" lines only at DEBUG.

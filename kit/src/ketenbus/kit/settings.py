@@ -21,8 +21,6 @@ class ServiceSettings(BaseSettings):
     home: Path = Field(default=Path(".ketenbus"), validation_alias="KETENBUS_HOME")
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
-    # On for Apache Kafka; Tansu answers InitProducerId with an error, so the stack turns it off.
-    kafka_enable_idempotence: bool = True
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
     kafka_sasl_username: str | None = None
