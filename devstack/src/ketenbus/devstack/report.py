@@ -18,60 +18,79 @@ from ketenbus.contracts.events import ALL_EVENTS
 from ketenbus.devstack.chain_client import ChainClient, ChainError
 from ketenbus.devstack.simulation import OrganisationCounts, YearCounts
 
-# (figure, label, how to show it) in the order of the sector's tables.
-TABLE: tuple[tuple[str, str, str], ...] = (
-    ("referrals_received", "Referrals received", "int"),
-    ("waitlisted", "Put on the waiting list", "int"),
-    ("closed_cases", "Closed cases", "int"),
-    ("time_per_case", "Time per case (h:mm)", "raw"),
-    ("registration_time_per_case", "  of which registration", "raw"),
-    ("dossier_time_per_case", "  of which online dossier", "raw"),
-    ("lead_time_days", "Lead time, doorlooptijd (days)", "num"),
-    ("chats_per_case", "Chats per case", "num"),
-    ("dossier_messages_per_case", "Dossier messages per case", "num"),
-    ("homework_contacts_per_case", "Homework contacts per case", "num"),
-    ("online_dossier_adoption", "Online dossier used", "pct"),
-    ("no_show_rate_intake", "No-show intake", "pct"),
-    ("no_show_rate_follow_up", "No-show follow-up", "pct"),
-    ("module_completion_rate", "Modules completed", "pct"),
-    ("module_drop_out_rate", "Modules dropped after step 1", "pct"),
-    ("waiting_time_days", "Waiting time to first contact (days)", "num"),
-    ("response_time_hours", "Response to client messages (h)", "num"),
-    ("online_share_of_contacts", "Online share of contacts", "pct"),
-    ("online_share_of_time", "Online share of time", "pct"),
-    ("blended_hours_per_case", "Hours per case, blended", "num"),
-    ("face_to_face_hours_per_case", "Hours per case, face-to-face only", "num"),
-    ("blended_lead_time_days", "Lead time blended (days)", "num"),
-    ("face_to_face_lead_time_days", "Lead time face-to-face only (days)", "num"),
-    ("handoffs", "Hand-offs to debt counselling", "int"),
+# (figure, how to show it) in the order of the sector's tables. The words are analytics'
+# labels (GET /v1/figures answers them next to the figures, in the language asked for), so
+# the terminal says what the dashboard and the CSV say.
+TABLE: tuple[tuple[str, str], ...] = (
+    ("referrals_received", "int"),
+    ("waitlisted", "int"),
+    ("closed_cases", "int"),
+    ("time_per_case", "raw"),
+    ("registration_time_per_case", "raw"),
+    ("dossier_time_per_case", "raw"),
+    ("lead_time_days", "num"),
+    ("chats_per_case", "num"),
+    ("dossier_messages_per_case", "num"),
+    ("homework_contacts_per_case", "num"),
+    ("online_dossier_adoption", "pct"),
+    ("no_show_rate_intake", "pct"),
+    ("no_show_rate_follow_up", "pct"),
+    ("module_completion_rate", "pct"),
+    ("module_drop_out_rate", "pct"),
+    ("waiting_time_days", "num"),
+    ("response_time_hours", "num"),
+    ("online_share_of_contacts", "pct"),
+    ("online_share_of_time", "pct"),
+    ("blended_hours_per_case", "num"),
+    ("face_to_face_hours_per_case", "num"),
+    ("blended_lead_time_days", "num"),
+    ("face_to_face_lead_time_days", "num"),
+    ("handoffs", "int"),
 )
+# "Of which" rows, indented under the row they split.
+PART_OF_ABOVE = frozenset({"registration_time_per_case", "dossier_time_per_case"})
 
 
-def shown(value: Any, how: str) -> str:
+def number(value: float, decimals: int, language: str = "nl") -> str:
+    """1.234,5 in Dutch, 1,234.5 in English."""
+    text = f"{value:,.{decimals}f}"
+    return text.translate(str.maketrans(",.", ".,")) if language == "nl" else text
+
+
+def shown(value: Any, how: str, language: str = "nl") -> str:
     if value is None:
         return "–"
     if how == "pct":
-        return f"{value * 100:.1f} %"
+        return f"{number(value * 100, 1, language)}{' %' if language == 'nl' else '%'}"
     if how == "num":
-        return f"{value:.1f}"
+        return number(value, 1, language)
+    if how == "int":
+        return number(value, 0, language)
     return str(value)
 
 
-def sector_table(rows: dict[str, dict[str, Any]]) -> str:
-    """One column per organisation, one line per figure."""
+def sector_table(
+    rows: dict[str, dict[str, Any]], labels: dict[str, str] | None = None, language: str = "nl"
+) -> str:
+    """One column per organisation, one line per figure, in the words of `labels` (the
+    figures API's, by key; a figure without a label shows its key)."""
     organisations = sorted(rows)
-    label_width = max(len(label) for _, label, _ in TABLE)
+    words = {
+        name: ("  " if name in PART_OF_ABOVE else "") + (labels or {}).get(name, name)
+        for name, _ in TABLE
+    }
+    label_width = max(len(label) for label in words.values())
     widths = [max(len(o), 9) for o in organisations]
     lines = [
         " " * label_width
         + "".join(f"  {o:>{w}}" for o, w in zip(organisations, widths, strict=True))
     ]
-    for name, label, how in TABLE:
+    for name, how in TABLE:
         cells = "".join(
-            f"  {shown(rows[o].get(name), how):>{w}}"
+            f"  {shown(rows[o].get(name), how, language):>{w}}"
             for o, w in zip(organisations, widths, strict=True)
         )
-        lines.append(f"{label:<{label_width}}{cells}")
+        lines.append(f"{words[name]:<{label_width}}{cells}")
     return "\n".join(lines)
 
 
@@ -210,8 +229,10 @@ class Reports:
 
 
 async def write_reports(
-    chain: ChainClient, organisations: Iterable[str], directory: Path
+    chain: ChainClient, organisations: Iterable[str], directory: Path, language: str = "nl"
 ) -> Reports:
+    """Each organisation's dashboard, and the figures and referral mix of all in one CSV
+    each, in `language` (the CSV's header; its values are the same in any language)."""
     directory.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before the files
     dashboards: dict[str, Path] = {}
     figures_lines: list[str] = []
@@ -219,7 +240,9 @@ async def write_reports(
     for organisation in sorted(organisations):
         headers = {"Authorization": f"Bearer {chain.tokens(organisation, 'manager')}"}
         page = await chain.http.get(
-            f"{chain.urls['analytics']}/v1/dashboard-report", headers=headers
+            f"{chain.urls['analytics']}/v1/dashboard-report",
+            headers=headers,
+            params={"lang": language},
         )
         if page.status_code >= 400:
             raise ChainError(f"dashboard report for {organisation}: {page.status_code}")
@@ -232,8 +255,11 @@ async def write_reports(
             period="month",
             by="funder,work_type,online_dossier",
             format="csv",
+            lang=language,
         )
-        mix = await chain.analytics(organisation, "/v1/referral-mix", period="month", format="csv")
+        mix = await chain.analytics(
+            organisation, "/v1/referral-mix", period="month", format="csv", lang=language
+        )
         for lines, text in ((figures_lines, figures), (mix_lines, mix)):
             header, *rows = text.splitlines()
             if not lines:

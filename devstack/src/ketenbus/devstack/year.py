@@ -47,6 +47,9 @@ class YearResult:
     notes: list[str] = field(default_factory=list)
     # Real seconds of each stage, in order ("the year", "analytics catching up", ...).
     timings: dict[str, float] = field(default_factory=dict)
+    # The figures' words and their language, as analytics answered them.
+    labels: dict[str, str] = field(default_factory=dict)
+    language: str = "nl"
 
     @property
     def period(self) -> str:
@@ -111,12 +114,20 @@ async def play_year(
         period = f"{options.start.astimezone(LOCAL):%Y}"
         snapshots = await share_snapshots(chain, organisations, period)
         year_figures: dict[str, dict[str, Any]] = {}
+        # The report's language: KETENBUS_DEMO_LANGUAGE, else analytics' own (Dutch).
+        asked = os.environ.get("KETENBUS_DEMO_LANGUAGE")
+        labels, language = {}, asked or "nl"
         for organisation in organisations:
-            answer = await chain.analytics(organisation, "/v1/figures", period="year")
+            answer = await chain.analytics(
+                organisation, "/v1/figures", period="year", **({"lang": asked} if asked else {})
+            )
+            labels, language = answer["labels"], answer["language"]
             year_figures[organisation] = next(
                 (c for c in answer["cells"] if c["period"] == period), {}
             )
-        reports = await write_reports(chain, organisations, reports_dir or stack.home / "reports")
+        reports = await write_reports(
+            chain, organisations, reports_dir or stack.home / "reports", language
+        )
         timings["benchmark and reports"] = time.monotonic() - reporting
     finally:
         await chain.close()
@@ -130,6 +141,8 @@ async def play_year(
         snapshots=snapshots,
         real_seconds=time.monotonic() - started,
         timings=timings,
+        labels=labels,
+        language=language,
     )
 
 
@@ -172,7 +185,7 @@ def print_report(result: YearResult, stack: EmbeddedStack, out: TextIO | None = 
         file=out,
     )
     print(f"\nSteering figures {result.period} per organisation\n", file=out)
-    print(sector_table(result.year_figures), file=out)
+    print(sector_table(result.year_figures, result.labels, result.language), file=out)
     print("\nWhat the simulation itself did\n", file=out)
     print(own_counts_table(counts), file=out)
     if result.problems:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ketenbus.analytics import benchmark, views
+from ketenbus.analytics import benchmark, labels, views
 from ketenbus.analytics.business_case import Assumptions, business_case
 from ketenbus.analytics.dashboard import render_dashboard
 from ketenbus.analytics.measures import DIMENSIONS, FIELDS, MixRow, figures, referral_mix
@@ -22,6 +22,7 @@ from ketenbus.analytics.settings import AnalyticsSettings
 from ketenbus.analytics.store import AnalyticsTransaction
 from ketenbus.contracts.events import KpiSnapshotPublished
 from ketenbus.contracts.events.analytics import Period
+from ketenbus.contracts.values import Language
 from ketenbus.kit.auth import Caller, requires
 from ketenbus.kit.failures import DomainError
 from ketenbus.kit.uow import UnitOfWork
@@ -44,6 +45,24 @@ Uow = Annotated[UnitOfWork[AnalyticsTransaction], Depends(_uow)]
 Settings = Annotated[AnalyticsSettings, Depends(_settings)]
 
 
+def _language(
+    request: Request,
+    settings: Settings,
+    lang: Annotated[
+        Language | None,
+        Query(description="nl or en; else ANALYTICS_LANGUAGE, else Accept-Language, else nl"),
+    ] = None,
+) -> Language:
+    return labels.choose(lang, settings.analytics_language, request.headers.get("accept-language"))
+
+
+Lang = Annotated[Language, Depends(_language)]
+CsvHeader = Annotated[
+    Literal["labels", "keys"],
+    Query(description="CSV header: the columns' labels in the chosen language, or their keys"),
+]
+
+
 class NoPseudonymKey(DomainError):
     status_code = 409
 
@@ -64,16 +83,31 @@ def _by(by: str) -> list[str]:
     return chosen
 
 
-def _csv(rows: list[dict[str, Any]], columns: tuple[str, ...], name: str) -> Response:
+def _csv(
+    rows: list[dict[str, Any]],
+    columns: tuple[str, ...],
+    name: str,
+    language: Language,
+    header: Literal["labels", "keys"],
+) -> Response:
+    """Values as the machine keys and numbers they are; the header row in words (the default,
+    for whoever opens the file) or as the columns' keys (for a program reading it)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
+    if header == "keys":
+        writer.writeheader()
+    else:
+        writer.writerow(labels.column_labels(columns, language))
     for row in rows:
         writer.writerow({k: "" if v is None else v for k, v in row.items()})
     return Response(
         buffer.getvalue(),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}.csv"',
+            "Content-Language": language,
+            "Vary": "Accept-Language",
+        },
     )
 
 
@@ -88,34 +122,51 @@ async def steering_figures(
         str, Query(description="comma-separated: funder, work_type, online_dossier")
     ] = "",
     format: Format = "json",
+    language: Lang = labels.DEFAULT,
+    header: CsvHeader = "labels",
 ) -> Any:
-    """Every steering figure of your organisation per period (and per the dimensions asked)."""
+    """Every steering figure of your organisation per period (and per the dimensions asked),
+    with the figures' labels in the language asked for (`labels`, by key)."""
     dimensions = _by(by)
     async with uow.reading() as tx:
         facts = await tx.facts.facts(caller.organisation_id)
     rows = [cell.row() for cell in figures(facts, period, dimensions)]
     if format == "csv":
-        return _csv(rows, FIELDS, f"figures-{caller.organisation_id}-{period}")
+        return _csv(rows, FIELDS, f"figures-{caller.organisation_id}-{period}", language, header)
     return {
         "organisation": caller.organisation_id,
         "period": period,
         "by": dimensions,
         "cells": rows,
+        "language": language,
+        "labels": labels.column_labels(FIELDS, language),
     }
 
 
 @router.get("/v1/referral-mix")
 async def referral_sources_and_topics(
-    caller: Manager, uow: Uow, period: PeriodKind = PeriodKind.YEAR, format: Format = "json"
+    caller: Manager,
+    uow: Uow,
+    period: PeriodKind = PeriodKind.YEAR,
+    format: Format = "json",
+    language: Lang = labels.DEFAULT,
+    header: CsvHeader = "labels",
 ) -> Any:
     """Where referrals come from and what they are about, per postcode area: for funders."""
     async with uow.reading() as tx:
         facts = await tx.facts.facts(caller.organisation_id)
     rows = [asdict(row) for row in referral_mix(facts, period)]
+    columns = tuple(f.name for f in fields(MixRow))
     if format == "csv":
-        columns = tuple(f.name for f in fields(MixRow))
-        return _csv(rows, columns, f"referral-mix-{caller.organisation_id}-{period}")
-    return {"organisation": caller.organisation_id, "period": period, "rows": rows}
+        name = f"referral-mix-{caller.organisation_id}-{period}"
+        return _csv(rows, columns, name, language, header)
+    return {
+        "organisation": caller.organisation_id,
+        "period": period,
+        "rows": rows,
+        "language": language,
+        "labels": labels.column_labels(columns, language),
+    }
 
 
 @router.get("/v1/business-case")
@@ -202,12 +253,13 @@ async def import_snapshot(
 
 @router.get("/v1/benchmark")
 async def compare_with_the_sector(
-    caller: Manager, uow: Uow, settings: Settings, period: Period
+    caller: Manager, uow: Uow, settings: Settings, period: Period, language: Lang = labels.DEFAULT
 ) -> dict[str, Any]:
     """Your latest snapshot for the period next to every other organisation's."""
     async with uow.reading() as tx:
         snapshots = await tx.facts.snapshots(period)
-    return views.compare(_own_labels(caller, settings), snapshots, period)
+    compared = views.compare(_own_labels(caller, settings), snapshots, period)
+    return {**compared, "labels": labels.column_labels(compared["figures"], language)}
 
 
 @router.get("/v1/dashboard-data")
@@ -219,15 +271,22 @@ async def dashboard_data(caller: Manager, uow: Uow, settings: Settings) -> dict[
     return views.dashboard(caller.organisation_id, facts, snapshots, _own_labels(caller, settings))
 
 
+def _page(html: str, language: Language) -> HTMLResponse:
+    return HTMLResponse(html, headers={"Content-Language": language, "Vary": "Accept-Language"})
+
+
 @router.get("/v1/dashboard-report", response_class=HTMLResponse)
-async def dashboard_report(caller: Manager, uow: Uow, settings: Settings) -> str:
+async def dashboard_report(
+    caller: Manager, uow: Uow, settings: Settings, language: Lang = labels.DEFAULT
+) -> HTMLResponse:
     """The dashboard as one file with your figures inside: to keep, mail or open offline."""
-    return render_dashboard(await dashboard_data(caller, uow, settings))
+    return _page(render_dashboard(await dashboard_data(caller, uow, settings), language), language)
 
 
 @router.get("/dashboard", response_class=HTMLResponse, tags=["dashboard"])
-async def dashboard_page() -> str:
-    """The dashboard. It asks for your API key (or takes it from `#key=...` in the address,
+async def dashboard_page(language: Lang = labels.DEFAULT) -> HTMLResponse:
+    """The dashboard, in Dutch unless asked otherwise (`?lang=en`, `ANALYTICS_LANGUAGE`,
+    `Accept-Language`). It asks for your API key (or takes it from `#key=...` in the address,
     which never reaches the server) and loads your figures with it; it needs nothing from
     outside this service."""
-    return render_dashboard(None)
+    return _page(render_dashboard(None, language), language)

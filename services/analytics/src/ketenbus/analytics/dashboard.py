@@ -5,51 +5,71 @@ and inside a network that allows no CDN.
 Served by analytics, the page asks for the manager's API key (or reads it from `#key=...`,
 which browsers never send to a server), then fetches /v1/dashboard-data with it. Written as a
 report file, the same page carries its data inside and needs no server at all.
+
+The page speaks one language, chosen when it is made: its words (labels.py) and the way it
+writes numbers go inside it, next to the script; the data stays language-free.
 """
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from importlib.resources import files
 from typing import Any
+
+from ketenbus.analytics import labels
+from ketenbus.contracts.values import Language
 
 _STYLE = (files(__package__) / "static" / "dashboard.css").read_text("utf-8")
 
 _SCRIPT = (files(__package__) / "static" / "dashboard.js").read_text("utf-8")
 
 _PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
+<html lang="@@LANG@@"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Ketenbus steering figures</title><style>@@STYLE@@</style></head>
+<title>{{page.title}}</title><style>@@STYLE@@</style></head>
 <body>
-<header><h1>Steering figures</h1><p id="org">Ketenbus analytics</p></header>
+<header><h1>{{page.heading}}</h1><p id="org">Ketenbus analytics</p>
+<a id="other-language" href="?lang=@@OTHER@@" hreflang="@@OTHER@@" lang="@@OTHER@@">
+{{page.other_language}}</a></header>
 <main>
-<section id="login"><h2>Sign in</h2>
-<form id="login-form"><p>Paste your organisation's analytics key.</p>
-<input id="key" type="password" autocomplete="off"> <button>Show figures</button></form>
+<section id="login"><h2>{{page.sign_in}}</h2>
+<form id="login-form"><p>{{page.key_prompt}}</p>
+<input id="key" type="password" autocomplete="off"> <button>{{page.show}}</button></form>
 <p id="problem"></p></section>
-<section><h2>This year at a glance</h2><div class="tiles" id="tiles"></div></section>
-<section><h2>The sector's table, per quarter</h2>
-<p class="note">Time per case is hours:minutes, truncated to the whole minute, as in the sector's
-own tables. Each closed case counts in the period it was closed.</p><div id="table"></div></section>
-<section><h2>Trends</h2><div class="grid" id="charts"></div></section>
+<section><h2>{{page.at_a_glance}}</h2><div class="tiles" id="tiles"></div></section>
+<section><h2>{{page.sector_table}}</h2>
+<p class="note">{{page.sector_table_note}}</p><div id="table"></div></section>
+<section><h2>{{page.trends}}</h2><div class="grid" id="charts"></div></section>
 <section id="benchmark"></section>
 <section id="business"></section>
 </main>
-@@DATA@@<script>@@SCRIPT@@</script>
+@@DATA@@<script type="application/json" id="dashboard-words">@@WORDS@@</script>
+<script>@@SCRIPT@@</script>
 </body></html>
 """
 
 
-def render_dashboard(data: dict[str, Any] | None) -> str:
-    """The page; with `data` it carries its figures inside (a report file), else it loads
-    them from this service with the manager's key."""
+def _island(value: Any) -> str:
+    return json.dumps(value, default=str, ensure_ascii=False).replace("</", "<\\/")
+
+
+def render_dashboard(data: dict[str, Any] | None, language: Language = labels.DEFAULT) -> str:
+    """The page in `language`; with `data` it carries its figures inside (a report file),
+    else it loads them from this service with the manager's key."""
+    words = labels.words(language)
     island = ""
     if data is not None:
-        payload = json.dumps(data, default=str).replace("</", "<\\/")
-        island = f'<script type="application/json" id="dashboard-data">{payload}</script>\n'
+        island = f'<script type="application/json" id="dashboard-data">{_island(data)}</script>\n'
+    other = next(lang for lang in Language if lang != language)
+    page = re.sub(r"\{\{([a-z_.]+)\}\}", lambda m: html.escape(words[m[1]]), _PAGE)
+    words_island = _island({"lang": language, "words": words, "numbers": labels.NUMBERS[language]})
     return (
-        _PAGE.replace("@@STYLE@@", _STYLE)
+        page.replace("@@LANG@@", language)
+        .replace("@@OTHER@@", other)
+        .replace("@@STYLE@@", _STYLE)
         .replace("@@SCRIPT@@", _SCRIPT)
+        .replace("@@WORDS@@", words_island)
         .replace("@@DATA@@", island)
     )

@@ -1,8 +1,52 @@
-// The dashboard's charts: grouped bars as inline SVG, no library, nothing from outside.
+// The dashboard's charts as inline SVG: no library, nothing from outside. The page's words
+// and number format come from the server (labels.py), in the page's one language.
+//
+// Every chart has one unit on its value axis. Labels never overlap: category labels are
+// measured and thinned until they fit (months are three letters: "jan", "feb"), categories
+// with long names are drawn as horizontal bars, and a value label that would touch another
+// label is left out (every bar still has its value in its tooltip).
 (function () {
   "use strict";
   var COLORS = ["#2f6f9f", "#e08a2e", "#5a9e6f", "#8e6bb8", "#c0392b"];
   var NS = "http://www.w3.org/2000/svg";
+  var PAGE = JSON.parse(document.getElementById("dashboard-words").textContent);
+  var WORDS = PAGE.words, NUMBERS = PAGE.numbers;
+
+  function t(key, values) {
+    var s = WORDS[key];
+    if (s == null) throw new Error("no words for " + key);
+    return s.replace(/\{(\w+)\}/g, function (_, name) { return values[name]; });
+  }
+  // A dimension's value in words ("referrer_type", "gp" -> "huisarts"); unknown keys as they are.
+  function valueLabel(dimension, key) {
+    var s = WORDS[dimension + "." + key];
+    return s == null ? String(key) : s;
+  }
+  function periodLabel(period, short) {
+    var m = /^(\d{4})-(\d{2})$/.exec(period);
+    if (m) return t("month." + Number(m[2]));
+    var q = /^(\d{4})-Q(\d)$/.exec(period);
+    if (q) return t(short ? "period.quarter_short" : "period.quarter", {q: q[2], year: q[1]});
+    return String(period);
+  }
+
+  // Numbers the page's way: 1.234,5 and € 39.180 in Dutch; 1,234.5 and €39,180 in English.
+  function grouped(v, decimals) {
+    var s = Math.abs(v).toFixed(decimals), parts = s.split(".");
+    var whole = parts[0].replace(/\B(?=(\d{3})+(?!\d))/g, NUMBERS.thousands);
+    return (v < 0 && Number(s) !== 0 ? "-" : "") + whole + (parts[1] ? NUMBERS.decimal + parts[1] : "");
+  }
+  function num(v, d) {
+    if (v == null) return "–";
+    var s = grouped(v, d == null ? 1 : d);
+    if (s.indexOf(NUMBERS.decimal) >= 0) s = s.replace(/0+$/, "");  // 12,50 -> 12,5; 12,0 -> 12
+    if (s.slice(-1) === NUMBERS.decimal) s = s.slice(0, -1);
+    return s;
+  }
+  function pct(v) { return v == null ? "–" : NUMBERS.percent.replace("{n}", num(v * 100, 1)); }
+  function euro(v) { return v == null ? "–" : NUMBERS.euro.replace("{n}", grouped(Math.round(v), 0)); }
+  function int(v) { return num(v, 0); }
+  var FORMATS = {pct: pct, num: num, int: int, euro: euro};
 
   function el(name, attrs, parent) {
     var node = document.createElementNS(NS, name);
@@ -11,122 +55,255 @@
     return node;
   }
   function text(parent, x, y, s, attrs) {
-    var t = el("text", Object.assign({x: x, y: y, "font-size": 11, fill: "#52606d"}, attrs || {}), parent);
-    t.textContent = s;
-    return t;
+    var node = el("text", Object.assign({x: x, y: y, "font-size": 11, fill: "#52606d"}, attrs || {}), parent);
+    node.textContent = s;
+    return node;
   }
-  function pct(v) { return v == null ? "–" : (v * 100).toFixed(1).replace(/\.0$/, "") + " %"; }
-  function num(v, d) { return v == null ? "–" : Number(v).toFixed(d == null ? 1 : d).replace(/\.0+$/, ""); }
-  function euro(v) { return v == null ? "–" : "€ " + Math.round(v).toLocaleString("nl-NL"); }
-  var FORMATS = {pct: pct, num: num, int: function (v) { return num(v, 0); }, euro: euro};
 
-  // Grouped bars: one group per category, one bar per series. Nulls draw nothing.
-  function bars(id, title, spec) {
+  // Where each label of a chart went, in the chart's own units: a label that would touch one
+  // already placed is taken out again.
+  function Placement() { this.boxes = []; }
+  Placement.prototype.fits = function (node) {
+    var b = node.getBBox();
+    var clash = this.boxes.some(function (o) {
+      return b.x < o.x + o.width + 1 && o.x < b.x + b.width + 1 && b.y < o.y + o.height && o.y < b.y + b.height;
+    });
+    return !clash;
+  };
+  Placement.prototype.place = function (node) {
+    if (!this.fits(node)) { node.remove(); return false; }
+    this.boxes.push(node.getBBox());
+    return true;
+  };
+
+  // Ticks at round values (1, 2, 2.5 or 5 x a power of ten) covering min..max.
+  function niceTicks(min, max, count) {
+    if (max === min) max = min + 1;
+    var raw = (max - min) / count, power = Math.pow(10, Math.floor(Math.log10(raw)));
+    var step = [1, 2, 2.5, 5, 10].map(function (f) { return f * power; }).filter(function (s) { return s >= raw; })[0];
+    var ticks = [];
+    for (var v = Math.floor(min / step) * step; v < max + step * 0.999; v += step) ticks.push(Math.round(v / step) * step);
+    if (ticks[ticks.length - 1] < max) ticks.push(ticks[ticks.length - 1] + step);
+    return ticks;
+  }
+
+  function figure(parent, id, title, spec) {
     var fig = document.createElement("figure");
     fig.className = "chart";
     fig.dataset.chart = id;
+    fig.dataset.unit = spec.unit;
     var cap = document.createElement("figcaption");
     cap.textContent = title;
     fig.appendChild(cap);
+    parent.appendChild(fig);
+    return fig;
+  }
+  function legend(fig, series) {
+    if (series.length < 2) return;
+    var box = document.createElement("div");
+    box.className = "legend";
+    series.forEach(function (s, j) {
+      var i = document.createElement("i");
+      i.style.background = s.color || COLORS[j % COLORS.length];
+      if (s.line) i.className = "line";
+      box.appendChild(i);
+      box.appendChild(document.createTextNode(s.name));
+    });
+    fig.appendChild(box);
+  }
+  function note(fig, s) {
+    if (!s) return;
+    var p = document.createElement("p");
+    p.className = "note";
+    p.textContent = s;
+    fig.appendChild(p);
+  }
+  function count(series) {
+    var n = 0;
+    series.forEach(function (s) { s.values.forEach(function (v) { if (v != null) n += 1; }); });
+    return n;
+  }
+  function mark(node, s, category, v, fmt) {
+    node.setAttribute("class", "mark");
+    node.setAttribute("data-value", v);
+    node.setAttribute("data-series", s.name);
+    node.setAttribute("data-category", category);
+    el("title", {}, node).textContent = s.name + ", " + category + ": " + fmt(v);
+  }
+
+  // Vertical bars over time (months, quarters, years): grouped per category, one bar per
+  // series; a series with `line: true` is drawn as a line with points over the bars.
+  function columns(parent, id, title, spec) {
+    var fig = figure(parent, id, title, spec);
+    fig.dataset.expected = count(spec.series);
+    var W = 460, H = 240, right = 10, top = 26, bottom = 24;
+    var svg = el("svg", {viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": title}, fig);
+    var placed = new Placement();
+    var fmt = FORMATS[spec.format || "num"];
     var values = [];
     spec.series.forEach(function (s) { s.values.forEach(function (v) { if (v != null) values.push(v); }); });
-    fig.dataset.expected = values.length;
-    var W = 460, H = 230, left = 54, right = 10, top = 16, bottom = 52;
-    var svg = el("svg", {viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": title}, fig);
-    var max = Math.max.apply(null, values.concat([0])), min = Math.min.apply(null, values.concat([0]));
-    if (max === min) max = min + 1;
-    var plotH = H - top - bottom, plotW = W - left - right;
+    var ticks = niceTicks(Math.min.apply(null, values.concat([0])), Math.max.apply(null, values.concat([0])), 4);
+    var min = ticks[0], max = ticks[ticks.length - 1];
+    var plotH = H - top - bottom;
     function y(v) { return top + (max - v) / (max - min) * plotH; }
-    var fmt = FORMATS[spec.format || "num"];
-    [min, (min + max) / 2, max].forEach(function (tick) {
-      el("line", {x1: left, x2: W - right, y1: y(tick), y2: y(tick), stroke: "#eef2f6"}, svg);
-      text(svg, left - 4, y(tick) + 4, fmt(tick), {"text-anchor": "end"});
+    var tickNodes = ticks.map(function (tick) { return text(svg, 0, y(tick) + 4, fmt(tick), {"text-anchor": "end", "class": "tick"}); });
+    var left = Math.ceil(Math.max.apply(null, tickNodes.map(function (n) { return n.getComputedTextLength(); }))) + 10;
+    tickNodes.forEach(function (n) { n.setAttribute("x", left - 5); placed.place(n); });
+    ticks.forEach(function (tick) {
+      el("line", {x1: left, x2: W - right, y1: y(tick), y2: y(tick), stroke: tick === 0 ? "#9aa5b1" : "#eef2f6"}, svg);
     });
-    el("line", {x1: left, x2: W - right, y1: y(0), y2: y(0), stroke: "#9aa5b1"}, svg);
-    var groupW = plotW / Math.max(spec.categories.length, 1);
-    var barW = Math.max(Math.min((groupW - 6) / spec.series.length, 38), 2);
-    var drawn = 0;
+    placed.place(text(svg, 2, 12, t(spec.unit), {"class": "unit", "font-weight": 600}));
+    var plotW = W - left - right, n = Math.max(spec.categories.length, 1);
+    var groupW = plotW / n;
+    var bars = spec.series.filter(function (s) { return !s.line; });
+    var barW = Math.max(Math.min((groupW - 6) / Math.max(bars.length, 1), 38), 2);
+    function centre(i) { return left + i * groupW + groupW / 2; }
+    var drawn = 0, showValues = spec.values !== false && n * spec.series.length <= 16;
+    var valueLabels = [];
     spec.categories.forEach(function (category, i) {
-      var x0 = left + i * groupW + (groupW - barW * spec.series.length) / 2;
-      spec.series.forEach(function (s, j) {
+      var x0 = centre(i) - barW * bars.length / 2;
+      bars.forEach(function (s, j) {
         var v = s.values[i];
         if (v == null) return;
         var r = el("rect", {
-          "class": "mark", x: x0 + j * barW, width: Math.max(barW - 1, 1),
+          x: x0 + j * barW, width: Math.max(barW - 1, 1),
           y: Math.min(y(v), y(0)), height: Math.max(Math.abs(y(v) - y(0)), 1),
-          fill: v < 0 ? "#c0392b" : (s.color || COLORS[j % COLORS.length]),
-          "data-value": v, "data-series": s.name, "data-category": category
+          fill: v < 0 ? "#c0392b" : (s.color || COLORS[spec.series.indexOf(s) % COLORS.length])
         }, svg);
-        el("title", {}, r).textContent = s.name + ", " + category + ": " + fmt(v);
-        if (spec.categories.length * spec.series.length <= 16) {
-          text(svg, x0 + j * barW + barW / 2, (v < 0 ? y(v) + 11 : y(v) - 3), fmt(v), {"text-anchor": "middle", "font-size": 9});
-        }
+        mark(r, s, category.label, v, fmt);
+        if (showValues) valueLabels.push([x0 + j * barW + barW / 2, v < 0 ? y(v) + 11 : y(v) - 3, fmt(v)]);
         drawn += 1;
       });
-      var label = String(category);
-      var every = Math.ceil(spec.categories.length / 12);
-      if (i % every === 0) {
-        text(svg, left + i * groupW + groupW / 2, H - bottom + 14, label.length > 14 ? label.slice(0, 13) + "…" : label, {"text-anchor": "middle"});
-      }
     });
-    if (spec.series.length > 1) {
-      var legend = document.createElement("div");
-      legend.className = "legend";
-      spec.series.forEach(function (s, j) {
-        var i = document.createElement("i");
-        i.style.background = s.color || COLORS[j % COLORS.length];
-        legend.appendChild(i);
-        legend.appendChild(document.createTextNode(s.name));
+    spec.series.filter(function (s) { return s.line; }).forEach(function (s) {
+      var color = s.color || COLORS[spec.series.indexOf(s) % COLORS.length];
+      var points = [];
+      spec.categories.forEach(function (category, i) {
+        if (s.values[i] != null) points.push([centre(i), y(s.values[i])]);
       });
-      fig.appendChild(legend);
+      el("polyline", {points: points.map(function (p) { return p.join(","); }).join(" "), fill: "none", stroke: color, "stroke-width": 2}, svg);
+      spec.categories.forEach(function (category, i) {
+        var v = s.values[i];
+        if (v == null) return;
+        mark(el("circle", {cx: centre(i), cy: y(v), r: 3.5, fill: color}, svg), s, category.label, v, fmt);
+        drawn += 1;
+      });
+    });
+    // Category labels: measured, then every k-th shown so that neighbours keep a gap.
+    var labels = spec.categories.map(function (c, i) {
+      return text(svg, centre(i), H - bottom + 15, c.label, {"text-anchor": "middle", "class": "tick"});
+    });
+    var widest = Math.max.apply(null, labels.map(function (n) { return n.getComputedTextLength(); }).concat([0]));
+    var every = Math.max(1, Math.ceil((widest + 6) / groupW));
+    labels.forEach(function (node, i) {
+      if (i % every !== 0) node.remove(); else placed.place(node);
+    });
+    if (spec.marker) {
+      var i = spec.marker.index, x = centre(i);
+      el("line", {x1: x, x2: x, y1: top - 4, y2: H - bottom, stroke: "#243b53", "stroke-dasharray": "4 3", "class": "marker"}, svg);
+      var flag = text(svg, x, top - 8, spec.marker.label, {"text-anchor": "middle", "class": "marker-label", fill: "#243b53", "font-weight": 600});
+      if (!placed.fits(flag)) { flag.setAttribute("text-anchor", "start"); flag.setAttribute("x", x + 4); }
+      placed.place(flag);
+      if (labels[i] && labels[i].parentNode) labels[i].setAttribute("font-weight", 700);
     }
-    if (spec.note) {
-      var p = document.createElement("p");
-      p.className = "note";
-      p.textContent = spec.note;
-      fig.appendChild(p);
-    }
+    valueLabels.forEach(function (v) {
+      placed.place(text(svg, v[0], v[1], v[2], {"text-anchor": "middle", "font-size": 9, "class": "value"}));
+    });
+    legend(fig, spec.series);
+    note(fig, spec.note);
     fig.dataset.drawn = drawn;
     return fig;
   }
 
-  function column(rows, name) { return rows.map(function (r) { return r[name]; }); }
-  function hours(rows, name) { return rows.map(function (r) { return r[name] == null ? null : r[name] / 60; }); }
-  function perCase(rows, minutesName) {
-    return rows.map(function (r) { return r.closed_cases ? r[minutesName] / r.closed_cases / 60 : null; });
+  // Horizontal bars for categories with names (who referred, topics, organisations): each
+  // name has a line of its own, so names never run into each other.
+  function rows(parent, id, title, spec) {
+    var fig = figure(parent, id, title, spec);
+    fig.dataset.expected = count(spec.series);
+    var W = 460, right = 44, top = 22, bottom = 22;
+    var rowH = Math.max(20, 12 * spec.series.length + 8);
+    var H = top + rowH * Math.max(spec.categories.length, 1) + bottom;
+    var svg = el("svg", {viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": title}, fig);
+    var placed = new Placement();
+    var fmt = FORMATS[spec.format || "int"];
+    var names = spec.categories.map(function (c, i) {
+      return text(svg, 0, top + i * rowH + rowH / 2 + 4, c.label, {"text-anchor": "end", "class": "tick"});
+    });
+    var widest = Math.max.apply(null, names.map(function (n) { return n.getComputedTextLength(); }).concat([0]));
+    var left = Math.min(Math.ceil(widest) + 10, W * 0.45);
+    names.forEach(function (node) {
+      var s = node.textContent;
+      while (node.getComputedTextLength() > left - 10 && s.length > 4) { s = s.slice(0, -2); node.textContent = s + "…"; }
+      node.setAttribute("x", left - 6);
+      placed.place(node);
+    });
+    var values = [];
+    spec.series.forEach(function (s) { s.values.forEach(function (v) { if (v != null) values.push(v); }); });
+    var ticks = niceTicks(0, Math.max.apply(null, values.concat([0])), 4);
+    var max = ticks[ticks.length - 1], plotW = W - left - right;
+    function x(v) { return left + v / max * plotW; }
+    var tickNodes = ticks.map(function (tick) {
+      el("line", {x1: x(tick), x2: x(tick), y1: top, y2: H - bottom, stroke: tick === 0 ? "#9aa5b1" : "#eef2f6"}, svg);
+      return text(svg, x(tick), H - bottom + 14, fmt(tick), {"text-anchor": "middle", "class": "tick"});
+    });
+    var tickW = Math.max.apply(null, tickNodes.map(function (n) { return n.getComputedTextLength(); }));
+    var every = Math.max(1, Math.ceil((tickW + 6) / (plotW / (ticks.length - 1))));
+    tickNodes.forEach(function (node, i) { if (i % every !== 0) node.remove(); else placed.place(node); });
+    placed.place(text(svg, W - 2, 12, t(spec.unit), {"class": "unit", "font-weight": 600, "text-anchor": "end"}));
+    var barH = (rowH - 6) / spec.series.length, drawn = 0;
+    spec.categories.forEach(function (category, i) {
+      spec.series.forEach(function (s, j) {
+        var v = s.values[i];
+        if (v == null) return;
+        var y0 = top + i * rowH + 3 + j * barH;
+        var r = el("rect", {x: left, y: y0, width: Math.max(x(v) - left, 1), height: Math.max(barH - 1, 1),
+          fill: s.color || COLORS[j % COLORS.length]}, svg);
+        mark(r, s, category.label, v, fmt);
+        placed.place(text(svg, x(v) + 4, y0 + barH / 2 + 3, fmt(v), {"font-size": 9, "class": "value"}));
+        drawn += 1;
+      });
+    });
+    legend(fig, spec.series);
+    note(fig, spec.note);
+    fig.dataset.drawn = drawn;
+    return fig;
   }
 
-  function tile(label, value) {
-    return '<div class="tile"><b>' + value + "</b><span>" + label + "</span></div>";
+  function column(rows_, name) { return rows_.map(function (r) { return r[name]; }); }
+  function perCase(rows_, minutesName) {
+    return rows_.map(function (r) { return r.closed_cases ? r[minutesName] / r.closed_cases / 60 : null; });
+  }
+  function periods(rows_) { return rows_.map(function (r) { return {key: r.period, label: periodLabel(r.period, true)}; }); }
+  function keyed(dimension, counts) {
+    return Object.keys(counts).map(function (k) { return {key: k, label: valueLabel(dimension, k)}; });
+  }
+  function escape(s) {
+    return String(s).replace(/[&<>"]/g, function (c) { return {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;"}[c]; });
   }
 
+  function tile(key, value) {
+    return '<div class="tile"><b>' + escape(value) + "</b><span>" + escape(t(key)) + "</span></div>";
+  }
+
+  // The sector's table: (figure, how it is shown); the words are the figures' labels.
   var TABLE = [
-    ["closed_cases", "Closed cases", "int"],
-    ["time_per_case", "Time per case (h:mm)", "raw"],
-    ["registration_time_per_case", "of which registration", "raw"],
-    ["dossier_time_per_case", "of which online dossier", "raw"],
-    ["lead_time_days", "Lead time (doorlooptijd, days)", "num"],
-    ["chats_per_case", "Chats per case", "num"],
-    ["dossier_messages_per_case", "Dossier messages per case", "num"],
-    ["homework_contacts_per_case", "Homework contacts per case", "num"],
-    ["online_dossier_adoption", "Online dossier adoption", "pct"],
-    ["no_show_rate_intake", "No-show intake", "pct"],
-    ["no_show_rate_follow_up", "No-show follow-up", "pct"],
-    ["module_completion_rate", "Module completion", "pct"],
-    ["module_drop_out_rate", "Module drop-out", "pct"],
-    ["waiting_time_days", "Waiting time (days)", "num"],
-    ["response_time_hours", "Response to messages (hours)", "num"],
-    ["answered_within_working_day_share", "Answered within 1 working day", "pct"],
-    ["online_share_of_contacts", "Online share of contacts", "pct"],
-    ["online_share_of_time", "Online share of time", "pct"]
+    ["closed_cases", "int"], ["time_per_case", "raw"], ["registration_time_per_case", "raw"],
+    ["dossier_time_per_case", "raw"], ["lead_time_days", "num"], ["chats_per_case", "num"],
+    ["dossier_messages_per_case", "num"], ["homework_contacts_per_case", "num"],
+    ["online_dossier_adoption", "pct"], ["no_show_rate_intake", "pct"], ["no_show_rate_follow_up", "pct"],
+    ["module_completion_rate", "pct"], ["module_drop_out_rate", "pct"], ["waiting_time_days", "num"],
+    ["response_time_hours", "num"], ["answered_within_working_day_share", "pct"],
+    ["online_share_of_contacts", "pct"], ["online_share_of_time", "pct"]
   ];
 
-  function sectorTable(rows) {
-    var head = "<tr><th>Figure</th>" + rows.map(function (r) { return "<th>" + r.period + "</th>"; }).join("") + "</tr>";
+  function sectorTable(rows_) {
+    var head = "<tr><th>" + escape(t("page.figure")) + "</th>" + rows_.map(function (r) {
+      return "<th>" + escape(periodLabel(r.period, false)) + "</th>";
+    }).join("") + "</tr>";
     var body = TABLE.map(function (f) {
-      return "<tr><td>" + f[1] + "</td>" + rows.map(function (r) {
+      return "<tr><td>" + escape(t(f[0])) + "</td>" + rows_.map(function (r) {
         var v = r[f[0]];
-        return "<td>" + (f[2] === "raw" ? (v == null ? "–" : v) : FORMATS[f[2]](v)) + "</td>";
+        return "<td>" + escape(f[1] === "raw" ? (v == null ? "–" : v) : FORMATS[f[1]](v)) + "</td>";
       }).join("") + "</tr>";
     }).join("");
     return "<table id=\"sector-table\">" + head + body + "</table>";
@@ -136,100 +313,119 @@
     document.getElementById("login").style.display = "none";
     document.getElementById("org").textContent = data.organisation + (data.year ? " — " + data.year : "");
     var year = data.years.filter(function (r) { return r.period === data.year; })[0] || {};
+    var during = data.year ? ", " + data.year : "";
     document.getElementById("tiles").innerHTML = [
-      tile("closed cases", year.closed_cases == null ? "–" : year.closed_cases),
-      tile("time per case (h:mm)", year.time_per_case || "–"),
-      tile("lead time, days", num(year.lead_time_days)),
-      tile("no-show at intake", pct(year.no_show_rate_intake)),
-      tile("no-show at follow-up", pct(year.no_show_rate_follow_up)),
-      tile("modules completed", pct(year.module_completion_rate)),
-      tile("online dossier used", pct(year.online_dossier_adoption)),
-      tile("waiting time, days", num(year.waiting_time_days))
+      tile("closed_cases", int(year.closed_cases)),
+      tile("time_per_case", year.time_per_case || "–"),
+      tile("lead_time_days", num(year.lead_time_days)),
+      tile("no_show_rate_intake", pct(year.no_show_rate_intake)),
+      tile("no_show_rate_follow_up", pct(year.no_show_rate_follow_up)),
+      tile("module_completion_rate", pct(year.module_completion_rate)),
+      tile("online_dossier_adoption", pct(year.online_dossier_adoption)),
+      tile("waiting_time_days", num(year.waiting_time_days))
     ].join("");
     var quarters = data.quarters.filter(function (r) { return !data.year || r.period.indexOf(data.year) === 0; });
     var months = data.months.filter(function (r) { return !data.year || r.period.indexOf(data.year) === 0; });
     document.getElementById("table").innerHTML = sectorTable(quarters.concat(data.year ? [year] : []));
     var charts = document.getElementById("charts");
     charts.innerHTML = "";
-    var q = column(quarters, "period"), m = column(months, "period");
-    charts.appendChild(bars("closed-cases", "Closed cases per month", {
-      categories: m, series: [{name: "closed cases", values: column(months, "closed_cases")}], format: "int"}));
-    charts.appendChild(bars("time-per-case", "Hours per closed case: registration and online dossier", {
+    var q = periods(quarters), m = periods(months);
+    columns(charts, "closed-cases", t("chart.closed_cases") + during, {
+      categories: m, series: [{name: t("closed_cases"), values: column(months, "closed_cases")}], format: "int", unit: "unit.cases"});
+    columns(charts, "time-per-case", t("chart.time_per_case") + during, {
       categories: q, series: [
-        {name: "registration", values: perCase(quarters, "registration_minutes")},
-        {name: "online dossier", values: perCase(quarters, "dossier_minutes")}], format: "num"}));
-    charts.appendChild(bars("no-show", "No-show rate per month", {
+        {name: t("series.registration"), values: perCase(quarters, "registration_minutes")},
+        {name: t("series.online_dossier"), values: perCase(quarters, "dossier_minutes")}], format: "num", unit: "unit.hours"});
+    columns(charts, "no-show", t("chart.no_show") + during, {
       categories: m, series: [
-        {name: "intake", values: column(months, "no_show_rate_intake")},
-        {name: "follow-up", values: column(months, "no_show_rate_follow_up")}], format: "pct"}));
-    charts.appendChild(bars("modules", "Self-help modules started per quarter: completed and dropped out", {
+        {name: t("series.intake"), values: column(months, "no_show_rate_intake")},
+        {name: t("series.follow_up"), values: column(months, "no_show_rate_follow_up")}], format: "pct", unit: "unit.percent"});
+    columns(charts, "modules", t("chart.modules") + during, {
       categories: q, series: [
-        {name: "completed", values: column(quarters, "module_completion_rate")},
-        {name: "dropped out after step 1", values: column(quarters, "module_drop_out_rate")}], format: "pct"}));
-    charts.appendChild(bars("online-share", "Online share of contacts and of time", {
+        {name: t("series.completed"), values: column(quarters, "module_completion_rate")},
+        {name: t("series.dropped_out"), values: column(quarters, "module_drop_out_rate")}], format: "pct", unit: "unit.percent"});
+    columns(charts, "online-share", t("chart.online_share") + during, {
       categories: q, series: [
-        {name: "of contacts", values: column(quarters, "online_share_of_contacts")},
-        {name: "of time", values: column(quarters, "online_share_of_time")}], format: "pct"}));
-    charts.appendChild(bars("blended", "Blended against face-to-face only (" + (data.year || "") + ")", {
-      categories: ["hours per case", "lead time (days)"], series: [
-        {name: "blended", values: [year.blended_hours_per_case, year.blended_lead_time_days]},
-        {name: "face-to-face only", values: [year.face_to_face_hours_per_case, year.face_to_face_lead_time_days]}],
-      format: "num", note: "When online contact is added on top of face-to-face contact instead of replacing it, blended cases take more hours and more days."}));
-    charts.appendChild(bars("waiting", "Waiting time to first contact (days) per month", {
-      categories: m, series: [{name: "days", values: column(months, "waiting_time_days")}], format: "num"}));
-    charts.appendChild(bars("response", "Response to clients' messages (hours) per quarter", {
-      categories: q, series: [{name: "hours", values: column(quarters, "response_time_hours")}], format: "num",
-      note: "Targets in the sector's reports: within one working day, within 48 hours."}));
-    charts.appendChild(bars("sources", "Who referred (" + (data.year || "") + ")", {
-      categories: Object.keys(data.referral_sources),
-      series: [{name: "referrals", values: Object.values(data.referral_sources)}], format: "int"}));
-    charts.appendChild(bars("topics", "What referrals were about", {
-      categories: Object.keys(data.topics),
-      series: [{name: "referrals", values: Object.values(data.topics)}], format: "int"}));
-    charts.appendChild(bars("areas", "Referrals per postcode area", {
-      categories: Object.keys(data.postcode_areas),
-      series: [{name: "referrals", values: Object.values(data.postcode_areas)}], format: "int"}));
+        {name: t("series.of_contacts"), values: column(quarters, "online_share_of_contacts")},
+        {name: t("series.of_time"), values: column(quarters, "online_share_of_time")}], format: "pct", unit: "unit.percent"});
+    // Hours and days are two units: two charts, each with its own axis.
+    var modes = [{key: "blended", label: t("series.blended")}, {key: "face_to_face", label: t("series.face_to_face")}];
+    columns(charts, "blended-hours", t("chart.blended_hours") + during, {
+      categories: modes, series: [{name: t("unit.hours"), values: [year.blended_hours_per_case, year.face_to_face_hours_per_case]}],
+      format: "num", unit: "unit.hours"});
+    columns(charts, "blended-lead-time", t("chart.blended_lead_time") + during, {
+      categories: modes, series: [{name: t("unit.days"), values: [year.blended_lead_time_days, year.face_to_face_lead_time_days]}],
+      format: "num", unit: "unit.days", note: t("chart.blended_note")});
+    columns(charts, "waiting", t("chart.waiting") + during, {
+      categories: m, series: [{name: t("unit.days"), values: column(months, "waiting_time_days")}], format: "num", unit: "unit.days"});
+    columns(charts, "response", t("chart.response") + during, {
+      categories: q, series: [{name: t("unit.hours"), values: column(quarters, "response_time_hours")}], format: "num",
+      unit: "unit.hours", note: t("chart.response_note")});
+    rows(charts, "sources", t("chart.sources") + during, {
+      categories: keyed("referrer_type", data.referral_sources),
+      series: [{name: t("unit.referrals"), values: Object.values(data.referral_sources)}], unit: "unit.referrals"});
+    rows(charts, "topics", t("chart.topics") + during, {
+      categories: keyed("topic", data.topics),
+      series: [{name: t("unit.referrals"), values: Object.values(data.topics)}], unit: "unit.referrals"});
+    rows(charts, "areas", t("chart.areas") + during, {
+      categories: keyed("postcode_area", data.postcode_areas),
+      series: [{name: t("unit.referrals"), values: Object.values(data.postcode_areas)}], unit: "unit.referrals"});
     var bench = document.getElementById("benchmark");
     if (data.benchmark && data.benchmark.organisations.length) {
-      var orgs = data.benchmark.organisations;
-      var names = orgs.map(function (o) { return o.organisation + (o.own ? " (you)" : ""); });
-      var g = document.createElement("div");
-      g.className = "grid";
-      g.appendChild(bars("benchmark-lead-time", "Lead time (days), " + data.benchmark.period, {
-        categories: names, series: [{name: "days", values: orgs.map(function (o) { return o.figures.lead_time_days; })}]}));
-      g.appendChild(bars("benchmark-no-show", "No-show, " + data.benchmark.period, {
-        categories: names, series: [
-          {name: "intake", values: orgs.map(function (o) { return o.figures.no_show_rate_intake; })},
-          {name: "follow-up", values: orgs.map(function (o) { return o.figures.no_show_rate_follow_up; })}], format: "pct"}));
-      var rows = Object.keys(data.benchmark.figures).map(function (k) {
-        return "<tr><td>" + data.benchmark.figures[k] + "</td>" + orgs.map(function (o) {
+      var orgs = data.benchmark.organisations, period = ", " + periodLabel(data.benchmark.period, false);
+      var names = orgs.map(function (o) {
+        return {key: o.organisation, label: o.own ? t("bench.you", {name: o.organisation}) : o.organisation};
+      });
+      var cells = data.benchmark.figures.map(function (k) {
+        return "<tr><td>" + escape(t(k)) + "</td>" + orgs.map(function (o) {
           var v = o.figures[k];
-          return "<td>" + (k.indexOf("rate") >= 0 || k.indexOf("share") >= 0 ? pct(v) : num(v)) + "</td>";
+          return "<td>" + escape(k.indexOf("rate") >= 0 || k.indexOf("share") >= 0 ? pct(v) : num(v)) + "</td>";
         }).join("") + "</tr>";
       }).join("");
-      bench.innerHTML = "<h2>Benchmark: your snapshot next to other organisations'</h2>" +
-        "<p class=\"note\">Only aggregates; cells with fewer than 10 closed cases are left out.</p>" +
-        "<table><tr><th>Figure</th>" + names.map(function (n) { return "<th>" + n + "</th>"; }).join("") + "</tr>" + rows + "</table>";
+      bench.innerHTML = "<h2>" + escape(t("bench.heading")) + "</h2><p class=\"note\">" + escape(t("bench.note")) + "</p>" +
+        "<table><tr><th>" + escape(t("page.figure")) + "</th>" +
+        names.map(function (n) { return "<th>" + escape(n.label) + "</th>"; }).join("") + "</tr>" + cells + "</table>";
+      var g = document.createElement("div");
+      g.className = "grid";
       bench.appendChild(g);
+      rows(g, "benchmark-lead-time", t("chart.benchmark_lead_time") + period, {
+        categories: names, series: [{name: t("unit.days"), values: orgs.map(function (o) { return o.figures.lead_time_days; })}],
+        format: "num", unit: "unit.days"});
+      rows(g, "benchmark-no-show", t("chart.benchmark_no_show") + period, {
+        categories: names, series: [
+          {name: t("series.intake"), values: orgs.map(function (o) { return o.figures.no_show_rate_intake; })},
+          {name: t("series.follow_up"), values: orgs.map(function (o) { return o.figures.no_show_rate_follow_up; })}],
+        format: "pct", unit: "unit.percent"});
     } else {
-      bench.innerHTML = "<h2>Benchmark</h2><p class=\"note\">No snapshots shared yet.</p>";
+      bench.innerHTML = "<h2>" + escape(t("bench.heading")) + "</h2><p class=\"note\">" + escape(t("bench.none")) + "</p>";
     }
-    var bc = data.business_case;
-    var years = bc.years.map(function (y) { return "year " + y.year; });
-    document.getElementById("business").innerHTML = "<h2>Business case</h2><p class=\"note\">Hours from " +
-      (bc.hours_source === "measured" ? "your own registrations (" + bc.measured.period + ")" : "the model's assumptions") +
-      "; € " + bc.assumptions.hourly_rate + " an hour. Break-even: " +
-      (bc.break_even_year ? "year " + bc.break_even_year : "not within " + bc.years.length + " years") + ".</p>";
-    var bg = document.createElement("div");
-    bg.className = "grid";
-    bg.appendChild(bars("business-case", "Savings, costs and cumulative balance per year", {
-      categories: years, series: [
-        {name: "savings", values: bc.years.map(function (y) { return y.savings; }), color: "#5a9e6f"},
-        {name: "costs", values: bc.years.map(function (y) { return y.costs; }), color: "#e08a2e"},
-        {name: "cumulative balance", values: bc.years.map(function (y) { return y.cumulative_balance; }), color: "#2f6f9f"}],
-      format: "euro"}));
-    document.getElementById("business").appendChild(bg);
+    businessCase(data.business_case);
     document.body.dataset.rendered = "yes";
+  }
+
+  function businessCase(bc) {
+    var rate = euro(bc.assumptions.hourly_rate);
+    var source = bc.hours_source === "measured" ? t("bc.measured", {period: bc.measured.period, rate: rate}) : t("bc.assumed", {rate: rate});
+    var verdict = bc.break_even_year ? t("bc.break_even", {year: bc.break_even_year}) : t("bc.no_break_even", {years: bc.years.length});
+    var section = document.getElementById("business");
+    section.innerHTML = "<h2>" + escape(t("bc.heading")) + "</h2><p class=\"note\">" + escape(source) + " <b>" + escape(verdict) + "</b></p>";
+    var g = document.createElement("div");
+    g.className = "grid";
+    section.appendChild(g);
+    var years = bc.years.map(function (y) { return {key: y.year, label: t("period.year_number", {year: y.year})}; });
+    var breakEven = bc.years.map(function (y) { return y.year; }).indexOf(bc.break_even_year);
+    var fig = columns(g, "business-case", t("chart.business_case"), {
+      categories: years, series: [
+        {name: t("series.savings"), values: bc.years.map(function (y) { return y.savings; }), color: "#5a9e6f"},
+        {name: t("series.costs"), values: bc.years.map(function (y) { return y.costs; }), color: "#e08a2e"},
+        {name: t("series.cumulative"), values: bc.years.map(function (y) { return y.cumulative_balance; }), color: "#2f6f9f", line: true}],
+      format: "euro", unit: "unit.euro", values: false,
+      marker: breakEven >= 0 ? {index: breakEven, label: t("bc.break_even_mark")} : null});
+    var table = "<table class=\"business-years\"><tr><th></th>" + years.map(function (y) { return "<th>" + escape(y.label) + "</th>"; }).join("") + "</tr>" +
+      [["series.savings", "savings"], ["series.costs", "costs"], ["series.cumulative", "cumulative_balance"]].map(function (r) {
+        return "<tr><td>" + escape(t(r[0])) + "</td>" + bc.years.map(function (y) { return "<td>" + escape(euro(y[r[1]])) + "</td>"; }).join("") + "</tr>";
+      }).join("") + "</table>";
+    fig.insertAdjacentHTML("beforeend", table);
   }
 
   function problem(message) {
@@ -240,8 +436,8 @@
   function load(key) {
     fetch("/v1/dashboard-data", {headers: {Authorization: "Bearer " + key}})
       .then(function (r) {
-        if (r.status === 401 || r.status === 403) throw new Error("This key is not valid for analytics.");
-        if (!r.ok) throw new Error("The figures could not be loaded (" + r.status + ").");
+        if (r.status === 401 || r.status === 403) throw new Error(t("page.key_invalid"));
+        if (!r.ok) throw new Error(t("page.load_failed", {status: r.status}));
         return r.json();
       })
       .then(function (data) { sessionStorage.setItem("ketenbus-key", key); render(data); })
@@ -249,9 +445,14 @@
   }
 
   var embedded = document.getElementById("dashboard-data");
-  if (embedded) { render(JSON.parse(embedded.textContent)); return; }
+  if (embedded) {
+    // A report file: its language was chosen when it was written.
+    document.getElementById("other-language").remove();
+    render(JSON.parse(embedded.textContent));
+    return;
+  }
   var match = /[#&]key=([^&]+)/.exec(location.hash);
-  if (match) { history.replaceState(null, "", location.pathname); }
+  if (match) { history.replaceState(null, "", location.pathname + location.search); }
   var key = match ? decodeURIComponent(match[1]) : sessionStorage.getItem("ketenbus-key");
   document.getElementById("login-form").addEventListener("submit", function (e) {
     e.preventDefault();
