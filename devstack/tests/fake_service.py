@@ -18,7 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 SETTINGS = (
     "KAFKA_BOOTSTRAP_SERVERS",
-    "KAFKA_ENABLE_IDEMPOTENCE",
+    "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SASL_USERNAME",
     "MONGODB_URL",
     "MONGODB_DATABASE",
     "HTTP_HOST",

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from ketenbus.devstack.cli import main
+from ketenbus.devstack.kafka_access import ADMIN, KafkaAccess
 from ketenbus.devstack.stack import SERVICES, EmbeddedStack
 
 pytestmark = pytest.mark.chain
@@ -20,10 +21,11 @@ FAKE_SERVICE_DIR = str(Path(__file__).parent)
 
 @pytest.fixture
 def home(
-    tmp_path: Path, kafka_bootstrap: str, mongo_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, kafka: KafkaAccess, mongo_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Path]:
     """A home for the CLI; Kafka and Mongo come from the environment, as a developer may set."""
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
+    for name, value in kafka.service_environment(ADMIN).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("MONGODB_URL", mongo_url)
     monkeypatch.setenv("PYTHONPATH", FAKE_SERVICE_DIR)  # reaches the services: fake_service
     home = tmp_path / "ketenbus-home"

@@ -1,4 +1,4 @@
-"""Tansu and SecantusDB as the stack runs them: real servers on loopback, no mocks."""
+"""Apache Kafka and SecantusDB as the stack runs them: real servers on loopback, no mocks."""
 
 from __future__ import annotations
 
@@ -7,23 +7,26 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from pymongo import AsyncMongoClient
 
 from ketenbus.contracts import topics
+from ketenbus.devstack import kafka_provisioning, kafka_server
 from ketenbus.devstack.errors import StartFailed
-from ketenbus.devstack.kafka_server import start_kafka
+from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.devstack.ports import LOOPBACK, PORT_RANGE_VARIABLE, free_port
-from ketenbus.devstack.topic_provisioning import create_topics, wanted_topics
 
 pytestmark = pytest.mark.stack
 
 
-async def test_known_topics_exist_with_their_partition_counts(kafka_bootstrap: str) -> None:
+async def test_known_topics_exist_with_their_partition_counts(kafka: KafkaAccess) -> None:
     # The session broker was provisioned with partner "gemeente-utrecht" (see conftest.py);
     # provisioning again must leave everything as it is.
-    partitions = await create_topics(kafka_bootstrap, ["gemeente-utrecht"])
+    partitions = await kafka_provisioning.create_topics(kafka, ["gemeente-utrecht"])
 
-    assert partitions == wanted_topics(["gemeente-utrecht"])
+    wanted = kafka_provisioning.wanted_topics(["gemeente-utrecht"])
+    assert partitions == {name: count for name, (count, _) in wanted.items()}
     assert partitions[topics.REFERRALS.name] == 3
     assert partitions[topics.REFERRALS.dlq] == 3
     assert partitions[topics.BENCHMARKS.name] == 1
@@ -31,8 +34,34 @@ async def test_known_topics_exist_with_their_partition_counts(kafka_bootstrap: s
     assert partitions["ketenbus.partners.gemeente-utrecht.outbound.v1.dlq"] == 1
 
 
-async def test_a_message_round_trips_through_the_broker(kafka_bootstrap: str) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=False)
+async def test_every_topic_has_the_retention_the_registry_decides(kafka: KafkaAccess) -> None:
+    admin = AIOKafkaAdminClient(**kafka.client_options())
+    await admin.start()
+    try:
+        names = [
+            topics.REFERRALS.name,
+            topics.REFERRALS.dlq,
+            topics.partner_inbound("gemeente-utrecht").name,
+        ]
+        described = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+        )
+    finally:
+        await admin.close()
+    retention = {
+        resource[3]: {entry[0]: entry[1] for entry in resource[4]}["retention.ms"]
+        for response in described
+        for resource in response.resources
+    }
+    assert retention == {
+        topics.REFERRALS.name: "-1",  # the system of record: kept for ever
+        topics.REFERRALS.dlq: str(topics.DEAD_LETTER_RETENTION_MS),
+        topics.partner_inbound("gemeente-utrecht").name: str(topics.PARTNER_RETENTION_MS),
+    }
+
+
+async def test_a_message_round_trips_through_the_broker(kafka: KafkaAccess) -> None:
+    producer = AIOKafkaProducer(**kafka.client_options(), enable_idempotence=True, acks="all")
     await producer.start()
     try:
         sent = await producer.send_and_wait(
@@ -44,8 +73,7 @@ async def test_a_message_round_trips_through_the_broker(kafka_bootstrap: str) ->
     finally:
         await producer.stop()
 
-    # Assigned by hand: a consumer group's first assignment takes seconds on Tansu.
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka.client_options(), enable_auto_commit=False)
     await consumer.start()
     try:
         partition = TopicPartition(sent.topic, sent.partition)
@@ -59,13 +87,63 @@ async def test_a_message_round_trips_through_the_broker(kafka_bootstrap: str) ->
     assert received.headers == (("correlationid", b"c-1"),)
 
 
-def test_a_broker_on_a_taken_port_fails_with_its_log(tmp_path: Path) -> None:
+async def test_a_restarted_cluster_keeps_its_topics_records_and_offsets(tmp_path: Path) -> None:
+    directory, logs = tmp_path / "kafka", tmp_path / "logs"
+    cluster, nodes = kafka_server.start_cluster(directory, logs, outlive_caller=False)
+    try:
+        kafka = cluster.access()
+        kafka_provisioning.provision(kafka)
+        producer = AIOKafkaProducer(**kafka.client_options())
+        await producer.start()
+        try:
+            for number in range(5):
+                await producer.send_and_wait(topics.BENCHMARKS.name, b"%d" % number, key=b"k")
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(
+            topics.BENCHMARKS.name,
+            **kafka.client_options(),
+            group_id="restart-test",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            first = await consumer.getmany(timeout_ms=10_000, max_records=3)
+            await consumer.commit()
+        finally:
+            await consumer.stop()
+        assert sum(len(records) for records in first.values()) == 3
+    finally:
+        for node in nodes:
+            node.stop()
+
+    cluster, nodes = kafka_server.start_cluster(directory, logs, outlive_caller=False)
+    try:
+        consumer = AIOKafkaConsumer(
+            topics.BENCHMARKS.name,
+            **cluster.access().client_options(),
+            group_id="restart-test",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        try:
+            rest = await consumer.getmany(timeout_ms=10_000)
+        finally:
+            await consumer.stop()
+    finally:
+        for node in nodes:
+            node.stop()
+    assert [r.value for records in rest.values() for r in records] == [b"3", b"4"]
+
+
+def test_a_cluster_whose_port_is_taken_fails_saying_so(tmp_path: Path) -> None:
+    cluster = kafka_server.prepare(tmp_path / "kafka")
     with socket.socket() as squatter:
-        squatter.bind((LOOPBACK, 0))
+        squatter.bind((LOOPBACK, cluster.nodes[0].port))
         squatter.listen()
-        taken = squatter.getsockname()[1]
-        with pytest.raises(StartFailed, match="kafka exited during start-up"):
-            start_kafka(tmp_path / "kafka.log", port=taken, outlive_caller=False)
+        with pytest.raises(StartFailed, match="is in use"):
+            kafka_server.prepare(tmp_path / "kafka")
 
 
 async def test_mongo_commits_a_transaction_across_collections(mongo_url: str) -> None:
@@ -84,15 +162,6 @@ async def test_mongo_commits_a_transaction_across_collections(mongo_url: str) ->
         assert await db.outbox.count_documents({}) == 1
     finally:
         await client.close()
-
-
-async def test_mongo_runs_with_failpoints_enabled(mongo_url: str) -> None:
-    client: AsyncMongoClient = AsyncMongoClient(mongo_url)
-    try:
-        answer = await client.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
-    finally:
-        await client.close()
-    assert answer["ok"] == 1.0
 
 
 def test_free_ports_come_from_the_configured_range(monkeypatch):

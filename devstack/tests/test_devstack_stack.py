@@ -13,6 +13,7 @@ import pytest
 
 from ketenbus.devstack import stack_state
 from ketenbus.devstack.errors import NotReady, StackAlreadyRunning, StackNotRunning, StartFailed
+from ketenbus.devstack.kafka_access import ADMIN, KafkaAccess
 from ketenbus.devstack.pytest_fixtures import ChainFactory
 from ketenbus.devstack.stack import EmbeddedStack
 from ketenbus.devstack.waiting import wait_until
@@ -25,14 +26,15 @@ def service_env(stack: EmbeddedStack, name: str) -> dict[str, Any]:
 
 
 def test_a_service_gets_the_settings_contract(
-    chain: ChainFactory, fake_service_options: dict[str, Any], kafka_bootstrap: str, mongo_url: str
+    chain: ChainFactory, fake_service_options: dict[str, Any], kafka: KafkaAccess, mongo_url: str
 ) -> None:
     stack = chain(["intake"], extra_env={"FAKE_MARK": "x"}, **fake_service_options)
 
     env = service_env(stack, "intake")
 
-    assert env["KAFKA_BOOTSTRAP_SERVERS"] == kafka_bootstrap
-    assert env["KAFKA_ENABLE_IDEMPOTENCE"] == "false"
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == kafka.bootstrap
+    assert env["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert env["KAFKA_SASL_USERNAME"] == "ketenbus-intake"  # its own user, with its own ACLs
     assert env["MONGODB_URL"] == mongo_url
     assert env["MONGODB_DATABASE"] == stack.database_name("intake")
     assert env["HTTP_HOST"] == "127.0.0.1"
@@ -169,7 +171,7 @@ def test_a_second_instance_finds_the_stack_and_stops_it(
 
 
 def test_the_stack_leaves_servers_it_did_not_start_running(
-    chain: ChainFactory, fake_service_options: dict[str, Any], kafka_bootstrap: str
+    chain: ChainFactory, fake_service_options: dict[str, Any], kafka: KafkaAccess
 ) -> None:
     stack = chain(["intake"], **fake_service_options)
     state = stack_state.load(stack.home)
@@ -178,25 +180,27 @@ def test_the_stack_leaves_servers_it_did_not_start_running(
 
     stack.stop()
 
-    statuses = EmbeddedStack(stack.home, kafka_bootstrap=kafka_bootstrap).status()
+    statuses = EmbeddedStack(stack.home, kafka=kafka).status()
     assert statuses == []  # nothing recorded any more
     from ketenbus.devstack.ports import accepts_connections
 
-    assert accepts_connections(int(kafka_bootstrap.rsplit(":", 1)[1]))
+    assert accepts_connections(int(kafka.bootstrap.rsplit(":", 1)[1]))
 
 
 def test_the_environment_points_the_stack_at_existing_servers(
     tmp_path: Path,
     fake_service_options: dict[str, Any],
-    kafka_bootstrap: str,
+    kafka: KafkaAccess,
     mongo_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
+    # A Kafka from outside comes with its connection settings, as a service reads them.
+    for name, value in kafka.service_environment(ADMIN).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("MONGODB_URL", mongo_url)
     with EmbeddedStack(tmp_path / "home", outlive_caller=False, **fake_service_options) as stack:
         stack.start_infrastructure()
-        assert stack.urls()["kafka"] == kafka_bootstrap
+        assert stack.urls()["kafka"] == kafka.bootstrap
         assert stack.urls()["mongo"] == mongo_url
         assert [s.name for s in stack.status() if not s.external] == ["mail", "sms"]
 
