@@ -14,7 +14,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from ketenbus.analytics.rebuild import true_ends
+from ketenbus.analytics.rebuild import ends_of
 from ketenbus.contracts import sealing
 from ketenbus.contracts.envelope import Envelope, wrap
 from ketenbus.contracts.events import (
@@ -35,6 +35,7 @@ from ketenbus.contracts.values import (
     WorkType,
     new_id,
 )
+from ketenbus.devstack.kafka_access import KafkaAccess
 
 SERVICES = ("intake", "trajectory", "notifications", "learning", "analytics")
 GP = "huisarts-de-linde"
@@ -154,10 +155,10 @@ def invitations_in_two_weeks(directory: Path) -> Path:
     return path
 
 
-async def read_everything(bootstrap: str, topics: list[str]) -> list[Any]:
+async def read_everything(kafka: KafkaAccess, topics: list[str]) -> list[Any]:
     """Every record on these topics, from the beginning to the end as it is now."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+        **kafka.client_options(), group_id=None, auto_offset_reset="earliest"
     )
     await consumer.start()
     try:
@@ -168,7 +169,7 @@ async def read_everything(bootstrap: str, topics: list[str]) -> list[Any]:
         ]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        ends = await true_ends(bootstrap, partitions)  # Tansu's end_offsets() can fall short
+        ends = await ends_of(kafka.client_options(), partitions)
         records: list[Any] = []
         deadline = time.monotonic() + 60
         while [p for p in partitions if await consumer.position(p) < ends[p]]:

@@ -1,6 +1,6 @@
 """The rebuild projects in memory and writes in bulk: the documents must be exactly those the
-live store's upserts make, erasure included, and the replay must read every message, also
-the last ones of a batch (Tansu reports a partition's end at its last batch's start)."""
+live store's upserts make, erasure included; the replay must read every message, also the
+last ones of a batch, and refuse a history whose beginning retention has removed."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 from pymongo import AsyncMongoClient
 
 from ketenbus.analytics.projection import FACT_COLLECTIONS
-from ketenbus.analytics.rebuild import ReplayBook, rebuild_into, replay
+from ketenbus.analytics.rebuild import HistoryIncomplete, ReplayBook, rebuild_into, replay
 from ketenbus.analytics.store import EVENT_COUNTS, FactStore
 from ketenbus.contracts.envelope import wrap
 from ketenbus.contracts.events import (
@@ -35,6 +36,7 @@ from ketenbus.contracts.events import (
     Urgency,
 )
 from ketenbus.contracts.values import StepKind, new_id
+from ketenbus.devstack.kafka_access import KafkaAccess
 
 pytestmark = pytest.mark.stack
 
@@ -202,14 +204,21 @@ def test_an_erasure_read_before_the_persons_facts_still_covers_them():
     assert erasure.client_ref not in refs
 
 
-async def test_a_replay_reads_the_last_messages_of_a_batch(kafka_bootstrap, mongo_url):
-    topic = f"bench.rebuild.{uuid.uuid4().hex[:8]}"
-    rng = random.Random(7)
-    events = case(rng, erase=False)[:9]
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=50)
+async def topic_of_its_own(kafka: KafkaAccess) -> str:
+    name = f"test.rebuild.{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(**kafka.client_options())
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, 1, 1)])
+    finally:
+        await admin.close()
+    return name
+
+
+async def send_in_one_batch(kafka: KafkaAccess, topic: str, events: list[Any]) -> None:
+    producer = AIOKafkaProducer(**kafka.client_options(), linger_ms=50)
     await producer.start()
     try:
-        # Sent together: one record batch, whose start Tansu reports as the end.
         pending = [
             await producer.send(topic, wrap(e, source="bench").to_bytes(), partition=0)
             for e in events
@@ -218,20 +227,48 @@ async def test_a_replay_reads_the_last_messages_of_a_batch(kafka_bootstrap, mong
             await future
     finally:
         await producer.stop()
+
+
+async def test_a_replay_reads_the_last_messages_of_a_batch(kafka):
+    topic = await topic_of_its_own(kafka)
+    events = case(random.Random(7), erase=False)[:9]
+    await send_in_one_batch(kafka, topic, events)
     seen: list[str] = []
 
     async def apply(envelope: Any) -> None:
         seen.append(envelope.id)
 
-    replayed = await replay(kafka_bootstrap, [topic], apply)
+    replayed = await replay(kafka.client_options(), [topic], apply)
     assert replayed.events == len(events) == len(seen)
 
 
-async def test_a_rebuild_counts_every_event_it_replays(kafka_bootstrap, mongo_url):
+async def test_a_replay_refuses_a_history_whose_beginning_retention_removed(kafka):
+    topic = await topic_of_its_own(kafka)
+    events = case(random.Random(8), erase=False)[:5]
+    await send_in_one_batch(kafka, topic, events)
+    admin = AIOKafkaAdminClient(**kafka.client_options())
+    await admin.start()
+    try:  # what retention does to old segments, here at once
+        await admin.delete_records({TopicPartition(topic, 0): RecordsToDelete(2)})
+    finally:
+        await admin.close()
+    seen: list[str] = []
+
+    async def apply(envelope: Any) -> None:
+        seen.append(envelope.id)
+
+    with pytest.raises(HistoryIncomplete, match=rf"{topic}\[0\]"):
+        await replay(kafka.client_options(), [topic], apply)
+    assert seen == []
+    replayed = await replay(kafka.client_options(), [topic], apply, allow_truncated=True)
+    assert replayed.events == 3 == len(seen)
+
+
+async def test_a_rebuild_counts_every_event_it_replays(kafka, mongo_url):
     client = AsyncMongoClient(mongo_url, tz_aware=True)
     db = client[f"rebuild_{uuid.uuid4().hex[:8]}"]
     try:
-        replayed = await rebuild_into(db, kafka_bootstrap)
+        replayed = await rebuild_into(db, kafka.client_options())
         counted = sum(d["count"] for d in await db[EVENT_COUNTS].find({}).to_list())
         assert counted == replayed.events
         assert replayed.seconds >= replayed.write_seconds

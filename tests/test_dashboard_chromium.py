@@ -36,6 +36,7 @@ from ketenbus.contracts.events import (
     Urgency,
 )
 from ketenbus.contracts.values import new_id
+from ketenbus.devstack.kafka_access import KafkaAccess
 
 from .browser import CHROMIUM, Browser
 
@@ -207,8 +208,8 @@ def another_organisations_snapshot() -> KpiSnapshotPublished:
     )
 
 
-async def publish(bootstrap: str, events: list[Event]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+async def publish(kafka: KafkaAccess, events: list[Event]) -> None:
+    producer = AIOKafkaProducer(**kafka.client_options())
     await producer.start()
     try:
         for event in events:
@@ -334,7 +335,7 @@ async def test_the_dashboard_draws_every_chart_offline_in_chromium(chain, tmp_pa
     stack = chain(["analytics"], isolated=True, timeout=90)
     token = stack.api_token(ORG, "manager")
     events = a_year_of_events()
-    await publish(stack.kafka_bootstrap, [*events, another_organisations_snapshot()])
+    await publish(stack.kafka, [*events, another_organisations_snapshot()])
     closed = sum(isinstance(e, TrajectoryClosed) for e in events)
     base = stack.service_url("analytics")
     headers = {"Authorization": f"Bearer {token}"}

@@ -41,6 +41,7 @@ from ketenbus.contracts.events import (
 from ketenbus.contracts.topics import DELIVERIES, ENROLMENTS
 from ketenbus.contracts.values import AppointmentKind, Channel, Language, Modality, new_id
 from ketenbus.devstack.chain_client import ChainClient, eventually
+from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.devstack.stack import EmbeddedStack
 from ketenbus.kit.clock import ScaledClock
 from ketenbus.kit.outbox import headers_of
@@ -79,10 +80,10 @@ def person(name: str, postcode: str, *, email: str | None, phone: str | None, ch
     }
 
 
-async def publish(bootstrap: str, event: Event, source: str, now: datetime) -> None:
+async def publish(kafka: KafkaAccess, event: Event, source: str, now: datetime) -> None:
     """Put an event on its topic exactly as its owner's outbox relay would."""
     envelope = wrap(event, source=source, time=now)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
+    producer = AIOKafkaProducer(**kafka.client_options())
     await producer.start()
     try:
         await producer.send_and_wait(
@@ -95,10 +96,10 @@ async def publish(bootstrap: str, event: Event, source: str, now: datetime) -> N
         await producer.stop()
 
 
-async def events_on(bootstrap: str, topic: str) -> list[Event]:
+async def events_on(kafka: KafkaAccess, topic: str) -> list[Event]:
     """Every event on a topic so far (the stack is isolated: all of them are this test's)."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+        topic, **kafka.client_options(), auto_offset_reset="earliest", group_id=None
     )
     await consumer.start()
     events: list[Event] = []
@@ -205,7 +206,7 @@ async def test_reminders_arrive_on_time_move_with_the_appointment_and_respect_th
     accelerated,
 ):
     stack, clock = accelerated
-    bootstrap = stack.kafka_bootstrap
+    kafka = stack.kafka
     client = ChainClient(stack.urls(), stack.api_token)
     notifications = Notifications(stack)
     try:
@@ -306,7 +307,7 @@ async def test_reminders_arrive_on_time_move_with_the_appointment_and_respect_th
                 ),
             ),
         ):
-            await publish(bootstrap, event, "trajectory", clock.now())
+            await publish(kafka, event, "trajectory", clock.now())
 
         metrics = await eventually(
             _gauges_show_pending(notifications), "the reminder gauges", timeout=20
@@ -383,7 +384,7 @@ async def test_reminders_arrive_on_time_move_with_the_appointment_and_respect_th
     assert [r["channel"] for r in reminders["lotte"]] == ["email", "email"]
     assert len(mails_to("lotte@example.org")) == 2
     assert [t for t in texts if t["body"]["to"] == "+31622222222"] == []
-    delivered_events = await events_on(bootstrap, DELIVERIES.name)
+    delivered_events = await events_on(kafka, DELIVERIES.name)
     opted_out = [e for e in delivered_events if isinstance(e, ClientOptedOut)]
     assert [(e.client_ref, e.channel.value, e.via.value) for e in opted_out] == [
         (ref["lotte"], "sms", "stop_reply")
@@ -447,7 +448,7 @@ async def test_a_module_worked_through_is_recorded_and_an_idle_one_is_nudged_the
     accelerated,
 ):
     stack, clock = accelerated
-    bootstrap = stack.kafka_bootstrap
+    kafka = stack.kafka
     client = ChainClient(stack.urls(), stack.api_token)
     portal = Portal(stack)
     try:
@@ -507,7 +508,7 @@ async def test_a_module_worked_through_is_recorded_and_an_idle_one_is_nudged_the
         read = await portal.ok("GET", f"/v1/homework/{submission['submission_id']}", worker=True)
         assert read["answer"] == "Boodschappen kosten meer dan ik dacht."
         await publish(
-            bootstrap,
+            kafka,
             HomeworkFeedbackGiven(
                 trajectory_id=anouk_trajectory["trajectory_id"],
                 client_ref=anouk_trajectory["client_ref"],
@@ -563,7 +564,7 @@ async def test_a_module_worked_through_is_recorded_and_an_idle_one_is_nudged_the
         )
         card = json.dumps({"name": "Ilse", "phone": None, "email": "ilse@example.org"})
         await publish(
-            bootstrap,
+            kafka,
             ClientContactShared(
                 client_ref=waiting_ref,
                 organisation_id=UTRECHT,
@@ -581,7 +582,7 @@ async def test_a_module_worked_through_is_recorded_and_an_idle_one_is_nudged_the
             clock.now(),
         )
         await publish(
-            bootstrap,
+            kafka,
             ClientWaitlisted(
                 referral_id=new_id("ref"),
                 client_ref=waiting_ref,
@@ -625,7 +626,7 @@ async def test_a_module_worked_through_is_recorded_and_an_idle_one_is_nudged_the
 
         # Anouk asks to be forgotten: learning keeps nothing of her.
         await publish(
-            bootstrap,
+            kafka,
             ClientErasureRequested(
                 client_ref=anouk_trajectory["client_ref"],
                 organisation_id=UTRECHT,
@@ -645,7 +646,7 @@ async def test_a_module_worked_through_is_recorded_and_an_idle_one_is_nudged_the
 
         async def enrolments_published() -> list[Event] | None:
             # Learning's relay publishes after each commit: wait for the last ones to be out.
-            events = await events_on(bootstrap, ENROLMENTS.name)
+            events = await events_on(kafka, ENROLMENTS.name)
             seen = {(type(e).__name__, getattr(e, "client_ref", None)) for e in events}
             expected = {
                 ("ModuleCompleted", anouk_trajectory["client_ref"]),

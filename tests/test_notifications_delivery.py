@@ -37,6 +37,7 @@ from ketenbus.contracts.events import (
 from ketenbus.contracts.topics import DELIVERIES
 from ketenbus.contracts.values import AppointmentKind, Channel, Language, new_id
 from ketenbus.devstack import chain_client
+from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.devstack.sms_sink import read_sms_attempts, script_statuses
 from ketenbus.kit.clock import ScaledClock
 from ketenbus.kit.outbox import headers_of
@@ -47,9 +48,9 @@ ORG = "welzijn-utrecht"
 TEAM = "team@welzijn-utrecht.example"
 
 
-async def publish(bootstrap: str, event: Event, source: str, now: datetime) -> None:
+async def publish(kafka: KafkaAccess, event: Event, source: str, now: datetime) -> None:
     envelope = wrap(event, source=source, time=now)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
+    producer = AIOKafkaProducer(**kafka.client_options())
     await producer.start()
     try:
         await producer.send_and_wait(
@@ -62,9 +63,9 @@ async def publish(bootstrap: str, event: Event, source: str, now: datetime) -> N
         await producer.stop()
 
 
-async def events_on(bootstrap: str, topic: str) -> list[Event]:
+async def events_on(kafka: KafkaAccess, topic: str) -> list[Event]:
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+        topic, **kafka.client_options(), auto_offset_reset="earliest", group_id=None
     )
     await consumer.start()
     events: list[Event] = []
@@ -126,7 +127,7 @@ async def test_retries_refusals_a_crash_mid_send_and_the_follow_up_after_a_misse
         "MISSED_FOLLOW_UP_DELAY": "PT1S",
     }
     stack = chain(("notifications",), isolated=True, timeout=90, extra_env=env)
-    bootstrap = stack.kafka_bootstrap
+    kafka = stack.kafka
     key = sealing.key_from_text(stack.service_environment("notifications")["CONTACT_SHARING_KEY"])
     token = stack.api_token(ORG, "notifications")
     http = httpx.AsyncClient(
@@ -166,7 +167,7 @@ async def test_retries_refusals_a_crash_mid_send_and_the_follow_up_after_a_misse
             phone = phones.get(name)
             email = "noor@example.org" if name == "missed" else None
             await publish(
-                bootstrap,
+                kafka,
                 contact_shared(client_ref, key, clock.now(), phone=phone, email=email),
                 "intake",
                 clock.now(),
@@ -176,7 +177,7 @@ async def test_retries_refusals_a_crash_mid_send_and_the_follow_up_after_a_misse
 
         # 1. The provider answers 500, then 200: one SMS, after a retry.
         script_statuses(stack.sms_url, [500, 200])
-        await publish(bootstrap, waitlisted(clients["flaky"], clock.now()), "intake", clock.now())
+        await publish(kafka, waitlisted(clients["flaky"], clock.now()), "intake", clock.now())
         flaky = await chain_client.eventually(
             lambda: settled(clients["flaky"], "sent"), "the retried SMS"
         )
@@ -185,7 +186,7 @@ async def test_retries_refusals_a_crash_mid_send_and_the_follow_up_after_a_misse
 
         # 2. The provider answers 400: no retry, ReminderFailed, and the worker is told.
         script_statuses(stack.sms_url, [400])
-        await publish(bootstrap, waitlisted(clients["refused"], clock.now()), "intake", clock.now())
+        await publish(kafka, waitlisted(clients["refused"], clock.now()), "intake", clock.now())
         refused = await chain_client.eventually(
             lambda: settled(clients["refused"], "failed"), "the refused SMS to fail"
         )
@@ -194,7 +195,7 @@ async def test_retries_refusals_a_crash_mid_send_and_the_follow_up_after_a_misse
 
         # 3. A missed appointment: a calm mail to the client, a note for the worker.
         await publish(
-            bootstrap,
+            kafka,
             AppointmentMissed(
                 trajectory_id=new_id("trj"),
                 client_ref=clients["missed"],
@@ -237,7 +238,7 @@ async def test_retries_refusals_a_crash_mid_send_and_the_follow_up_after_a_misse
 
         # 5. Erasure: the contact details are gone.
         await publish(
-            bootstrap,
+            kafka,
             ClientErasureRequested(
                 client_ref=clients["missed"], organisation_id=ORG, requested_at=clock.now()
             ),
@@ -253,7 +254,7 @@ async def test_retries_refusals_a_crash_mid_send_and_the_follow_up_after_a_misse
         # 6. SIGKILL after the provider took the SMS and before notifications recorded it:
         #    the provider holds its answer back, and the process dies waiting for it.
         script_statuses(stack.sms_url, [200], hold_seconds=[8])
-        await publish(bootstrap, waitlisted(clients["crash"], clock.now()), "intake", clock.now())
+        await publish(kafka, waitlisted(clients["crash"], clock.now()), "intake", clock.now())
 
         async def delivered_to_crash() -> Any:
             found = [m for m in stack.sms_messages() if m["body"]["to"] == "+31633333333"]
@@ -273,7 +274,7 @@ async def test_retries_refusals_a_crash_mid_send_and_the_follow_up_after_a_misse
         assert len(await delivered_to_crash()) == 1
         assert [a["status"] for a in attempts_for(crash["reminder_id"])] == [200]
 
-        events = await events_on(bootstrap, DELIVERIES.name)
+        events = await events_on(kafka, DELIVERIES.name)
     finally:
         await http.aclose()
 

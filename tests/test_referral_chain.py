@@ -16,6 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ketenbus.contracts.events import ReferralStatusChanged
+from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.devstack.partner_demo import (
     DEBT,
     FEEDBACK,
@@ -42,10 +43,10 @@ CLOSED_LOOP_FIELDS = {
 }
 
 
-async def dump_every_topic(bootstrap: str) -> dict[str, list[bytes]]:
+async def dump_every_topic(kafka: KafkaAccess) -> dict[str, list[bytes]]:
     """Every message on every topic of the broker, from the beginning to the end as it is now."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+        **kafka.client_options(), group_id=None, auto_offset_reset="earliest"
     )
     await consumer.start()
     try:
@@ -75,7 +76,7 @@ async def test_a_gp_referral_closes_the_loop_with_a_debt_hand_off_in_parallel(ch
     )
 
     outcome = await run_closed_loop(stack, quiet=True)
-    dump = await dump_every_topic(stack.kafka_bootstrap)
+    dump = await dump_every_topic(stack.kafka)
 
     assert outcome.referral["status"] == "accepted"
     trajectory = outcome.trajectory

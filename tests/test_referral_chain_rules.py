@@ -36,6 +36,7 @@ from ketenbus.contracts.events import (
 from ketenbus.contracts.values import ConsentGiver, ConsentPurpose, ReferralTopic, ReferrerType
 from ketenbus.devstack import partner_keys, service_keys
 from ketenbus.devstack.chain_client import eventually
+from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.devstack.partners import DebtCounsellingPartner, GpPractice
 from ketenbus.devstack.stack import EmbeddedStack
 
@@ -190,19 +191,19 @@ def rules_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSt
 @pytest.fixture(scope="module")
 async def chain_rules(rules_stack: EmbeddedStack) -> AsyncIterator[Chain]:
     stack = rules_stack
-    bootstrap = stack.kafka_bootstrap
+    kafka = stack.kafka
     intake = stack.service_url("intake")
     gp = GpPractice(
         GP,
-        bootstrap,
+        kafka,
         intake_url=intake,
         api_key=stack.api_token(GP, "referrer"),
         sharing_key=partner_keys.key(stack.home, GP),
     )
     other_gp = GpPractice(
-        OTHER_GP, bootstrap, intake_url=intake, api_key=stack.api_token(OTHER_GP, "referrer")
+        OTHER_GP, kafka, intake_url=intake, api_key=stack.api_token(OTHER_GP, "referrer")
     )
-    debt = DebtCounsellingPartner(DEBT, bootstrap, sharing_key=partner_keys.key(stack.home, DEBT))
+    debt = DebtCounsellingPartner(DEBT, kafka, sharing_key=partner_keys.key(stack.home, DEBT))
     http = httpx.AsyncClient(timeout=10.0)
     for partner in (gp, other_gp, debt):
         await partner.start()
@@ -375,7 +376,7 @@ async def test_a_bad_partner_message_goes_to_the_dead_letters_and_the_partner_he
     assert await gp.wait_for_statuses(ok, ["received", "accepted"]) == ["received", "accepted"]
     assert accepted.data.referrer_reference == "HDL-KAFKA-OK"
 
-    dead = await read_topic(chain_rules.stack.kafka_bootstrap, f"{gp.inbound}.dlq")
+    dead = await read_topic(chain_rules.stack.kafka, f"{gp.inbound}.dlq")
     by_intake = [
         (dict(r.headers)["x-dlq-reason"].decode(), r.value)
         for r in dead
@@ -392,9 +393,9 @@ async def test_a_bad_partner_message_goes_to_the_dead_letters_and_the_partner_he
     assert any("HDL-WRONG-KEY" in value.decode(errors="replace") for _, value in by_intake)
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[Any]:
+async def read_topic(kafka: KafkaAccess, topic: str) -> list[Any]:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+        **kafka.client_options(), group_id=None, auto_offset_reset="earliest"
     )
     await consumer.start()
     try:
@@ -596,7 +597,7 @@ async def test_an_unregistered_appointment_reminds_the_worker_and_is_never_marke
     appointment = await eventually(reminded, "the reminder to register the appointment")
     assert appointment["status"] == "scheduled"
     trajectory_topic = await read_topic(
-        chain_rules.stack.kafka_bootstrap, "ketenbus.trajectory.trajectories.v1"
+        chain_rules.stack.kafka, "ketenbus.trajectory.trajectories.v1"
     )
     overdue = [
         json.loads(r.value)
@@ -630,7 +631,7 @@ async def test_the_partner_api_and_topics_are_documented(chain_rules):
 
 async def test_no_topic_holds_anyones_name_phone_or_mail(chain_rules):
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=chain_rules.stack.kafka_bootstrap,
+        **chain_rules.stack.kafka.client_options(),
         group_id=None,
         auto_offset_reset="earliest",
     )
@@ -639,9 +640,7 @@ async def test_no_topic_holds_anyones_name_phone_or_mail(chain_rules):
         topics = sorted(await consumer.topics())
     finally:
         await consumer.stop()
-    everything = {
-        topic: await read_topic(chain_rules.stack.kafka_bootstrap, topic) for topic in topics
-    }
+    everything = {topic: await read_topic(chain_rules.stack.kafka, topic) for topic in topics}
 
     assert sum(len(records) for records in everything.values()) > 50
     for topic, records in everything.items():

@@ -47,6 +47,7 @@ from ketenbus.contracts.events import (
 from ketenbus.contracts.topics import partner_inbound
 from ketenbus.devstack import partner_keys
 from ketenbus.devstack.access import KAFKA_PARTNERS
+from ketenbus.devstack.kafka_access import KafkaAccess
 
 from .reliability import (
     GP,
@@ -108,10 +109,8 @@ def the_load(sharing_key: bytes) -> list[Envelope[Any]]:
     return load
 
 
-async def publish(bootstrap: str, load: list[Envelope[Any]]) -> None:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, enable_idempotence=False, acks="all", linger_ms=5
-    )
+async def publish(kafka: KafkaAccess, load: list[Envelope[Any]]) -> None:
+    producer = AIOKafkaProducer(**kafka.client_options(), acks="all", linger_ms=5)
     await producer.start()
     try:
         sent = [
@@ -125,8 +124,8 @@ async def publish(bootstrap: str, load: list[Envelope[Any]]) -> None:
 class Bus:
     """What the consumer groups have committed, against where the topics end."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: KafkaAccess) -> None:
+        self.kafka = kafka
         self.groups: dict[str, AIOKafkaConsumer] = {}
         self.partitions: dict[str, list[TopicPartition]] = {}
 
@@ -134,7 +133,7 @@ class Bus:
         for service in SERVICES:
             # Never subscribes: it only asks the group's coordinator what was committed.
             consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap, group_id=service, enable_auto_commit=False
+                **self.kafka.client_options(), group_id=service, enable_auto_commit=False
             )
             await consumer.start()
             self.groups[service] = consumer
@@ -186,15 +185,15 @@ async def test_every_service_killed_mid_load_and_restarted_ends_with_every_effec
         log_level="WARNING",
         extra_env={"NOTIFICATION_POLICIES_FILE": str(invitations_in_two_weeks(tmp_path))},
     )
-    bootstrap = stack.kafka_bootstrap
+    kafka = stack.kafka
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongo_url, tz_aware=True)
     db = {service: mongo[stack.database_name(service)] for service in SERVICES}
-    bus = Bus(bootstrap)
+    bus = Bus(kafka)
     await bus.start()
     try:
         load = the_load(partner_keys.key(stack.home, GP))
         started = time.monotonic()
-        publishing = asyncio.create_task(publish(bootstrap, load))
+        publishing = asyncio.create_task(publish(kafka, load))
 
         # Kill each service the moment its first batch is committed (its inbox holds its
         # handled events), so that every one dies in the middle of its share of the load.
@@ -235,7 +234,7 @@ async def test_every_service_killed_mid_load_and_restarted_ends_with_every_effec
         for service in SERVICES:
             assert await ready(stack.service_url(service)), f"{service} did not recover"
 
-        records = await read_everything(bootstrap, ALL_READ)
+        records = await read_everything(kafka, ALL_READ)
         envelopes = [json.loads(r.value) for r in records]
         distinct: dict[str, dict[str, dict[str, Any]]] = {}
         for envelope in envelopes:

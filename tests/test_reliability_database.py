@@ -29,6 +29,7 @@ from ketenbus.contracts.events import (
 )
 from ketenbus.contracts.topics import REFERRALS, TRAJECTORIES
 from ketenbus.devstack import partner_keys, stack_state
+from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.devstack.mongo_server import begin_mongo
 
 from .reliability import (
@@ -71,10 +72,10 @@ def events(sharing_key: bytes, each: int, first: int) -> list[Envelope[Any]]:
 
 
 async def publish(
-    bootstrap: str, load: list[Envelope[Any]]
+    kafka: KafkaAccess, load: list[Envelope[Any]]
 ) -> list[tuple[Envelope[Any], TopicPartition, int]]:
     """Each event with where it landed."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, acks="all")
+    producer = AIOKafkaProducer(**kafka.client_options(), acks="all")
     await producer.start()
     try:
         sent = [
@@ -133,7 +134,7 @@ async def test_services_wait_out_a_database_outage_and_recover_by_themselves(cha
         log_level="WARNING",
         extra_env={"NOTIFICATION_POLICIES_FILE": str(invitations_in_two_weeks(tmp_path))},
     )
-    bootstrap = stack.kafka_bootstrap
+    kafka = stack.kafka
     urls = {s: stack.service_url(s) for s in SERVICES}
     key = partner_keys.key(stack.home, GP)
     http = httpx.AsyncClient(timeout=5.0)
@@ -145,7 +146,7 @@ async def test_services_wait_out_a_database_outage_and_recover_by_themselves(cha
     for service in SERVICES:
         # Never subscribes: it only asks the group's coordinator what was committed.
         groups[service] = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=service, enable_auto_commit=False
+            **kafka.client_options(), group_id=service, enable_auto_commit=False
         )
         await groups[service].start()
 
@@ -161,7 +162,7 @@ async def test_services_wait_out_a_database_outage_and_recover_by_themselves(cha
 
     try:
         # Before: the chain works.
-        before = await publish(bootstrap, events(key, 5, first=0))
+        before = await publish(kafka, events(key, 5, first=0))
         await eventually(lambda: all_handled(before), "the first events", timeout=60)
 
         state = stack_state.load(stack.home)
@@ -184,7 +185,7 @@ async def test_services_wait_out_a_database_outage_and_recover_by_themselves(cha
         # Events for every service arrive meanwhile; each service tries them, and again, and
         # commits nothing past one it could not handle.
         failed_before = {s: await failed_attempts(http, urls[s]) for s in SERVICES}
-        during = await publish(bootstrap, events(key, 10, first=5))
+        during = await publish(kafka, events(key, 10, first=5))
 
         async def each_tried_twice() -> bool:
             for service in SERVICES:
@@ -255,7 +256,7 @@ async def test_services_wait_out_a_database_outage_and_recover_by_themselves(cha
 
         # analytics: each event of these types on the bus (ours, and those intake made of
         # the referrals) counted once.
-        records = await read_everything(bootstrap, [REFERRALS.name, TRAJECTORIES.name])
+        records = await read_everything(kafka, [REFERRALS.name, TRAJECTORIES.name])
         on_the_bus = [json.loads(r.value) for r in records]
         counted = {d["_id"]: d["count"] async for d in db["analytics"].event_counts.find()}
         for event_type in (ReferralAccepted, ModuleAssigned, ClientWaitlisted):

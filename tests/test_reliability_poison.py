@@ -85,6 +85,7 @@ from ketenbus.contracts.values import (
     new_id,
 )
 from ketenbus.devstack import partner_keys, stack_state
+from ketenbus.devstack.kafka_access import KafkaAccess
 
 from .reliability import accepted_referral, waitlisted_client
 
@@ -433,8 +434,8 @@ def _check_it_is_poison(poison: Poison) -> None:
 class DeadLetters:
     """Reads every dead-letter topic from where it ended when the test began."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: KafkaAccess) -> None:
+        self.kafka = kafka
         self.seen: dict[str, list[Any]] = defaultdict(list)
         self.consumer: AIOKafkaConsumer | None = None
         self.task: asyncio.Task[None] | None = None
@@ -446,7 +447,7 @@ class DeadLetters:
 
     async def start(self) -> None:
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=None, auto_offset_reset="earliest"
+            **self.kafka.client_options(), group_id=None, auto_offset_reset="earliest"
         )
         await self.consumer.start()
         await self.consumer.topics()
@@ -592,18 +593,17 @@ async def running_chain(chain):
     stack = chain(SERVICES, timeout=120, log_level="WARNING")
     keys = {p: partner_keys.key(stack.home, p) for p in (GP, DEBT)}
     producer = AIOKafkaProducer(
-        bootstrap_servers=stack.kafka_bootstrap,
-        enable_idempotence=False,
+        **stack.kafka.client_options(),
         acks="all",
         max_request_size=2 * 1024 * 1024,
     )
     await producer.start()
-    letters = DeadLetters(stack.kafka_bootstrap)
+    letters = DeadLetters(stack.kafka)
     await letters.start()
     offsets = {}
     for service in SERVICES:
         offsets[service] = AIOKafkaConsumer(
-            bootstrap_servers=stack.kafka_bootstrap, group_id=service, enable_auto_commit=False
+            **stack.kafka.client_options(), group_id=service, enable_auto_commit=False
         )
         await offsets[service].start()
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongo_url)

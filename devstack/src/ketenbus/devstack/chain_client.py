@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from ketenbus.devstack.kafka_access import KafkaAccess
+
 T = TypeVar("T")
 
 
@@ -35,9 +37,16 @@ async def eventually(
 
 
 class ChainClient:
-    def __init__(self, urls: dict[str, str], tokens: Callable[[str, str], str]) -> None:
+    def __init__(
+        self,
+        urls: dict[str, str],
+        tokens: Callable[[str, str], str],
+        kafka: KafkaAccess | None = None,
+    ) -> None:
+        """`kafka`: the chain's Kafka, for the parts of a scenario that read topics."""
         self.urls = urls
         self.tokens = tokens
+        self.kafka = kafka
         # Idle connections are dropped before uvicorn's keep-alive (5 s) closes them, so a
         # request never goes out on a connection the server is just closing.
         self.http = httpx.AsyncClient(

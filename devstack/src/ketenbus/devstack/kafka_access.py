@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from ketenbus.contracts import access
+from ketenbus.devstack.private_files import write_private
 from ketenbus.kit.broker import client_options
 from ketenbus.kit.settings import ServiceSettings
-from ketenbus.devstack.private_files import write_private
 
 ADMIN = "ketenbus-admin"
 MECHANISM = "SCRAM-SHA-512"
@@ -118,7 +118,6 @@ class KafkaAccess:
             "KAFKA_SASL_PASSWORD": self.password(user),
             "KAFKA_SSL_CAFILE": str(self.ca_file),
         }
-
 
     def service_settings(self, user: str = ADMIN, **overrides: Any) -> ServiceSettings:
         """ServiceSettings as a service connecting as `user` reads them (for in-process

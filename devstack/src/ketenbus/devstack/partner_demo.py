@@ -61,17 +61,17 @@ def _say(step: int, text: str, event: str) -> None:
 
 async def run_closed_loop(stack: EmbeddedStack, *, quiet: bool = False) -> LoopOutcome:
     say = (lambda *a: None) if quiet else _say
-    bootstrap = stack.kafka_bootstrap
+    kafka = stack.kafka
     intake, trajectories = stack.service_url("intake"), stack.service_url("trajectory")
     gp = GpPractice(
         GP,
-        bootstrap,
+        kafka,
         intake_url=intake,
         api_key=stack.api_token(GP, "referrer"),
         sharing_key=partner_keys.key(stack.home, GP),
     )
-    debt = DebtCounsellingPartner(DEBT, bootstrap, sharing_key=partner_keys.key(stack.home, DEBT))
-    client = ChainClient(stack.urls(), stack.api_token)
+    debt = DebtCounsellingPartner(DEBT, kafka, sharing_key=partner_keys.key(stack.home, DEBT))
+    client = ChainClient(stack.urls(), stack.api_token, stack.kafka)
     worker = httpx.AsyncClient(
         timeout=10.0, headers={"Authorization": f"Bearer {stack.api_token(WELFARE, 'worker')}"}
     )

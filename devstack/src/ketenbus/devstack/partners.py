@@ -1,13 +1,13 @@
 """Partner simulators: a GP practice and a debt-counselling organisation, as a partner would
 build them, on the contracts package, aiokafka and httpx alone (no Ketenbus internals).
 
-    gp = GpPractice("huisarts-de-linde", bootstrap, intake_url=..., api_key=..., sharing_key=...)
+    gp = GpPractice("huisarts-de-linde", kafka, intake_url=..., api_key=..., sharing_key=...)
     await gp.start()
     referral = await gp.refer(body)                 # HTTP front door
     await gp.refer_on_kafka("HDL-1", client, ...)   # or on its inbound topic, client sealed
     statuses = await gp.wait_for_statuses(referral["referral_id"], ["received", "accepted"])
 
-    debt = DebtCounsellingPartner("schuldhulp-midden", bootstrap, sharing_key=...)
+    debt = DebtCounsellingPartner("schuldhulp-midden", kafka, sharing_key=...)
     await debt.start()                              # answers every hand-off request: accepted
     hand_off = await debt.next_request()
     await debt.report(hand_off.id, PartnerStatus.ARRANGEMENT_RUNNING)
@@ -32,6 +32,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from ketenbus.contracts import sealing
+from ketenbus.contracts.access import partner_user
 from ketenbus.contracts.envelope import Envelope, Event, UndeliverableEvent, decode, wrap
 from ketenbus.contracts.events import (
     REGISTRY,
@@ -51,6 +52,7 @@ from ketenbus.contracts.events import (
 )
 from ketenbus.contracts.topics import partner_inbound, partner_outbound
 from ketenbus.contracts.values import ConsentGiver, ConsentPurpose, ReferralTopic, ReferrerType
+from ketenbus.devstack.kafka_access import KafkaAccess
 
 
 class PartnerTimeout(Exception):
@@ -64,9 +66,9 @@ def _now() -> datetime:
 class PartnerLine:
     """A partner's two topics: it writes to its inbound topic and reads its outbound topic."""
 
-    def __init__(self, organisation_id: str, bootstrap: str) -> None:
+    def __init__(self, organisation_id: str, kafka: KafkaAccess) -> None:
         self.organisation_id = organisation_id
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.inbound = partner_inbound(organisation_id).name
         self.outbound = partner_outbound(organisation_id).name
         self.received: list[Envelope[Any]] = []
@@ -78,17 +80,11 @@ class PartnerLine:
         self._arrived = asyncio.Event()
 
     async def start(self) -> None:
-        # Tansu has no idempotent producer; a partner on Apache Kafka would turn it on.
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, enable_idempotence=False, acks="all"
-        )
+        # As the partner's own Kafka user, whose ACLs allow just these two topics.
+        connection = self.kafka.client_options(partner_user(self.organisation_id))
+        self._producer = AIOKafkaProducer(**connection, enable_idempotence=True, acks="all")
         await self._producer.start()
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",  # Tansu may answer OffsetOutOfRange: never skip
-        )
+        self._consumer = AIOKafkaConsumer(**connection, group_id=None, enable_auto_commit=False)
         await self._consumer.start()
         partitions = self._consumer.partitions_for_topic(self.outbound)
         if not partitions:
@@ -183,13 +179,13 @@ class GpPractice(PartnerLine):
     def __init__(
         self,
         organisation_id: str,
-        bootstrap: str,
+        kafka: KafkaAccess,
         *,
         intake_url: str = "",
         api_key: str = "",
         sharing_key: bytes | None = None,
     ) -> None:
-        super().__init__(organisation_id, bootstrap)
+        super().__init__(organisation_id, kafka)
         self.intake_url = intake_url
         self.api_key = api_key
         self.sharing_key = sharing_key
@@ -299,12 +295,12 @@ class DebtCounsellingPartner(PartnerLine):
     def __init__(
         self,
         organisation_id: str,
-        bootstrap: str,
+        kafka: KafkaAccess,
         *,
         sharing_key: bytes,
         accept: bool = True,
     ) -> None:
-        super().__init__(organisation_id, bootstrap)
+        super().__init__(organisation_id, kafka)
         self.sharing_key = sharing_key
         self.accept = accept
         self.hand_offs: dict[str, HandOff] = {}

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ketenbus.contracts.events import ALL_EVENTS
 from ketenbus.devstack.chain_client import ChainClient, ChainError
+from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.devstack.simulation import OrganisationCounts, YearCounts
 
 # (figure, how to show it) in the order of the sector's tables. The words are analytics'
@@ -154,9 +155,9 @@ class AnalyticsBacklog:
     """How many events analytics has not read yet: the end of each topic it reads less the
     offset its consumer group committed. Asks the broker only; joins no group."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, kafka: KafkaAccess) -> None:
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=ANALYTICS_GROUP, enable_auto_commit=False
+            **kafka.client_options(), group_id=ANALYTICS_GROUP, enable_auto_commit=False
         )
         self.partitions: list[TopicPartition] = []
 
@@ -197,10 +198,9 @@ async def settled_totals(
     and then say what differs."""
     started = time.monotonic()
     progressed, previous, least = started, None, None
-    bootstrap = chain.urls.get("kafka")
     async with contextlib.AsyncExitStack() as stack:
         backlog = (
-            await stack.enter_async_context(AnalyticsBacklog(bootstrap)) if bootstrap else None
+            await stack.enter_async_context(AnalyticsBacklog(chain.kafka)) if chain.kafka else None
         )
         while True:
             found = await totals(chain, counts.organisations)

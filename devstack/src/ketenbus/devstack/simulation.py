@@ -38,6 +38,7 @@ from ketenbus.contracts.envelope import UndeliverableEvent, decode
 from ketenbus.contracts.events import TrajectoryOpened
 from ketenbus.contracts.topics import TRAJECTORIES
 from ketenbus.devstack.chain_client import ChainClient, ChainError, missing_route
+from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.devstack.year_scenario import DEBT_COUNSELLING, Client, plan_year
 from ketenbus.kit.clock import ScaledClock
 
@@ -176,8 +177,8 @@ class OpenedTrajectories:
     """The trajectories trajectory opens, read from its topic by one consumer: a waiting
     resident learns the moment their trajectory opens without anyone polling trajectory."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: KafkaAccess) -> None:
+        self.kafka = kafka
         self.opened: dict[str, TrajectoryOpened] = {}
         self.waiting: dict[str, asyncio.Future[TrajectoryOpened]] = {}
         self.consumer: AIOKafkaConsumer | None = None
@@ -186,10 +187,7 @@ class OpenedTrajectories:
     async def start(self) -> None:
         """Read from the topic's current end: everything the year opens comes after it."""
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",  # Tansu may answer OffsetOutOfRange: never skip
+            **self.kafka.client_options(), group_id=None, enable_auto_commit=False
         )
         await consumer.start()
         try:
@@ -199,7 +197,7 @@ class OpenedTrajectories:
                 for p in sorted(consumer.partitions_for_topic(TRAJECTORIES.name) or ())
             ]
             if not partitions:
-                raise ChainError(f"no topic {TRAJECTORIES.name} on {self.bootstrap}")
+                raise ChainError(f"no topic {TRAJECTORIES.name} on {self.kafka.bootstrap}")
             consumer.assign(partitions)
             await consumer.seek_to_end(*partitions)
             for partition in partitions:
@@ -263,7 +261,6 @@ class Year:
         *,
         out: TextIO | None = sys.stdout,
         concurrency: int = 12,
-        kafka_bootstrap: str | None = None,
     ) -> None:
         self.chain, self.options = chain, options
         self.clock = options.clock(anchor)
@@ -275,8 +272,7 @@ class Year:
         self.run_id = uuid.uuid4().hex[:8]
         self.calls = asyncio.Semaphore(concurrency)
         self.finished = 0
-        bootstrap = kafka_bootstrap or chain.urls.get("kafka")
-        self.trajectories = OpenedTrajectories(bootstrap) if bootstrap else None
+        self.trajectories = OpenedTrajectories(chain.kafka) if chain.kafka else None
 
     # ---------------------------------------------------------------- time
 

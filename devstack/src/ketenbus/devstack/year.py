@@ -95,7 +95,7 @@ async def play_year(
     """Play the year on services already running on `options.clock(anchor)`, then report."""
     started = time.monotonic()
     timings: dict[str, float] = {}
-    chain = ChainClient(stack.urls(), stack.api_token)
+    chain = ChainClient(stack.urls(), stack.api_token, stack.kafka)
     try:
         # On a stack that ran a demo before, analytics already counted that one: the check
         # compares what it counts from here on.

@@ -3,16 +3,20 @@
     python -m ketenbus.analytics rebuild              # in place (the service must be stopped)
     python -m ketenbus.analytics rebuild --verify     # into a scratch database, then compare
 
-In place, the fact collections are emptied, the topics replayed up to their current ends with
-the same projection the live consumer uses, and the consumer group's offsets set to those
-ends, so the service, started again, goes on from there. The replay projects into memory
-(a FactBook, updated exactly as the store's upserts update the documents, erasure included)
-and writes each collection with bulk inserts at the end: a round trip per event to the
-database is what made a replay slow, not reading the topics. With --verify the live database is
-left alone: the replay goes into `<database>_rebuild` and every figure of every organisation
-is compared with the live one, at a moment the live consumer has read exactly what the replay
-reads (it waits for that; with other services still publishing it gives up with status 2).
-Exit status 0 when the figures agree, 1 when they differ.
+In place, the topics are replayed up to their current ends with the same projection the live
+consumer uses, then the fact collections are replaced, and the consumer group's offsets set
+to those ends, so the service, started again, goes on from there. A topic that no longer
+starts at its first event (retention removed the beginning) is refused with status 3, and
+the live figures are left alone; `--allow-truncated-history` rebuilds from what is left.
+The replay projects into memory (a FactBook, updated exactly as the store's upserts update
+the documents, erasure included) and writes each collection with bulk inserts at the end: a
+round trip per event to the database is what made a replay slow, not reading the topics.
+With --verify the live database is left alone: the replay goes into `<database>_rebuild`
+and every figure of every organisation is compared with the live one, at a moment the live
+consumer has read exactly what the replay reads (it waits for that; with other services
+still publishing it gives up with status 2).
+Exit status 0 when the figures agree (or the rebuild is done), 1 when they differ, 2 when
+no fair comparison is possible, 3 when the history is incomplete.
 """
 
 from __future__ import annotations
@@ -48,18 +52,16 @@ GROUP = "analytics"
 # holds it: once collected, the next decode() of that type builds the class again (a few
 # milliseconds each). Holding them here keeps every decode a cache hit.
 _ENVELOPES = [Envelope[event] for event in REGISTRY.values()]  # type: ignore[valid-type]
-# Where the topics are: a bootstrap address (tests, benchmarks on loopback) or the options of
-# kit.broker.client_options(), which carry the service's SASL and TLS settings.
-Kafka = str | Mapping[str, Any]
+# Where the topics are: the options of kit.broker.client_options(), which carry the service's
+# SASL and TLS settings (or the same keyword arguments made by a test or benchmark).
+Kafka = Mapping[str, Any]
 
 
 def _consumer(kafka: Kafka, group_id: str | None = None) -> AIOKafkaConsumer:
-    # "earliest": when a fetch is answered OffsetOutOfRange (Tansu does so now and then for an
-    # offset it holds), aiokafka resets the position by this policy; "latest" would skip the
-    # rest of the partition without a word, and a replay would miss most of the stream.
-    options = {"bootstrap_servers": kafka} if isinstance(kafka, str) else dict(kafka)
+    # "none": a position that is no longer on the broker is an error, never silently moved to
+    # the beginning or the end; a replay that skipped events would give wrong figures.
     return AIOKafkaConsumer(
-        **options, enable_auto_commit=False, group_id=group_id, auto_offset_reset="earliest"
+        **kafka, enable_auto_commit=False, group_id=group_id, auto_offset_reset="none"
     )
 
 
@@ -145,41 +147,33 @@ class NotQuiet(Exception):
     """Events keep arriving, or the live consumer is behind: no fair comparison possible."""
 
 
-async def true_ends(kafka: Kafka, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-    """The offset after the last message of each partition, as it is now.
+class HistoryIncomplete(Exception):
+    """A topic no longer starts at its first event: retention removed the beginning."""
 
-    Not `end_offsets()` alone: Tansu answers ListOffsets(latest) with the base offset of the
-    partition's last record batch plus one, so when producers batch (the outbox relay does)
-    the last messages of a partition lie beyond it. A fetch answers with the right high
-    watermark, so a probe fetches each partition once, from just before the reported end.
-    On Apache Kafka the two agree."""
+
+async def ends_of(kafka: Kafka, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """The offset after the last message of each partition, as it is now."""
     if not partitions:
         return {}
     probe = _consumer(kafka)
     await probe.start()
     try:
-        probe.assign(partitions)
-        reported = await probe.end_offsets(partitions)
-        for tp in partitions:
-            probe.seek(tp, max(reported[tp] - 1, 0))
-        deadline = time.monotonic() + 30.0
-        while any(probe.highwater(tp) is None for tp in partitions):
-            if time.monotonic() > deadline:
-                raise TimeoutError("no fetch answered with a high watermark within 30s")
-            await probe.getmany(*partitions, timeout_ms=200, max_records=1)
-        return {tp: max(reported[tp], probe.highwater(tp) or 0) for tp in partitions}
+        return dict(await probe.end_offsets(partitions))
     finally:
         await probe.stop()
 
 
 async def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
     """Every partition of those of the topics that exist, in order."""
-    known = await consumer.topics()
+    # Fresh metadata: the consumer's own learns of a topic made since it started only at its
+    # next periodic refresh, and partitions_for_topic() would answer None until then.
+    cluster = await consumer._client.fetch_all_metadata()
+    known = cluster.topics()
     return [
         TopicPartition(topic, p)
         for topic in topics
         if topic in known
-        for p in sorted(consumer.partitions_for_topic(topic) or ())
+        for p in sorted(cluster.partitions_for_topic(topic) or ())
     ]
 
 
@@ -194,10 +188,10 @@ async def quiet_ends(
         partitions = await partitions_of(consumer, topics)
         deadline = time.monotonic() + timeout
         while True:
-            ends = await true_ends(kafka, partitions)
+            ends = await ends_of(kafka, partitions)
             committed = {tp: await consumer.committed(tp) or 0 for tp in partitions}
             caught_up = all(committed[tp] >= ends[tp] for tp in partitions)
-            if caught_up and await true_ends(kafka, partitions) == ends:
+            if caught_up and await ends_of(kafka, partitions) == ends:
                 return ends
             if time.monotonic() > deadline:
                 behind = sum(max(ends[tp] - committed[tp], 0) for tp in partitions)
@@ -215,9 +209,12 @@ async def replay(
     topics: list[str],
     apply: Callable[[Envelope[Any]], Awaitable[None]],
     ends: dict[TopicPartition, int] | None = None,
+    *,
+    allow_truncated: bool = False,
 ) -> Replayed:
     """Every message on the topics, from the first up to `ends` (default: the end as it is
-    now), in partition order; each event id once."""
+    now), in partition order; each event id once. Refuses (HistoryIncomplete) when a
+    partition no longer starts at offset 0, unless `allow_truncated`."""
     started = time.monotonic()
     result = Replayed()
     consumer = _consumer(kafka)
@@ -228,9 +225,15 @@ async def replay(
             return result
         consumer.assign(partitions)
         result.ends = (
-            {tp: ends[tp] for tp in partitions} if ends else await true_ends(kafka, partitions)
+            {tp: ends[tp] for tp in partitions} if ends else await ends_of(kafka, partitions)
         )
         beginnings = await consumer.beginning_offsets(partitions)
+        truncated = sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions if beginnings[tp])
+        if truncated and not allow_truncated:
+            raise HistoryIncomplete(
+                "these partitions no longer start at their first event, so a replay would "
+                f"count only what retention kept: {', '.join(truncated)}"
+            )
         await consumer.seek_to_beginning(*partitions)
         pending = {tp for tp in partitions if result.ends[tp] > beginnings[tp]}
         seen: set[str] = set()
@@ -261,14 +264,17 @@ async def replay(
 
 
 async def rebuild_into(
-    db: AsyncDatabase[Any], kafka: Kafka, ends: dict[TopicPartition, int] | None = None
+    db: AsyncDatabase[Any],
+    kafka: Kafka,
+    ends: dict[TopicPartition, int] | None = None,
+    *,
+    allow_truncated: bool = False,
 ) -> Replayed:
-    """Empty the projection in `db` and fill it again from the topics (up to `ends`):
-    projected in memory, then written in bulk. `seconds` of the result is the whole rebuild,
-    the writing included."""
+    """Project the topics (up to `ends`) in memory, and only when that is complete replace
+    the projection in `db` with it, written in bulk: a replay that fails (a broker away, a
+    history that retention cut short) leaves the figures as they were. `seconds` of the
+    result is the whole rebuild, the writing included."""
     started = time.monotonic()
-    for name in (*FACT_COLLECTIONS, EVENT_COUNTS, INBOX):
-        await db[name].drop()
     book = ReplayBook()
     counts: dict[str, int] = {}
 
@@ -276,8 +282,10 @@ async def rebuild_into(
         book.project(envelope.data)
         counts[envelope.type] = counts.get(envelope.type, 0) + 1
 
-    replayed = await replay(kafka, handlers.topics(), apply, ends)
+    replayed = await replay(kafka, handlers.topics(), apply, ends, allow_truncated=allow_truncated)
     writing = time.monotonic()
+    for name in (*FACT_COLLECTIONS, EVENT_COUNTS, INBOX):
+        await db[name].drop()
     replayed.documents = await book.write(db)
     if counts:
         await db[EVENT_COUNTS].insert_many([{"_id": t, "count": n} for t, n in counts.items()])
@@ -326,7 +334,7 @@ def differences(live: dict[str, Any], rebuilt: dict[str, Any]) -> list[str]:
     return found
 
 
-async def main_async(verify: bool, out: Any = sys.stdout) -> int:
+async def main_async(verify: bool, out: Any = sys.stdout, allow_truncated: bool = False) -> int:
     settings = AnalyticsSettings()
     client: AsyncMongoClient[Any] = create_mongo_client(settings)
     try:
@@ -339,11 +347,15 @@ async def main_async(verify: bool, out: Any = sys.stdout) -> int:
                 print(f"cannot verify: {error}", file=out)
                 return 2
             scratch = client[f"{settings.database_name}_rebuild"]
-            replayed = await rebuild_into(scratch, kafka, ends)
+            replayed = await rebuild_into(scratch, kafka, ends, allow_truncated=allow_truncated)
             problems = differences(await every_figure(live), await every_figure(scratch))
             await client.drop_database(scratch.name)
         else:
-            replayed = await rebuild_into(live, kafka)
+            try:
+                replayed = await rebuild_into(live, kafka, allow_truncated=allow_truncated)
+            except HistoryIncomplete as error:
+                print(f"refused, the live figures are left as they are: {error}", file=out)
+                return 3
             await commit_group_offsets(kafka, replayed.ends)
             problems = []
         rate = replayed.events / replayed.seconds if replayed.seconds else 0.0
@@ -373,5 +385,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="rebuild into a scratch database and compare with the live figures",
     )
+    parser.add_argument(
+        "--allow-truncated-history",
+        action="store_true",
+        help="rebuild even when retention removed the beginning of a topic (figures then "
+        "count only what the topics still hold)",
+    )
     args = parser.parse_args(argv)
-    return asyncio.run(main_async(args.verify))
+    return asyncio.run(main_async(args.verify, allow_truncated=args.allow_truncated_history))
