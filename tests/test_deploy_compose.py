@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from ketenbus.contracts import topics
+from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.kit.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,8 +162,6 @@ def test_every_kafka_client_logs_in_with_scram_over_tls(compose: dict[str, Any],
     ca_directory = _mounted(service, "./certs/kafka-ca")
     assert ca_directory is not None
     assert env["KAFKA_SSL_CAFILE"] == f"{ca_directory}/ca.crt"
-    if name != "kafka-topics":
-        assert env["KAFKA_ENABLE_IDEMPOTENCE"] == "true"
     # Long syntax, so that a missing certs/ is an error rather than an empty directory.
     (volume,) = [v for v in service["volumes"] if isinstance(v, dict)]
     assert volume["bind"]["create_host_path"] is False
@@ -607,7 +606,8 @@ def test_provisioning_plans_every_registry_topic_and_its_dlq() -> None:
     for topic in registry:
         assert planned[topic.name].partitions == topic.partitions
         assert planned[topic.dlq].partitions == topic.partitions
-        assert "retention.ms" in planned[topic.dlq].config
+        assert planned[topic.name].config["retention.ms"] == str(topic.retention_ms)
+        assert planned[topic.dlq].config["retention.ms"] == str(topic.dlq_retention_ms)
 
 
 def test_provisioning_connects_as_the_services_do(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -639,15 +639,17 @@ def test_provisioning_refuses_a_bad_organisation_id() -> None:
 
 
 @pytest.mark.stack
-async def test_provisioning_creates_topics_on_a_real_broker(kafka_bootstrap: str) -> None:
-    """Against the session's embedded Kafka (Tansu, on 127.0.0.1): creates a new partner's
-    topics, accepts the existing ones, a second run changes nothing, and a topic whose
-    partition count differs from the plan is reported, not changed."""
-    assert kafka_bootstrap.startswith("127.0.0.1:")
+async def test_provisioning_creates_topics_on_a_real_broker(kafka: KafkaAccess) -> None:
+    """Against the session's embedded Apache Kafka (on 127.0.0.1, as its operator): creates a
+    new partner's topics, accepts the existing ones, a second run changes nothing, and a topic
+    whose partition count differs from the plan is reported, not changed."""
+    assert kafka.bootstrap.startswith("127.0.0.1:")
+    connection = kafka.client_options()
+    bootstrap = connection.pop("bootstrap_servers")
     planned = provision_topics.planned_topics(["deploy-test-partner"])
-    assert await provision_topics.provision(kafka_bootstrap, planned, 1) == []
-    assert await provision_topics.provision(kafka_bootstrap, planned, 1) == []
+    assert await provision_topics.provision(bootstrap, planned, 1, connection=connection) == []
+    assert await provision_topics.provision(bootstrap, planned, 1, connection=connection) == []
     wrong = provision_topics.PlannedTopic(topics.REFERRALS.name, 5, {})
-    assert await provision_topics.provision(kafka_bootstrap, [wrong], 1) == [
+    assert await provision_topics.provision(bootstrap, [wrong], 1, connection=connection) == [
         f"{topics.REFERRALS.name}: 3 partitions, the registry says 5"
     ]

@@ -82,10 +82,12 @@ def test_every_topic_of_the_registry_has_a_kafka_topic_and_a_dlq(yaml: ModuleTyp
     wanted = {t.name: t.partitions for t in registry}
     wanted |= {t.dlq: t.partitions for t in registry}
     assert {name: spec["partitions"] for name, spec in declared.items()} == wanted
+    retention = {t.name: str(t.retention_ms) for t in registry}
+    retention |= {t.dlq: str(t.dlq_retention_ms) for t in registry}
     for name, spec in declared.items():
         assert spec["replicas"] == 3, name
         assert spec["config"]["min.insync.replicas"] == "2", name
-        assert ("retention.ms" in spec["config"]) == name.endswith(".dlq"), name
+        assert spec["config"]["retention.ms"] == retention[name], name
 
 
 def test_kafka_resources_belong_to_the_cluster(yaml: ModuleType) -> None:

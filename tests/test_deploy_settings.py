@@ -51,7 +51,6 @@ WANTED_BY_EVERY_SERVICE = frozenset(
         "KAFKA_SASL_USERNAME",
         "KAFKA_SASL_PASSWORD",
         "KAFKA_SSL_CAFILE",
-        "KAFKA_ENABLE_IDEMPOTENCE",
         "MONGODB_URL",
         "HTTP_HOST",
         "HTTP_PORT",
@@ -428,7 +427,6 @@ def test_compose_values_are_accepted_by_the_service(
     assert settings.kafka_security_protocol == "SASL_SSL"
     assert settings.kafka_sasl_mechanism == "SCRAM-SHA-512"
     assert settings.kafka_sasl_username == f"ketenbus-{service}"
-    assert settings.kafka_enable_idempotence is True
     create_broker(settings, CollectorRegistry())  # TLS context from the generated CA
     for field, value in settings:
         if field.endswith("_key") and isinstance(value, SecretStr):

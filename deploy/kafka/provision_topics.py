@@ -37,10 +37,6 @@ from ketenbus.kit.settings import ServiceSettings
 
 TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error code
 
-# Dead letters wait for a person: keep them a month. Streams keep the broker's default week;
-# each service keeps its own state, so a replay beyond that starts from the services' stores.
-DLQ_RETENTION_MS = str(30 * 24 * 3600 * 1000)
-
 
 @dataclass(frozen=True)
 class PlannedTopic:
@@ -60,10 +56,9 @@ def planned_topics(partner_ids: Sequence[str] = ()) -> list[PlannedTopic]:
     registry = (*topics.INTERNAL_TOPICS, *topics.topics_for_partners(list(partner_ids)))
     planned: list[PlannedTopic] = []
     for topic in registry:
-        planned.append(PlannedTopic(topic.name, topic.partitions, {}))
-        planned.append(
-            PlannedTopic(topic.dlq, topic.partitions, {"retention.ms": DLQ_RETENTION_MS})
-        )
+        # Retention as the registry decides it (ketenbus.contracts.topics says why).
+        planned.append(PlannedTopic(topic.name, topic.partitions, topic.config()))
+        planned.append(PlannedTopic(topic.dlq, topic.partitions, topic.dlq_config()))
     return planned
 
 
@@ -128,8 +123,7 @@ async def provision(
             for name, code, message in response.topic_errors
             if code not in (0, TOPIC_ALREADY_EXISTS)
         ]
-        described = await admin.describe_topics([topic.name for topic in planned])
-        actual = {entry["topic"]: len(entry["partitions"]) for entry in described}
+        actual = await _partition_counts(admin, [topic.name for topic in planned])
         for topic in planned:
             if actual.get(topic.name) != topic.partitions:
                 problems.append(
@@ -139,6 +133,18 @@ async def provision(
         return problems
     finally:
         await admin.close()
+
+
+async def _partition_counts(admin: Any, names: list[str], timeout: float = 30.0) -> dict[str, int]:
+    """Each topic's partition count, once every broker's metadata shows the new topics (a
+    topic just created may show no partitions for a moment)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        described = await admin.describe_topics(names)
+        counts = {entry["topic"]: len(entry["partitions"]) for entry in described}
+        if all(counts.values()) or asyncio.get_running_loop().time() > deadline:
+            return counts
+        await asyncio.sleep(0.2)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

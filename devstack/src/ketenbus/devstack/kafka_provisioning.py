@@ -17,6 +17,7 @@ import asyncio
 import concurrent.futures
 import hashlib
 import subprocess
+import time
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
@@ -92,8 +93,14 @@ async def create_topics(
                     for name in existing
                 ]
             )
-        described = await admin.describe_topics(list(wanted))
-        return {t["topic"]: len(t["partitions"]) for t in described}
+        # A topic just created may show no partitions for a moment: ask until all do.
+        deadline = time.monotonic() + request_timeout
+        while True:
+            described = await admin.describe_topics(list(wanted))
+            counts = {t["topic"]: len(t["partitions"]) for t in described}
+            if all(counts.values()) or time.monotonic() > deadline:
+                return counts
+            await asyncio.sleep(0.2)
     finally:
         await admin.close()
 

@@ -1,0 +1,25 @@
+"""Retention is a decision of the topic registry: the streams keep every event, partner
+topics are a mailbox, and a dead-letter topic never outlives the topic it came from."""
+
+from __future__ import annotations
+
+from ketenbus.contracts import topics
+
+
+def test_the_streams_a_rebuild_replays_keep_every_event() -> None:
+    for topic in topics.INTERNAL_TOPICS:
+        assert topic.config() == {"retention.ms": "-1", "retention.bytes": "-1"}, topic.name
+
+
+def test_a_partners_topics_keep_thirty_days() -> None:
+    for topic in topics.topics_for_partners(["huisarts-de-linde"]):
+        assert topic.retention_ms == 30 * topics.DAY_MS
+
+
+def test_a_dead_letter_topic_never_keeps_a_record_longer_than_its_source() -> None:
+    for topic in (*topics.INTERNAL_TOPICS, *topics.topics_for_partners(["huisarts-de-linde"])):
+        assert topic.dlq_retention_ms > 0
+        if topic.retention_ms != topics.KEEP_FOREVER:
+            assert topic.dlq_retention_ms <= topic.retention_ms, topic.name
+    short = topics.Topic("t", "x", "a topic kept a day", retention_ms=topics.DAY_MS)
+    assert short.dlq_retention_ms == topics.DAY_MS
