@@ -16,7 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from ketenbus.analytics import benchmark, labels, views
 from ketenbus.analytics.business_case import Assumptions, business_case
 from ketenbus.analytics.dashboard import render_dashboard
-from ketenbus.analytics.measures import DIMENSIONS, FIELDS, MixRow, figures, referral_mix
+from ketenbus.analytics.measures import (
+    BENCHMARK_DIMENSIONS,
+    DIMENSIONS,
+    FIELDS,
+    MixRow,
+    figures,
+    referral_mix,
+)
 from ketenbus.analytics.periods import PeriodKind
 from ketenbus.analytics.settings import AnalyticsSettings
 from ketenbus.analytics.store import AnalyticsTransaction
@@ -119,7 +126,7 @@ async def steering_figures(
         PeriodKind.QUARTER
     ),
     by: Annotated[
-        str, Query(description="comma-separated: funder, work_type, online_dossier")
+        str, Query(description="comma-separated: funder, work_type, topic, online_dossier")
     ] = "",
     format: Format = "json",
     language: Lang = labels.DEFAULT,
@@ -213,7 +220,9 @@ async def publish_snapshot(
     async with uow.command() as tx:
         facts = await tx.facts.facts(caller.organisation_id)
         kind = {4: PeriodKind.YEAR, 7: PeriodKind.MONTH}.get(len(body.period), PeriodKind.QUARTER)
-        cells = [c for c in figures(facts, kind, by=DIMENSIONS) if c.key.period == body.period]
+        cells = [
+            c for c in figures(facts, kind, by=BENCHMARK_DIMENSIONS) if c.key.period == body.period
+        ]
         published = benchmark.snapshot(
             caller.organisation_id,
             body.period,
