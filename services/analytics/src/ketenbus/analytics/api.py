@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import asdict, fields
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ketenbus.analytics import benchmark, labels, views
+from ketenbus.analytics import benchmark, labels, sector, views
 from ketenbus.analytics.business_case import Assumptions, business_case
 from ketenbus.analytics.dashboard import render_dashboard
 from ketenbus.analytics.measures import (
@@ -24,7 +25,7 @@ from ketenbus.analytics.measures import (
     figures,
     referral_mix,
 )
-from ketenbus.analytics.periods import PeriodKind
+from ketenbus.analytics.periods import PeriodKind, kind_of
 from ketenbus.analytics.settings import AnalyticsSettings
 from ketenbus.analytics.store import AnalyticsTransaction
 from ketenbus.contracts.events import KpiSnapshotPublished
@@ -147,6 +148,61 @@ async def steering_figures(
         "cells": rows,
         "language": language,
         "labels": labels.column_labels(FIELDS, language),
+    }
+
+
+class UnknownPeriod(DomainError):
+    status_code = 422
+
+
+SectorFormat = Annotated[
+    Literal["json", "csv", "text"],
+    Query(description="json (default), csv, or text (the table as a terminal prints it)"),
+]
+
+
+@router.get("/v1/sector-table")
+async def the_sector_table(
+    caller: Manager,
+    uow: Uow,
+    period: Annotated[
+        str,
+        Query(
+            description="month, quarter, year or all (every such period), or one period: "
+            "2025, 2025-Q3, 2025-07"
+        ),
+    ] = PeriodKind.YEAR,
+    format: SectorFormat = "json",
+    language: Lang = labels.DEFAULT,
+    header: CsvHeader = "labels",
+) -> Any:
+    """The sector's own figures table of your organisation: a row per location x work type,
+    the "of which material problems" row under general social work, closed cases with and
+    without the online dossier, and the total row."""
+    if period in set(PeriodKind):
+        kind, only = PeriodKind(period), None
+    elif re.fullmatch(r"[0-9]{4}(-(0[1-9]|1[0-2])|-Q[1-4])?", period):
+        kind, only = kind_of(period), period
+    else:
+        raise UnknownPeriod(f"period {period!r}: month, quarter, year, all, 2025, 2025-Q3, 2025-07")
+    async with uow.reading() as tx:
+        facts = await tx.facts.facts(caller.organisation_id)
+    rows = sector.rows_as_dicts(sector.sector_table(facts, kind, only))
+    if format == "csv":
+        name = f"sector-table-{caller.organisation_id}-{period}"
+        return _csv(rows, sector.COLUMNS, name, language, header)
+    if format == "text":
+        return PlainTextResponse(
+            sector.as_text(rows, language) + "\n",
+            headers={"Content-Language": language, "Vary": "Accept-Language"},
+        )
+    return {
+        "organisation": caller.organisation_id,
+        "period": period,
+        "rows": rows,
+        "language": language,
+        "labels": labels.column_labels(sector.COLUMNS, language),
+        "values": sector.value_labels(rows, language),
     }
 
 

@@ -215,9 +215,7 @@ PAGE: dict[str, dict[Language, str]] = {
     ),
     "page.other_language": _("English", "Nederlands"),
     "page.at_a_glance": _("Dit jaar in één oogopslag", "This year at a glance"),
-    "page.sector_table": _(
-        "De tabel van de sector, per kwartaal", "The sector's table, per quarter"
-    ),
+    "page.sector_table": _("Stuurcijfers per kwartaal", "Steering figures per quarter"),
     "page.sector_table_note": _(
         "Tijd per casus in uren:minuten, afgekapt op de hele minuut, zoals in de eigen tabellen "
         "van de sector. Een afgesloten casus telt in de periode waarin hij is afgesloten.",

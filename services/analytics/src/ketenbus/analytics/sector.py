@@ -178,19 +178,31 @@ def rows_as_dicts(rows: Iterable[SectorRow]) -> list[dict[str, Any]]:
     return [row.row() for row in rows]
 
 
+def row_name(row: dict[str, Any], words: dict[str, str]) -> str:
+    """What a row is called in the table: "Utrecht, Algemeen Maatschappelijk Werk", an
+    indented "waarvan materiële problematiek", or "Totaal"."""
+    if row["location"] == TOTAL:
+        return words["value.total"]
+    if row["of_which"] != ALL:
+        return "  " + words.get(f"of_which.{row['of_which']}", row["of_which"])
+    work = words.get(f"work_type.{row['work_type']}", row["work_type"])
+    return f"{row['location']}, {work}"
+
+
+def value_labels(rows: list[dict[str, Any]], language: Language) -> dict[str, str]:
+    """The words of the work types, "of which" rows and the total in `rows`, by key."""
+    words = labels.words(language)
+    keys = {"value.total", "sector.with", "sector.without", "sector.row"}
+    for row in rows:
+        keys |= {f"work_type.{row['work_type']}", f"of_which.{row['of_which']}"}
+    return {key: words[key] for key in sorted(keys) if key in words}
+
+
 def as_text(rows: list[dict[str, Any]], language: Language) -> str:
     """The table for a terminal, in `language`: the two column groups side by side under
     their headings, one line per row, "of which" rows indented under their work type."""
     words = labels.words(language)
     columns = [(c, *words[c].split(": ", 1)) for c in (*WITH_COLUMNS, *WITHOUT_COLUMNS)]
-
-    def name(row: dict[str, Any]) -> str:
-        if row["location"] == TOTAL:
-            return words["value.total"]
-        if row["of_which"] != ALL:
-            return "  " + words.get(f"of_which.{row['of_which']}", row["of_which"])
-        work = words.get(f"work_type.{row['work_type']}", row["work_type"])
-        return f"{row['location']}, {work}"
 
     def value(v: Any) -> str:
         if v is None:
@@ -199,7 +211,7 @@ def as_text(rows: list[dict[str, Any]], language: Language) -> str:
             return labels.number(v, 0, language)
         return str(v)
 
-    names = [name(r) for r in rows]
+    names = [row_name(r, words) for r in rows]
     first = max([len(n) for n in names] + [len(words["sector.row"])])
     widths = [max(len(column), 6) for _, _, column in columns]
     groups, line = [], " " * first
