@@ -103,3 +103,16 @@ def test_an_unknown_period_is_refused_with_the_choices():
 def test_no_key_no_table():
     answer = client().get("/v1/sector-table", headers={"Authorization": "Bearer nope"})
     assert answer.status_code == 401
+
+
+def test_the_published_programme_and_your_own():
+    example = client().get("/v1/business-case/programme").json()
+    breaks = {s["name"]: s["break_even_year"] for s in example["scenarios"]}
+    assert sorted(breaks.values()) == [2, 3, 3, 4]
+    own = example["parameters"]
+    own["scenarios"] = [{"name": "free", "costs": []}]
+    answer = client().post("/v1/business-case/programme", json=own).json()
+    assert answer["scenarios"][0]["years"][0]["cumulative_balance"] == 40_980
+    assert answer["scenarios"][0]["break_even_year"] == 1
+    own["online_efficiency"] = 1.5
+    assert client().post("/v1/business-case/programme", json=own).status_code == 422

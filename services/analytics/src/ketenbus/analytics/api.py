@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ketenbus.analytics import benchmark, labels, sector, views
+from ketenbus.analytics import benchmark, labels, programme, sector, views
 from ketenbus.analytics.business_case import Assumptions, business_case
 from ketenbus.analytics.dashboard import render_dashboard
 from ketenbus.analytics.measures import (
@@ -247,6 +247,22 @@ async def the_business_case(
         year = views.latest_year(facts)
         hours = views.measured_hours(facts, year) if year else None
     return business_case(assumptions, hours).as_dict()
+
+
+@router.get("/v1/business-case/programme")
+async def the_published_programme(caller: Manager) -> dict[str, Any]:
+    """The business case as the sector calculates it for a programme, with the published
+    example's parameters: per year the four savings components of every variant, and per cost
+    scenario the costs, balance, cumulative balance and break-even year. POST your own
+    parameters (the same shape as `parameters` in this answer) to the same route."""
+    return programme.calculate(programme.published_example())
+
+
+@router.post("/v1/business-case/programme")
+async def a_programme(body: programme.Programme, caller: Manager) -> dict[str, Any]:
+    """The business case of your own programme: its variants, sessions per year, savings
+    parameters and cost scenarios (see GET for the published example)."""
+    return programme.calculate(body)
 
 
 def _own_labels(caller: Caller, settings: AnalyticsSettings) -> set[str]:
