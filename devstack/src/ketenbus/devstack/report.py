@@ -272,7 +272,7 @@ async def write_reports(
             organisation,
             "/v1/figures",
             period="month",
-            by="funder,work_type,online_dossier",
+            by="funder,work_type,topic,online_dossier",
             format="csv",
             lang=language,
         )
