@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import re
 import subprocess
@@ -16,8 +17,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from ketenbus.devstack.mail_sink import read_mailbox
 from ketenbus.devstack.simulation import YearOptions
+from ketenbus.devstack.sms_sink import read_sms
 from ketenbus.devstack.stack import SERVICES
+from ketenbus.devstack.working_hours import moments_in, within_working_hours
 from ketenbus.devstack.year import BOOT_SECONDS, play_year, print_report
 
 pytestmark = [pytest.mark.stack, pytest.mark.chain, pytest.mark.long]
@@ -77,7 +81,28 @@ async def test_a_shortened_year_reports_exactly_what_the_simulation_did(chain, t
     for path in [*result.reports.dashboards.values(), result.reports.figures_csv]:
         assert path.exists() and path.stat().st_size > 0
     header = result.reports.figures_csv.read_text().splitlines()[0]
-    assert header.startswith("Organisatie,Periode,Financier,Werksoort,Online dossier gebruikt")
+    assert header.startswith(
+        "Organisatie,Periode,Financier,Werksoort,Hulpvraag,Online dossier gebruikt"
+    )
+    # The sector's own table: a CSV of its own, and per organisation in the terminal.
+    assert result.reports.sector_csv is not None and result.reports.sector_csv.exists()
+    assert "Met online dossier: casussen" in result.reports.sector_csv.read_text()
+    assert "The sector's table" in report and "Totaal" in report
+    # Appointments only in working hours on working days: every moment a client was told
+    # of, by e-mail or SMS, lies on a weekday that is no public holiday, 08:30-19:00.
+    told = [m.get_content() for m in read_mailbox(stack.mail_dir) if not m.is_multipart()]
+    told += [
+        part.get_content()
+        for m in read_mailbox(stack.mail_dir)
+        if m.is_multipart()
+        for part in m.walk()
+        if part.get_content_type() == "text/plain"
+    ]
+    told += [json.dumps(s["body"], ensure_ascii=False) for s in read_sms(stack.sms_dir)]
+    moments = [at for text in told for at in moments_in(text, OPTIONS.start.year)]
+    assert moments, "no appointment moment in any mail or SMS"
+    outside = [at for at in moments if not within_working_hours(at)]
+    assert outside == [], outside
     assert result.snapshots == 3
 
     # The projection rebuilt from the topics gives exactly the live figures. The other

@@ -38,7 +38,7 @@ from ketenbus.intake.domain import (
 )
 from ketenbus.intake.partners import describe
 from ketenbus.intake.personal import PersonalDetails
-from ketenbus.intake.regions import CapacityTable, RegionTable
+from ketenbus.intake.regions import CapacityTable, Region, RegionTable
 from ketenbus.kit.failures import DomainError
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -239,3 +239,8 @@ def test_a_refusal_names_the_fields_and_never_the_values():
     assert "postcode" in reason and "phone" in reason and "email" in reason
     for value in ("not a postcode", "06-1234", "geheim", "voorbeeld", "Geheime"):
         assert value not in reason
+
+
+def test_material_debt_is_no_work_type_a_region_can_serve():
+    with pytest.raises(ValueError, match="not a work type"):
+        RegionTable([Region(3500, 3585, "Utrecht", "welzijn-utrecht", WorkType.MATERIAL)])

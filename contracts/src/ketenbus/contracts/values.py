@@ -53,11 +53,16 @@ class ReferralTopic(StrEnum):
 
 
 class WorkType(StrEnum):
-    """Werksoort: the kind of social work a case is counted under."""
+    """Werksoort: the kind of social work a case is counted under. Material/debt problems
+    are not a werksoort: they are the question topic debts_material, shown under general
+    social work as its "of which" part. The value material_debt stays in the published v1
+    schemas (removing an enumeration value breaks them); no service produces it, and analytics
+    reads it as general social work about money and debts."""
 
     GENERAL = "general_social_work"
     SCHOOL = "school_social_work"
     ONLINE = "online_help"
+    # Deprecated: readable in v1, never produced (docs/analytics.md).
     MATERIAL = "material_debt"
 
 

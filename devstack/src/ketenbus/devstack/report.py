@@ -136,6 +136,18 @@ def inconsistencies(
     return found
 
 
+async def sector_tables(
+    chain: ChainClient, organisations: Iterable[str], period: str, language: str
+) -> dict[str, str]:
+    """Each organisation's sector table of `period` as analytics prints it for a terminal."""
+    return {
+        organisation: await chain.analytics(
+            organisation, "/v1/sector-table", period=period, format="text", lang=language
+        )
+        for organisation in sorted(organisations)
+    }
+
+
 async def totals(chain: ChainClient, organisations: Iterable[str]) -> Figures:
     """Every organisation's figures over all time (one cell each)."""
     found = {}
@@ -226,10 +238,16 @@ class Reports:
     dashboards: dict[str, Path]
     figures_csv: Path
     mix_csv: Path
+    # The sector's own table of the year, every organisation's rows (GET /v1/sector-table).
+    sector_csv: Path | None = None
 
 
 async def write_reports(
-    chain: ChainClient, organisations: Iterable[str], directory: Path, language: str = "nl"
+    chain: ChainClient,
+    organisations: Iterable[str],
+    directory: Path,
+    language: str = "nl",
+    period: str = "year",
 ) -> Reports:
     """Each organisation's dashboard, and the figures and referral mix of all in one CSV
     each, in `language` (the CSV's header; its values are the same in any language)."""
@@ -237,6 +255,7 @@ async def write_reports(
     dashboards: dict[str, Path] = {}
     figures_lines: list[str] = []
     mix_lines: list[str] = []
+    sector_lines: list[str] = []
     for organisation in sorted(organisations):
         headers = {"Authorization": f"Bearer {chain.tokens(organisation, 'manager')}"}
         page = await chain.http.get(
@@ -253,14 +272,17 @@ async def write_reports(
             organisation,
             "/v1/figures",
             period="month",
-            by="funder,work_type,online_dossier",
+            by="funder,work_type,topic,online_dossier",
             format="csv",
             lang=language,
         )
         mix = await chain.analytics(
             organisation, "/v1/referral-mix", period="month", format="csv", lang=language
         )
-        for lines, text in ((figures_lines, figures), (mix_lines, mix)):
+        table = await chain.analytics(
+            organisation, "/v1/sector-table", period=period, format="csv", lang=language
+        )
+        for lines, text in ((figures_lines, figures), (mix_lines, mix), (sector_lines, table)):
             header, *rows = text.splitlines()
             if not lines:
                 lines.append(header)
@@ -268,7 +290,9 @@ async def write_reports(
     figures_csv, mix_csv = directory / "figures.csv", directory / "referral-mix.csv"
     figures_csv.write_text("\n".join(figures_lines) + "\n", encoding="utf-8")
     mix_csv.write_text("\n".join(mix_lines) + "\n", encoding="utf-8")
-    return Reports(directory, dashboards, figures_csv, mix_csv)
+    sector_csv = directory / "sector-table.csv"
+    sector_csv.write_text("\n".join(sector_lines) + "\n", encoding="utf-8")
+    return Reports(directory, dashboards, figures_csv, mix_csv, sector_csv)
 
 
 def own_counts_table(counts: YearCounts) -> str:
@@ -299,6 +323,7 @@ __all__ = [
     "Reports",
     "inconsistencies",
     "sector_table",
+    "sector_tables",
     "settled_totals",
     "write_reports",
 ]

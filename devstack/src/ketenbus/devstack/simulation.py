@@ -39,10 +39,13 @@ from ketenbus.contracts.events import TrajectoryOpened
 from ketenbus.contracts.topics import TRAJECTORIES
 from ketenbus.devstack.chain_client import ChainClient, ChainError, missing_route
 from ketenbus.devstack.kafka_access import KafkaAccess
+from ketenbus.devstack.working_hours import appointment_slot
 from ketenbus.devstack.year_scenario import DEBT_COUNSELLING, Client, plan_year
 from ketenbus.kit.clock import ScaledClock
 
 LOCAL = ZoneInfo("Europe/Amsterdam")
+# Every so many residents works during the day: their follow-ups are in the evening slots.
+EVENING_CLIENTS = 8
 CONTACT_CHANNEL = {"face_to_face": "face_to_face", "phone": "phone", "video": "video"}
 
 
@@ -430,10 +433,20 @@ class Year:
         assert j.opened_at is not None
         t0, client = j.opened_at, j.client
         day = timedelta(days=1) * min(1.0, self.options.days / 365)
-        closes = t0 + client.closes_after
         actions: list[_Action] = []
-        for number, appointment in enumerate(client.appointments):
-            starts = t0 + appointment.offset
+        # Appointments in working hours on working days (a few evening slots for clients who
+        # work), in the order planned; the case closes after the last one.
+        slots: list[datetime] = []
+        for appointment in client.appointments:
+            evening = appointment.kind == "follow_up" and client.number % EVENING_CLIENTS == 0
+            after = t0 + appointment.offset
+            if slots and after <= slots[-1]:
+                after = slots[-1] + timedelta(minutes=appointment.minutes)
+            slots.append(appointment_slot(after, evening=evening))
+        closes = t0 + client.closes_after
+        if slots and closes <= slots[-1] + timedelta(hours=2):
+            closes = slots[-1] + timedelta(hours=2) + day
+        for number, starts in enumerate(slots):
             scheduled = f"schedule {number}"
             actions.append(
                 _Action(max(t0, starts - 3 * day), scheduled, self._schedule(j, number, starts))

@@ -20,6 +20,7 @@ from ketenbus.devstack.report import (
     Reports,
     own_counts_table,
     sector_table,
+    sector_tables,
     settled_totals,
     totals,
     write_reports,
@@ -50,6 +51,8 @@ class YearResult:
     # The figures' words and their language, as analytics answered them.
     labels: dict[str, str] = field(default_factory=dict)
     language: str = "nl"
+    # Each organisation's sector table of the year, as analytics prints it for a terminal.
+    sector_tables: dict[str, str] = field(default_factory=dict)
 
     @property
     def period(self) -> str:
@@ -125,8 +128,9 @@ async def play_year(
             year_figures[organisation] = next(
                 (c for c in answer["cells"] if c["period"] == period), {}
             )
+        tables = await sector_tables(chain, organisations, period, language)
         reports = await write_reports(
-            chain, organisations, reports_dir or stack.home / "reports", language
+            chain, organisations, reports_dir or stack.home / "reports", language, period
         )
         timings["benchmark and reports"] = time.monotonic() - reporting
     finally:
@@ -143,6 +147,7 @@ async def play_year(
         timings=timings,
         labels=labels,
         language=language,
+        sector_tables=tables,
     )
 
 
@@ -186,6 +191,9 @@ def print_report(result: YearResult, stack: EmbeddedStack, out: TextIO | None = 
     )
     print(f"\nSteering figures {result.period} per organisation\n", file=out)
     print(sector_table(result.year_figures, result.labels, result.language), file=out)
+    for organisation, table in sorted(result.sector_tables.items()):
+        print(f"\nThe sector's table {result.period}, {organisation}\n", file=out)
+        print(table.rstrip("\n"), file=out)
     print("\nWhat the simulation itself did\n", file=out)
     print(own_counts_table(counts), file=out)
     if result.problems:
@@ -232,6 +240,8 @@ def where_to_look(result: YearResult, stack: EmbeddedStack) -> str:
     ]
     rows.append(("figures (CSV)", str(result.reports.figures_csv)))
     rows.append(("referral mix (CSV)", str(result.reports.mix_csv)))
+    if result.reports.sector_csv is not None:
+        rows.append(("the sector's table (CSV)", str(result.reports.sector_csv)))
     rows.append(
         (
             "Prometheus metrics",

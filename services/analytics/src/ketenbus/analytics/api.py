@@ -6,18 +6,26 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import asdict, fields
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ketenbus.analytics import benchmark, labels, views
+from ketenbus.analytics import benchmark, labels, programme, sector, views
 from ketenbus.analytics.business_case import Assumptions, business_case
 from ketenbus.analytics.dashboard import render_dashboard
-from ketenbus.analytics.measures import DIMENSIONS, FIELDS, MixRow, figures, referral_mix
-from ketenbus.analytics.periods import PeriodKind
+from ketenbus.analytics.measures import (
+    BENCHMARK_DIMENSIONS,
+    DIMENSIONS,
+    FIELDS,
+    MixRow,
+    figures,
+    referral_mix,
+)
+from ketenbus.analytics.periods import PeriodKind, kind_of
 from ketenbus.analytics.settings import AnalyticsSettings
 from ketenbus.analytics.store import AnalyticsTransaction
 from ketenbus.contracts.events import KpiSnapshotPublished
@@ -119,7 +127,7 @@ async def steering_figures(
         PeriodKind.QUARTER
     ),
     by: Annotated[
-        str, Query(description="comma-separated: funder, work_type, online_dossier")
+        str, Query(description="comma-separated: funder, work_type, topic, online_dossier")
     ] = "",
     format: Format = "json",
     language: Lang = labels.DEFAULT,
@@ -140,6 +148,61 @@ async def steering_figures(
         "cells": rows,
         "language": language,
         "labels": labels.column_labels(FIELDS, language),
+    }
+
+
+class UnknownPeriod(DomainError):
+    status_code = 422
+
+
+SectorFormat = Annotated[
+    Literal["json", "csv", "text"],
+    Query(description="json (default), csv, or text (the table as a terminal prints it)"),
+]
+
+
+@router.get("/v1/sector-table")
+async def the_sector_table(
+    caller: Manager,
+    uow: Uow,
+    period: Annotated[
+        str,
+        Query(
+            description="month, quarter, year or all (every such period), or one period: "
+            "2025, 2025-Q3, 2025-07"
+        ),
+    ] = PeriodKind.YEAR,
+    format: SectorFormat = "json",
+    language: Lang = labels.DEFAULT,
+    header: CsvHeader = "labels",
+) -> Any:
+    """The sector's own figures table of your organisation: a row per location x work type,
+    the "of which material problems" row under general social work, closed cases with and
+    without the online dossier, and the total row."""
+    if period in set(PeriodKind):
+        kind, only = PeriodKind(period), None
+    elif re.fullmatch(r"[0-9]{4}(-(0[1-9]|1[0-2])|-Q[1-4])?", period):
+        kind, only = kind_of(period), period
+    else:
+        raise UnknownPeriod(f"period {period!r}: month, quarter, year, all, 2025, 2025-Q3, 2025-07")
+    async with uow.reading() as tx:
+        facts = await tx.facts.facts(caller.organisation_id)
+    rows = sector.rows_as_dicts(sector.sector_table(facts, kind, only))
+    if format == "csv":
+        name = f"sector-table-{caller.organisation_id}-{period}"
+        return _csv(rows, sector.COLUMNS, name, language, header)
+    if format == "text":
+        return PlainTextResponse(
+            sector.as_text(rows, language) + "\n",
+            headers={"Content-Language": language, "Vary": "Accept-Language"},
+        )
+    return {
+        "organisation": caller.organisation_id,
+        "period": period,
+        "rows": rows,
+        "language": language,
+        "labels": labels.column_labels(sector.COLUMNS, language),
+        "values": sector.value_labels(rows, language),
     }
 
 
@@ -186,6 +249,22 @@ async def the_business_case(
     return business_case(assumptions, hours).as_dict()
 
 
+@router.get("/v1/business-case/programme")
+async def the_published_programme(caller: Manager) -> dict[str, Any]:
+    """The business case as the sector calculates it for a programme, with the published
+    example's parameters: per year the four savings components of every variant, and per cost
+    scenario the costs, balance, cumulative balance and break-even year. POST your own
+    parameters (the same shape as `parameters` in this answer) to the same route."""
+    return programme.calculate(programme.published_example())
+
+
+@router.post("/v1/business-case/programme")
+async def a_programme(body: programme.Programme, caller: Manager) -> dict[str, Any]:
+    """The business case of your own programme: its variants, sessions per year, savings
+    parameters and cost scenarios (see GET for the published example)."""
+    return programme.calculate(body)
+
+
 def _own_labels(caller: Caller, settings: AnalyticsSettings) -> set[str]:
     labels = {caller.organisation_id}
     if settings.benchmark_pseudonym_key is not None:
@@ -213,7 +292,9 @@ async def publish_snapshot(
     async with uow.command() as tx:
         facts = await tx.facts.facts(caller.organisation_id)
         kind = {4: PeriodKind.YEAR, 7: PeriodKind.MONTH}.get(len(body.period), PeriodKind.QUARTER)
-        cells = [c for c in figures(facts, kind, by=DIMENSIONS) if c.key.period == body.period]
+        cells = [
+            c for c in figures(facts, kind, by=BENCHMARK_DIMENSIONS) if c.key.period == body.period
+        ]
         published = benchmark.snapshot(
             caller.organisation_id,
             body.period,

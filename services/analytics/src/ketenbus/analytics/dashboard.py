@@ -39,6 +39,7 @@ _PAGE = """<!doctype html>
 <input id="key" type="password" autocomplete="off"> <button>{{page.show}}</button></form>
 <p id="problem"></p></section>
 <section><h2>{{page.at_a_glance}}</h2><div class="tiles" id="tiles"></div></section>
+<section id="sector-form"></section>
 <section><h2>{{page.sector_table}}</h2>
 <p class="note">{{page.sector_table_note}}</p><div id="table"></div></section>
 <section><h2>{{page.trends}}</h2><div class="grid" id="charts"></div></section>

@@ -14,6 +14,19 @@ from typing import Any, TypeVar
 from ketenbus.contracts.values import ContactChannel
 
 UNKNOWN = "unknown"
+GENERAL_SOCIAL_WORK = "general_social_work"
+DEBTS_MATERIAL = "debts_material"
+# Published v1 events may still carry the work type "material_debt", from before the sector's
+# form was followed (docs/analytics.md, "Material problems are not a work type"): such a case
+# is a general social work case whose question is about money and debts.
+LEGACY_MATERIAL_WORK_TYPE = "material_debt"
+
+
+def _work_type_and_topic(work_type: str | None, topic: str | None) -> tuple[str | None, str | None]:
+    if work_type == LEGACY_MATERIAL_WORK_TYPE:
+        return GENERAL_SOCIAL_WORK, DEBTS_MATERIAL
+    return work_type, topic
+
 
 F = TypeVar("F")
 
@@ -43,6 +56,9 @@ class Referral:
     decline_reason: str | None = None
     waitlisted_at: datetime | None = None
     waitlist_exited_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        self.work_type, self.topic = _work_type_and_topic(self.work_type, self.topic)
 
     @classmethod
     def of(cls, doc: dict[str, Any]) -> Referral:
@@ -76,6 +92,10 @@ class Case:
     online_dossier_used: bool = False
     phase: str | None = None
     debt_journey_phase: int | None = None
+
+    def __post_init__(self) -> None:
+        work_type, self.topic = _work_type_and_topic(self.work_type, self.topic)
+        self.work_type = work_type or UNKNOWN
 
     @classmethod
     def of(cls, doc: dict[str, Any]) -> Case:

@@ -81,6 +81,38 @@ FIGURES: dict[str, dict[Language, str]] = {
     ),
     "answered_within_48h_share": _("Beantwoord binnen 48 uur", "Answered within 48 hours"),
     "handoffs": _("Overdrachten aan schuldhulpverlening", "Hand-offs to debt counselling"),
+    # The sector's table (sector.py): the grouping, then its two column groups; the words
+    # before ": " are the group's heading in the terminal and on the dashboard.
+    "topic": _("Hulpvraag", "Question topic"),
+    "location": _("Locatie", "Location"),
+    "of_which": _("Waarvan", "Of which"),
+    "with_closed_cases": _("Met online dossier: casussen", "With online dossier: cases"),
+    "with_registration_time": _(
+        "Met online dossier: registratie (u:mm)", "With online dossier: registration (h:mm)"
+    ),
+    "with_dossier_time": _(
+        "Met online dossier: online dossier (u:mm)", "With online dossier: online dossier (h:mm)"
+    ),
+    "with_total_time": _("Met online dossier: totaal (u:mm)", "With online dossier: total (h:mm)"),
+    "with_time_per_case": _(
+        "Met online dossier: per casus (u:mm)", "With online dossier: per case (h:mm)"
+    ),
+    "with_lead_time_days": _(
+        "Met online dossier: doorlooptijd (dagen)", "With online dossier: lead time (days)"
+    ),
+    "with_chats": _("Met online dossier: chat", "With online dossier: chat"),
+    "with_messages": _("Met online dossier: mail", "With online dossier: mail"),
+    "with_homework_contacts": _("Met online dossier: huiswerk", "With online dossier: homework"),
+    "without_closed_cases": _("Zonder online dossier: casussen", "Without online dossier: cases"),
+    "without_registration_time": _(
+        "Zonder online dossier: registratie (u:mm)", "Without online dossier: registration (h:mm)"
+    ),
+    "without_time_per_case": _(
+        "Zonder online dossier: per casus (u:mm)", "Without online dossier: per case (h:mm)"
+    ),
+    "without_lead_time_days": _(
+        "Zonder online dossier: doorlooptijd (dagen)", "Without online dossier: lead time (days)"
+    ),
     # The referral mix's own columns.
     "municipality": _("Gemeente", "Municipality"),
     "postcode_area": _("Postcodegebied", "Postcode area"),
@@ -108,6 +140,13 @@ VALUES: dict[str, dict[Language, str]] = {
     "topic.parenting": _("opvoeding", "parenting"),
     "topic.loneliness": _("eenzaamheid", "loneliness"),
     "topic.other": _("overig", "other"),
+    "of_which.debts_material": _("waarvan materiële problematiek", "of which material problems"),
+    "of_which.psychosocial": _("waarvan psychosociaal", "of which psychosocial"),
+    "of_which.relationships": _("waarvan relaties", "of which relationships"),
+    "of_which.parenting": _("waarvan opvoeding", "of which parenting"),
+    "of_which.loneliness": _("waarvan eenzaamheid", "of which loneliness"),
+    "of_which.other": _("waarvan overig", "of which other"),
+    "value.total": _("Totaal", "Total"),
     "value.unknown": _("onbekend", "unknown"),
     "value.all": _("alle", "all"),
     "value.yes": _("ja", "yes"),
@@ -176,14 +215,24 @@ PAGE: dict[str, dict[Language, str]] = {
     ),
     "page.other_language": _("English", "Nederlands"),
     "page.at_a_glance": _("Dit jaar in één oogopslag", "This year at a glance"),
-    "page.sector_table": _(
-        "De tabel van de sector, per kwartaal", "The sector's table, per quarter"
-    ),
+    "page.sector_table": _("Stuurcijfers per kwartaal", "Steering figures per quarter"),
     "page.sector_table_note": _(
         "Tijd per casus in uren:minuten, afgekapt op de hele minuut, zoals in de eigen tabellen "
         "van de sector. Een afgesloten casus telt in de periode waarin hij is afgesloten.",
         "Time per case is hours:minutes, truncated to the whole minute, as in the sector's own "
         "tables. Each closed case counts in the period it was closed.",
+    ),
+    "sector.with": _("Met online dossier", "With online dossier"),
+    "sector.without": _("Zonder online dossier", "Without online dossier"),
+    "sector.row": _("Locatie, werksoort", "Location, work type"),
+    "sector.heading": _("De tabel van de sector, {period}", "The sector's table, {period}"),
+    "sector.note": _(
+        "Per locatie en werksoort, met daaronder het deel materiële problematiek. Tijden in "
+        "uren:minuten, per casus afgekapt op de hele minuut; chat, mail en huiswerk zijn "
+        "totalen over de casussen van de rij.",
+        "Per location and work type, with the part about material problems under it. Times in "
+        "hours:minutes, per case truncated to the whole minute; chat, mail and homework are "
+        "totals over the row's cases.",
     ),
     "page.trends": _("Door het jaar heen", "Through the year"),
     "page.figure": _("Cijfer", "Figure"),
@@ -287,6 +336,14 @@ NUMBERS: dict[Language, dict[str, str]] = {
     NL: {"decimal": ",", "thousands": ".", "euro": "€ {n}", "percent": "{n} %"},
     EN: {"decimal": ".", "thousands": ",", "euro": "€{n}", "percent": "{n}%"},
 }
+
+
+def number(value: float, decimals: int, language: Language) -> str:
+    """1.234,5 in Dutch, 1,234.5 in English."""
+    text = f"{value:,.{decimals}f}"
+    if language == NL:
+        return text.translate(str.maketrans(",.", ".,"))
+    return text
 
 
 def words(language: Language, keys: dict[str, dict[Language, str]] = LABELS) -> dict[str, str]:

@@ -1,6 +1,9 @@
 """The steering figures the sector asks for, computed from projected facts: pure, no I/O.
 
-Grouped by organisation x funder x work type (werksoort) x online dossier used x period.
+Grouped by organisation x funder x work type (werksoort) x question topic x online dossier
+used x period. The topic splits a work type into "of which" parts: the sector shows
+material/debt problems as the cases of general social work whose question was about money
+and debts, not as a work type of its own.
 Each fact counts in the period of its own moment:
 - a closed case (and its time, contacts and doorlooptijd) in the period it was closed;
 - an appointment (no-shows) in the period it was held;
@@ -24,7 +27,9 @@ from ketenbus.analytics.facts import UNKNOWN, Appointment, Case, Contact, Facts,
 from ketenbus.analytics.periods import LOCAL, PeriodKind, period_of
 
 ALL = "all"
-DIMENSIONS = ("funder", "work_type", "online_dossier")
+DIMENSIONS = ("funder", "work_type", "topic", "online_dossier")
+# What a benchmark snapshot is cut by (KpiCell has no topic: the benchmark compares work types).
+BENCHMARK_DIMENSIONS = ("funder", "work_type", "online_dossier")
 # Channels the sector counts per case.
 CHAT, DOSSIER_MESSAGE, HOMEWORK = "chat", "dossier_message", "homework"
 CLIENT_TO_WORKER = "client_to_worker"
@@ -63,6 +68,9 @@ class CellKey:
     period: str
     funder: str = ALL
     work_type: str = ALL
+    # The question topic ("debts_material" under general social work is the sector's
+    # "of which material problems"); "all" when not asked for.
+    topic: str = ALL
     # "yes", "no", or "all" when the dimension is not asked for.
     online_dossier_used: str = ALL
 
@@ -184,6 +192,7 @@ class Cell:
             "period": self.key.period,
             "funder": self.key.funder,
             "work_type": self.key.work_type,
+            "topic": self.key.topic,
             "online_dossier_used": self.key.online_dossier_used,
             **self.tally.figures(),
         }
@@ -249,12 +258,14 @@ class _Grouping:
         funder: str | None,
         work_type: str | None,
         online: bool | None,
+        topic: str | None = None,
     ) -> Tally:
         key = CellKey(
             organisation=organisation,
             period=period_of(moment, self.kind),
             funder=(funder or UNKNOWN) if "funder" in self.by else ALL,
             work_type=(work_type or UNKNOWN) if "work_type" in self.by else ALL,
+            topic=(topic or UNKNOWN) if "topic" in self.by else ALL,
             online_dossier_used=(
                 ("yes" if online else "no" if online is not None else UNKNOWN)
                 if "online_dossier" in self.by
@@ -270,6 +281,7 @@ class _Grouping:
             case.funder,
             case.work_type,
             self.index.online_dossier_used(case),
+            case.topic,
         )
 
 
@@ -330,7 +342,12 @@ def _for_referral(
     if referral is None:
         return grouping.tally(organisation, moment, None, None, None)
     return grouping.tally(
-        organisation, moment, referral.funder or referral.municipality, referral.work_type, False
+        organisation,
+        moment,
+        referral.funder or referral.municipality,
+        referral.work_type,
+        False,
+        referral.topic,
     )
 
 

@@ -10,6 +10,7 @@ from ketenbus.analytics.business_case import Assumptions, MeasuredHours, busines
 from ketenbus.analytics.facts import Facts
 from ketenbus.analytics.measures import figures, referral_mix
 from ketenbus.analytics.periods import PeriodKind, period_of
+from ketenbus.analytics.sector import rows_as_dicts, sector_table
 
 # The figures a benchmark compares (their words are in labels.py).
 BENCHMARK_FIGURES: tuple[str, ...] = (
@@ -113,6 +114,10 @@ def dashboard(
         "quarters": quarters,
         "years": years,
         "online_dossier": by_dossier,
+        # The sector's own table of the year (sector.py), in the form managers know.
+        "sector_table": rows_as_dicts(sector_table(facts, PeriodKind.YEAR, only=year))
+        if year
+        else [],
         "referral_sources": dict(sorted(mix["referrer_type"].items())),
         "topics": dict(sorted(mix["topic"].items())),
         "postcode_areas": dict(sorted(areas.items())),

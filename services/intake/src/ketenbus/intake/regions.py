@@ -36,6 +36,14 @@ def _read(path: Path | None, packaged: str) -> Any:
 
 class RegionTable:
     def __init__(self, regions: list[Region]) -> None:
+        for region in regions:
+            # Material/debt problems are a question topic under general social work, not a
+            # work type (docs/analytics.md); the v1 value is only read, never produced.
+            if region.work_type is WorkType.MATERIAL:
+                raise ValueError(
+                    f"{region.municipality}: material_debt is not a work type; serve it as "
+                    "general_social_work (the referral's topic says it is about debts)"
+                )
         self.regions = sorted(regions, key=lambda r: r.first)
 
     @classmethod

@@ -309,6 +309,37 @@
     return "<table id=\"sector-table\">" + head + body + "</table>";
   }
 
+  // The sector's own table (sector.py): a row per location x work type, "of which" rows
+  // indented under their work type, the total last; two column groups.
+  var SECTOR_WITH = ["with_closed_cases", "with_registration_time", "with_dossier_time", "with_total_time",
+    "with_time_per_case", "with_lead_time_days", "with_chats", "with_messages", "with_homework_contacts"];
+  var SECTOR_WITHOUT = ["without_closed_cases", "without_registration_time", "without_time_per_case",
+    "without_lead_time_days"];
+
+  function sectorForm(rows_, year) {
+    var section = document.getElementById("sector-form");
+    var html = "<h2>" + escape(t("sector.heading", {period: year || "–"})) + "</h2><p class=\"note\">" +
+      escape(t("sector.note")) + "</p>";
+    if (!rows_.length) {
+      section.innerHTML = html + "<p class=\"note\">" + escape(t("page.no_data")) + "</p>";
+      return;
+    }
+    function heading(key) { return t(key).split(": ").slice(1).join(": "); }
+    function cell(v) { return "<td>" + escape(v == null ? "–" : (typeof v === "number" ? int(v) : v)) + "</td>"; }
+    html += "<table id=\"sector-form-table\"><tr><th></th><th colspan=\"" + SECTOR_WITH.length + "\">" +
+      escape(t("sector.with")) + "</th><th colspan=\"" + SECTOR_WITHOUT.length + "\">" + escape(t("sector.without")) +
+      "</th></tr><tr><th>" + escape(t("sector.row")) + "</th>" +
+      SECTOR_WITH.concat(SECTOR_WITHOUT).map(function (k) { return "<th>" + escape(heading(k)) + "</th>"; }).join("") + "</tr>";
+    rows_.forEach(function (r) {
+      var name = r.location === "total" ? t("value.total") :
+        r.of_which !== "all" ? valueLabel("of_which", r.of_which) : r.location + ", " + valueLabel("work_type", r.work_type);
+      var kind = r.location === "total" ? "total" : r.of_which !== "all" ? "of-which" : "row";
+      html += "<tr class=\"" + kind + "\"><td>" + escape(name) + "</td>" +
+        SECTOR_WITH.concat(SECTOR_WITHOUT).map(function (k) { return cell(r[k]); }).join("") + "</tr>";
+    });
+    section.innerHTML = html + "</table>";
+  }
+
   function render(data) {
     document.getElementById("login").style.display = "none";
     document.getElementById("org").textContent = data.organisation + (data.year ? " — " + data.year : "");
@@ -326,6 +357,7 @@
     ].join("");
     var quarters = data.quarters.filter(function (r) { return !data.year || r.period.indexOf(data.year) === 0; });
     var months = data.months.filter(function (r) { return !data.year || r.period.indexOf(data.year) === 0; });
+    sectorForm(data.sector_table || [], data.year);
     document.getElementById("table").innerHTML = sectorTable(quarters.concat(data.year ? [year] : []));
     var charts = document.getElementById("charts");
     charts.innerHTML = "";
