@@ -1,17 +1,18 @@
 # Ketenbus: two commands matter.  `make demo` runs the chain; `make test` proves it.
-# A fresh machine needs only Python 3.11, pip and make: everything else is installed here.
+# A fresh machine needs Python 3.11, pip, make and Rust's cargo (the polyglot machines carry
+# it, with Java and Maven): everything else is installed here.
 
 SHELL := /bin/bash
 UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 
-.PHONY: demo test setup system-packages lint schemas check-lock audit bench up down status clean
+.PHONY: demo test setup engines system-packages lint schemas check-lock audit bench up down status clean
 
-demo: setup ## bring up the embedded stack and run the scenario
+demo: setup system-packages engines ## bring up the embedded stack and run the scenario
 	$(UV) run ketenbus demo
 
-test: setup system-packages check-lock audit ## the whole test suite on the embedded stack
+test: setup system-packages engines check-lock audit ## the whole test suite on the embedded stack
 	$(UV) run ruff check .
 	$(UV) run python -m ketenbus.contracts check
 	$(UV) run pytest -n auto --maxprocesses 4 --dist loadfile
@@ -23,8 +24,13 @@ $(UV):
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-system-packages: ## Debian packages: promtool, amtool (alert tests), Chromium (dashboard test)
+engines: setup ## Apache Kafka (Maven) and secantusd-rs (cargo), once per machine; says how long
+	$(UV) run python -m ketenbus.devstack.engines install
+
+system-packages: ## Debian packages: Java and Maven (Kafka), promtool, amtool, Chromium
 	@missing=""; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v amtool >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
@@ -52,7 +58,7 @@ schemas: setup ## export the JSON Schema of every event (refuses breaking change
 bench: setup ## measure speed and memory on a stack of its own; writes benchmarks/REPORT.md
 	$(UV) run python -m benchmarks.run
 
-up: setup
+up: setup engines
 	$(UV) run ketenbus up
 
 down: setup
