@@ -5,6 +5,9 @@ Per event: consume it, one Mongo transaction holding the inbox claim, a state wr
 outbox write, produce the resulting event, commit the offset. Run in two shapes: one event
 at a time (what a plain consumer does) and a batch per transaction (the best this stack
 allows), so the services' rates have something to be measured against.
+
+The loop connects as the operator (ketenbus-admin) and works on topics of its own, made
+through the Admin API first: the broker creates no topic by itself.
 """
 
 from __future__ import annotations
@@ -14,11 +17,19 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pymongo import AsyncMongoClient, UpdateOne
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
+
+from ketenbus.devstack.kafka_access import KafkaAccess
+
+# One partition: the loop is one consumer, and its batches fill from one partition as they
+# would from many.
+PARTITIONS = 1
 
 
 @dataclass
@@ -43,8 +54,49 @@ def _event(number: int) -> bytes:
     ).encode()
 
 
-async def fill(bootstrap: str, topic: str, events: int) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+async def create_topics(kafka: KafkaAccess, names: list[str], timeout: float = 30.0) -> None:
+    admin = AIOKafkaAdminClient(**kafka.client_options())
+    await admin.start()
+    try:
+        response = await admin.create_topics([NewTopic(name, PARTITIONS, 1) for name in names])
+        # Kafka answers per topic instead of raising.
+        failures = [
+            f"{name}: {message or code}" for name, code, message in response.topic_errors if code
+        ]
+        if failures:
+            raise RuntimeError(f"could not create the baseline's topics: {'; '.join(failures)}")
+        await _until_described(admin, names, timeout)
+    finally:
+        await admin.close()
+
+
+async def _until_described(admin: AIOKafkaAdminClient, names: list[str], timeout: float) -> None:
+    """A topic just created may show no partitions for a moment; clients that ask then
+    would wait for it (and say so in the log)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        described = await admin.describe_topics(names)
+        if all(topic["partitions"] for topic in described):
+            return
+        await asyncio.sleep(0.1)
+
+
+async def new_topics(kafka: KafkaAccess) -> tuple[str, str]:
+    """A topic for the loop to consume and one for it to produce to, both new."""
+    topic = f"bench.baseline.{uuid.uuid4().hex[:8]}"
+    await create_topics(kafka, [topic, f"{topic}.out"])
+    return topic, f"{topic}.out"
+
+
+def _producer(kafka: KafkaAccess, **options: Any) -> AIOKafkaProducer:
+    # As a service's outbox relay produces: idempotent, acknowledged by every in-sync replica.
+    return AIOKafkaProducer(
+        **kafka.client_options(), acks="all", enable_idempotence=True, **options
+    )
+
+
+async def fill(kafka: KafkaAccess, topic: str, events: int) -> None:
+    producer = _producer(kafka, linger_ms=5)
     await producer.start()
     try:
         pending = [
@@ -93,7 +145,7 @@ SHAPES = {
 
 
 async def consume(
-    bootstrap: str,
+    kafka: KafkaAccess,
     mongo_url: str,
     topic: str,
     out_topic: str,
@@ -105,12 +157,13 @@ async def consume(
     db = client[f"baseline_{uuid.uuid4().hex[:8]}"]
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **kafka.client_options(),
         group_id=f"baseline-{uuid.uuid4().hex[:8]}",
+        # A new group on a topic filled before it joined: read what is there.
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    producer = _producer(kafka)
     await asyncio.gather(consumer.start(), producer.start())
     done, started = 0, 0.0
     try:
@@ -147,14 +200,12 @@ async def consume(
 
 
 async def measure(
-    bootstrap: str, mongo_url: str, events: int = 3_000, batch_size: int = 500
+    kafka: KafkaAccess, mongo_url: str, events: int = 3_000, batch_size: int = 500
 ) -> list[Rate]:
     """Each shape on a topic of its own; `batch_size` caps a batch (the services take 100)."""
     rates = []
     for shape in SHAPES:
-        topic = f"bench.baseline.{uuid.uuid4().hex[:8]}"
-        await fill(bootstrap, topic, events)
-        rates.append(
-            await consume(bootstrap, mongo_url, topic, f"{topic}.out", events, shape, batch_size)
-        )
+        topic, out_topic = await new_topics(kafka)
+        await fill(kafka, topic, events)
+        rates.append(await consume(kafka, mongo_url, topic, out_topic, events, shape, batch_size))
     return rates

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,11 +20,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalGenerationError, RebalanceInProgressError
 
 from benchmarks import events
-from benchmarks.machine import CpuMeter
+from benchmarks.machine import ENGINE_PROCESSES, CpuMeter, engine_process
 from benchmarks.stack import handled, metrics, sample
-from ketenbus.analytics.rebuild import partitions_of, true_ends
+from ketenbus.analytics.rebuild import ends_of, partitions_of
 from ketenbus.contracts.topics import partner_inbound
 from ketenbus.devstack import access
+from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.devstack.stack import EmbeddedStack
 
 
@@ -56,8 +57,8 @@ def topics_of(service: str) -> list[str]:
     return sorted(names)
 
 
-async def _partitions(bootstrap: str, topics: Iterable[str]) -> list[TopicPartition]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+async def _partitions(options: Mapping[str, Any], topics: Iterable[str]) -> list[TopicPartition]:
+    consumer = AIOKafkaConsumer(**options)
     await consumer.start()
     try:
         return await partitions_of(consumer, topics)
@@ -65,11 +66,12 @@ async def _partitions(bootstrap: str, topics: Iterable[str]) -> list[TopicPartit
         await consumer.stop()
 
 
-async def backlog(bootstrap: str, group: str, topics: list[str]) -> int:
+async def backlog(kafka: KafkaAccess, group: str, topics: list[str]) -> int:
     """Messages on the topics the group has not committed yet."""
-    partitions = await _partitions(bootstrap, topics)
-    ends = await true_ends(bootstrap, partitions)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    options = kafka.client_options()
+    partitions = await _partitions(options, topics)
+    ends = await ends_of(options, partitions)
+    consumer = AIOKafkaConsumer(**options, group_id=group)
     await consumer.start()
     try:
         committed = {tp: await consumer.committed(tp) or 0 for tp in partitions}
@@ -78,17 +80,18 @@ async def backlog(bootstrap: str, group: str, topics: list[str]) -> int:
     return sum(max(ends[tp] - committed[tp], 0) for tp in partitions)
 
 
-async def skip_to_end(bootstrap: str, group: str, topics: list[str], timeout: float = 90.0) -> None:
+async def skip_to_end(
+    kafka: KafkaAccess, group: str, topics: list[str], timeout: float = 90.0
+) -> None:
     """Commit the group's offsets at the ends of the topics. The group must have no live
     member; one that was just stopped is still counted until its session times out, and
     until then the broker refuses the commit, so it is tried again."""
-    partitions = await _partitions(bootstrap, topics)
+    options = kafka.client_options()
+    partitions = await _partitions(options, topics)
     deadline = time.monotonic() + timeout
     while True:
-        ends = await true_ends(bootstrap, partitions)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-        )
+        ends = await ends_of(options, partitions)
+        consumer = AIOKafkaConsumer(**options, group_id=group, enable_auto_commit=False)
         await consumer.start()
         try:
             consumer.assign(partitions)
@@ -109,8 +112,16 @@ async def skip_to_end(bootstrap: str, group: str, topics: list[str], timeout: fl
 
 
 def pids(stack: EmbeddedStack, *names: str) -> dict[str, int | None]:
+    """The process of each named component; for "kafka" and "mongo" the engine itself (the
+    broker's JVM, secantusd-rs)."""
     state = stack._running_state()
-    return {name: state.components[name].pid for name in names if name in state.components}
+    found: dict[str, int | None] = {}
+    for name in names:
+        if name in state.components:
+            pid = state.components[name].pid
+            marker = ENGINE_PROCESSES.get(name)
+            found[name] = engine_process(pid, marker) if marker else pid
+    return found
 
 
 async def wait_ready(http: httpx.AsyncClient, url: str, timeout: float) -> float:
@@ -136,12 +147,12 @@ async def drain(
 ) -> Drain:
     """The service must be stopped; it is stopped again at the end. After `timeout` seconds
     the rate so far is taken (`complete` says whether the whole backlog was handled)."""
-    bootstrap = stack.kafka_bootstrap
+    kafka = stack.kafka
     topics = topics_of(service)
     if skip_existing:
-        await skip_to_end(bootstrap, service, topics)
-    await events.publish(bootstrap, records)
-    result = Drain(service, feed, await backlog(bootstrap, service, topics))
+        await skip_to_end(kafka, service, topics)
+    await events.publish(kafka, records)
+    result = Drain(service, feed, await backlog(kafka, service, topics))
     stack.start_service(service)
     url = stack.service_url(service)
     async with httpx.AsyncClient() as http:

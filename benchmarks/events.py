@@ -52,6 +52,7 @@ from ketenbus.contracts.values import (
     WorkType,
     new_id,
 )
+from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.kit.outbox import headers_of
 
 # (organisation, municipality, a postcode area it serves), from intake's packaged regions.
@@ -86,8 +87,12 @@ def record_of(envelope: Envelope[Any], topic: str | None = None) -> tuple[str, b
     )
 
 
-async def publish(bootstrap: str, records: Iterable[tuple[str, bytes, bytes, Any]]) -> int:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+async def publish(kafka: KafkaAccess, records: Iterable[tuple[str, bytes, bytes, Any]]) -> int:
+    """As the outbox relay publishes (idempotent, acks from every in-sync replica), as the
+    operator: the topics are the registry's, made when the stack started."""
+    producer = AIOKafkaProducer(
+        **kafka.client_options(), linger_ms=5, acks="all", enable_idempotence=True
+    )
     await producer.start()
     sent = 0
     try:

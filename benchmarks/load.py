@@ -20,11 +20,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from benchmarks import events
+from ketenbus.analytics.rebuild import partitions_of
 from ketenbus.contracts.events import ReminderScheduled, TrajectoryOpened
 from ketenbus.contracts.topics import DELIVERIES, TRAJECTORIES
+from ketenbus.devstack.kafka_access import KafkaAccess
 
 OPENED = TrajectoryOpened.event_type()
 REMINDED = ReminderScheduled.event_type()
@@ -56,28 +58,21 @@ class Watcher:
     """Reads the trajectories and deliveries topics from their current end, by assignment
     (no group to join), and notes when each TrajectoryOpened and ReminderScheduled arrives."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: KafkaAccess) -> None:
+        self.kafka = kafka
         self.opened: dict[str, tuple[float, dict[str, Any]]] = {}
         self.reminded: dict[str, float] = {}
         self.consumer: AIOKafkaConsumer | None = None
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        # A short fetch wait: Tansu answers a fetch only when the wait is over, so the wait
-        # bounds the lag this consumer adds to what it measures.
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=None, fetch_max_wait_ms=20
-        )
+        # The broker answers a fetch as soon as a record arrives, so the fetch wait adds no
+        # lag to what this consumer measures.
+        self.consumer = AIOKafkaConsumer(**self.kafka.client_options(), group_id=None)
         await self.consumer.start()
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in (TRAJECTORIES.name, DELIVERIES.name)
-            for p in sorted(self.consumer.partitions_for_topic(topic) or ())
-        ]
+        # Asked of the broker: a consumer with no subscription knows no topic yet.
+        partitions = await partitions_of(self.consumer, (TRAJECTORIES.name, DELIVERIES.name))
         self.consumer.assign(partitions)
-        # ListOffsets on Tansu may point into the last batch: a few old messages are read
-        # again, which matters not, as only ids sent from here are matched.
         await self.consumer.seek_to_end(*partitions)
         self.task = asyncio.create_task(self._read())
 

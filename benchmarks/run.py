@@ -1,7 +1,7 @@
 """The Ketenbus benchmark: `uv run python -m benchmarks.run [--quick]` (or `make bench`).
 
-Starts a stack of its own (Tansu and SecantusDB under a temporary home, loopback only) and
-measures, in this order:
+Starts a stack of its own (Apache Kafka and secantusd-rs under a temporary home, loopback
+only) and measures, in this order:
 
 1. the baseline: a bare loop doing a handler's broker and store work per event, no framework
    (benchmarks/baseline.py), in three shapes;
@@ -14,9 +14,10 @@ measures, in this order:
 5. analytics' rebuild (`rebuild --verify`) on everything the run put on the bus, and its
    projection before and after the in-memory change.
 
-Writes benchmarks/results/<date>.json and regenerates benchmarks/REPORT.md. Everything it
-started is stopped at the end, also on failure or Ctrl-C. The full run takes about ten
-minutes, --quick about three.
+Writes benchmarks/results/<date>.json and regenerates benchmarks/REPORT.md, which compares
+the run with the last one on the previous engines (Tansu and the Python SecantusDB). Everything
+it started is stopped at the end, also on failure or Ctrl-C. The full run takes about ten
+minutes, --quick about three (plus `make engines` the first time on a machine).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ import random
 import sys
 import time
 import traceback
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -126,18 +126,16 @@ class Run:
     # ------------------------------------------------------------------ 1. baseline
 
     async def baseline(self) -> list[dict[str, Any]]:
-        bootstrap, mongo = self.stack.kafka_bootstrap, self.stack.mongo_url
+        kafka, mongo = self.stack.kafka, self.stack.mongo_url
         rows = []
         for shape, count in self.plan.baseline_events.items():
-            topic = f"bench.baseline.{uuid.uuid4().hex[:8]}"
-            await baseline.fill(bootstrap, topic, count)
+            topic, out_topic = await baseline.new_topics(kafka)
+            await baseline.fill(kafka, topic, count)
             meter = machine.CpuMeter(
                 {"bench (the loop)": os.getpid(), **pids(self.stack, "mongo", "kafka")}
             ).start()
             rate = await asyncio.wait_for(
-                baseline.consume(
-                    bootstrap, mongo, topic, f"{topic}.out", count, shape, CONSUMER_BATCH_SIZE
-                ),
+                baseline.consume(kafka, mongo, topic, out_topic, count, shape, CONSUMER_BATCH_SIZE),
                 timeout=300,
             )
             rows.append(
@@ -245,21 +243,21 @@ class Run:
         found_backlog = {}
         for service in SERVICES:
             found_backlog[service] = await replay.wait_caught_up(
-                stack.kafka_bootstrap, service, topics_of(service), timeout=120
+                stack.kafka, service, topics_of(service), timeout=120
             )
         found: dict[str, Any] = {
             "referrals": [],
             "appointments": [],
             "caught_up_before": found_backlog,
         }
-        watcher = load.Watcher(stack.kafka_bootstrap)
-        await watcher.start()
+        watcher = load.Watcher(stack.kafka)
         meter_pids = {
             **pids(stack, *SERVICES, "mongo", "kafka"),
             "bench": os.getpid(),
         }
         limits = httpx.Limits(max_connections=400, max_keepalive_connections=100)
         try:
+            await watcher.start()  # inside: a watcher that fails to start is stopped too
             async with httpx.AsyncClient(timeout=30.0, limits=limits) as http:
                 token = stack.api_token(load.REFERRER, "referrer")
                 referrals: list[str] = []
@@ -325,13 +323,12 @@ class Run:
 
     async def rebuild(self) -> dict[str, Any]:
         stack = self.stack
-        bootstrap = stack.kafka_bootstrap
         if not stack.is_ready("analytics"):  # an earlier phase failed before starting it
             with contextlib.suppress(StackError):
                 stack.start_service("analytics")
             await stack.wait_ready_async("analytics", timeout=120)
         caught_up = await replay.wait_caught_up(
-            bootstrap, "analytics", topics_of("analytics"), timeout=240
+            stack.kafka, "analytics", topics_of("analytics"), timeout=240
         )
         # Their timers would keep publishing (the verify waits for a quiet bus).
         for service in SERVICES:
@@ -345,7 +342,7 @@ class Run:
             f"{found['verify'].get('per_second')}/s, agrees: {found['verify'].get('agrees')}"
         )
         found["projection"] = await replay.projection_before_after(
-            bootstrap, stack.mongo_url, mongo_pid, self.plan.projection_events
+            stack.kafka, stack.mongo_url, mongo_pid, self.plan.projection_events
         )
         return found
 

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from ketenbus.analytics.rebuild import ends_of
 from ketenbus.contracts import sealing
@@ -36,6 +36,7 @@ from ketenbus.contracts.values import (
     new_id,
 )
 from ketenbus.devstack.kafka_access import KafkaAccess
+from ketenbus.kit.broker import partitions_of
 
 SERVICES = ("intake", "trajectory", "notifications", "learning", "analytics")
 GP = "huisarts-de-linde"
@@ -162,11 +163,7 @@ async def read_everything(kafka: KafkaAccess, topics: list[str]) -> list[Any]:
     )
     await consumer.start()
     try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        partitions = await partitions_of(consumer, topics)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await ends_of(kafka.client_options(), partitions)

@@ -13,7 +13,7 @@ import json
 import time
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from ketenbus.contracts.events import ReferralStatusChanged
 from ketenbus.devstack.kafka_access import KafkaAccess
@@ -25,6 +25,7 @@ from ketenbus.devstack.partner_demo import (
     HOMEWORK_ANSWER,
     run_closed_loop,
 )
+from ketenbus.kit.broker import partitions_of
 
 pytestmark = [pytest.mark.stack, pytest.mark.chain]
 
@@ -51,11 +52,7 @@ async def dump_every_topic(kafka: KafkaAccess) -> dict[str, list[bytes]]:
     await consumer.start()
     try:
         topics = sorted(await consumer.topics())
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        partitions = await partitions_of(consumer, topics)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from pymongo import AsyncMongoClient
 
 from ketenbus.contracts import sealing
@@ -39,6 +39,7 @@ from ketenbus.devstack.chain_client import eventually
 from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.devstack.partners import DebtCounsellingPartner, GpPractice
 from ketenbus.devstack.stack import EmbeddedStack
+from ketenbus.kit.broker import partitions_of
 
 pytestmark = [pytest.mark.stack, pytest.mark.chain]
 
@@ -399,8 +400,7 @@ async def read_topic(kafka: KafkaAccess, topic: str) -> list[Any]:
     )
     await consumer.start()
     try:
-        await consumer.topics()
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        partitions = await partitions_of(consumer, [topic])
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)

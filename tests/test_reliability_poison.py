@@ -86,6 +86,7 @@ from ketenbus.contracts.values import (
 )
 from ketenbus.devstack import partner_keys, stack_state
 from ketenbus.devstack.kafka_access import KafkaAccess
+from ketenbus.kit.broker import partitions_of
 
 from .reliability import accepted_referral, waitlisted_client
 
@@ -450,12 +451,9 @@ class DeadLetters:
             **self.kafka.client_options(), group_id=None, auto_offset_reset="earliest"
         )
         await self.consumer.start()
-        await self.consumer.topics()
-        partitions = [
-            TopicPartition(dead_letter_topic(line.topic), p)
-            for line in LINES
-            for p in sorted(self.consumer.partitions_for_topic(dead_letter_topic(line.topic)) or ())
-        ]
+        partitions = await partitions_of(
+            self.consumer, [dead_letter_topic(line.topic) for line in LINES]
+        )
         self.consumer.assign(partitions)
         await self.consumer.seek_to_end(*partitions)
         for partition in partitions:

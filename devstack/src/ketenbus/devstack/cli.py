@@ -50,6 +50,7 @@ def _stack(args: argparse.Namespace) -> EmbeddedStack:
         service_module=args.service_module,
         preferred_ports=not args.free_ports,
         log_level=getattr(args, "log_level", "INFO"),
+        brokers=getattr(args, "brokers", None),
     )
 
 
@@ -207,6 +208,11 @@ def _print_urls(stack: EmbeddedStack, out: TextIO) -> None:
         for page in ("metrics", "asyncapi", "docs"):
             rows.append((f"  {page}", urls[f"{name}.{page}"]))
     rows.append(("kafka (bootstrap)", urls["kafka"]))
+    kafka = stack.kafka
+    if kafka.directory is not None:
+        # SASL_SSL, SCRAM-SHA-512: the users' passwords and the CA to trust.
+        rows.append(("  users (0600)", str(kafka.directory / "users.json")))
+        rows.append(("  CA certificate", str(kafka.ca_file)))
     rows.append(("mongo", _shown(urls["mongo"])))
     rows.append(("mail (smtp)", urls["mail"]))
     rows.append(("mail (received)", urls["mail.dir"]))
@@ -268,6 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument(
             "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+        )
+        sub.add_argument(
+            "--brokers",
+            type=int,
+            choices=[1, 3],
+            help="Kafka brokers: 1, or 3 for failure tests (replication factor 3, "
+            "min.insync.replicas 2); default KETENBUS_KAFKA_BROKERS or 1. A home keeps the "
+            "count it was made with",
         )
     up.set_defaults(run=cmd_up)
     demo.set_defaults(run=cmd_demo)

@@ -53,6 +53,7 @@ from ketenbus.contracts.events import (
 from ketenbus.contracts.topics import partner_inbound, partner_outbound
 from ketenbus.contracts.values import ConsentGiver, ConsentPurpose, ReferralTopic, ReferrerType
 from ketenbus.devstack.kafka_access import KafkaAccess
+from ketenbus.kit.broker import fresh_partitions
 
 
 class PartnerTimeout(Exception):
@@ -86,9 +87,7 @@ class PartnerLine:
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(**connection, group_id=None, enable_auto_commit=False)
         await self._consumer.start()
-        partitions = self._consumer.partitions_for_topic(self.outbound)
-        if not partitions:
-            partitions = await self._wait_for_partitions()
+        partitions = await self._wait_for_partitions()
         assigned = [TopicPartition(self.outbound, p) for p in sorted(partitions)]
         self._consumer.assign(assigned)
         await self._consumer.seek_to_beginning(*assigned)
@@ -98,10 +97,9 @@ class PartnerLine:
         assert self._consumer is not None
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            await self._consumer.topics()  # fetches the metadata afresh: the topic may be new
-            partitions = self._consumer.partitions_for_topic(self.outbound)
+            partitions = (await fresh_partitions(self._consumer)).get(self.outbound)
             if partitions:
-                return set(partitions)
+                return partitions
             await asyncio.sleep(0.2)
         raise PartnerTimeout(f"topic {self.outbound} does not exist")
 

@@ -29,7 +29,7 @@ import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import pytest
 
@@ -40,6 +40,7 @@ from ketenbus.devstack.processes import RunningProcess
 from ketenbus.devstack.stack import EmbeddedStack
 
 _chain_numbers = itertools.count(1)
+T = TypeVar("T")
 
 
 class ChainFactory(Protocol):
@@ -66,32 +67,34 @@ def partner_organisations() -> list[str]:
     return list(access.KAFKA_PARTNERS)
 
 
-class _SharedServer:
+class _SharedServer(Generic[T]):
     """One server for the whole test process, however many conftest.py files import these
-    fixtures (each import is a fixture of its own to pytest, and would start its own server)."""
+    fixtures (each import is a fixture of its own to pytest, and would start its own server,
+    in a stack_home of its own): the first starts it, every other gets the same one."""
 
     def __init__(self) -> None:
-        self.processes: list[RunningProcess] = []
+        self.served: tuple[T, list[RunningProcess]] | None = None
         self.users = 0
 
     @contextlib.contextmanager
-    def used(self, start: Callable[[], list[RunningProcess]]) -> Iterator[list[RunningProcess]]:
-        if not self.processes:
+    def used(self, start: Callable[[], tuple[T, list[RunningProcess]]]) -> Iterator[T]:
+        if self.served is None:
             engines.install()
-            self.processes = start()
+            self.served = start()
         self.users += 1
         try:
-            yield self.processes
+            yield self.served[0]
         finally:
             self.users -= 1
             if self.users == 0:
-                processes, self.processes = self.processes, []
+                _, processes = self.served
+                self.served = None
                 for process in processes:
                     process.stop()
 
 
-_session_kafka = _SharedServer()
-_session_mongo = _SharedServer()
+_session_kafka: _SharedServer[KafkaAccess] = _SharedServer()
+_session_mongo: _SharedServer[str] = _SharedServer()
 
 
 @pytest.fixture(scope="session")
@@ -102,18 +105,18 @@ def kafka(stack_home: Path, partner_organisations: list[str]) -> Iterator[KafkaA
         kafka_provisioning.provision(access, partner_organisations)
         yield access
         return
-    directory = stack_home / "kafka"
 
-    def start() -> list[RunningProcess]:
-        _, nodes = kafka_server.start_cluster(
-            directory, stack_home / "logs", partners=partner_organisations, outlive_caller=False
+    def start() -> tuple[KafkaAccess, list[RunningProcess]]:
+        cluster, nodes = kafka_server.start_cluster(
+            stack_home / "kafka",
+            stack_home / "logs",
+            partners=partner_organisations,
+            outlive_caller=False,
         )
-        return nodes
+        return cluster.access(), nodes
 
-    with _session_kafka.used(start) as nodes:
-        access = kafka_server.load(directory).access()
+    with _session_kafka.used(start) as access:
         kafka_provisioning.provision(access, partner_organisations)
-        assert nodes
         yield access
 
 
@@ -128,14 +131,14 @@ def mongo_url(stack_home: Path) -> Iterator[str]:
     if external:
         yield external
         return
-    with _session_mongo.used(
-        lambda: [
-            start_mongo(
-                stack_home / "mongo", stack_home / "logs" / "mongo.log", outlive_caller=False
-            )
-        ]
-    ) as servers:
-        yield servers[0].url
+
+    def start() -> tuple[str, list[RunningProcess]]:
+        logs = stack_home / "logs"
+        server = start_mongo(stack_home / "mongo", logs / "mongo.log", outlive_caller=False)
+        return server.url, [server]
+
+    with _session_mongo.used(start) as url:
+        yield url
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from ketenbus.contracts.events import ALL_EVENTS
 from ketenbus.devstack.chain_client import ChainClient, ChainError
 from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.devstack.simulation import OrganisationCounts, YearCounts
+from ketenbus.kit.broker import partitions_of
 
 # (figure, how to show it) in the order of the sector's tables. The words are analytics'
 # labels (GET /v1/figures answers them next to the figures, in the language asked for), so
@@ -175,13 +176,7 @@ class AnalyticsBacklog:
 
     async def __aenter__(self) -> AnalyticsBacklog:
         await self.consumer.start()
-        known = await self.consumer.topics()
-        self.partitions = [
-            TopicPartition(topic, p)
-            for topic in ANALYTICS_TOPICS
-            if topic in known
-            for p in sorted(self.consumer.partitions_for_topic(topic) or ())
-        ]
+        self.partitions = await partitions_of(self.consumer, ANALYTICS_TOPICS)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -32,7 +32,7 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from ketenbus.contracts.envelope import UndeliverableEvent, decode
 from ketenbus.contracts.events import TrajectoryOpened
@@ -41,6 +41,7 @@ from ketenbus.devstack.chain_client import ChainClient, ChainError, missing_rout
 from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.devstack.working_hours import appointment_slot
 from ketenbus.devstack.year_scenario import DEBT_COUNSELLING, Client, plan_year
+from ketenbus.kit.broker import partitions_of
 from ketenbus.kit.clock import ScaledClock
 
 LOCAL = ZoneInfo("Europe/Amsterdam")
@@ -194,11 +195,7 @@ class OpenedTrajectories:
         )
         await consumer.start()
         try:
-            await consumer.topics()
-            partitions = [
-                TopicPartition(TRAJECTORIES.name, p)
-                for p in sorted(consumer.partitions_for_topic(TRAJECTORIES.name) or ())
-            ]
+            partitions = await partitions_of(consumer, [TRAJECTORIES.name])
             if not partitions:
                 raise ChainError(f"no topic {TRAJECTORIES.name} on {self.kafka.bootstrap}")
             consumer.assign(partitions)

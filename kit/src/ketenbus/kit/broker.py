@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Iterable
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
@@ -83,3 +85,19 @@ def create_broker(settings: ServiceSettings, registry: CollectorRegistry) -> Kaf
         # Topics are declared by deployment (the stack, Strimzi), with their partition counts.
         allow_auto_create_topics=True,
     )
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of those of the topics that exist, in order."""
+    known = await fresh_partitions(consumer)
+    return [
+        TopicPartition(topic, p) for topic in topics if topic in known for p in sorted(known[topic])
+    ]
+
+
+async def fresh_partitions(consumer: AIOKafkaConsumer) -> dict[str, set[int]]:
+    """Each topic the consumer's user may see, with its partitions, as the brokers know them
+    now. A consumer's own metadata learns of a topic made after it started only at its next
+    periodic refresh, and partitions_for_topic() answers None until then."""
+    cluster = await consumer._client.fetch_all_metadata()
+    return {topic: set(cluster.partitions_for_topic(topic) or ()) for topic in cluster.topics()}

@@ -26,7 +26,7 @@ import asyncio
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +43,7 @@ from ketenbus.analytics.settings import AnalyticsSettings
 from ketenbus.analytics.store import EVENT_COUNTS, FactStore
 from ketenbus.contracts.envelope import Envelope, Event, UndeliverableEvent, decode
 from ketenbus.contracts.events import REGISTRY, ClientErasureRequested
-from ketenbus.kit.broker import client_options
+from ketenbus.kit.broker import client_options, partitions_of
 from ketenbus.kit.inbox import INBOX
 from ketenbus.kit.mongo import create_mongo_client
 
@@ -161,20 +161,6 @@ async def ends_of(kafka: Kafka, partitions: list[TopicPartition]) -> dict[TopicP
         return dict(await probe.end_offsets(partitions))
     finally:
         await probe.stop()
-
-
-async def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
-    """Every partition of those of the topics that exist, in order."""
-    # Fresh metadata: the consumer's own learns of a topic made since it started only at its
-    # next periodic refresh, and partitions_for_topic() would answer None until then.
-    cluster = await consumer._client.fetch_all_metadata()
-    known = cluster.topics()
-    return [
-        TopicPartition(topic, p)
-        for topic in topics
-        if topic in known
-        for p in sorted(cluster.partitions_for_topic(topic) or ())
-    ]
 
 
 async def quiet_ends(

@@ -1,0 +1,229 @@
+"""Before and now: a run's figures next to those of the last run on the previous engines.
+
+Until 2026-11 the embedded stack ran Tansu (a Kafka-compatible broker in Rust, memory
+storage) and the Python SecantusDB; its last full run is kept in
+benchmarks/results/2026-11-23-0328.json. Every figure of the same workload is set beside
+this run's, with the ratio now ÷ before and which way is better.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BEFORE_RESULTS = Path(__file__).resolve().parent / "results" / "2026-11-23-0328.json"
+BEFORE_ENGINES = "Tansu + Python SecantusDB, 2026-11-23"
+BEFORE_LABEL = f"before ({BEFORE_ENGINES})"
+# The load stops rising at the first stage past these (benchmarks.load.Stage.exploded).
+HELD_P99_MS = 5_000
+HELD_SHARE = 0.01
+
+HIGHER, LOWER = "higher", "lower"
+
+
+@dataclass(frozen=True)
+class Figure:
+    value: float | None
+    better: str  # HIGHER or LOWER
+    digits: int = 0
+
+
+@dataclass(frozen=True)
+class Row:
+    measure: str
+    before: float | None
+    now: float | None
+    better: str  # HIGHER or LOWER
+    digits: int = 0
+
+    @property
+    def ratio(self) -> float | None:
+        if self.before is None or self.now is None or not self.before:
+            return None
+        return self.now / self.before
+
+
+def load_before(path: Path = BEFORE_RESULTS) -> dict[str, Any] | None:
+    return json.loads(path.read_text("utf-8")) if path.exists() else None
+
+
+def _per_k(cpu: dict[str, float], name: str, events: int) -> float | None:
+    """CPU milliseconds of one process per event."""
+    used = cpu.get(name)
+    return None if used is None or not events else used / events * 1000
+
+
+def _baseline_figures(results: dict[str, Any]) -> dict[str, Figure]:
+    figures: dict[str, Figure] = {}
+    for found in results.get("baseline") or []:
+        shape, cpu, events = found["shape"], found.get("cpu_seconds", {}), found["events"]
+        figures[f"baseline {shape}: events/s"] = Figure(found["per_second"], HIGHER)
+        figures[f"baseline {shape}: database CPU ms/event"] = Figure(
+            _per_k(cpu, "mongo", events), LOWER, 2
+        )
+        figures[f"baseline {shape}: broker CPU ms/event"] = Figure(
+            _per_k(cpu, "kafka", events), LOWER, 2
+        )
+    return figures
+
+
+def _drain_figures(results: dict[str, Any]) -> dict[str, Figure]:
+    drains = results.get("drains") or {}
+    figures: dict[str, Figure] = {}
+    for found in drains.get("services", []):
+        service, cpu, events = found["service"], found.get("cpu_seconds", {}), found["processed"]
+        figures[f"{service} drain: events/s"] = Figure(found["per_second"], HIGHER)
+        figures[f"{service} drain: database CPU ms/event"] = Figure(
+            _per_k(cpu, "mongo", events), LOWER, 2
+        )
+    door = drains.get("front_door")
+    if door:
+        figures["intake front door: referrals/s"] = Figure(door["per_second"], HIGHER, 1)
+        figures["intake front door: answer p99 ms"] = Figure(
+            door.get("answer", {}).get("p99_ms"), LOWER
+        )
+    return figures
+
+
+def held(stage: dict[str, Any]) -> bool:
+    """The stage stayed below saturation: few errors, nothing lost, p99 within 5 s."""
+    p99 = stage["latency"].get("p99_ms")
+    return (
+        stage["errors"] <= HELD_SHARE * max(stage["sent"], 1)
+        and stage["missing"] <= HELD_SHARE * max(stage["accepted"], 1)
+        and p99 is not None
+        and p99 <= HELD_P99_MS
+    )
+
+
+def highest_held(stages: list[dict[str, Any]]) -> float:
+    """The highest target rate the chain held before its first saturated stage (0: not even
+    the first)."""
+    best = 0.0
+    for stage in stages:
+        if not held(stage):
+            break
+        best = stage["rate"]
+    return best
+
+
+def _chain_figures(results: dict[str, Any]) -> dict[str, Figure]:
+    chain = results.get("chain") or {}
+    figures: dict[str, Figure] = {}
+    for flow, key in (("referral", "referrals"), ("appointment", "appointments")):
+        stages = chain.get(key) or []
+        if not stages:
+            continue
+        figures[f"{flow} chain: highest rate held (/s)"] = Figure(highest_held(stages), HIGHER)
+        for stage in stages:
+            figures[f"{flow} chain at {stage['rate']:g}/s: p99 ms"] = Figure(
+                stage["latency"].get("p99_ms"), LOWER
+            )
+    for service, found in (chain.get("memory") or {}).items():
+        figures[f"{service}: peak resident MB"] = Figure(found.get("peak_mb"), LOWER, 1)
+    return figures
+
+
+def _rebuild_figures(results: dict[str, Any]) -> dict[str, Figure]:
+    rebuild = results.get("rebuild") or {}
+    verify = rebuild.get("verify") or {}
+    projection = rebuild.get("projection") or {}
+    figures: dict[str, Figure] = {}
+    if verify:
+        figures["analytics rebuild: events/s"] = Figure(verify.get("per_second"), HIGHER)
+        figures["analytics rebuild: writing s"] = Figure(verify.get("write_seconds"), LOWER, 1)
+    if projection:
+        figures["projection, upsert per update: events/s"] = Figure(
+            projection.get("before_per_second"), HIGHER
+        )
+        figures["projection, in memory + bulk: events/s"] = Figure(
+            projection.get("after_per_second"), HIGHER
+        )
+    return figures
+
+
+_PARTS: tuple[Callable[[dict[str, Any]], dict[str, Figure]], ...] = (
+    _baseline_figures,
+    _drain_figures,
+    _chain_figures,
+    _rebuild_figures,
+)
+
+
+def _figures(results: dict[str, Any]) -> dict[str, Figure]:
+    found: dict[str, Figure] = {}
+    for part in _PARTS:
+        found.update(part(results))
+    return found
+
+
+def rows(before: dict[str, Any], now: dict[str, Any]) -> Iterator[Row]:
+    """Every measure of either run, in this run's order, the before-only ones last."""
+    old, new = _figures(before), _figures(now)
+    for measure in [*new, *(m for m in old if m not in new)]:
+        figure = new.get(measure) or old[measure]
+        yield Row(
+            measure,
+            old[measure].value if measure in old else None,
+            new[measure].value if measure in new else None,
+            figure.better,
+            figure.digits,
+        )
+
+
+def _n(value: float | None, digits: int = 0) -> str:
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def _ratio(row: Row) -> str:
+    ratio = row.ratio
+    if ratio is None:
+        return "–"
+    improved = ratio > 1 if row.better == HIGHER else ratio < 1
+    text = f"{ratio:,.2f} ×"
+    return f"**{text}**" if improved and abs(ratio - 1) >= 0.1 else text
+
+
+def table(before: dict[str, Any], now: dict[str, Any]) -> str:
+    header = ["Measure", BEFORE_LABEL, "now", "now ÷ before", "better when"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in rows(before, now):
+        cells = [
+            row.measure,
+            _n(row.before, row.digits),
+            _n(row.now, row.digits),
+            _ratio(row),
+            row.better,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def section(now: dict[str, Any], before: dict[str, Any] | None = None) -> str:
+    """The report's comparison section ('' when the figures from before are missing)."""
+    before = before if before is not None else load_before()
+    if before is None:
+        return ""
+    out = [
+        "## Before and now: the previous engines against Apache Kafka and secantusd-rs\n",
+        f"The same workloads on {BEFORE_ENGINES} "
+        f"(`{BEFORE_RESULTS.parent.name}/{BEFORE_RESULTS.name}`, "
+        f"{before['plan']['name']} run on {before['machine'].get('cpu_model')}, "
+        f"{before['machine'].get('cores')} cores) and now, on "
+        f"{now.get('machine', {}).get('kafka')} and {now.get('machine', {}).get('secantusdb')}. "
+        "Ratios in bold are an improvement of 10 % or more. CPU per event counts the database "
+        "server's and the broker's own process only. The baseline loop now produces as the "
+        "services do (idempotent, acks=all) and connects over SASL_SSL.\n",
+    ]
+    # Through JSON: this run's plan still has tuples where the stored one has lists.
+    if json.loads(json.dumps(now["plan"])) != before["plan"]:
+        out.append(
+            f"**This run's plan ({now['plan']['name']}) is not the one of the figures before "
+            f"({before['plan']['name']}):** the workloads differ in size, so compare with care; "
+            "run `make bench` (the full plan) for a fair comparison.\n"
+        )
+    out.append(table(before, now) + "\n")
+    return "\n".join(out)
