@@ -82,8 +82,9 @@ def create_broker(settings: ServiceSettings, registry: CollectorRegistry) -> Kaf
         logger=logging.getLogger("ketenbus.faststream"),
         log_level=logging.DEBUG,
         graceful_timeout=15.0,
-        # Topics are declared by deployment (the stack, Strimzi), with their partition counts.
-        allow_auto_create_topics=True,
+        # Topics are declared by deployment (the stack, Strimzi, compose), with their partition
+        # counts and retention; a service never asks the broker to make one.
+        allow_auto_create_topics=False,
     )
 
 

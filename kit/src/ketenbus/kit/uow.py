@@ -12,7 +12,7 @@ A service extends `Transaction` with its repositories, so a handler reads
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -65,7 +65,7 @@ class Transaction:
         self.outgoing.append(envelope)
         return envelope
 
-    def publish_all(self, events: list[Event]) -> None:
+    def publish_all(self, events: Iterable[Event]) -> None:
         for event in events:
             self.publish(event)
 

@@ -43,6 +43,7 @@ async def prepare(runtime: Runtime) -> None:
         },
     )
     runtime.uow.resources["capacities"] = CapacityTable.load(settings.capacity_file)
+    runtime.uow.resources["kafka_partners"] = frozenset(settings.partner_organisations)
     runtime.dependencies["regions"] = RegionTable.load(settings.regions_file)
     runtime.dependencies[api.REFERRAL_LIMIT] = RateLimit(
         settings.referral_rate_per_minute, settings.referral_burst

@@ -12,6 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from ketenbus.contracts import sealing
+from ketenbus.contracts.events import ReferralStatusChanged
 from ketenbus.contracts.values import ConsentPurpose, Sealed, new_id
 from ketenbus.intake.domain import OPEN_STATES, Consent, Organisation, Referral, ReferralState
 from ketenbus.intake.personal import (
@@ -71,9 +72,13 @@ def _referral_document(referral: Referral) -> dict[str, Any]:
 
 
 class ReferralRepository:
-    def __init__(self, tx: Transaction) -> None:
+    def __init__(self, tx: Transaction, kafka_partners: frozenset[str]) -> None:
         self.tx = tx
         self.collection = tx.db.referrals
+        # Referrers with a pair of Kafka topics: they hear the closed loop on their outbound
+        # topic. Every other referrer asks the status route; publishing to a topic that does
+        # not exist would hold up every event behind it in the outbox.
+        self.kafka_partners = kafka_partners
 
     async def add(
         self,
@@ -155,7 +160,12 @@ class ReferralRepository:
         return [_load(_REFERRAL, d) async for d in cursor]
 
     def _publish(self, referral: Referral) -> None:
-        self.tx.publish_all(referral.events)
+        self.tx.publish_all(
+            event
+            for event in referral.events
+            if not isinstance(event, ReferralStatusChanged)
+            or event.referrer_organisation_id in self.kafka_partners
+        )
         referral.events.clear()
 
 
@@ -346,7 +356,7 @@ class IntakeTransaction(Transaction):
 
     @cached_property
     def referrals(self) -> ReferralRepository:
-        return ReferralRepository(self)
+        return ReferralRepository(self, self.resources["kafka_partners"])
 
     @cached_property
     def consents(self) -> ConsentRepository:
