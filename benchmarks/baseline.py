@@ -153,7 +153,7 @@ async def consume(
     shape: str,
     batch_size: int = 500,
 ) -> Rate:
-    client = AsyncMongoClient(mongo_url, tz_aware=True)
+    client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url, tz_aware=True)
     db = client[f"baseline_{uuid.uuid4().hex[:8]}"]
     consumer = AIOKafkaConsumer(
         topic,

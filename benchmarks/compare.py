@@ -160,10 +160,24 @@ def _figures(results: dict[str, Any]) -> dict[str, Figure]:
     return found
 
 
+def _merged(old: list[str], new: list[str]) -> list[str]:
+    """The new measures in order, each one only measured before right after its neighbour."""
+    order = list(new)
+    previous: str | None = None
+    for measure in old:
+        if measure not in order:
+            at = len(order)
+            if previous is not None and previous in order:
+                at = order.index(previous) + 1
+            order.insert(at, measure)
+        previous = measure
+    return order
+
+
 def rows(before: dict[str, Any], now: dict[str, Any]) -> Iterator[Row]:
-    """Every measure of either run, in this run's order, the before-only ones last."""
+    """Every measure of either run, in this run's order."""
     old, new = _figures(before), _figures(now)
-    for measure in [*new, *(m for m in old if m not in new)]:
+    for measure in _merged(list(old), list(new)):
         figure = new.get(measure) or old[measure]
         yield Row(
             measure,
@@ -216,7 +230,8 @@ def section(now: dict[str, Any], before: dict[str, Any] | None = None) -> str:
         f"{now.get('machine', {}).get('kafka')} and {now.get('machine', {}).get('secantusdb')}. "
         "Ratios in bold are an improvement of 10 % or more. CPU per event counts the database "
         "server's and the broker's own process only. The baseline loop now produces as the "
-        "services do (idempotent, acks=all) and connects over SASL_SSL.\n",
+        "services do (idempotent, acks=all), connects over SASL_SSL and is measured after a "
+        "warm-up round.\n",
     ]
     # Through JSON: this run's plan still has tuples where the stored one has lists.
     if json.loads(json.dumps(now["plan"])) != before["plan"]:

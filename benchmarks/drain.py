@@ -22,11 +22,12 @@ from aiokafka.errors import CommitFailedError, IllegalGenerationError, Rebalance
 from benchmarks import events
 from benchmarks.machine import ENGINE_PROCESSES, CpuMeter, engine_process
 from benchmarks.stack import handled, metrics, sample
-from ketenbus.analytics.rebuild import ends_of, partitions_of
+from ketenbus.analytics.rebuild import ends_of
 from ketenbus.contracts.topics import partner_inbound
 from ketenbus.devstack import access
 from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.devstack.stack import EmbeddedStack
+from ketenbus.kit.broker import partitions_of
 
 
 @dataclass

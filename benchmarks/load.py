@@ -23,10 +23,10 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 
 from benchmarks import events
-from ketenbus.analytics.rebuild import partitions_of
 from ketenbus.contracts.events import ReminderScheduled, TrajectoryOpened
 from ketenbus.contracts.topics import DELIVERIES, TRAJECTORIES
 from ketenbus.devstack.kafka_access import KafkaAccess
+from ketenbus.kit.broker import partitions_of
 
 OPENED = TrajectoryOpened.event_type()
 REMINDED = ReminderScheduled.event_type()

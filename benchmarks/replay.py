@@ -18,12 +18,13 @@ from pymongo import AsyncMongoClient
 from benchmarks.drain import backlog, pids
 from benchmarks.machine import CpuMeter
 from ketenbus.analytics.handlers import handlers
-from ketenbus.analytics.rebuild import ReplayBook, ends_of, partitions_of
+from ketenbus.analytics.rebuild import ReplayBook, ends_of
 from ketenbus.analytics.store import FactStore
 from ketenbus.contracts.envelope import Event, UndeliverableEvent, decode
 from ketenbus.contracts.events import REGISTRY
 from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.devstack.stack import EmbeddedStack
+from ketenbus.kit.broker import partitions_of
 
 _REPLAYED = re.compile(
     r"replayed (\d+) events \((\d+) repeats skipped, (\d+) unreadable\) from (\d+) partitions "

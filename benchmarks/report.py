@@ -453,7 +453,8 @@ BASELINE_NOTE = (
     "insert, a state upsert and an outbox insert, produce, commit. Three shapes: the issue's "
     "(a transaction per event), a transaction per batch with a write per event (what the "
     "services do), and a transaction per batch with bulk writes (the ceiling). It produces as "
-    "the services do (idempotent, acks=all), on topics of its own with one partition. The CPU "
+    "the services do (idempotent, acks=all), on topics of its own with one partition, after "
+    "an unrecorded warm-up round (the broker's JVM compiles its hot paths first). The CPU "
     "columns show where the time goes."
 )
 DRAIN_NOTE = (

@@ -95,6 +95,7 @@ QUICK = Plan(
     projection_events=500,
 )
 CONSUMER_BATCH_SIZE = 100  # the services' default (ServiceSettings.consumer_batch_size)
+WARM_UP_EVENTS = 500  # per shape of the warm-up, before anything is measured
 
 
 def say(text: str) -> None:
@@ -125,8 +126,23 @@ class Run:
 
     # ------------------------------------------------------------------ 1. baseline
 
+    async def warm_up(self) -> None:
+        """One unrecorded round of the loop: a fresh broker JVM runs its hot paths interpreted
+        until the JIT has compiled them, which the first shape measured would pay for."""
+        kafka, mongo = self.stack.kafka, self.stack.mongo_url
+        for shape in ("single", "bulk"):
+            topic, out_topic = await baseline.new_topics(kafka)
+            await baseline.fill(kafka, topic, WARM_UP_EVENTS)
+            await asyncio.wait_for(
+                baseline.consume(
+                    kafka, mongo, topic, out_topic, WARM_UP_EVENTS, shape, CONSUMER_BATCH_SIZE
+                ),
+                timeout=300,
+            )
+
     async def baseline(self) -> list[dict[str, Any]]:
         kafka, mongo = self.stack.kafka, self.stack.mongo_url
+        await self.warm_up()
         rows = []
         for shape, count in self.plan.baseline_events.items():
             topic, out_topic = await baseline.new_topics(kafka)
