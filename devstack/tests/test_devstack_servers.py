@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from pymongo import AsyncMongoClient
 
 from ketenbus.contracts import topics
-from ketenbus.devstack import kafka_provisioning, kafka_server
+from ketenbus.devstack import containers, kafka_provisioning, kafka_server
 from ketenbus.devstack.errors import StartFailed
 from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.devstack.ports import LOOPBACK, PORT_RANGE_VARIABLE, free_port
@@ -174,3 +175,18 @@ def test_a_malformed_port_range_is_refused_with_the_expected_shape(monkeypatch):
     monkeypatch.setenv(PORT_RANGE_VARIABLE, "21000")
     with pytest.raises(ValueError, match="expected two ports"):
         free_port()
+
+
+def test_an_unknown_engine_choice_is_refused(monkeypatch):
+    monkeypatch.setenv(containers.VARIABLE, "docker-please")
+    with pytest.raises(StartFailed, match="expected native or testcontainers"):
+        containers.wanted()
+
+
+def test_testcontainers_without_a_docker_engine_says_so(monkeypatch):
+    monkeypatch.setenv(containers.VARIABLE, "testcontainers")
+    assert containers.wanted()
+    if shutil.which("dockerd") or Path("/var/run/docker.sock").exists():
+        pytest.skip("a Docker engine may be here: this is what a machine without one shows")
+    with pytest.raises(StartFailed, match="needs a Docker engine"), containers.kafka_container():
+        pass

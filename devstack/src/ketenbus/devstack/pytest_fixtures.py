@@ -15,6 +15,8 @@
   created).
 - `kafka_bootstrap` (session): its bootstrap address.
 - `mongo_url` (session): a SecantusDB (secantusd-rs); or the caller's MONGODB_URL when set.
+- With KETENBUS_TEST_ENGINES=testcontainers (a machine with Docker), `kafka` and `mongo_url`
+  come from containers instead (ketenbus.devstack.containers).
 - `chain` (per test): a factory, `chain(services=(), **options) -> EmbeddedStack`, giving a
   stack on the session's servers with its own mail and SMS sinks, for starting services.
 
@@ -33,7 +35,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import pytest
 
-from ketenbus.devstack import access, engines, kafka_provisioning, kafka_server
+from ketenbus.devstack import access, containers, engines, kafka_provisioning, kafka_server
 from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.devstack.mongo_server import start_mongo
 from ketenbus.devstack.processes import RunningProcess
@@ -105,6 +107,12 @@ def kafka(stack_home: Path, partner_organisations: list[str]) -> Iterator[KafkaA
         kafka_provisioning.provision(access, partner_organisations)
         yield access
         return
+    if containers.wanted():
+        with containers.kafka_container() as bootstrap:
+            access = KafkaAccess(bootstrap)  # PLAINTEXT, no users of ours
+            kafka_provisioning.provision(access, partner_organisations)
+            yield access
+        return
 
     def start() -> tuple[KafkaAccess, list[RunningProcess]]:
         cluster, nodes = kafka_server.start_cluster(
@@ -130,6 +138,10 @@ def mongo_url(stack_home: Path) -> Iterator[str]:
     external = os.environ.get("MONGODB_URL")
     if external:
         yield external
+        return
+    if containers.wanted():
+        with containers.mongo_container() as url:
+            yield url
         return
 
     def start() -> tuple[str, list[RunningProcess]]:
