@@ -118,7 +118,6 @@ def restart_mongo(stack: Any) -> None:
         stack.mongo_dir,
         stack.log_path("mongo"),
         port=component.port,
-        test_commands=True,
         timeout=60,
         outlive_caller=False,
     ).wait()

@@ -70,7 +70,9 @@ def client_options(settings: ServiceSettings) -> dict[str, Any]:
 
 def create_broker(settings: ServiceSettings, registry: CollectorRegistry) -> KafkaBroker:
     return KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        # A list: FastStream takes one string for one address, so "a:9092,b:9092" would be
+        # looked up as a single host name.
+        [address.strip() for address in settings.kafka_bootstrap_servers.split(",")],
         client_id=f"ketenbus-{settings.service_name}",
         # Every event is written once per send, and acknowledged by every in-sync replica.
         enable_idempotence=True,
