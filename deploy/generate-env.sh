@@ -57,6 +57,7 @@ trap 'rm -f "$wanted"' EXIT
     echo "NOTIFICATIONS_PUBLIC_URL=http://127.0.0.1:8003"
     echo "SMTP_HOST=mailpit"
     echo "SMTP_PORT=1025"
+    echo "SMTP_SECURITY=starttls"
     echo "SMTP_SENDER='Ketenbus <geen-antwoord@ketenbus.example>'"
     echo "MESSAGE_ID_DOMAIN=ketenbus.example"
     echo "SMS_PROVIDER_URL="
