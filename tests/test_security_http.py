@@ -26,6 +26,7 @@ import hashlib
 import json
 import re
 import stat
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ from ketenbus.contracts.values import Channel
 from ketenbus.devstack import access, service_keys
 from ketenbus.devstack.chain_client import eventually
 from ketenbus.devstack.stack import SERVICES, EmbeddedStack
+from ketenbus.kit.auth import append_record, issue_key
+from ketenbus.kit.auth import main as auth_main
 from ketenbus.kit.ratelimit import RateLimit
 from ketenbus.notifications import opt_out_links
 
@@ -914,7 +917,10 @@ def test_the_key_file_holds_hashes_only_and_no_key_leaves_a_trace(stack, world):
             "scopes",
             "worker_id",
             "label",
+            "expires_at",
+            "revoked_at",
         }
+        assert record["expires_at"] is not None  # every key expires
     secrets = [t for t in tokens.values()] + [t.split("_", 2)[2] for t in tokens.values()]
     for name in SERVICES:
         log = stack.log_path(name).read_text(errors="replace")
@@ -983,3 +989,34 @@ async def test_the_partner_front_door_is_rate_limited_per_organisation(stack):
         assert statuses.count(200) >= 6 and 429 in statuses, statuses
         await asyncio.sleep(wait)  # as the answer told
         assert (await refer(rated)).status_code == 201
+
+
+# ---------------------------------------------------------------------- revocation
+
+
+async def test_a_revoked_key_is_refused_within_a_minute_without_a_restart(stack):
+    """The operator revokes a key in the key file; the running service refuses it soon after
+    (API_KEYS_RELOAD_SECONDS, 10 s by default), with no restart and the other keys unaffected."""
+    keys_file = access.provision(stack.home)
+    token, record = issue_key("huisarts-de-linde", ["referrals:read"], label="to-revoke")
+    append_record(keys_file, record)
+    url = f"{stack.service_url('intake')}/v1/referrals/ref_{'0' * 32}/status"
+    others = bearer(stack.api_token("huisarts-de-linde", "referrer"))
+    pids = {c.name: c.pid for c in stack.status() if c.name == "intake"}
+    async with httpx.AsyncClient(timeout=10) as http:
+
+        async def known() -> bool | None:
+            answer = await http.get(url, headers=bearer(token))
+            return answer.status_code == 404 or None  # the key works: no such referral
+
+        await eventually(known, "the new key to be read", timeout=60)
+        assert auth_main(["revoke", "--file", str(keys_file), "--key-id", record.key_id]) == 0
+        revoked_at = time.monotonic()
+
+        async def refused() -> bool | None:
+            return (await http.get(url, headers=bearer(token))).status_code == 401 or None
+
+        await eventually(refused, "the revoked key to be refused", timeout=60)
+        assert time.monotonic() - revoked_at < 60
+        assert (await http.get(url, headers=others)).status_code == 404
+    assert {c.name: c.pid for c in stack.status() if c.name == "intake"} == pids
