@@ -50,6 +50,7 @@ trap 'rm -f "$wanted"' EXIT
     echo "CONTACT_SHARING_KEY=$(key)"
     echo "PSEUDONYM_KEY=$(key)"
     echo "FEEDBACK_SHARING_KEY=$(key)"
+    echo "LEARNING_MASTER_KEY=$(key)"
     echo "BENCHMARK_PSEUDONYM_KEY=$(key)"
     # Single quotes: compose takes the JSON literally.
     echo "PARTNER_SHARING_KEYS='$(partner_keys)'"

@@ -38,6 +38,8 @@ from ketenbus.kit.logs import get_logger
 log = get_logger(__name__)
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer kb_...`")
+# For a service's own kind of bearer token beside the API keys (the learning portal's).
+BEARER = _bearer
 
 
 class KeyRecord(BaseModel):
