@@ -8,6 +8,8 @@
 #                                broker certificate (--renew). Nothing mounts this directory.
 #   certs/kafka-ca/ca.crt        the CA certificate, public: the services and kafka-topics
 #                                verify the broker with it (KAFKA_SSL_CAFILE)
+#   certs/mailpit/               the mail catcher's key and certificate (name mailpit), for
+#                                STARTTLS from notifications and Alertmanager
 #   certs/kafka-broker/          the broker's: keystore.p12 (its key and certificate chain),
 #                                keystore.password, and ca.crt for its own health check
 #
@@ -60,6 +62,15 @@ extendedKeyUsage = serverAuth
 subjectAltName = DNS:kafka, DNS:localhost, IP:127.0.0.1
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
+
+[mailpit_ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+# mailpit: notifications and Alertmanager on the compose network (STARTTLS, verified).
+subjectAltName = DNS:mailpit
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
 EOF
 
 serial() { echo "0x$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"; }
@@ -80,6 +91,25 @@ chmod 755 certs/kafka-ca certs/kafka-broker
 cp certs/ca/ca.crt certs/kafka-ca/ca.crt
 cp certs/ca/ca.crt certs/kafka-broker/ca.crt
 chmod 644 certs/kafka-ca/ca.crt certs/kafka-broker/ca.crt
+
+# The mail catcher's certificate, from the same CA: notifications speaks STARTTLS to every
+# relay not on loopback and verifies it (SMTP_CA_FILE adds this CA to the system's).
+mkdir -p certs/mailpit
+chmod 755 certs/mailpit
+if [ ! -e certs/mailpit/mailpit.crt ] || [ "$renew" = true ]; then
+    openssl req -new -config "$work/openssl.cnf" \
+        -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -sha256 \
+        -subj "/CN=mailpit" -keyout "$work/mailpit.key" -out "$work/mailpit.csr" 2> "$work/log" \
+        || { cat "$work/log" >&2; exit 1; }
+    openssl x509 -req -in "$work/mailpit.csr" -CA certs/ca/ca.crt -CAkey certs/ca/ca.key \
+        -set_serial "$(serial)" -sha256 -days "$BROKER_DAYS" \
+        -extfile "$work/openssl.cnf" -extensions mailpit_ext -out "$work/mailpit.crt" 2> "$work/log" \
+        || { cat "$work/log" >&2; exit 1; }
+    chmod 644 "$work/mailpit.key" "$work/mailpit.crt"
+    mv "$work/mailpit.key" certs/mailpit/mailpit.key
+    mv "$work/mailpit.crt" certs/mailpit/mailpit.crt
+    echo "made the mail catcher's certificate: certs/mailpit/mailpit.crt"
+fi
 
 if [ -e certs/kafka-broker/keystore.p12 ] && [ "$renew" = false ]; then
     echo "certs/kafka-broker/keystore.p12 exists; not replacing it (--renew makes a new one)"

@@ -50,6 +50,7 @@ trap 'rm -f "$wanted"' EXIT
     echo "CONTACT_SHARING_KEY=$(key)"
     echo "PSEUDONYM_KEY=$(key)"
     echo "FEEDBACK_SHARING_KEY=$(key)"
+    echo "LEARNING_MASTER_KEY=$(key)"
     echo "BENCHMARK_PSEUDONYM_KEY=$(key)"
     # Single quotes: compose takes the JSON literally.
     echo "PARTNER_SHARING_KEYS='$(partner_keys)'"
@@ -57,6 +58,7 @@ trap 'rm -f "$wanted"' EXIT
     echo "NOTIFICATIONS_PUBLIC_URL=http://127.0.0.1:8003"
     echo "SMTP_HOST=mailpit"
     echo "SMTP_PORT=1025"
+    echo "SMTP_SECURITY=starttls"
     echo "SMTP_SENDER='Ketenbus <geen-antwoord@ketenbus.example>'"
     echo "MESSAGE_ID_DOMAIN=ketenbus.example"
     echo "SMS_PROVIDER_URL="

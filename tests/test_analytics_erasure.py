@@ -11,7 +11,8 @@ from pymongo import AsyncMongoClient
 from ketenbus.analytics.measures import figures
 from ketenbus.analytics.periods import PeriodKind
 from ketenbus.analytics.projection import FACT_COLLECTIONS
-from ketenbus.analytics.store import FactStore
+from ketenbus.analytics.rebuild import ReplayBook
+from ketenbus.analytics.store import ERASED, FactStore, erased_key
 from ketenbus.contracts.events import (
     ClientErasureRequested,
     TrajectoryClosed,
@@ -74,3 +75,57 @@ async def test_erasure_replaces_the_reference_and_keeps_the_figures(mongo_url):
     finally:
         await client.drop_database(store.db.name)
         await client.close()
+
+
+async def test_events_after_the_erasure_never_write_the_reference_back(mongo_url):
+    """The erasure (clients topic) may be handled before events about the person from other
+    topics, and a still-open trajectory goes on after it: none of them brings the reference
+    back into the live store, and the figures still count the case."""
+    client = AsyncMongoClient(mongo_url, tz_aware=True)
+    store = FactStore(client[f"analytics_erasure_{uuid.uuid4().hex[:8]}"])
+    forgotten = new_id("cl")
+    opened, closed = case_of(
+        forgotten, datetime(2025, 1, 6, tzinfo=UTC), datetime(2025, 3, 6, tzinfo=UTC)
+    )
+    other_opened, other_closed = case_of(
+        forgotten, datetime(2025, 4, 1, tzinfo=UTC), datetime(2025, 5, 1, tzinfo=UTC)
+    )
+    try:
+        await store.project(opened)
+        await store.project(
+            ClientErasureRequested(
+                client_ref=forgotten, organisation_id=ORG, requested_at=datetime.now(UTC)
+            )
+        )
+        # Later: the open trajectory closes, and an event of a second case arrives late
+        # (it was published before the erasure, on another topic).
+        for event in (closed, other_opened, other_closed):
+            await store.project(event)
+
+        for name in FACT_COLLECTIONS:
+            assert await store.db[name].count_documents({"client_ref": forgotten}) == 0, name
+        tokens = await store.db["cases"].distinct("client_ref")
+        assert len(tokens) == 1 and tokens[0].startswith("anon_")  # one person, one token
+        [row] = [c.row() for c in figures(await store.facts(), PeriodKind.YEAR)]
+        assert row["closed_cases"] == 2
+        # The ledger keeps no reference, only its hash.
+        ledger = await store.db[ERASED].find().to_list()
+        assert [d["_id"] for d in ledger] == [erased_key(forgotten)]
+        assert forgotten not in str(ledger)
+    finally:
+        await client.drop_database(store.db.name)
+        await client.close()
+
+
+def test_a_replay_without_the_erasure_event_still_anonymises_from_the_ledger():
+    """A rebuild whose topics no longer hold the ClientErasureRequested (retention) reads the
+    live store's ledger: the erased reference does not come back."""
+    forgotten, kept = new_id("cl"), new_id("cl")
+    book = ReplayBook({erased_key(forgotten): "anon_from_the_ledger"})
+    for event in (
+        *case_of(forgotten, datetime(2025, 1, 6, tzinfo=UTC), datetime(2025, 3, 6, tzinfo=UTC)),
+        *case_of(kept, datetime(2025, 1, 10, tzinfo=UTC), datetime(2025, 2, 9, tzinfo=UTC)),
+    ):
+        book.project(event)
+    refs = {doc["client_ref"] for doc in book.collections["cases"].values()}
+    assert refs == {"anon_from_the_ledger", kept}

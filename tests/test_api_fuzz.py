@@ -1,6 +1,6 @@
 """Schemathesis against every service's live OpenAPI document, with keys that get past auth.
 
-The five services run as real processes on their own Tansu and SecantusDB. For each service
+The five services run as real processes on their own Apache Kafka and SecantusDB. For each service
 every operation of its /openapi.json is called with requests Schemathesis generates from the
 document, with the key of a role that holds the operation's scope (the document names it):
 

@@ -9,6 +9,7 @@ The settings the services read against what compose gives them: tests/test_deplo
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -300,12 +301,15 @@ def test_the_kafka_scripts_are_valid_bash(script: str) -> None:
 
 
 def test_compose_holds_no_secret_values() -> None:
-    """Every password, key and token is a ${VARIABLE} from deploy/.env, never a literal."""
+    """Every password, key and token is a ${VARIABLE} from deploy/.env, never a literal (or
+    the path of a file mounted from deploy/certs/, which git ignores: mailpit's TLS key)."""
     text = COMPOSE.read_text(encoding="utf-8")
     found = re.findall(r"^\s*([A-Z_]*(?:PASSWORD|KEY|KEYS|TOKEN))\s*:\s*(.+)$", text, re.M)
     assert len(found) > 20
+    mounted_files = {"MP_SMTP_TLS_KEY": "/etc/mailpit/tls/mailpit.key"}
     for name, value in found:
-        assert value.startswith("${"), name
+        assert value.startswith("${") or mounted_files.get(name) == value, name
+    assert "./certs/mailpit:/etc/mailpit/tls:ro" in text
     assert "prometheus/rules" in text and "grafana/dashboards" in text
     ignored = (DEPLOY / ".gitignore").read_text(encoding="utf-8").split()
     assert {".env", "secrets/", "certs/"} <= set(ignored)
@@ -551,7 +555,7 @@ def test_dockerfile_builds_one_service_from_the_lock_as_non_root() -> None:
     assert re.search(r"^USER 10001:10001$", text, re.M)
     assert re.search(r"^HEALTHCHECK .*", text, re.M) and "/healthz" in text
     assert 'python -m \\"ketenbus.${KETENBUS_SERVICE}\\"' in text
-    # The devstack (Tansu, SecantusDB) is never copied in, only its pyproject for the workspace.
+    # The devstack (its engines and tools) is never copied in, only its pyproject for the workspace.
     copies = re.findall(r"^COPY (?!--from)(\S+)", text, re.M)
     assert not [c for c in copies if c.startswith("devstack") and c != "devstack/pyproject.toml"]
     assert '! /opt/venv/bin/python -c "import ketenbus.devstack"' in text
@@ -653,3 +657,35 @@ async def test_provisioning_creates_topics_on_a_real_broker(kafka: KafkaAccess) 
     assert await provision_topics.provision(bootstrap, [wrong], 1, connection=connection) == [
         f"{topics.REFERRALS.name}: 3 partitions, the registry says 5"
     ]
+
+
+def test_mailpit_gets_a_certificate_notifications_verifies_for_its_name(generated: Path) -> None:
+    """Notifications requires STARTTLS off loopback and verifies the relay: in compose that is
+    mailpit, with a certificate from the CA that SMTP_CA_FILE adds to the system's."""
+    certs = generated / "certs"
+    mailpit = certs / "mailpit"
+    assert stat.S_IMODE(mailpit.stat().st_mode) == 0o755
+    assert sorted(p.name for p in mailpit.iterdir()) == ["mailpit.crt", "mailpit.key"]
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(mailpit / "mailpit.crt", mailpit / "mailpit.key")
+    client_context = ssl.create_default_context()
+    client_context.load_verify_locations(cafile=str(certs / "kafka-ca" / "ca.crt"))
+    left, right = socket.socketpair()
+
+    def serve() -> None:
+        with (
+            contextlib.suppress(ssl.SSLError, OSError),
+            server_context.wrap_socket(right, server_side=True) as tls,
+        ):
+            tls.sendall(b"ok")
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        with client_context.wrap_socket(left, server_hostname="mailpit") as tls:
+            assert tls.recv(2) == b"ok"
+    finally:
+        thread.join(timeout=10)
+    compose = COMPOSE.read_text(encoding="utf-8")
+    assert "SMTP_SECURITY: ${SMTP_SECURITY:-starttls}" in compose
+    assert "MP_SMTP_TLS_CERT: /etc/mailpit/tls/mailpit.crt" in compose

@@ -1,7 +1,7 @@
 """Reminders and modules through real processes, on a clock that runs an hour a second.
 
-Intake, trajectory, notifications and learning run as processes on their own Tansu and
-SecantusDB, all on one accelerated clock, started once for the tests of this module.
+Intake, trajectory, notifications and learning run as processes on their own Apache Kafka
+and SecantusDB, all on one accelerated clock, started once for the tests of this module.
 Referrals go in at intake's front door, appointments are planned and modules assigned with
 trajectory's API, the client works in learning's portal API. Where trajectory's worker
 actions are still being built (reschedule, cancel, feedback) and for intake's waiting list,
@@ -32,6 +32,7 @@ from ketenbus.contracts.events import (
     ClientErasureRequested,
     ClientOptedOut,
     ClientWaitlisted,
+    ConsentGranted,
     HomeworkFeedbackGiven,
     ModuleAbandoned,
     ModuleCompleted,
@@ -39,7 +40,15 @@ from ketenbus.contracts.events import (
     QuestionnaireMoment,
 )
 from ketenbus.contracts.topics import DELIVERIES, ENROLMENTS
-from ketenbus.contracts.values import AppointmentKind, Channel, Language, Modality, new_id
+from ketenbus.contracts.values import (
+    AppointmentKind,
+    Channel,
+    ConsentGiver,
+    ConsentPurpose,
+    Language,
+    Modality,
+    new_id,
+)
 from ketenbus.devstack.chain_client import ChainClient, eventually
 from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.devstack.stack import EmbeddedStack
@@ -76,7 +85,11 @@ def person(name: str, postcode: str, *, email: str | None, phone: str | None, ch
         "topic": "psychosocial",
         "urgency": {"threatened_eviction": False, "disconnection": False},
         "client": client,
-        "consent": {"given_by": "client", "granted_at": "2026-03-01T09:10:00+01:00"},
+        "consent": {
+            "given_by": "client",
+            "purposes": ["referral_feedback", "reminders"],
+            "granted_at": "2026-03-01T09:10:00+01:00",
+        },
     }
 
 
@@ -565,6 +578,20 @@ async def test_a_module_worked_through_is_recorded_and_an_idle_one_is_nudged_the
         card = json.dumps({"name": "Ilse", "phone": None, "email": "ilse@example.org"})
         await publish(
             kafka,
+            ConsentGranted(
+                consent_id=new_id("cns"),
+                client_ref=waiting_ref,
+                organisation_id=UTRECHT,
+                given_by=ConsentGiver.CLIENT,
+                partner_organisation_id=UTRECHT,
+                purpose=ConsentPurpose.REMINDERS,
+                granted_at=clock.now(),
+            ),
+            "intake",
+            clock.now(),
+        )
+        await publish(
+            kafka,
             ClientContactShared(
                 client_ref=waiting_ref,
                 organisation_id=UTRECHT,
@@ -689,3 +716,126 @@ async def test_a_module_worked_through_is_recorded_and_an_idle_one_is_nudged_the
     ]
     assert scan_done.moment is QuestionnaireMoment.BASELINE
     assert scan_done.scores.model_dump() == SCORES
+
+
+async def test_reminders_only_with_consent_and_withdrawal_stops_them_at_once(accelerated):
+    """`reminders` is a consent purpose: without it no reminder, follow-up or invitation
+    reaches the resident; its withdrawal cancels what waits and the contact card goes."""
+    stack, clock = accelerated
+    client = ChainClient(stack.urls(), stack.api_token)
+    notifications = Notifications(stack)
+    piet = person(
+        "Piet Smit", "3512 GH", email="piet@example.org", phone="06-44444444", channel="sms"
+    )
+    piet["consent"]["purposes"] = ["referral_feedback"]  # no reminders
+    mila = person("Mila de Boer", "3512 JK", email="mila@example.org", phone=None, channel="email")
+    try:
+        trajectories = {}
+        for key, referral in (("piet", piet), ("mila", mila)):
+            received = await client.refer(GP, referral)
+            trajectories[key] = await client.trajectory_for(UTRECHT, received["referral_id"])
+        piet_ref, mila_ref = (trajectories[k]["client_ref"] for k in ("piet", "mila"))
+        await eventually(
+            lambda: notifications.preferences(UTRECHT, mila_ref), "Mila's contact card"
+        )
+
+        now = clock.now().replace(second=0, microsecond=0)
+        # Piet: an appointment with two reminders ahead, and one he will miss (a follow-up).
+        await client.schedule(
+            UTRECHT,
+            trajectories["piet"]["trajectory_id"],
+            now + timedelta(hours=26),
+            kind="follow_up",
+            modality="face_to_face",
+        )
+        missed = await client.schedule(
+            UTRECHT,
+            trajectories["piet"]["trajectory_id"],
+            now + timedelta(hours=1),
+            kind="follow_up",
+            modality="face_to_face",
+        )
+        mila_at = now + timedelta(hours=26)
+        await client.schedule(
+            UTRECHT,
+            trajectories["mila"]["trajectory_id"],
+            mila_at,
+            kind="follow_up",
+            modality="face_to_face",
+        )
+
+        async def registered_missed() -> Any:
+            try:
+                return await client.register(
+                    UTRECHT,
+                    trajectories["piet"]["trajectory_id"],
+                    missed["appointment_id"],
+                    "missed",
+                )
+            except Exception:  # the appointment has not begun yet on the chain's clock
+                return None
+
+        await eventually(registered_missed, "Piet's missed appointment registered")
+
+        # Mila consented: her first reminder (24 h ahead) arrives.
+        def mails_to(address: str) -> list[Any]:
+            return [m for m in stack.mailbox() if m["To"] == address]
+
+        async def first_to_mila() -> Any:
+            return mails_to("mila@example.org") or None
+
+        await eventually(first_to_mila, "Mila's first reminder", timeout=30)
+        consents = await client._call(
+            "GET", "intake", f"/v1/clients/{mila_ref}/consents", UTRECHT, "worker"
+        )
+        [reminders_consent] = [c for c in consents if c["purpose"] == "reminders"]
+        await client._call(
+            "POST",
+            "intake",
+            f"/v1/clients/{mila_ref}/consents/{reminders_consent['consent_id']}/withdrawal",
+            UTRECHT,
+            "worker",
+        )
+
+        # The withdrawal itself cancels what waits, well before its time (2 h ahead).
+        async def withdrawn() -> Any:
+            found = await notifications.reminders(UTRECHT, mila_ref)
+            waiting = [r for r in found if r["status"] in ("scheduled", "sending")]
+            return None if waiting else found
+
+        mila_reminders = await eventually(withdrawn, "Mila's reminders cancelled", timeout=20)
+        assert clock.now() < mila_at - timedelta(hours=2)
+        assert sorted(r["status"] for r in mila_reminders) == ["cancelled", "sent"]
+        [cancelled] = [r for r in mila_reminders if r["status"] == "cancelled"]
+        assert cancelled["closed_reason"] == "the client withdrew consent to reminders"
+        assert await notifications.preferences(UTRECHT, mila_ref) is None  # card deleted
+
+        # Piet: every message planned for him closes unsent, for want of consent.
+        async def piet_settled() -> Any:
+            found = await notifications.reminders(UTRECHT, piet_ref)
+            purposes = {r["purpose"] for r in found}
+            if "missed_appointment_follow_up" not in purposes:
+                return None
+            if any(r["status"] in ("scheduled", "sending") for r in found):
+                return None
+            return found
+
+        piet_reminders = await eventually(piet_settled, "Piet's reminders closed", timeout=30)
+        assert {r["status"] for r in piet_reminders} == {"cancelled"}
+        assert {r["closed_reason"] for r in piet_reminders} == {
+            "the client has not consented to reminders"
+        }
+        assert len(piet_reminders) >= 3  # 24 h, 2 h and the follow-up
+        assert await notifications.preferences(UTRECHT, piet_ref) is None  # no card kept
+
+        # Until Mila's appointment: still only the one mail from before the withdrawal.
+        async def appointment_begun() -> bool | None:
+            return clock.now() > mila_at or None
+
+        await eventually(appointment_begun, "Mila's appointment time", timeout=40)
+    finally:
+        await client.close()
+        await notifications.http.aclose()
+    assert len(mails_to("mila@example.org")) == 1
+    assert mails_to("piet@example.org") == []
+    assert [t for t in stack.sms_messages() if t["body"]["to"] == "+31644444444"] == []

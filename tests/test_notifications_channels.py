@@ -4,11 +4,20 @@ processes), and two small SMTP servers that refuse or hang, for the failures a r
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import ssl
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from pydantic import ValidationError
 
 from ketenbus.devstack.mail_sink import read_mailbox, start_mail_sink
 from ketenbus.devstack.ports import free_port
@@ -27,6 +36,7 @@ from ketenbus.notifications.domain import (
     PermanentFailure,
     TransientFailure,
 )
+from ketenbus.notifications.settings import NotificationSettings
 from ketenbus.notifications.templates import Message, as_html
 
 SENT_AT = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -50,13 +60,14 @@ def sinks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Runnin
         sms.stop()
 
 
-def mailer(port: int, timeout: float = 5.0) -> Mailer:
+def mailer(port: int, timeout: float = 5.0, **security: Any) -> Mailer:
     return Mailer(
         host="127.0.0.1",
         port=port,
         sender="Ketenbus <geen-antwoord@ketenbus.example>",
         timeout=timeout,
         message_domain="ketenbus.test",
+        **({"security": "none"} | security),  # the sinks here are on loopback
     )
 
 
@@ -112,9 +123,9 @@ class Hanging:
 def smtp_server():
     controllers: list[Controller] = []
 
-    def start(handler: object) -> int:
+    def start(handler: object, **options: Any) -> int:
         port = free_port()
-        controller = Controller(handler, hostname="127.0.0.1", port=port)
+        controller = Controller(handler, hostname="127.0.0.1", port=port, **options)
         controller.start()
         controllers.append(controller)
         return port
@@ -213,3 +224,100 @@ async def test_the_bird_adapter_speaks_birds_request_format(sinks):
         "reference": reference,
         "datacoding": "auto",
     }
+
+
+# ---------------------------------------------------------------- TLS to the relay
+
+
+class Recording:
+    """Keeps what a client told it: the sender given, and the mails."""
+
+    def __init__(self) -> None:
+        self.senders: list[str] = []
+        self.mails: list[bytes] = []
+
+    async def handle_MAIL(self, server, session, envelope, address, options):
+        self.senders.append(address)
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.mails.append(envelope.content)
+        return "250 OK"
+
+
+def self_signed(directory: Path) -> tuple[ssl.SSLContext, Path]:
+    """A certificate for 127.0.0.1: the relay's TLS context, and the file a client trusts."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relay.test")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "relay.crt", directory / "relay.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context, cert_file
+
+
+async def test_a_relay_without_starttls_gets_nothing_not_even_the_sender(smtp_server):
+    """No downgrade: a relay (or someone in between) that does not offer STARTTLS gets no
+    login, no envelope, no mail; the failure is the channel's, retried or fallen back on."""
+    relay = Recording()
+    port = smtp_server(relay)
+    outcome = await mailer(port, security="starttls", username="ketenbus", password="geheim").send(
+        parcel("rem_" + "7" * 32)
+    )
+    assert isinstance(outcome, TransientFailure)
+    assert relay.senders == [] and relay.mails == []
+
+
+async def test_starttls_to_a_relay_whose_certificate_is_trusted_delivers(smtp_server, tmp_path):
+    relay = Recording()
+    context, certificate = self_signed(tmp_path)
+    port = smtp_server(relay, tls_context=context, require_starttls=True)
+    untrusted = await mailer(port, security="starttls").send(parcel("rem_" + "8" * 32))
+    assert isinstance(untrusted, TransientFailure)  # system CAs do not know this relay
+    assert relay.mails == []
+    trusted = await mailer(port, security="starttls", ca_file=str(certificate)).send(
+        parcel("rem_" + "9" * 32)
+    )
+    assert isinstance(trusted, Delivered)
+    assert len(relay.mails) == 1 and b"Beste Sanne" in relay.mails[0]
+
+
+def test_the_service_refuses_to_start_with_plain_smtp_to_a_relay_off_this_machine():
+    with pytest.raises(ValidationError, match="SMTP_SECURITY=none for a relay that is not on"):
+        NotificationSettings(
+            contact_sharing_key="k", smtp_host="smtp.example.org", smtp_security="none"
+        )
+    # Unset: TLS is required off the machine, and plain only for the loopback sink.
+    remote = NotificationSettings(contact_sharing_key="k", smtp_host="10.0.0.25")
+    assert remote.mail_security == "starttls"
+    for loopback in ("127.0.0.1", "::1", "localhost"):
+        sink = NotificationSettings(contact_sharing_key="k", smtp_host=loopback)
+        assert sink.mail_security == "none"
+    implicit = NotificationSettings(
+        contact_sharing_key="k", smtp_host="smtp.example.org", smtp_security="tls"
+    )
+    assert implicit.mail_security == "tls"

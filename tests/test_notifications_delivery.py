@@ -29,13 +29,21 @@ from ketenbus.contracts.events import (
     ClientErasureRequested,
     ClientOptedOut,
     ClientWaitlisted,
+    ConsentGranted,
     ReminderFailed,
     ReminderSent,
     WorkerNote,
     WorkerNotified,
 )
 from ketenbus.contracts.topics import DELIVERIES
-from ketenbus.contracts.values import AppointmentKind, Channel, Language, new_id
+from ketenbus.contracts.values import (
+    AppointmentKind,
+    Channel,
+    ConsentGiver,
+    ConsentPurpose,
+    Language,
+    new_id,
+)
 from ketenbus.devstack import chain_client
 from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.devstack.sms_sink import read_sms_attempts, script_statuses
@@ -94,6 +102,19 @@ def contact_shared(
             card, data_key=sealing.new_key(), key_id=client_ref, recipient_key=key
         ),
         shared_at=now,
+    )
+
+
+def consented(client_ref: str, now: datetime) -> ConsentGranted:
+    """The client's consent to reminders, as intake announces it before the card."""
+    return ConsentGranted(
+        consent_id=new_id("cns"),
+        client_ref=client_ref,
+        organisation_id=ORG,
+        given_by=ConsentGiver.CLIENT,
+        partner_organisation_id=ORG,
+        purpose=ConsentPurpose.REMINDERS,
+        granted_at=now,
     )
 
 
@@ -166,6 +187,8 @@ async def test_retries_refusals_a_crash_mid_send_and_the_follow_up_after_a_misse
         for name, client_ref in clients.items():
             phone = phones.get(name)
             email = "noor@example.org" if name == "missed" else None
+            # Intake shares a card only under a `reminders` consent, announced first.
+            await publish(kafka, consented(client_ref, clock.now()), "intake", clock.now())
             await publish(
                 kafka,
                 contact_shared(client_ref, key, clock.now(), phone=phone, email=email),

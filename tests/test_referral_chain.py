@@ -1,8 +1,8 @@
 """The closed-loop referral chain through real processes: a GP refers, the welfare
 organisation helps, debt counselling takes the debts in parallel, the GP sees the loop close.
 
-intake, trajectory and learning run as their own processes on their own Tansu and
-SecantusDB; the GP practice and the debt-counselling partner are the simulators in
+intake, trajectory and learning run as their own processes on their own Apache Kafka
+and SecantusDB; the GP practice and the debt-counselling partner are the simulators in
 ketenbus.devstack.partners, which know nothing but the contracts, Kafka and HTTP. The steps are
 the demo's (ketenbus.devstack.partner_demo), so the demo is tested too.
 """

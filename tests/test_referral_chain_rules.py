@@ -1,5 +1,5 @@
-"""The rules of intake and trajectory, through real processes on their own Tansu and
-SecantusDB: region, capacity and the waiting list, duplicates, idempotency, who may see a
+"""The rules of intake and trajectory, through real processes on their own Apache Kafka
+and SecantusDB: region, capacity and the waiting list, duplicates, idempotency, who may see a
 status, what happens to a partner's bad message, consent, erasure, and reminders to workers.
 
 One stack for the module (starting processes is the slow part); each test uses residents of

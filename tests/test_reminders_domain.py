@@ -26,6 +26,8 @@ from ketenbus.contracts.values import (
 from ketenbus.kit.failures import DomainError
 from ketenbus.notifications import planning
 from ketenbus.notifications.domain import (
+    Audience,
+    ConsentState,
     Delivered,
     Lookup,
     PermanentFailure,
@@ -306,6 +308,41 @@ def test_without_contact_details_it_waits_a_while_then_fails():
     assert claim(reminder, due + timedelta(hours=2), Reach(known=False)) is None
     assert reminder.status is ReminderStatus.FAILED
     assert kinds(reminder)[-1] is ReminderFailed
+
+
+def test_without_consent_to_reminders_nothing_goes_to_the_client():
+    due = local("2026-03-02 10:00")
+    withdrawn = Reach(
+        known=True, channels=frozenset({Channel.EMAIL}), consent=ConsentState.WITHDRAWN
+    )
+    reminder = simple(due)
+    assert claim(reminder, due, withdrawn) is None
+    assert reminder.status is ReminderStatus.CANCELLED
+    assert reminder.closed_reason == "the client has not consented to reminders"
+    assert kinds(reminder)[-1] is ReminderCancelled
+
+
+def test_a_consent_not_heard_of_yet_is_waited_for_a_while_then_the_reminder_closes_unsent():
+    due = local("2026-03-02 10:00")
+    unknown = Reach(known=True, channels=frozenset({Channel.EMAIL}), consent=ConsentState.UNKNOWN)
+    reminder = simple(due)
+    assert claim(reminder, due, unknown) is None
+    assert reminder.status is ReminderStatus.SCHEDULED
+    assert reminder.deferred_because == "waiting for the client's consent"
+    assert claim(reminder, due + timedelta(minutes=10), EMAIL_ONLY) is Channel.EMAIL
+    late = simple(due)
+    assert claim(late, due + timedelta(hours=2), unknown) is None
+    assert late.status is ReminderStatus.CANCELLED  # closed, not failed: no worker alarm
+
+
+def test_a_note_to_the_team_needs_no_consent_of_the_client():
+    due = local("2026-03-02 10:00")
+    note = simple(due)
+    note.audience = Audience.WORKER
+    withdrawn = Reach(
+        known=True, channels=frozenset({Channel.EMAIL}), consent=ConsentState.WITHDRAWN
+    )
+    assert claim(note, due, withdrawn) is Channel.EMAIL
 
 
 # ---------------------------------------------------------------- delivery

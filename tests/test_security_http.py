@@ -1,4 +1,4 @@
-"""HTTP security of the five services, through real processes on their own Tansu and SecantusDB.
+"""HTTP security of the five services, through real processes on their own engines.
 
 What is proved here (docs/security.md says the same in prose):
 
@@ -26,6 +26,7 @@ import hashlib
 import json
 import re
 import stat
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -36,12 +37,15 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.routing import APIRoute
+from pymongo import AsyncMongoClient
 
 from ketenbus.contracts import sealing
 from ketenbus.contracts.values import Channel
 from ketenbus.devstack import access, service_keys
 from ketenbus.devstack.chain_client import eventually
 from ketenbus.devstack.stack import SERVICES, EmbeddedStack
+from ketenbus.kit.auth import append_record, issue_key
+from ketenbus.kit.auth import main as auth_main
 from ketenbus.kit.ratelimit import RateLimit
 from ketenbus.notifications import opt_out_links
 
@@ -131,6 +135,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
                 "REFERRAL_BURST": "4",
                 "REFERRAL_STATUS_RATE_PER_MINUTE": "60",
                 "REFERRAL_STATUS_BURST": "6",
+                # As in production: the homework keys wrapped (the devstack sets none yet).
+                "LEARNING_MASTER_KEY": sealing.key_to_text(sealing.new_key()),
             },
         )
         stack.wait_ready(SERVICES, timeout=120)
@@ -644,6 +650,7 @@ PROBES: dict[str, Probe] = {
     ),
     "complete module": Probe("learning", "POST", E + "/complete", "portal", watch=("enrolment",)),
     "read homework": Probe("learning", "GET", "/v1/homework/{submission_id}", "worker"),
+    "portal token": Probe("learning", "POST", "/v1/clients/{client_ref}/portal-tokens", "worker"),
     # notifications
     "reminders": Probe(
         "notifications",
@@ -919,7 +926,10 @@ def test_the_key_file_holds_hashes_only_and_no_key_leaves_a_trace(stack, world):
             "scopes",
             "worker_id",
             "label",
+            "expires_at",
+            "revoked_at",
         }
+        assert record["expires_at"] is not None  # every key expires
     secrets = [t for t in tokens.values()] + [t.split("_", 2)[2] for t in tokens.values()]
     for name in SERVICES:
         log = stack.log_path(name).read_text(errors="replace")
@@ -988,3 +998,140 @@ async def test_the_partner_front_door_is_rate_limited_per_organisation(stack):
         assert statuses.count(200) >= 6 and 429 in statuses, statuses
         await asyncio.sleep(wait)  # as the answer told
         assert (await refer(rated)).status_code == 201
+
+
+# ---------------------------------------------------------------------- revocation
+
+
+async def test_a_revoked_key_is_refused_within_a_minute_without_a_restart(stack):
+    """The operator revokes a key in the key file; the running service refuses it soon after
+    (API_KEYS_RELOAD_SECONDS, 10 s by default), with no restart and the other keys unaffected."""
+    keys_file = access.provision(stack.home)
+    token, record = issue_key("huisarts-de-linde", ["referrals:read"], label="to-revoke")
+    append_record(keys_file, record)
+    url = f"{stack.service_url('intake')}/v1/referrals/ref_{'0' * 32}/status"
+    others = bearer(stack.api_token("huisarts-de-linde", "referrer"))
+    pids = {c.name: c.pid for c in stack.status() if c.name == "intake"}
+    async with httpx.AsyncClient(timeout=10) as http:
+
+        async def known() -> bool | None:
+            answer = await http.get(url, headers=bearer(token))
+            return answer.status_code == 404 or None  # the key works: no such referral
+
+        await eventually(known, "the new key to be read", timeout=60)
+        assert auth_main(["revoke", "--file", str(keys_file), "--key-id", record.key_id]) == 0
+        revoked_at = time.monotonic()
+
+        async def refused() -> bool | None:
+            return (await http.get(url, headers=bearer(token))).status_code == 401 or None
+
+        await eventually(refused, "the revoked key to be refused", timeout=60)
+        assert time.monotonic() - revoked_at < 60
+        assert (await http.get(url, headers=others)).status_code == 404
+    assert {c.name: c.pid for c in stack.status() if c.name == "intake"} == pids
+
+
+# ---------------------------------------------------------------------- the client's portal
+
+
+async def test_a_portal_token_reaches_its_own_clients_enrolments_only(stack, world):
+    """The worker gives a client a portal token: with it the portal sees that client's
+    enrolments and nobody else's (another client's enrolment is 404, as is their list)."""
+    other = {**CLIENT, "name": "Jeroen Vos", "email": "jeroen.vos@example.org"}
+    other["phone"], other["date_of_birth"] = "06-11223344", "1979-02-03"
+    made = await world.ok(
+        "POST",
+        "intake",
+        "/v1/referrals",
+        A_GP,
+        "referrer",
+        json=referral_of(other, "HDL-SEC-PORTAL"),
+        headers={"Idempotency-Key": f"hdl-{uuid.uuid4().hex}"},
+    )
+
+    async def opened() -> Any:
+        found = await world.ok(
+            "GET",
+            "trajectory",
+            "/v1/trajectories",
+            A,
+            "worker",
+            params={"referral_id": made["referral_id"]},
+        )
+        return found[0] if found else None
+
+    trajectory = await eventually(opened, "the other client's trajectory")
+    module = await world.ok(
+        "POST",
+        "trajectory",
+        f"/v1/trajectories/{trajectory['trajectory_id']}/modules",
+        A,
+        "worker",
+        json={"module_id": "omgaan-met-stress"},
+    )
+    others_enrolment = module["enrolment_id"]
+
+    async def in_learning() -> Any:
+        answer = await world.call(
+            "GET", "learning", f"/v1/enrolments/{others_enrolment}", A, "portal"
+        )
+        return answer.status_code == 200 or None
+
+    await eventually(in_learning, "the other client's enrolment in learning")
+    issued = await world.ok(
+        "POST", "learning", "/v1/clients/{client_ref}/portal-tokens", A, "worker"
+    )
+    assert issued["client_ref"] == world.ids["client_ref"] and issued["token"].startswith("kbp_")
+    own = bearer(issued["token"])
+
+    async def as_client(path: str, **kwargs: Any) -> httpx.Response:
+        return await world.http.get(world.url("learning", path), headers=own, **kwargs)
+
+    mine = await as_client("/v1/enrolments/{enrolment_id}")
+    assert mine.status_code == 200 and mine.json()["enrolment_id"] == world.ids["enrolment_id"]
+    listed = await as_client("/v1/enrolments", params={"client_ref": world.ids["client_ref"]})
+    assert [e["enrolment_id"] for e in listed.json()] == [world.ids["enrolment_id"]]
+    theirs = await as_client(f"/v1/enrolments/{others_enrolment}")
+    assert theirs.status_code == 404
+    their_list = await as_client("/v1/enrolments", params={"client_ref": trajectory["client_ref"]})
+    assert their_list.status_code == 404
+    started = await world.http.post(
+        world.url("learning", f"/v1/enrolments/{others_enrolment}/start"), headers=own
+    )
+    assert started.status_code == 404
+    assert "Jeroen" not in theirs.text + their_list.text + started.text
+    # A token is stored as a hash only, and a made-up or tampered one gets nowhere.
+    forged = issued["token"][:-4] + ("aaaa" if not issued["token"].endswith("aaaa") else "bbbb")
+    for token in (forged, "kbp_000000000000_" + "x" * 43):
+        answer = await world.http.get(
+            world.url("learning", "/v1/enrolments/{enrolment_id}"), headers=bearer(token)
+        )
+        assert answer.status_code == 401
+    # Another organisation's worker cannot have one made for A's client.
+    refused = await world.call(
+        "POST", "learning", "/v1/clients/{client_ref}/portal-tokens", B, "worker"
+    )
+    assert refused.status_code == 404
+
+
+async def test_homework_answers_are_stored_encrypted_with_the_clients_key(stack, world):
+    """The answer A's client handed in is readable through the portal, and nowhere in
+    learning's database in the clear; the client's key is stored wrapped."""
+    answer = "De vaste lasten zijn hoger dan ik dacht."
+    progress = await world.ok("GET", "learning", "/v1/enrolments/{enrolment_id}", A, "portal")
+    assert [h["answer"] for h in progress["homework"]] == [answer]
+    mongo: AsyncMongoClient[Any] = AsyncMongoClient(stack.mongo_url, tz_aware=True)
+    try:
+        db = mongo["ketenbus_learning"]
+        enrolment = await db.enrolments.find_one({"_id": world.ids["enrolment_id"]})
+        assert enrolment is not None
+        [submission] = enrolment["submissions"]
+        assert "answer" not in submission and submission["answer_sealed"]["ciphertext"]
+        everything = []
+        for name in await db.list_collection_names():
+            everything += [str(d) async for d in db[name].find()]
+        assert not [d for d in everything if "vaste lasten" in d]
+        key = await db.client_keys.find_one({"_id": world.ids["client_ref"]})
+        assert key is not None and "key" not in key and key["wrapped"]  # wrapped, not bare
+    finally:
+        await mongo.close()

@@ -117,6 +117,11 @@ def test_down_without_a_stack_is_fine(home: Path, capsys: pytest.CaptureFixture[
     assert "no stack running" in capsys.readouterr().out
 
 
+def test_dlq_without_a_stack_says_so(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert ketenbus(home, "dlq", "list", "ketenbus.intake.referrals.v1") == 1
+    assert "ketenbus dlq: no stack running" in capsys.readouterr().err
+
+
 def test_printed_urls_hide_passwords() -> None:
     from ketenbus.devstack.cli import _shown
 

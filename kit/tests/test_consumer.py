@@ -65,6 +65,10 @@ async def test_invalid_events_are_dead_lettered_with_a_reason_and_later_ones_pro
         await broker.publish(json.dumps(unknown).encode(), topic, key=b"cl_a")
         refused = wrap(Counted(client_ref="cl_a", number=13), source="kittest")
         await broker.publish(refused.to_bytes(), topic, key=b"cl_a")
+        newcomer = json.loads(good[1].to_bytes())
+        newcomer["type"] = "nl.ketenbus.kittest.Newcomer.v1"  # a type added to the stream
+        newcomer["id"] = uuid.uuid4().hex
+        await broker.publish(json.dumps(newcomer).encode(), topic, key=b"cl_a")
         await broker.publish(good[1].to_bytes(), topic, key=b"cl_a")
         await broker.publish(good[2].to_bytes(), topic, key=b"cl_a")
         await broker.publish(good[2].to_bytes(), topic, key=b"cl_a")  # redelivered
@@ -87,6 +91,13 @@ async def test_invalid_events_are_dead_lettered_with_a_reason_and_later_ones_pro
     assert dead[0].value == b"{not json"
     assert dict(dead[3].headers)["x-dlq-consumer"].decode() == service
     assert dict(dead[3].headers)["x-dlq-source"].decode() == f"{topic}/0/4"
+    # The new type was skipped, not dead-lettered (and the events after it were handled).
+    skipped = metrics.registry.get_sample_value(
+        "ketenbus_events_skipped_total",
+        {"topic": topic, "event_type": "nl.ketenbus.kittest.Newcomer.v1"},
+    )
+    assert skipped == 1
+    assert all(b"Newcomer" not in record.value for record in dead)
     sample = metrics.registry.get_sample_value(
         "ketenbus_dlq_messages_total", {"topic": f"{topic}.dlq", "reason": "DomainError"}
     )
@@ -96,6 +107,48 @@ async def test_invalid_events_are_dead_lettered_with_a_reason_and_later_ones_pro
         {"event_type": Counted.event_type(), "outcome": "duplicate"},
     )
     assert duplicates == 1
+
+
+async def test_an_unknown_type_on_a_partners_topic_is_dead_lettered_not_skipped(kafka, mongo_url):
+    """A partner's inbound topic carries what the chain defined: an unknown type there is the
+    partner's mistake, and the partner must hear of it (through the dead-letter hook)."""
+    topic = await create_topic(kafka)
+    Counted = counted_event_class(topic)
+    mongo = AsyncMongoClient(mongo_url, tz_aware=True)
+    db = mongo[f"kit_{uuid.uuid4().hex[:10]}"]
+    service = f"kit-consumer-{uuid.uuid4().hex[:6]}"
+    uow = UnitOfWork(mongo, db, service=service, clock=SystemClock())
+    handlers = EventHandlers(service)
+
+    @handlers.on(Counted, topics=[topic])
+    async def count(event: Envelope, uow: UnitOfWork) -> None:
+        async with uow.handling(event) as tx:
+            await tx.db.effects.insert_one({"_id": event.data.number}, session=tx.session)
+
+    broker = KafkaBroker(kafka.bootstrap, security=security(kafka.service_settings()))
+    metrics = KitMetrics(CollectorRegistry(), service)
+    consumer = EventConsumer(
+        handlers, {"uow": uow}, broker, metrics, registry={Counted.event_type(): Counted}
+    )
+    consumer.subscribe()
+    await broker.start()
+    try:
+        good = wrap(Counted(client_ref="cl_a", number=1), source="kittest")
+        stranger = json.loads(good.to_bytes())
+        stranger["type"] = "nl.ketenbus.kittest.Stranger.v1"
+        await broker.publish(json.dumps(stranger).encode(), topic, key=b"cl_a")
+        await broker.publish(good.to_bytes(), topic, key=b"cl_a")
+
+        async def handled() -> bool:
+            return await db.effects.count_documents({}) == 1
+
+        await eventually(handled)
+        [dead] = await read_topic(kafka, f"{topic}.dlq", expected=1)
+    finally:
+        await broker.stop()
+        await mongo.close()
+    reason = dict(dead.headers)["x-dlq-reason"].decode()
+    assert reason.startswith("UnknownEventType: unknown event type")
 
 
 async def test_batches_share_a_transaction_and_a_failure_falls_back_to_one_by_one(kafka, mongo_url):

@@ -1,8 +1,11 @@
 """Sealed fields: personal data that must cross the bus, readable only by its recipient.
 
 The data is encrypted with the client's own data key (AES-256-GCM); the data key travels
-wrapped with a key that only sender and recipient share. Shredding the client's key at the
-owner, and the recipients' copies on erasure, leaves every sealed copy unreadable.
+wrapped with a key that only sender and recipient share. A sealed copy therefore stays
+readable to whoever holds the recipient key, whatever the owner does with its own copy of
+the client's key: shredding that key makes the owner's copy unreadable, not the sealed ones.
+Forgetting a sealed copy means deleting it (a recipient on erasure) or letting the topic's
+retention remove it.
 Partners seal and open with this module alone, so it lives in the contracts package.
 """
 

@@ -181,7 +181,8 @@ class Sealed(BaseModel):
     """Data encrypted for one recipient service with the client's own key (AES-GCM).
 
     `wrapped_key` is the client's data key, itself encrypted with a key shared by sender and
-    recipient only; shredding the client's key makes every copy unreadable.
+    recipient only. So the recipient can open its copy even after the owner shredded its own
+    copy of the client's key: a sealed copy is forgotten only by deleting it.
     """
 
     model_config = ConfigDict(extra="ignore", frozen=True)

@@ -6,6 +6,8 @@
     ketenbus logs [NAME] [-n N] [-f]
     ketenbus demo               `up` if needed, then run the demo scenario
     ketenbus analytics rebuild [--verify]   replay the topics into analytics' projection
+    ketenbus dlq list <topic>   the dead letters of a topic, with their reasons
+    ketenbus dlq replay <topic> [--consumer NAME]   send them back after a fix, once
 
 The stack lives in a home directory: --home, else $KETENBUS_HOME, else ./.ketenbus.
 Exit status 0 when all went well, 1 with the reason on stderr otherwise.
@@ -193,6 +195,26 @@ def cmd_analytics_rebuild(args: argparse.Namespace, out: TextIO) -> None:
     print("analytics rebuilt from the topics and running again", file=out)
 
 
+def cmd_dlq(args: argparse.Namespace, out: TextIO) -> None:
+    """ketenbus.kit.deadletters against the stack's Kafka (see its docstring)."""
+    stack = _stack(args)
+    if not stack.is_running():
+        raise Failure(f"no stack running in {stack.home}")
+    command = [sys.executable, "-m", "ketenbus.kit.deadletters", args.dlq_command, args.topic]
+    if args.dlq_command == "replay" and args.consumer:
+        command += ["--consumer", args.consumer]
+    done = subprocess.run(
+        command,
+        env=stack.service_environment("analytics"),
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    print(done.stdout, end="", file=out)
+    if done.returncode != 0:
+        raise Failure(f"dlq {args.dlq_command} failed: {done.stderr.strip()[-500:]}")
+
+
 async def _awaited(awaitable: Any) -> Any:
     return await awaitable
 
@@ -310,6 +332,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="rebuild into a scratch database and compare with the live figures instead",
     )
     rebuild.set_defaults(run=cmd_analytics_rebuild)
+
+    dlq = commands.add_parser("dlq", help="dead letters: list them, replay them after a fix")
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
+    dlq_list = dlq_commands.add_parser("list", help="the dead letters of a topic, with reasons")
+    dlq_replay = dlq_commands.add_parser("replay", help="send them back to the topic, once")
+    for sub in (dlq_list, dlq_replay):
+        sub.add_argument("topic", help="the stream, e.g. ketenbus.trajectory.trajectories.v1")
+        sub.set_defaults(run=cmd_dlq)
+    dlq_replay.add_argument("--consumer", help="only the letters this service put aside")
     return parser
 
 

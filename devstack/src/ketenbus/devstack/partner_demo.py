@@ -85,7 +85,11 @@ async def run_closed_loop(stack: EmbeddedStack, *, quiet: bool = False) -> LoopO
                 "referrer_reference": f"HDL-{uuid.uuid4().hex[:8]}",
                 "topic": "debts_material",
                 "client": FEMKE,
-                "consent": {"given_by": "client", "granted_at": datetime.now(UTC).isoformat()},
+                "consent": {
+                    "given_by": "client",
+                    "purposes": ["referral_feedback", "reminders"],
+                    "granted_at": datetime.now(UTC).isoformat(),
+                },
             },
             idempotency_key=f"HDL-{uuid.uuid4().hex}",
         )

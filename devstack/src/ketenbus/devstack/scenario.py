@@ -36,7 +36,12 @@ SANNE = {
         "language": "nl",
         "preferred_channel": "email",
     },
-    "consent": {"given_by": "client", "granted_at": "2026-03-02T09:10:00+01:00"},
+    # Feedback to the GP, and reminders: without that consent notifications sends nothing.
+    "consent": {
+        "given_by": "client",
+        "purposes": ["referral_feedback", "reminders"],
+        "granted_at": "2026-03-02T09:10:00+01:00",
+    },
 }
 
 

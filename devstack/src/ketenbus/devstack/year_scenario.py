@@ -145,7 +145,11 @@ class Client:
                 "disconnection": self.crisis and self.topic != "debts_material",
             },
             "client": client,
-            "consent": {"given_by": "client", "granted_at": self.referred_at.isoformat()},
+            "consent": {
+                "given_by": "client",
+                "purposes": ["referral_feedback", "reminders"],
+                "granted_at": self.referred_at.isoformat(),
+            },
         }
 
 

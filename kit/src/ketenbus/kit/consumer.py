@@ -1,5 +1,16 @@
 """Consuming events: decode, skip what was handled, retry what may pass, dead-letter the rest.
 
+What a consumer does with each kind of message (DESIGN.md, "Delivery guarantees"):
+- a type it handles: handled once (inbox), retried while the failure is transient;
+- a type it handles but cannot read (invalid data, an unsupported version), or that its
+  domain refuses: dead-lettered to `<topic>.dlq` with the reason, and the partition goes on;
+- a known type it does not handle, or one of those in a shape it cannot read: passed by;
+- a type nobody registered: on a stream, skipped and counted
+  (`ketenbus_events_skipped{topic, event_type}`, a log line without content), because
+  producers may add types to a stream before every consumer knows them; on a partner's
+  inbound topic, whose vocabulary the chain sets, dead-lettered;
+- no envelope at all (not JSON, a tombstone, too large): dead-lettered.
+
 A service declares what it handles:
 
     handlers = EventHandlers("trajectory")
@@ -204,6 +215,13 @@ class EventConsumer:
         self.registry = dict(registry)
         # Event names without version: an unreadable version of another name is not ours.
         self.handled_names = {event.event_type().rpartition(".")[0] for event in self.handlers}
+        # Topics whose vocabulary the reader sets (a partner's inbound topic: `topics=` of a
+        # handler): there an unknown type is the sender's mistake, dead-lettered (and the
+        # partner told). On the streams the producer sets it and may add types before every
+        # consumer knows them: an unknown type there is skipped and counted.
+        self.closed_topics = frozenset(
+            topic for topics in handlers.extra_topics.values() for topic in topics
+        )
         self.on_dead_letter = on_dead_letter
         # With a unit of work, a batch of events shares one transaction (see receive()).
         self.uow = uow
@@ -275,6 +293,9 @@ class EventConsumer:
         try:
             envelope = decode(record.value, self.registry)
         except UndeliverableEvent as error:
+            if isinstance(error, UnknownEventType) and record.topic not in self.closed_topics:
+                self._skip(record)
+                return None
             if self._concerns_others(error, record.value):
                 self.metrics.events_handled.labels("unreadable", "ignored").inc()
                 return None
@@ -329,6 +350,23 @@ class EventConsumer:
             event_type=envelope.type,
         ):
             await self._handle(envelope, handler, record)
+
+    def _skip(self, record: Any) -> None:
+        """A type this consumer has never heard of, on a stream: a producer got there first.
+        Passed by and counted; when the consumer learns the type, a replay from the stream
+        (or the dead-letter tool, for what did land there) brings the events in."""
+        try:
+            event_type = str(json.loads(record.value)["type"])[:120]
+        except (ValueError, KeyError, TypeError):  # decode() read it, so this does not happen
+            event_type = "unknown"
+        self.metrics.events_skipped.labels(record.topic, event_type).inc()
+        self.metrics.events_handled.labels(event_type, "skipped").inc()
+        # The type and where it lay; never the content.
+        log.info(
+            "event type not handled here; skipped",
+            event_type=event_type,
+            source=f"{record.topic}/{record.partition}/{record.offset}",
+        )
 
     def _concerns_others(self, error: UndeliverableEvent, body: bytes) -> bool:
         """An event of a known type this service does not handle, in a version or shape it

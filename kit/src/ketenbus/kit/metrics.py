@@ -26,8 +26,15 @@ class KitMetrics:
         )
         self.events_handled = Counter(
             "ketenbus_events_handled",
-            "Events a handler finished, by outcome (processed, duplicate, ignored, dead_lettered).",
+            "Events a consumer finished, by outcome "
+            "(processed, duplicate, ignored, skipped, dead_lettered).",
             ["event_type", "outcome"],
+            registry=registry,
+        )
+        self.events_skipped = Counter(
+            "ketenbus_events_skipped",
+            "Events of a type this service does not know, passed by on a stream.",
+            ["topic", "event_type"],
             registry=registry,
         )
         self.batch_events = Histogram(

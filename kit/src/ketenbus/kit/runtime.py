@@ -102,7 +102,7 @@ class Runtime:
             db=db,
             uow=uow,
             relay=relay,
-            keyring=Keyring.from_file(settings.api_keys_file),
+            keyring=Keyring.from_file(settings.api_keys_file, settings.api_keys_reload_seconds),
         )
         runtime.dependencies.update(
             uow=uow, clock=clock, settings=settings, metrics=metrics, broker=broker, db=db

@@ -35,6 +35,9 @@ class ServiceSettings(BaseSettings):
     http_port: int = Field(default=8000, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     api_keys_file: Path | None = None
+    # How often (real seconds, at most) the key file is looked at for changes: revocation
+    # reaches every replica within this (plus the file's own propagation).
+    api_keys_reload_seconds: float = Field(default=10.0, gt=0, le=60)
 
     outbox_poll_seconds: float = Field(default=0.2, gt=0)
     outbox_batch_size: int = Field(default=500, ge=1)

@@ -40,7 +40,7 @@ from ketenbus.analytics.measures import DIMENSIONS, figures, referral_mix
 from ketenbus.analytics.periods import PeriodKind
 from ketenbus.analytics.projection import FACT_COLLECTIONS, FactBook, Update, updates_for
 from ketenbus.analytics.settings import AnalyticsSettings
-from ketenbus.analytics.store import EVENT_COUNTS, FactStore
+from ketenbus.analytics.store import EVENT_COUNTS, FactStore, erased_key
 from ketenbus.contracts.envelope import Envelope, Event, UndeliverableEvent, decode
 from ketenbus.contracts.events import REGISTRY, ClientErasureRequested
 from ketenbus.kit.broker import client_options, partitions_of
@@ -91,12 +91,15 @@ class ReplayBook(FactBook):
     before facts of the same person from another topic; those get the token too. The figures
     are the same either way, only no rebuilt fact can name an erased person."""
 
-    def __init__(self) -> None:
+    def __init__(self, ledger: dict[str, str] | None = None) -> None:
         super().__init__()
         # client_ref -> the documents that took it on, so erasure finds them without a scan.
         self.by_client: dict[str, list[dict[str, Any]]] = {}
         # client_ref -> the token that replaced it.
         self.erased: dict[str, str] = {}
+        # The live store's ledger of erasures (hash of the reference -> token): an erasure
+        # whose event is no longer on the topics still holds.
+        self.ledger = dict(ledger or {})
 
     def apply(self, update: Update) -> None:
         if not update.set and not update.max:
@@ -112,7 +115,7 @@ class ReplayBook(FactBook):
                 doc[name] = value
         ref = doc.get("client_ref")
         if ref is not None and ref != before:
-            token = self.erased.get(ref)
+            token = self.erased.get(ref) or self._from_ledger(ref)
             if token is not None:
                 doc["client_ref"] = token
             else:
@@ -125,9 +128,17 @@ class ReplayBook(FactBook):
         if isinstance(event, ClientErasureRequested):
             self.forget(event.client_ref)
 
+    def _from_ledger(self, ref: str) -> str | None:
+        token = self.ledger.get(erased_key(ref))
+        if token is not None:
+            self.erased[ref] = token
+        return token
+
     def forget(self, client_ref: str) -> None:
-        """FactStore.forget: one new token for all of the person's facts."""
-        anonymous = self.erased.setdefault(client_ref, f"anon_{uuid.uuid4().hex}")
+        """FactStore.forget: one token for all of the person's facts (the ledger's, if the
+        live store knew of the erasure already)."""
+        anonymous = self.erased.get(client_ref) or self._from_ledger(client_ref)
+        anonymous = self.erased.setdefault(client_ref, anonymous or f"anon_{uuid.uuid4().hex}")
         for doc in self.by_client.pop(client_ref, ()):
             if doc.get("client_ref") == client_ref:
                 doc["client_ref"] = anonymous
@@ -255,13 +266,18 @@ async def rebuild_into(
     ends: dict[TopicPartition, int] | None = None,
     *,
     allow_truncated: bool = False,
+    erasures_from: AsyncDatabase[Any] | None = None,
 ) -> Replayed:
     """Project the topics (up to `ends`) in memory, and only when that is complete replace
     the projection in `db` with it, written in bulk: a replay that fails (a broker away, a
     history that retention cut short) leaves the figures as they were. `seconds` of the
-    result is the whole rebuild, the writing included."""
+    result is the whole rebuild, the writing included. The ledger of erasures is read from
+    `erasures_from` (the live database; `db` itself by default), so no erased reference
+    comes back."""
     started = time.monotonic()
-    book = ReplayBook()
+    book = ReplayBook(
+        await FactStore(erasures_from if erasures_from is not None else db).erased_tokens()
+    )
     counts: dict[str, int] = {}
 
     async def apply(envelope: Envelope[Any]) -> None:
@@ -273,6 +289,9 @@ async def rebuild_into(
     for name in (*FACT_COLLECTIONS, EVENT_COUNTS, INBOX):
         await db[name].drop()
     replayed.documents = await book.write(db)
+    store = FactStore(db)
+    for client_ref, token in book.erased.items():
+        await store.remember_erased(client_ref, token)
     if counts:
         await db[EVENT_COUNTS].insert_many([{"_id": t, "count": n} for t, n in counts.items()])
     await FactStore(db).ensure_indexes()
@@ -333,7 +352,9 @@ async def main_async(verify: bool, out: Any = sys.stdout, allow_truncated: bool 
                 print(f"cannot verify: {error}", file=out)
                 return 2
             scratch = client[f"{settings.database_name}_rebuild"]
-            replayed = await rebuild_into(scratch, kafka, ends, allow_truncated=allow_truncated)
+            replayed = await rebuild_into(
+                scratch, kafka, ends, allow_truncated=allow_truncated, erasures_from=live
+            )
             problems = differences(await every_figure(live), await every_figure(scratch))
             await client.drop_database(scratch.name)
         else:

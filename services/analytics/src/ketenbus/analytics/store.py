@@ -1,7 +1,18 @@
-"""Analytics' own database: the fact collections the projection writes and the measures read."""
+"""Analytics' own database: the fact collections the projection writes and the measures read.
+
+Erasure: the person's facts keep counting, under a random token instead of the client
+reference. So that a later event about the same person (a still-open trajectory closing, a
+module completed, an event from another topic that arrives after the erasure) cannot write
+the reference back, the store keeps a ledger of erased references: the SHA-256 of each (never
+the reference itself; references are random, so the hash cannot be reversed) with the token
+that replaced it. Every fact update that would set an erased reference sets the token instead.
+The ledger is not a fact collection: a rebuild does not drop it, and uses it too.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import uuid
 from datetime import datetime
 from typing import Any
@@ -24,6 +35,12 @@ from ketenbus.contracts.events import ClientErasureRequested
 from ketenbus.kit.uow import Transaction
 
 EVENT_COUNTS = "event_counts"
+ERASED = "erased_clients"
+
+
+def erased_key(client_ref: str) -> str:
+    """How the ledger of erasures knows a reference without keeping it."""
+    return hashlib.sha256(client_ref.encode()).hexdigest()
 
 
 class FactStore:
@@ -48,14 +65,51 @@ class FactStore:
 
     async def project(self, event: Event) -> None:
         """What one event tells, into the facts; the live consumer and a rebuild alike."""
-        await self.apply(updates_for(event))
+        await self.apply(await self.anonymised(updates_for(event)))
         if isinstance(event, ClientErasureRequested):
             await self.forget(event.client_ref)
 
+    async def anonymised(self, updates: list[Update]) -> list[Update]:
+        """The updates, with the token in place of every reference erased before."""
+        refs = {u.set["client_ref"] for u in updates if u.set.get("client_ref")}
+        tokens = {}
+        for ref in refs:
+            known = await self.db[ERASED].find_one({"_id": erased_key(ref)}, session=self.session)
+            if known is not None:
+                tokens[ref] = known["token"]
+        if not tokens:
+            return updates
+        return [
+            dataclasses.replace(u, set={**u.set, "client_ref": tokens[u.set["client_ref"]]})
+            if u.set.get("client_ref") in tokens
+            else u
+            for u in updates
+        ]
+
+    async def erased_tokens(self) -> dict[str, str]:
+        """The whole ledger: hash of an erased reference -> its token (for a rebuild)."""
+        cursor = self.db[ERASED].find({}, session=self.session)
+        return {d["_id"]: d["token"] async for d in cursor}
+
+    async def remember_erased(self, client_ref: str, token: str) -> str:
+        """Record the erasure (once: the first token stays); returns the token in force."""
+        await self.db[ERASED].update_one(
+            {"_id": erased_key(client_ref)},
+            {"$setOnInsert": {"token": token}},
+            upsert=True,
+            session=self.session,
+        )
+        found = await self.db[ERASED].find_one(
+            {"_id": erased_key(client_ref)}, session=self.session
+        )
+        assert found is not None
+        return str(found["token"])
+
     async def forget(self, client_ref: str) -> None:
         """After erasure the person's facts still count, but can no longer be linked to any
-        reference the chain knows: a random token replaces the client reference."""
-        anonymous = f"anon_{uuid.uuid4().hex}"
+        reference the chain knows: a random token replaces the client reference, now and in
+        every fact a later event brings (the ledger, above)."""
+        anonymous = await self.remember_erased(client_ref, f"anon_{uuid.uuid4().hex}")
         for name in FACT_COLLECTIONS:
             await self.db[name].update_many(
                 {"client_ref": client_ref},

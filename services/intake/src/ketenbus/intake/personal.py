@@ -1,8 +1,12 @@
 """The client's personal data: kept only here, encrypted with the client's own key.
 
 Each client gets a random data key, stored wrapped with the master key. Erasure deletes
-that key ("crypto-shredding"): every encrypted copy, here, in notifications and on the
-bus, becomes unreadable at once.
+that key ("crypto-shredding"): intake's own encrypted copy becomes unreadable at once (and in
+every backup taken after the erasure). It does not reach copies sealed for a recipient: a
+sealed copy carries the data key wrapped with the recipient's key, so the recipient can still
+open it. Notifications deletes its copy when it handles the erasure; copies on topics stay
+readable to their recipient until the topic's retention removes them (docs/security.md,
+"Erasure: what it reaches and what it does not").
 """
 
 from __future__ import annotations

@@ -115,7 +115,8 @@ async def receive(
             position = waitlist_position(referral.crisis, crises, everyone)
         triage(referral, organisation, position, now)
         await tx.organisations.save(organisation)
-        await share_contact_for_notifications(tx, client_ref, organisation_id, details, now)
+    # The contact card goes to notifications only with the `reminders` consent among these
+    # (record_consent shares it, after the ConsentGranted on the same partition).
     for consent in consents:
         consent.referral_id = referral.id
         await record_consent(tx, consent, now)
@@ -124,14 +125,14 @@ async def receive(
 
 
 async def share_contact_for_notifications(
-    tx: IntakeTransaction,
-    client_ref: str,
-    organisation_id: str,
-    details: PersonalDetails,
-    at: datetime,
+    tx: IntakeTransaction, client_ref: str, organisation_id: str, at: datetime
 ) -> None:
+    """Only under a `reminders` consent: notifications needs the address for nothing else.
+    Published after the consent's ConsentGranted, on the same topic and key, so notifications
+    knows of the consent before the card arrives."""
+    details = await tx.clients.details(client_ref)
     contact = await tx.clients.contact_for_notifications(client_ref)
-    if contact is None:
+    if contact is None or details is None:
         return
     tx.publish(
         ClientContactShared(
@@ -146,9 +147,13 @@ async def share_contact_for_notifications(
 
 
 async def record_consent(tx: IntakeTransaction, consent: Consent, at: datetime) -> None:
-    """Keep the consent; for debt counselling, seal the contact for that partner at once, so
-    the hand-off needs nothing more from intake."""
+    """Keep the consent; for reminders, share the contact card with notifications; for debt
+    counselling, seal the contact for that partner at once, so the hand-off needs nothing
+    more from intake. No other purpose lets contact details leave intake."""
     await tx.consents.add(consent)
+    if consent.purpose is ConsentPurpose.REMINDERS:
+        await share_contact_for_notifications(tx, consent.client_ref, consent.organisation_id, at)
+        return
     if consent.purpose is not ConsentPurpose.DEBT_COUNSELLING:
         return
     keys = tx.clients.keys

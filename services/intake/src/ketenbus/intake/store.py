@@ -323,8 +323,9 @@ class ClientRepository:
         return seal_contact_for_partner(partner_key, client_ref, data_key, details)
 
     async def erase(self, client_ref: str, at: datetime) -> None:
-        """Shred the client's key: the encrypted details, here and wherever a sealed copy went,
-        can no longer be opened. The keyed hash goes too, so the person is not recognised."""
+        """Shred the client's key: intake's encrypted details can no longer be opened. (Copies
+        sealed for a recipient carry the key wrapped for it: the recipient deletes them, or the
+        topic's retention does.) The keyed hash goes too, so the person is not recognised."""
         await self.tx.db.client_keys.delete_one({"_id": client_ref}, session=self.tx.session)
         await self.tx.db.clients.update_one(
             {"_id": client_ref},

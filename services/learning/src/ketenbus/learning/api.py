@@ -1,18 +1,29 @@
 """The client portal's side of learning: the modules, and working through one step by step.
-Plus one route for the social worker: reading homework a client handed in."""
+Plus two routes for the social worker: a portal token for a client, and reading homework a
+client handed in.
+
+The portal authenticates the client, not the organisation: the worker issues a short-lived
+token (`POST /v1/clients/{client_ref}/portal-tokens`, `kbp_...`, stored hashed), and with it
+the portal reaches that client's enrolments only; another client's is 404. The organisation's
+portal key (`enrolments:*`) still works for every client of its organisation, for portals
+that do not use client tokens yet; it is to be withdrawn (docs/learning.md).
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Security, status
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field
 
 from ketenbus.contracts import sealing
 from ketenbus.contracts.events import LifeDomainScores, QuestionnaireMoment
 from ketenbus.contracts.values import Language, Sealed, StepKind
-from ketenbus.kit.auth import Caller, requires
+from ketenbus.kit.auth import BEARER, Caller, requires
 from ketenbus.kit.uow import UnitOfWork
 from ketenbus.learning.catalogue import Catalogue, Module
 from ketenbus.learning.domain import Enrolment, EnrolmentStatus, NotFound
@@ -20,9 +31,44 @@ from ketenbus.learning.store import LearningTransaction
 
 router = APIRouter(prefix="/v1", tags=["learning"])
 
-Portal = Annotated[Caller, Depends(requires("enrolments:write"))]
-PortalReader = Annotated[Caller, Depends(requires("enrolments:read"))]
+
+@dataclass(frozen=True)
+class PortalCaller:
+    organisation_id: str
+    # The client the portal token was issued for; None for the organisation's portal key.
+    client_ref: str | None
+
+
+def portal(scope: str) -> Callable[..., Awaitable[PortalCaller]]:
+    """The client with a portal token (`kbp_...`), or the organisation's portal key."""
+    by_key = requires(scope)
+
+    async def authenticated(
+        request: Request,
+        credentials: HTTPAuthorizationCredentials | None = Security(BEARER, scopes=[scope]),  # noqa: B008
+    ) -> PortalCaller:
+        token = credentials.credentials if credentials else ""
+        if not token.startswith("kbp_"):
+            caller = by_key(request, credentials)
+            return PortalCaller(caller.organisation_id, None)
+        async with request.app.state.runtime.uow.reading() as tx:
+            holder = await tx.portal_tokens.holder(token, datetime.now(UTC))
+        if holder is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "unknown or expired portal token: ask the social worker for a new link",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return PortalCaller(*holder)
+
+    return authenticated
+
+
+Portal = Annotated[PortalCaller, Depends(portal("enrolments:write"))]
+PortalReader = Annotated[PortalCaller, Depends(portal("enrolments:read"))]
 Worker = Annotated[Caller, Depends(requires("trajectories:read"))]
+WorkerForClient = Annotated[Caller, Depends(requires("clients:write"))]
+ClientPath = Annotated[str, Path(pattern=r"^cl_[0-9a-f]{32}$")]
 EnrolmentPath = Annotated[str, Path(pattern=r"^enr_[0-9a-f]{32}$")]
 StepPath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 ClientRefQuery = Annotated[str, Query(pattern=r"^cl_[0-9a-f]{32}$")]
@@ -210,6 +256,7 @@ async def module_content(
 async def client_enrolments(
     caller: PortalReader, uow: Uow, catalogue: Modules, client_ref: ClientRefQuery
 ) -> list[EnrolmentOut]:
+    _ensure_client(caller, client_ref)
     async with uow.reading() as tx:
         found = await tx.enrolments.of_client(caller.organisation_id, client_ref)
     return [EnrolmentOut.of(e, catalogue.module(e.module_id)) for e in found]
@@ -220,6 +267,7 @@ async def enrol_while_waiting(
     body: EnrolIn, caller: Portal, uow: Uow, catalogue: Modules
 ) -> EnrolmentOut:
     """A client on the waiting list starts a self-help module (or the self-scan) themselves."""
+    _ensure_client(caller, body.client_ref)
     module = _module(catalogue, body.module_id)
     async with uow.command() as tx:
         enrolment = Enrolment.choose(
@@ -388,6 +436,35 @@ async def complete_module(
 # ---------------------------------------------------------------- for the social worker
 
 
+class PortalTokenOut(BaseModel):
+    token: str  # shown once; give it to the client (in the portal link)
+    client_ref: str
+    expires_at: datetime
+
+
+@router.post(
+    "/clients/{client_ref}/portal-tokens",
+    status_code=status.HTTP_201_CREATED,
+    response_model=PortalTokenOut,
+    tags=["portal"],
+)
+async def issue_portal_token(
+    client_ref: ClientPath, caller: WorkerForClient, uow: Uow, request: Request
+) -> PortalTokenOut:
+    """A token for one client's portal: that client's enrolments, nobody else's, for a week
+    (`PORTAL_TOKEN_VALID_FOR`). For a client of the worker's organisation that learning knows
+    of (an enrolment, or a place on the waiting list)."""
+    valid_for = request.app.state.runtime.dependencies["settings"].portal_token_valid_for
+    expires_at = datetime.now(UTC).replace(microsecond=0) + valid_for
+    async with uow.command() as tx:
+        known = await tx.enrolments.of_client(caller.organisation_id, client_ref)
+        waiting = await tx.waiting_list.waiting(client_ref, caller.organisation_id)
+        if not known and not waiting:
+            raise NotFound(f"no client {client_ref} in learning at your organisation")
+        token = await tx.portal_tokens.issue(client_ref, caller.organisation_id, expires_at)
+    return PortalTokenOut(token=token, client_ref=client_ref, expires_at=expires_at)
+
+
 @router.get("/homework/{submission_id}", response_model=HomeworkOut, tags=["homework"])
 async def read_homework(
     submission_id: Annotated[str, Path(pattern=r"^hws_[0-9a-f]{32}$")],
@@ -414,12 +491,21 @@ async def read_homework(
 # ---------------------------------------------------------------- helpers
 
 
-async def _own(tx: LearningTransaction, enrolment_id: str, caller: Caller) -> Enrolment:
+async def _own(tx: LearningTransaction, enrolment_id: str, caller: PortalCaller) -> Enrolment:
     enrolment = await tx.enrolments.get(enrolment_id)
-    # Another organisation's enrolment does not exist, as far as this caller can tell.
-    if enrolment is None or enrolment.organisation_id != caller.organisation_id:
+    # Another organisation's enrolment, or another client's, does not exist for this caller.
+    if (
+        enrolment is None
+        or enrolment.organisation_id != caller.organisation_id
+        or (caller.client_ref is not None and enrolment.client_ref != caller.client_ref)
+    ):
         raise NotFound(f"no enrolment {enrolment_id} at your organisation")
     return enrolment
+
+
+def _ensure_client(caller: PortalCaller, client_ref: str) -> None:
+    if caller.client_ref is not None and caller.client_ref != client_ref:
+        raise NotFound(f"no client {client_ref} for this portal token")
 
 
 def _module(catalogue: Catalogue, module_id: str) -> Module:

@@ -27,6 +27,13 @@ async def prepare(runtime: Runtime) -> None:
     settings = runtime.settings
     assert isinstance(settings, LearningSettings)
     await store.ensure_indexes(runtime.db)
+    master = settings.learning_master_key
+    if master is None:
+        log.warning("no LEARNING_MASTER_KEY: homework keys are stored unwrapped")
+    else:
+        runtime.uow.resources["homework_master_key"] = sealing.key_from_text(
+            master.get_secret_value()
+        )
     key = settings.feedback_sharing_key
     if key is None:
         log.warning("no FEEDBACK_SHARING_KEY: clients cannot read their worker's feedback")

@@ -77,4 +77,6 @@ async def forget_client(event: Envelope[ClientErasureRequested], uow: Uow) -> No
     """Enrolments, homework answers, feedback and scores: all of it goes."""
     async with uow.handling(event) as tx:
         await tx.enrolments.forget(event.data.client_ref)
+        await tx.portal_tokens.forget(event.data.client_ref)
+        await tx.client_keys.forget(event.data.client_ref)
         await tx.waiting_list.remove(event.data.client_ref)

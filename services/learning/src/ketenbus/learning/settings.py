@@ -20,4 +20,9 @@ class LearningSettings(ServiceSettings):
     abandon_check_seconds: float = Field(default=60.0, gt=0)
     # Shared with trajectory only: opens the worker's feedback for the client to read.
     feedback_sharing_key: SecretStr | None = None
+    # Wraps each client's data key for their homework answers (store.py). Production sets it;
+    # without it the client keys are stored unwrapped (a warning at start-up).
+    learning_master_key: SecretStr | None = None
     learning_catalogue_dir: Path | None = None
+    # How long a client's portal token lasts (the worker issues a new one when it ran out).
+    portal_token_valid_for: timedelta = timedelta(days=7)

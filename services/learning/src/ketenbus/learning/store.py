@@ -1,8 +1,19 @@
 """Learning's own database: enrolments (with homework answers and questionnaire scores),
-the questionnaire history per client, and who is on a waiting list. All forgotten on erasure."""
+the questionnaire history per client, and who is on a waiting list. All forgotten on erasure.
+
+Homework answers are the client's own words about their life: they are stored encrypted with
+a data key of the client's own (AES-256-GCM, the submission id as associated data), kept in
+`client_keys` wrapped with `LEARNING_MASTER_KEY`. Erasure deletes the key with the enrolments.
+Without a master key (a workstation) the client keys are stored unwrapped, and the service
+says so at start-up: the answers are still not in plaintext, but a copy of the database opens
+them.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from dataclasses import asdict
 from datetime import datetime
 from functools import cached_property
@@ -11,6 +22,7 @@ from typing import Any
 from pydantic import TypeAdapter
 from pymongo.asynchronous.database import AsyncDatabase
 
+from ketenbus.contracts import sealing
 from ketenbus.kit.uow import Transaction
 from ketenbus.learning.domain import Enrolment, EnrolmentStatus
 
@@ -19,38 +31,106 @@ async def ensure_indexes(db: AsyncDatabase[Any]) -> None:
     await db.enrolments.create_index([("organisation_id", 1), ("client_ref", 1)])
     await db.enrolments.create_index([("status", 1), ("idle_since", 1)])
     await db.enrolments.create_index("submissions.id", sparse=True)
+    await db.portal_tokens.create_index("client_ref")
+
+
+class ClientKeys:
+    """Each client's data key for their homework answers, wrapped with the master key."""
+
+    def __init__(self, tx: Transaction, master: bytes | None) -> None:
+        self.tx = tx
+        self.master = master
+        self.collection = tx.db.client_keys
+
+    async def of(self, client_ref: str, *, create: bool = False) -> bytes | None:
+        stored = await self.collection.find_one({"_id": client_ref}, session=self.tx.session)
+        if stored is not None:
+            if self.master is None or "key" in stored:
+                return bytes.fromhex(stored["key"])
+            return sealing.decrypt(
+                bytes.fromhex(stored["nonce"]),
+                bytes.fromhex(stored["wrapped"]),
+                self.master,
+                client_ref.encode(),
+            )
+        if not create:
+            return None
+        key = sealing.new_key()
+        if self.master is None:
+            document = {"_id": client_ref, "key": key.hex()}
+        else:
+            nonce, wrapped = sealing.encrypt(key, self.master, client_ref.encode())
+            document = {"_id": client_ref, "nonce": nonce.hex(), "wrapped": wrapped.hex()}
+        await self.collection.insert_one(document, session=self.tx.session)
+        return key
+
+    async def forget(self, client_ref: str) -> None:
+        await self.collection.delete_one({"_id": client_ref}, session=self.tx.session)
 
 
 class EnrolmentRepository:
-    def __init__(self, tx: Transaction) -> None:
+    def __init__(self, tx: Transaction, keys: ClientKeys) -> None:
         self.tx = tx
+        self.keys = keys
         self.collection = tx.db.enrolments
 
     async def add(self, enrolment: Enrolment) -> None:
-        await self.collection.insert_one(_document(enrolment), session=self.tx.session)
+        document = await self._document(enrolment)
+        await self.collection.insert_one(document, session=self.tx.session)
         self._publish(enrolment)
 
     async def save(self, enrolment: Enrolment) -> None:
-        await self.collection.replace_one(
-            {"_id": enrolment.id}, _document(enrolment), session=self.tx.session
-        )
+        document = await self._document(enrolment)
+        await self.collection.replace_one({"_id": enrolment.id}, document, session=self.tx.session)
         self._publish(enrolment)
 
     async def get(self, enrolment_id: str) -> Enrolment | None:
         document = await self.collection.find_one({"_id": enrolment_id}, session=self.tx.session)
-        return _enrolment(document) if document else None
+        return await self._enrolment(document) if document else None
 
     async def by_submission(self, submission_id: str) -> Enrolment | None:
         document = await self.collection.find_one(
             {"submissions.id": submission_id}, session=self.tx.session
         )
-        return _enrolment(document) if document else None
+        return await self._enrolment(document) if document else None
 
     async def of_client(self, organisation_id: str, client_ref: str) -> list[Enrolment]:
         cursor = self.collection.find(
             {"organisation_id": organisation_id, "client_ref": client_ref}, session=self.tx.session
         ).sort("enrolled_at", 1)
-        return [_enrolment(d) async for d in cursor]
+        return [await self._enrolment(d) async for d in cursor]
+
+    async def _document(self, enrolment: Enrolment) -> dict[str, Any]:
+        document = _document(enrolment)
+        if not document["submissions"]:
+            return document
+        key = await self.keys.of(enrolment.client_ref, create=True)
+        assert key is not None
+        for submission in document["submissions"]:
+            nonce, ciphertext = sealing.encrypt(
+                submission.pop("answer").encode(), key, submission["id"].encode()
+            )
+            submission["answer_sealed"] = {"nonce": nonce.hex(), "ciphertext": ciphertext.hex()}
+        return document
+
+    async def _enrolment(self, document: dict[str, Any]) -> Enrolment:
+        submissions = document.get("submissions") or []
+        key = await self.keys.of(document["client_ref"]) if submissions else None
+        for submission in submissions:
+            sealed = submission.pop("answer_sealed", None)
+            if sealed is None:
+                continue  # stored before answers were encrypted: the next save encrypts it
+            try:
+                assert key is not None
+                submission["answer"] = sealing.decrypt(
+                    bytes.fromhex(sealed["nonce"]),
+                    bytes.fromhex(sealed["ciphertext"]),
+                    key,
+                    submission["id"].encode(),
+                ).decode()
+            except (AssertionError, sealing.SealBroken):
+                submission["answer"] = ""  # the client's key is gone: the answer with it
+        return _enrolment(document)
 
     async def idle_since_before(self, moment: datetime, limit: int = 100) -> list[str]:
         cursor = self.collection.find(
@@ -124,10 +204,57 @@ def _enrolment(document: dict[str, Any]) -> Enrolment:
     return _ENROLMENT.validate_python({**document, "id": document["_id"]})
 
 
+class PortalTokens:
+    """The client portal's tokens: one client's enrolments each, short-lived, kept hashed."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+        self.collection = tx.db.portal_tokens
+
+    async def issue(self, client_ref: str, organisation_id: str, expires_at: datetime) -> str:
+        token_id = secrets.token_hex(6)
+        token = f"kbp_{token_id}_{secrets.token_urlsafe(32).replace('_', '-')}"
+        await self.collection.insert_one(
+            {
+                "_id": token_id,
+                "sha256": hashlib.sha256(token.encode()).hexdigest(),
+                "client_ref": client_ref,
+                "organisation_id": organisation_id,
+                "expires_at": expires_at,
+            },
+            session=self.tx.session,
+        )
+        return token
+
+    async def holder(self, token: str, now: datetime) -> tuple[str, str] | None:
+        """(organisation, client) of a valid token; None for anything else."""
+        parts = token.split("_")
+        if len(parts) != 3 or parts[0] != "kbp":
+            return None
+        found = await self.collection.find_one({"_id": parts[1]}, session=self.tx.session)
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        if found is None or not hmac.compare_digest(found["sha256"], digest):
+            return None
+        if found["expires_at"] <= now:
+            return None
+        return found["organisation_id"], found["client_ref"]
+
+    async def forget(self, client_ref: str) -> None:
+        await self.collection.delete_many({"client_ref": client_ref}, session=self.tx.session)
+
+
 class LearningTransaction(Transaction):
     @cached_property
+    def client_keys(self) -> ClientKeys:
+        return ClientKeys(self, self.resources.get("homework_master_key"))
+
+    @cached_property
     def enrolments(self) -> EnrolmentRepository:
-        return EnrolmentRepository(self)
+        return EnrolmentRepository(self, self.client_keys)
+
+    @cached_property
+    def portal_tokens(self) -> PortalTokens:
+        return PortalTokens(self)
 
     @cached_property
     def waiting_list(self) -> WaitingList:

@@ -32,7 +32,8 @@ def channels(settings: NotificationSettings) -> dict[Channel, Adapter]:
             sender=settings.smtp_sender,
             timeout=settings.smtp_timeout_seconds,
             message_domain=settings.message_id_domain,
-            start_tls=settings.smtp_start_tls,
+            security=settings.mail_security,
+            ca_file=str(settings.smtp_ca_file) if settings.smtp_ca_file else None,
             username=settings.smtp_username,
             password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
         )

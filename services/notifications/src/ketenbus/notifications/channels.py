@@ -9,10 +9,11 @@ must first look the message up (see docs/notifications.md, "Never twice").
 from __future__ import annotations
 
 import email.utils
+import ssl
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import aiosmtplib
 import httpx
@@ -66,13 +67,21 @@ class Mailer:
         sender: str,
         timeout: float,
         message_domain: str = "ketenbus.example",
-        start_tls: bool | None = None,
+        security: Literal["starttls", "tls", "none"] = "starttls",
+        ca_file: str | None = None,
         username: str | None = None,
         password: str | None = None,
     ) -> None:
         self.host, self.port, self.sender, self.timeout = host, port, sender, timeout
         self.message_domain = message_domain
-        self.start_tls, self.username, self.password = start_tls, username, password
+        # Never "when the relay offers it": a relay (or someone in between) that leaves
+        # STARTTLS out would get names, addresses and the password in the clear.
+        self.security = security
+        # The system's CAs, and the relay's own CA where it has one (a private relay).
+        self.tls_context = ssl.create_default_context()
+        if ca_file:
+            self.tls_context.load_verify_locations(cafile=ca_file)
+        self.username, self.password = username, password
 
     def message_id(self, reference: str) -> str:
         return f"<{reference}@{self.message_domain}>"
@@ -100,7 +109,9 @@ class Mailer:
             hostname=self.host,
             port=self.port,
             timeout=self.timeout,
-            start_tls=self.start_tls,
+            use_tls=self.security == "tls",
+            start_tls=self.security == "starttls",
+            tls_context=self.tls_context if self.security != "none" else None,
             username=self.username,
             password=self.password,
         )

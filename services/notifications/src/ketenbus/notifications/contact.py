@@ -39,7 +39,9 @@ class ContactCard:
 
 
 def open_card(sealed: Sealed, contact_key: bytes) -> ContactCard | None:
-    """The card, or None when it cannot be opened: intake shredded the client's key."""
+    """The card, or None when it cannot be opened (another CONTACT_SHARING_KEY, or the data
+    was changed). Intake's shredding does not close it: the card carries the client's data
+    key wrapped for us, which is why erasure deletes the card here."""
     try:
         card = json.loads(sealing.open_sealed(sealed, contact_key))
     except sealing.SealBroken:

@@ -218,12 +218,13 @@ class Dispatcher:
                 language=Language(policy.worker_language),
             )
             return reach, card
+        consent = await tx.reminder_consents.state(reminder.client_ref)
         contact = await tx.contacts.find(reminder.client_ref)
         if contact is None:
-            return Reach(known=False), None
+            return Reach(known=False, consent=consent), None
         card = open_card(_sealed(contact), self.contact_key)
         if card is None:
-            return Reach(known=True, forgotten=True), None
+            return Reach(known=True, forgotten=True, consent=consent), None
         day = local_day(now, policy.zone).isoformat()
         reach = Reach(
             known=True,
@@ -231,6 +232,7 @@ class Dispatcher:
             preferred=Channel(contact["preferred_channel"]),
             language=Language(contact["language"]),
             opted_out=await tx.opt_outs.of(reminder.client_ref),
+            consent=consent,
             sent_today=await tx.daily_sends.count(reminder.client_ref, day),
         )
         return reach, card

@@ -81,6 +81,14 @@ class PermanentFailure:
 Outcome = Delivered | TransientFailure | PermanentFailure
 
 
+class ConsentState(StrEnum):
+    """The client's `reminders` consent, as intake announced it."""
+
+    GIVEN = "given"
+    WITHDRAWN = "withdrawn"  # withdrawn, and no other consent to reminders in force
+    UNKNOWN = "unknown"  # never heard of (yet: the consent travels on another topic)
+
+
 @dataclass(frozen=True)
 class Reach:
     """What the dispatcher knows, at the moment of sending, about reaching the recipient."""
@@ -91,6 +99,8 @@ class Reach:
     language: Language = Language.NL
     opted_out: frozenset[Channel] = frozenset()
     forgotten: bool = False  # the client asked to be forgotten
+    # The dispatcher always says; the default serves the domain's own tests.
+    consent: ConsentState = ConsentState.GIVEN
     sent_today: int = 0  # messages to this client on this local day so far
 
 
@@ -261,6 +271,14 @@ class Reminder:
             return None
         if reach.forgotten:
             self._close_unsent("the client asked to be forgotten", now)
+            return None
+        if self.audience is Audience.CLIENT and reach.consent is not ConsentState.GIVEN:
+            # The consent may still be on its way (it travels on the clients topic, the
+            # waiting list on the referrals topic): wait as long as for contact details.
+            if reach.consent is ConsentState.UNKNOWN and now < self.due_at + rules.contact_wait:
+                self._defer(now + rules.contact_retry, "waiting for the client's consent")
+                return None
+            self._close_unsent("the client has not consented to reminders", now)
             return None
         if not reach.known:
             if now < self.due_at + rules.contact_wait:

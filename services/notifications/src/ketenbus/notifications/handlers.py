@@ -15,6 +15,8 @@ from ketenbus.contracts.events import (
     ClientContactShared,
     ClientErasureRequested,
     ClientWaitlisted,
+    ConsentGranted,
+    ConsentWithdrawn,
     HomeworkSubmitted,
     ModuleAbandoned,
     ModuleAssigned,
@@ -26,18 +28,20 @@ from ketenbus.contracts.events import (
     WorkerNote,
     WorkerNotified,
 )
-from ketenbus.contracts.values import ReminderPurpose
+from ketenbus.contracts.values import ConsentPurpose, ReminderPurpose
 from ketenbus.kit.consumer import EventHandlers
+from ketenbus.kit.logs import get_logger
 from ketenbus.kit.uow import UnitOfWork
 from ketenbus.notifications import planning
 from ketenbus.notifications.contact import open_card, phone_index
-from ketenbus.notifications.domain import Reminder, ReminderStatus
+from ketenbus.notifications.domain import Audience, ConsentState, Reminder, ReminderStatus
 from ketenbus.notifications.planning import ModuleWatch
 from ketenbus.notifications.policies import Policies
 from ketenbus.notifications.settings import NotificationSettings
 from ketenbus.notifications.store import NotificationTransaction
 
 handlers = EventHandlers("notifications")
+log = get_logger(__name__)
 
 Uow: TypeAlias = UnitOfWork[NotificationTransaction]
 
@@ -46,10 +50,15 @@ Uow: TypeAlias = UnitOfWork[NotificationTransaction]
 async def keep_contact(
     event: Envelope[ClientContactShared], uow: Uow, contact_key: bytes, phone_key: bytes
 ) -> None:
-    """Kept sealed as it came; only the keyed hash of the phone number is made here."""
+    """Kept sealed as it came; only the keyed hash of the phone number is made here. Intake
+    shares a card only under a `reminders` consent, announced just before it on the same
+    partition: a card without one in force is not kept (data we may not use, we do not hold)."""
     shared = event.data
     card = open_card(shared.contact, contact_key)
     async with uow.handling(event) as tx:
+        if await tx.reminder_consents.state(shared.client_ref) is not ConsentState.GIVEN:
+            log.info("contact card without consent to reminders not kept")
+            return
         await tx.contacts.keep(
             client_ref=shared.client_ref,
             organisation_id=shared.organisation_id,
@@ -59,6 +68,41 @@ async def keep_contact(
             phone_index=phone_index(card.phone if card else None, phone_key),
             shared_at=shared.shared_at,
         )
+
+
+# ---------------------------------------------------------------- consent
+
+
+@handlers.on(ConsentGranted)
+async def note_consent(event: Envelope[ConsentGranted], uow: Uow) -> None:
+    """Only the `reminders` purpose concerns notifications (the others are other services')."""
+    granted = event.data
+    if granted.purpose is not ConsentPurpose.REMINDERS:
+        return
+    async with uow.handling(event) as tx:
+        await tx.reminder_consents.grant(granted.client_ref, granted.consent_id, granted.granted_at)
+
+
+@handlers.on(ConsentWithdrawn)
+async def stop_reminding(event: Envelope[ConsentWithdrawn], uow: Uow) -> None:
+    """Withdrawn consent to reminders: from this event on, nothing more goes to the client.
+    Waiting messages are cancelled and the contact card is deleted; notes to the team about
+    the client (no personal data, to the organisation's own mailbox) stay."""
+    withdrawn = event.data
+    if withdrawn.purpose is not ConsentPurpose.REMINDERS:
+        return
+    async with uow.handling(event) as tx:
+        client_ref = withdrawn.client_ref
+        if not await tx.reminder_consents.withdraw(
+            client_ref, withdrawn.consent_id, withdrawn.withdrawn_at
+        ):
+            return  # another consent to reminders is still in force
+        await tx.contacts.forget(client_ref)
+        waiting = [
+            r for r in await tx.reminders.of_client(client_ref) if r.audience is Audience.CLIENT
+        ]
+        planning.cancel_waiting(waiting, "the client withdrew consent to reminders", tx.clock.now())
+        await tx.reminders.save_all(waiting)
 
 
 @handlers.on(AppointmentScheduled)
@@ -266,10 +310,11 @@ async def stop_nudging(
 
 @handlers.on(ClientErasureRequested)
 async def forget_client(event: Envelope[ClientErasureRequested], uow: Uow) -> None:
-    """Contact details, opt-outs and counters go; waiting reminders are cancelled."""
+    """Contact details, consents, opt-outs and counters go; waiting reminders are cancelled."""
     client_ref = event.data.client_ref
     async with uow.handling(event) as tx:
         await tx.contacts.forget(client_ref)
+        await tx.reminder_consents.forget(client_ref)
         await tx.opt_outs.forget(client_ref)
         await tx.daily_sends.forget(client_ref)
         await tx.module_watches.forget(client_ref)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from ketenbus.kit.settings import ServiceSettings
 
@@ -26,7 +27,14 @@ class NotificationSettings(ServiceSettings):
     smtp_port: int = 25
     smtp_sender: str = "Ketenbus <geen-antwoord@ketenbus.example>"
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
-    smtp_start_tls: bool | None = None  # None: when the relay offers it
+    # How the connection to the relay is protected: "starttls" (required: a relay that does
+    # not offer it gets nothing, never a plaintext fallback), "tls" (implicit TLS, port 465),
+    # or "none", which only a relay on loopback may have (the devstack's mail sink, tests):
+    # names, addresses and the relay password never cross a network in the clear. Unset:
+    # "starttls", or "none" for a relay on loopback. Anything else refuses to start.
+    smtp_security: Literal["starttls", "tls", "none"] | None = None
+    # The relay's certificate is verified against the system CAs, or this bundle.
+    smtp_ca_file: Path | None = None
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     message_id_domain: str = "ketenbus.example"
@@ -50,6 +58,31 @@ class NotificationSettings(ServiceSettings):
     overdue_after: timedelta = timedelta(minutes=5)
     gauge_seconds: float = Field(default=5.0, gt=0)
 
+    @model_validator(mode="after")
+    def _mail_is_encrypted_off_this_machine(self) -> Self:
+        if self.smtp_security == "none" and not on_loopback(self.smtp_host):
+            raise ValueError(
+                f"SMTP_SECURITY=none for a relay that is not on loopback ({self.smtp_host}): "
+                "use starttls or tls"
+            )
+        return self
+
+    @property
+    def mail_security(self) -> Literal["starttls", "tls", "none"]:
+        if self.smtp_security is not None:
+            return self.smtp_security
+        return "none" if on_loopback(self.smtp_host) else "starttls"
+
     @property
     def link_base(self) -> str:
         return self.public_url or f"http://{self.http_host}:{self.http_port}"
+
+
+def on_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: traffic that never leaves the machine."""
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

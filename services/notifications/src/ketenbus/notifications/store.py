@@ -1,4 +1,5 @@
-"""Notifications' own database: sealed contact details, opt-outs, reminders, module watches.
+"""Notifications' own database: sealed contact details, consents to reminders, opt-outs,
+reminders, module watches.
 
 Contact details stay sealed as they came from intake; the only other trace of them is the
 keyed hash of the phone number (for STOP replies). Everything here is forgotten on erasure.
@@ -17,7 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from ketenbus.contracts.values import Channel, Language, Sealed
 from ketenbus.kit.uow import Transaction
-from ketenbus.notifications.domain import PENDING, Reminder, ReminderStatus
+from ketenbus.notifications.domain import PENDING, ConsentState, Reminder, ReminderStatus
 from ketenbus.notifications.planning import ModuleWatch
 
 
@@ -72,6 +73,43 @@ class ContactBook:
             session=self.tx.session,
         )
         return [document async for document in cursor]
+
+    async def forget(self, client_ref: str) -> None:
+        await self.collection.delete_one({"_id": client_ref}, session=self.tx.session)
+
+
+class ReminderConsents:
+    """Which clients agreed to hear from us (intake's `reminders` consent): the consents in
+    force per client. No consent in force, no message to the client, whatever is planned."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+        self.collection = tx.db.reminder_consents
+
+    async def grant(self, client_ref: str, consent_id: str, at: datetime) -> None:
+        await self.collection.update_one(
+            {"_id": client_ref},
+            {"$addToSet": {"active": consent_id}, "$set": {"changed_at": at}},
+            upsert=True,
+            session=self.tx.session,
+        )
+
+    async def withdraw(self, client_ref: str, consent_id: str, at: datetime) -> bool:
+        """True when no consent to reminders is left in force for the client."""
+        after = await self.collection.find_one_and_update(
+            {"_id": client_ref},
+            {"$pull": {"active": consent_id}, "$set": {"changed_at": at, "withdrawn": True}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+            session=self.tx.session,
+        )
+        return not (after or {}).get("active")
+
+    async def state(self, client_ref: str) -> ConsentState:
+        document = await self.collection.find_one({"_id": client_ref}, session=self.tx.session)
+        if document is None:
+            return ConsentState.UNKNOWN
+        return ConsentState.GIVEN if document.get("active") else ConsentState.WITHDRAWN
 
     async def forget(self, client_ref: str) -> None:
         await self.collection.delete_one({"_id": client_ref}, session=self.tx.session)
@@ -284,6 +322,10 @@ class NotificationTransaction(Transaction):
     @cached_property
     def contacts(self) -> ContactBook:
         return ContactBook(self)
+
+    @cached_property
+    def reminder_consents(self) -> ReminderConsents:
+        return ReminderConsents(self)
 
     @cached_property
     def opt_outs(self) -> OptOuts:

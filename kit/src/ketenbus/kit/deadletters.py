@@ -1,0 +1,203 @@
+"""Dead letters: see what was put aside, and send it back to its topic after a fix.
+
+    python -m ketenbus.kit.deadletters list <topic>
+    python -m ketenbus.kit.deadletters replay <topic> [--consumer NAME]
+
+(`ketenbus dlq list|replay <topic>` does the same on the embedded stack.) `<topic>` is the
+stream, e.g. `ketenbus.trajectory.trajectories.v1`; its dead letters are on `<topic>.dlq`, each
+with the reason, the consumer that put it aside and where it came from (`x-dlq-*` headers).
+
+Replay publishes each dead letter's original value, key and headers again on `<topic>`, with
+`x-dlq-replayed-from` naming the dead letter. It is idempotent twice over:
+- every consumer keeps an inbox of the event ids it handled, so an event that two consumers
+  dead-lettered, or that is replayed again, is handled once by each consumer that handles it;
+- after a dead letter is replayed, a marker record goes on the dead-letter topic (empty value,
+  header `x-dlq-replayed` naming the original message), and a later replay passes over every
+  original message that has a marker. A message dead-lettered by several consumers is sent
+  back once.
+A dead letter that still cannot be handled is put aside again, with its reason, by the consumer.
+The tool reads and writes the topics with the settings every service uses (`KAFKA_*`): its
+Kafka user needs Read on `<topic>.dlq` and Write on `<topic>` and `<topic>.dlq`. It prints the
+reasons and places, never the content.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from ketenbus.contracts.topics import dead_letter_topic
+from ketenbus.kit.broker import client_options
+from ketenbus.kit.settings import ServiceSettings
+
+REPLAYED = "x-dlq-replayed"
+REPLAYED_FROM = "x-dlq-replayed-from"
+
+
+@dataclass(frozen=True)
+class Letter:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+
+    def header(self, name: str) -> str:
+        for key, value in self.headers:
+            if key == name:
+                return (value or b"").decode(errors="replace")
+        return ""
+
+    @property
+    def source(self) -> str:
+        """Where the original message lay: `<topic>/<partition>/<offset>`."""
+        return self.header("x-dlq-source")
+
+    @property
+    def place(self) -> str:
+        return f"{self.partition}/{self.offset}"
+
+
+@dataclass
+class DeadLetters:
+    letters: list[Letter] = field(default_factory=list)
+    replayed_sources: set[str] = field(default_factory=set)
+
+    def waiting(self, consumer: str | None = None) -> list[Letter]:
+        """One letter per original message not replayed yet (of this consumer, if named)."""
+        seen: set[str] = set()
+        found = []
+        for letter in self.letters:
+            if consumer is not None and letter.header("x-dlq-consumer") != consumer:
+                continue
+            if letter.source in self.replayed_sources or letter.source in seen:
+                continue
+            seen.add(letter.source)
+            found.append(letter)
+        return found
+
+
+async def read(options: dict[str, Any], topic: str, timeout: float = 60.0) -> DeadLetters:
+    """Everything on `<topic>.dlq` now, letters and replay markers apart."""
+    dlq = dead_letter_topic(topic)
+    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    found = DeadLetters()
+    try:
+        if dlq not in await consumer.topics():
+            return found
+        partitions = [TopicPartition(dlq, p) for p in consumer.partitions_for_topic(dlq) or ()]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        async with asyncio.timeout(timeout):
+            while True:
+                batch = await consumer.getmany(*partitions, timeout_ms=300)
+                for records in batch.values():
+                    for record in records:
+                        letter = Letter(
+                            record.partition,
+                            record.offset,
+                            record.key,
+                            record.value,
+                            tuple(record.headers or ()),
+                        )
+                        if letter.header(REPLAYED):
+                            found.replayed_sources.add(letter.header(REPLAYED))
+                        else:
+                            found.letters.append(letter)
+                if not batch:
+                    positions = {tp: await consumer.position(tp) for tp in partitions}
+                    if all(positions[tp] >= ends[tp] for tp in partitions):
+                        return found
+    finally:
+        await consumer.stop()
+
+
+@dataclass(frozen=True)
+class Replayed:
+    sent: int
+    passed_over: int  # replayed before, or a second letter of the same message
+    unreplayable: int  # no value (a tombstone): nothing to send back
+
+
+async def replay(options: dict[str, Any], topic: str, consumer: str | None = None) -> Replayed:
+    dead = await read(options, topic)
+    waiting = dead.waiting(consumer)
+    mine = [
+        letter
+        for letter in dead.letters
+        if consumer is None or letter.header("x-dlq-consumer") == consumer
+    ]
+    producer = AIOKafkaProducer(**options, enable_idempotence=True, acks="all")
+    await producer.start()
+    sent = unreplayable = 0
+    try:
+        for letter in waiting:
+            if letter.value is None:
+                unreplayable += 1
+                continue
+            headers = [(k, v) for k, v in letter.headers if not k.startswith("x-dlq-")]
+            headers.append((REPLAYED_FROM, f"{dead_letter_topic(topic)}/{letter.place}".encode()))
+            await producer.send_and_wait(topic, letter.value, key=letter.key, headers=headers)
+            # Only after the message is back on its topic: a crash in between means at worst
+            # one more replay, which the consumers' inboxes recognise.
+            await producer.send_and_wait(
+                dead_letter_topic(topic),
+                b"",
+                key=letter.key,
+                headers=[(REPLAYED, letter.source.encode())],
+            )
+            sent += 1
+    finally:
+        await producer.stop()
+    return Replayed(sent, len(mine) - len(waiting), unreplayable)
+
+
+def show(dead: DeadLetters, out: TextIO) -> None:
+    for letter in dead.letters:
+        state = "replayed" if letter.source in dead.replayed_sources else "waiting"
+        print(
+            f"{letter.place}\t{state}\t{letter.header('x-dlq-consumer')}\t"
+            f"{letter.header('x-dlq-at')}\tfrom {letter.source}\t{letter.header('x-dlq-reason')}",
+            file=out,
+        )
+    waiting = len(dead.waiting())
+    print(f"{len(dead.letters)} dead letters, {waiting} not replayed yet", file=out)
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
+    return asyncio.run(run(argv, out))
+
+
+async def run(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ketenbus.kit.deadletters")
+    commands = parser.add_subparsers(dest="command", required=True)
+    listing = commands.add_parser("list", help="the dead letters of a topic, with reasons")
+    listing.add_argument("topic")
+    replaying = commands.add_parser("replay", help="send them back to the topic, once")
+    replaying.add_argument("topic")
+    replaying.add_argument("--consumer", help="only the letters this consumer put aside")
+    args = parser.parse_args(argv)
+    topic = args.topic.removesuffix(".dlq")
+    options = client_options(ServiceSettings())
+    if args.command == "list":
+        show(await read(options, topic), out)
+        return 0
+    done = await replay(options, topic, args.consumer)
+    print(
+        f"replayed {done.sent} dead letters to {topic}; passed over {done.passed_over} "
+        f"(replayed before, or the same message again); {done.unreplayable} without a value",
+        file=out,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
