@@ -32,7 +32,8 @@ OPTIONS = YearOptions(
     start=datetime(2025, 3, 1, 7, 0, tzinfo=ZoneInfo("Europe/Amsterdam")),
     days=int(os.environ.get("KETENBUS_TEST_DEMO_DAYS", 30)),
     clients=int(os.environ.get("KETENBUS_TEST_DEMO_CLIENTS", 24)),
-    speed=float(os.environ.get("KETENBUS_TEST_DEMO_SPEED", 120_000)),
+    # Slow enough that a machine busy with other tests keeps up with the plan.
+    speed=float(os.environ.get("KETENBUS_TEST_DEMO_SPEED", 60_000)),
     seed=7,
 )
 
@@ -74,7 +75,7 @@ async def test_a_shortened_year_reports_exactly_what_the_simulation_did(chain, t
     looks = report.split("Where to look\n")[1].split("\n\n")[0].splitlines()
     starts = {re.match(r"  (?:\S+(?: \S+)*)? +", line).end() for line in looks}  # type: ignore[union-attr]
     assert len(starts) == 1, looks
-    assert "AsyncAPI notifications  http://" in report
+    assert re.search(r"AsyncAPI notifications +http://", report)
     # The run says how long it took and how far behind its plan it ran.
     assert "Took " in report and "simulated hours behind its plan" in report
     assert counts.lags and counts.worst_lag_hours == max(counts.lags)

@@ -311,8 +311,8 @@ def _format(cluster: Cluster, properties: Path, admin_password: str) -> subproce
             engines.kafka_classpath(),
             "kafka.tools.StorageTool",
             "format",
-            "--cluster-id",
-            cluster.cluster_id,
+            # One argument: an id may begin with "-", which would read as an option.
+            f"--cluster-id={cluster.cluster_id}",
             "--config",
             str(properties),
             "--add-scram",

@@ -30,10 +30,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from ketenbus.contracts.topics import dead_letter_topic
-from ketenbus.kit.broker import client_options
+from ketenbus.kit.broker import client_options, partitions_of
 from ketenbus.kit.settings import ServiceSettings
 
 REPLAYED = "x-dlq-replayed"
@@ -90,9 +90,9 @@ async def read(options: dict[str, Any], topic: str, timeout: float = 60.0) -> De
     await consumer.start()
     found = DeadLetters()
     try:
-        if dlq not in await consumer.topics():
+        partitions = await partitions_of(consumer, [dlq])
+        if not partitions:
             return found
-        partitions = [TopicPartition(dlq, p) for p in consumer.partitions_for_topic(dlq) or ()]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)

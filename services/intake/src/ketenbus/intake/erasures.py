@@ -30,7 +30,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from ketenbus.contracts.envelope import UndeliverableEvent, decode
 from ketenbus.contracts.events import REGISTRY, ClientErasureRequested
 from ketenbus.contracts.topics import CLIENTS
-from ketenbus.kit.broker import client_options
+from ketenbus.kit.broker import client_options, partitions_of
 from ketenbus.kit.mongo import create_mongo_client
 from ketenbus.kit.settings import ServiceSettings
 
@@ -53,9 +53,9 @@ async def erasures_since(
     found: list[ClientErasureRequested] = []
     try:
         topic = CLIENTS.name
-        if topic not in await consumer.topics():
+        partitions = await partitions_of(consumer, [topic])
+        if not partitions:
             return found
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         consumer.assign(partitions)
         beginnings = await consumer.beginning_offsets(partitions)
         ends = await consumer.end_offsets(partitions)
