@@ -17,7 +17,7 @@ from ketenbus.contracts.events import (
     QuestionnaireMoment,
 )
 from ketenbus.contracts.values import Language, StepKind, new_id
-from ketenbus.kit.failures import DomainError
+from ketenbus.kit.errors import DomainError
 from ketenbus.learning.catalogue import Catalogue, Module
 from ketenbus.learning.domain import Enrolment, EnrolmentStatus
 

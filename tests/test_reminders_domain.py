@@ -23,7 +23,7 @@ from ketenbus.contracts.values import (
     ReminderPurpose,
     new_id,
 )
-from ketenbus.kit.failures import DomainError
+from ketenbus.kit.errors import DomainError
 from ketenbus.notifications import planning
 from ketenbus.notifications.domain import (
     Audience,

@@ -14,7 +14,7 @@ from ketenbus.contracts.envelope import Envelope, wrap
 from ketenbus.kit.broker import security
 from ketenbus.kit.clock import SystemClock
 from ketenbus.kit.consumer import EventConsumer, EventHandlers
-from ketenbus.kit.failures import DomainError
+from ketenbus.kit.errors import DomainError
 from ketenbus.kit.metrics import KitMetrics
 from ketenbus.kit.uow import UnitOfWork
 

@@ -19,7 +19,7 @@ from ketenbus.kit import deadletters
 from ketenbus.kit.broker import security
 from ketenbus.kit.clock import SystemClock
 from ketenbus.kit.consumer import EventConsumer, EventHandlers
-from ketenbus.kit.failures import DomainError
+from ketenbus.kit.errors import DomainError
 from ketenbus.kit.metrics import KitMetrics
 from ketenbus.kit.uow import UnitOfWork
 

@@ -13,7 +13,7 @@ from pymongo import AsyncMongoClient
 from ketenbus.contracts.envelope import wrap
 from ketenbus.kit.broker import security
 from ketenbus.kit.clock import SystemClock
-from ketenbus.kit.inbox import AlreadyHandled
+from ketenbus.kit.errors import AlreadyHandled
 from ketenbus.kit.metrics import KitMetrics
 from ketenbus.kit.outbox import OutboxRelay
 from ketenbus.kit.uow import UnitOfWork

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pymongo.errors import AutoReconnect, DuplicateKeyError, OperationFailure, PyMongoError
 
-from ketenbus.kit.failures import DomainError, TransientError, is_transient, retrying
+from ketenbus.kit.errors import DomainError, TransientError
+from ketenbus.kit.failures import is_transient, retrying
 
 
 def labelled(label: str) -> PyMongoError:

@@ -6,7 +6,7 @@ import httpx
 from fastapi import APIRouter
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from ketenbus.kit.failures import DomainError
+from ketenbus.kit.errors import DomainError
 from ketenbus.kit.runtime import Service
 from ketenbus.kit.settings import ServiceSettings
 from ketenbus.kit.web import create_app

@@ -39,7 +39,7 @@ from ketenbus.intake.domain import (
 from ketenbus.intake.partners import describe
 from ketenbus.intake.personal import PersonalDetails
 from ketenbus.intake.regions import CapacityTable, Region, RegionTable
-from ketenbus.kit.failures import DomainError
+from ketenbus.kit.errors import DomainError
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 REGIONS = RegionTable.load()

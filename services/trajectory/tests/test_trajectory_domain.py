@@ -40,7 +40,7 @@ from ketenbus.contracts.values import (
     new_id,
 )
 from ketenbus.kit.clock import FixedClock
-from ketenbus.kit.failures import DomainError
+from ketenbus.kit.errors import DomainError
 from ketenbus.trajectory.domain import (
     AppointmentStatus,
     HandOffConsent,

@@ -53,8 +53,8 @@ from ketenbus.contracts.envelope import (
 )
 from ketenbus.contracts.events import REGISTRY
 from ketenbus.contracts.topics import dead_letter_topic
-from ketenbus.kit.failures import DomainError, is_transient, pause
-from ketenbus.kit.inbox import AlreadyHandled
+from ketenbus.kit.errors import AlreadyHandled, DomainError
+from ketenbus.kit.failures import is_transient, pause
 from ketenbus.kit.logs import get_logger, log_context
 from ketenbus.kit.metrics import KitMetrics
 from ketenbus.kit.uow import UnitOfWork

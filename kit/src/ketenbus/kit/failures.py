@@ -20,19 +20,13 @@ from pymongo.errors import (
     ServerSelectionTimeoutError,
 )
 
+from ketenbus.kit.errors import TransientError
+
 T = TypeVar("T")
 
 _TRANSIENT_LABELS = ("TransientTransactionError", "UnknownTransactionCommitResult")
 # WriteConflict, and the codes MongoDB marks as retryable, in case a label is missing.
 _TRANSIENT_CODES = {112, 189, 91, 6, 7, 89, 9001, 10107, 11600, 11602, 13435, 13436, 251}
-
-
-class DomainError(Exception):
-    """A rule of the work was broken: the event or command can never succeed as it is."""
-
-
-class TransientError(Exception):
-    """Raised by a service for a failure that will go away by itself (a partner API down)."""
 
 
 def is_transient(error: BaseException) -> bool:

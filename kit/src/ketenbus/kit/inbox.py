@@ -13,11 +13,9 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from ketenbus.kit.errors import AlreadyHandled
+
 INBOX = "inbox"
-
-
-class AlreadyHandled(Exception):
-    """This consumer has handled this event before; the handler must not run again."""
 
 
 class Inbox:

@@ -17,7 +17,8 @@ from pymongo.errors import PyMongoError
 
 from ketenbus.contracts.asyncapi import build_asyncapi
 from ketenbus.contracts.envelope import new_event_id
-from ketenbus.kit.failures import DomainError, TransientError, is_transient
+from ketenbus.kit.errors import DomainError, TransientError
+from ketenbus.kit.failures import is_transient
 from ketenbus.kit.logs import configure_logging, get_logger, log_context
 from ketenbus.kit.runtime import Runtime, Service
 from ketenbus.kit.settings import ServiceSettings

@@ -32,7 +32,7 @@ from ketenbus.contracts.events import KpiSnapshotPublished
 from ketenbus.contracts.events.analytics import Period
 from ketenbus.contracts.values import Language
 from ketenbus.kit.auth import Caller, requires
-from ketenbus.kit.failures import DomainError
+from ketenbus.kit.errors import DomainError
 from ketenbus.kit.uow import UnitOfWork
 
 router = APIRouter(tags=["analytics"])

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ketenbus.kit.failures import DomainError
+from ketenbus.kit.errors import DomainError
 
 
 class InvalidAssumptions(DomainError, ValueError):

@@ -26,7 +26,8 @@ from ketenbus.intake.personal import PersonalDetails, fingerprint
 from ketenbus.intake.regions import RegionTable
 from ketenbus.intake.store import IntakeTransaction
 from ketenbus.kit.auth import Caller, requires
-from ketenbus.kit.failures import DomainError, retrying
+from ketenbus.kit.errors import DomainError
+from ketenbus.kit.failures import retrying
 from ketenbus.kit.ratelimit import TOO_MANY, limited
 from ketenbus.kit.uow import UnitOfWork
 

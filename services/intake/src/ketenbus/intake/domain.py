@@ -33,7 +33,7 @@ from ketenbus.contracts.values import (
     new_id,
 )
 from ketenbus.intake.regions import Region
-from ketenbus.kit.failures import DomainError
+from ketenbus.kit.errors import DomainError
 
 OUTSIDE_REGION_REDIRECT = (
     "Buiten ons werkgebied: verwijs naar het sociaal wijkteam van de eigen gemeente."

@@ -18,7 +18,7 @@ from ketenbus.contracts.values import Sealed
 from ketenbus.intake.personal import PersonalDetails
 from ketenbus.intake.store import IntakeTransaction
 from ketenbus.kit.consumer import DeadLetter
-from ketenbus.kit.failures import DomainError
+from ketenbus.kit.errors import DomainError
 from ketenbus.kit.logs import mask
 from ketenbus.kit.runtime import Runtime
 from ketenbus.kit.uow import UnitOfWork

@@ -26,7 +26,7 @@ from ketenbus.intake.personal import (
     unwrap_client_key,
     wrap_client_key,
 )
-from ketenbus.kit.failures import TransientError
+from ketenbus.kit.errors import TransientError
 from ketenbus.kit.uow import Transaction
 
 T = TypeVar("T")

@@ -13,7 +13,7 @@ from ketenbus.contracts.events import (
     WaitlistExited,
 )
 from ketenbus.kit.consumer import EventHandlers
-from ketenbus.kit.failures import DomainError
+from ketenbus.kit.errors import DomainError
 from ketenbus.kit.uow import UnitOfWork
 from ketenbus.learning.catalogue import Catalogue
 from ketenbus.learning.domain import Enrolment

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ketenbus.contracts.events import ClientOptedOut, OptOutRoute
 from ketenbus.contracts.values import Channel, Language
 from ketenbus.kit.auth import Caller, requires
-from ketenbus.kit.failures import DomainError
+from ketenbus.kit.errors import DomainError
 from ketenbus.kit.uow import UnitOfWork
 from ketenbus.notifications import opt_out_links
 from ketenbus.notifications.contact import phone_index

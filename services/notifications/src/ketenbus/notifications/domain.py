@@ -26,7 +26,7 @@ from ketenbus.contracts.events import (
     WorkerNote,
 )
 from ketenbus.contracts.values import Channel, Language, Modality, ReminderPurpose, new_id
-from ketenbus.kit.failures import DomainError
+from ketenbus.kit.errors import DomainError
 from ketenbus.notifications.policies import OrganisationPolicy
 from ketenbus.notifications.timing import (
     end_of_quiet_hours,

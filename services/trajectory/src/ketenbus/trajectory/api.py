@@ -25,7 +25,8 @@ from ketenbus.contracts.values import (
     Phase,
 )
 from ketenbus.kit.auth import Caller, requires
-from ketenbus.kit.failures import DomainError, retrying
+from ketenbus.kit.errors import DomainError
+from ketenbus.kit.failures import retrying
 from ketenbus.kit.uow import UnitOfWork
 from ketenbus.trajectory.domain import (
     Appointment,

@@ -51,7 +51,7 @@ from ketenbus.contracts.values import (
     WorkType,
     new_id,
 )
-from ketenbus.kit.failures import DomainError
+from ketenbus.kit.errors import DomainError
 
 
 class NotFound(DomainError):

@@ -12,7 +12,7 @@ from pydantic import TypeAdapter
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ketenbus.contracts.values import Sealed
-from ketenbus.kit.failures import TransientError
+from ketenbus.kit.errors import TransientError
 from ketenbus.kit.uow import Transaction
 from ketenbus.trajectory.domain import HandOffConsent, Trajectory
 
