@@ -128,3 +128,46 @@ async def test_the_inbox_is_per_consumer(mongo):
     async with other.handling(envelope):
         pass
     assert await db.inbox.count_documents({}) == 2
+
+
+async def test_a_batch_claims_and_publishes_only_at_its_end_and_only_what_it_was_opened_for(mongo):
+    Counted = counted_event_class(fresh_topic())
+    uow, db = unit_of_work(mongo)
+    first, second = (wrap(Counted(client_ref="cl_a", number=n), source="kittest") for n in (1, 2))
+    stranger = wrap(Counted(client_ref="cl_a", number=3), source="kittest")
+
+    async with uow.batch([first, second]) as batch:
+        for envelope in (first, second):
+            async with batch.handling(envelope) as tx:
+                tx.publish(Counted(client_ref="cl_a", number=10 + envelope.data.number))
+        # Inside the batch nothing is claimed yet, so a repeat cannot be refused here.
+        assert not await uow.inbox.seen(first.id)
+        with pytest.raises(ValueError, match="not one this batch was opened for"):
+            async with batch.handling(stranger):
+                pass
+
+    assert await uow.inbox.already_handled([first.id, second.id, stranger.id]) == {
+        first.id,
+        second.id,
+    }
+    assert await db.outbox.count_documents({}) == 2
+    # Out of the batch, the same unit of work refuses the repeat at once.
+    with pytest.raises(AlreadyHandled):
+        async with uow.handling(first):
+            pass
+
+
+async def test_a_failing_batch_leaves_nothing(mongo):
+    Counted = counted_event_class(fresh_topic())
+    uow, db = unit_of_work(mongo)
+    first, second = (wrap(Counted(client_ref="cl_a", number=n), source="kittest") for n in (1, 2))
+
+    with pytest.raises(Refused):
+        async with uow.batch([first, second]) as batch:
+            async with batch.handling(first) as tx:
+                tx.publish(Counted(client_ref="cl_a", number=11))
+            async with batch.handling(second):
+                raise Refused()
+
+    assert await uow.inbox.already_handled([first.id, second.id]) == set()
+    assert await db.outbox.count_documents({}) == 0

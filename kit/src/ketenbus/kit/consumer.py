@@ -123,6 +123,10 @@ def inject(
     return partial(handler, **{p: dependencies[p] for p in parameters})
 
 
+def _takes_uow(handler: Handler) -> bool:
+    return "uow" in inspect.signature(handler).parameters
+
+
 @dataclass
 class ConsumerHealth:
     """Readiness as the consumers see it: false while the infrastructure keeps failing."""
@@ -223,7 +227,12 @@ class EventConsumer:
             topic for topics in handlers.extra_topics.values() for topic in topics
         )
         self.on_dead_letter = on_dead_letter
-        # With a unit of work, a batch of events shares one transaction (see receive()).
+        # With a unit of work, a batch of events shares one transaction (see receive()): each
+        # handler is then called with the batch as its `uow`, so every handler must take one.
+        if uow is not None:
+            without = [fn.__name__ for fn in handlers.handlers.values() if not _takes_uow(fn)]
+            if without:
+                raise TypeError(f"{without} take no `uow`; a batch cannot be handed to them")
         self.uow = uow
         self.batch_size = batch_size
         self.health = ConsumerHealth()
@@ -323,14 +332,15 @@ class EventConsumer:
             return
         started = time.perf_counter()
         try:
-            async with self.uow.batch():
+            async with self.uow.batch(envelope for envelope, _, _ in fresh) as batch:
                 for envelope, handler, _ in fresh:
                     with log_context(
                         correlation_id=envelope.correlationid,
                         causation_id=envelope.id,
                         event_type=envelope.type,
                     ):
-                        await handler(envelope)
+                        # The handler's `uow` is the batch: its handling() joins it.
+                        await handler(envelope, uow=batch)
         except Exception as error:
             log.info("batch undone; handling its events one by one", error=type(error).__name__)
             for envelope, handler, record in fresh:

@@ -1,10 +1,24 @@
 """The unit of work: one Mongo transaction holding the state change, the inbox claim and the
 outgoing events, so that they happen together or not at all.
 
-    async with uow.handling(envelope) as tx:      # a consumed event
+Three ways in, each with one behaviour:
+
+    async with uow.handling(envelope) as tx:      # one consumed event, its own transaction
         ...
-    async with uow.command() as tx:               # an HTTP command
+    async with uow.batch(envelopes) as batch:     # several consumed events, one transaction
+        async with batch.handling(envelope) as tx:
+            ...
+    async with uow.command() as tx:               # an HTTP command or a timer
         ...
+
+A handler is given either the unit of work or a batch (`EventUnitOfWork`, the consumer
+decides) and reads the same either way: `async with uow.handling(event) as tx:`.
+
+What a handler may do outside the transaction: only what is harmless twice. A batch that
+fails anywhere is undone and its events are handled again one by one, so a handler runs
+twice for an event whose batch failed; what it wrote through `tx` is undone with the batch,
+but a call to the outside world (a mail, an HTTP request, a log line, a counter in memory)
+is not. Effects that must happen once go through `tx` (the store, `tx.publish`).
 
 A service extends `Transaction` with its repositories, so a handler reads
 `await tx.trajectories.add(trajectory)`.
@@ -14,9 +28,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 from pymongo import AsyncMongoClient
@@ -71,19 +84,48 @@ class Transaction:
 
 
 TxT = TypeVar("TxT", bound=Transaction)
+TxT_co = TypeVar("TxT_co", bound=Transaction, covariant=True)
+
+
+class EventUnitOfWork(Protocol[TxT_co]):
+    """What a handler is given: a `UnitOfWork` or a `Batch`; it needs only `handling()`."""
+
+    def handling(self, envelope: Envelope[Any]) -> AbstractAsyncContextManager[TxT_co]: ...
 
 
 @dataclass
-class _Batch:
-    """One transaction shared by the handlers of a batch of consumed events."""
+class Batch(Generic[TxT]):
+    """Several consumed events in one transaction, opened by `UnitOfWork.batch()`.
 
-    owner: object
+    `handling(envelope)` gives each event's handler a transaction that shares the batch's
+    session. Nothing is claimed in the inbox while the handlers run: the claims and the
+    outgoing events of every handling that completed are written in bulk when the batch
+    ends. So a repeat does not raise `AlreadyHandled` here; the whole batch fails at its end
+    instead (the consumer looks in the inbox before it opens a batch, so that is rare), and
+    any failure undoes every event of the batch.
+    """
+
+    uow: UnitOfWork[TxT]
     session: AsyncClientSession
+    event_ids: frozenset[str]
     claims: list[Envelope[Any]] = field(default_factory=list)
     outgoing: list[Envelope[Any]] = field(default_factory=list)
 
-
-_current_batch: ContextVar[_Batch | None] = ContextVar("ketenbus_batch", default=None)
+    @asynccontextmanager
+    async def handling(self, envelope: Envelope[Any]) -> AsyncIterator[TxT]:
+        if envelope.id not in self.event_ids:
+            raise ValueError(f"event {envelope.id} is not one this batch was opened for")
+        tx = self.uow.transaction_class(
+            self.uow.db,
+            self.session,
+            source=self.uow.service,
+            clock=self.uow.clock,
+            resources=self.uow.resources,
+            cause=envelope,
+        )
+        yield tx
+        self.claims.append(envelope)
+        self.outgoing.extend(tx.outgoing)
 
 
 class UnitOfWork(Generic[TxT]):
@@ -108,40 +150,21 @@ class UnitOfWork(Generic[TxT]):
         self.resources: dict[str, Any] = {}
 
     @asynccontextmanager
-    async def batch(self) -> AsyncIterator[None]:
-        """Handle several consumed events in one transaction: every `handling()` inside joins
-        it, and the inbox claims and outgoing events are written in bulk at the end. A
-        failure anywhere undoes the whole batch (the consumer then goes event by event)."""
+    async def batch(self, envelopes: Iterable[Envelope[Any]]) -> AsyncIterator[Batch[TxT]]:
+        """Handle these consumed events in one transaction (see `Batch`). A failure anywhere
+        undoes the whole batch; the caller then handles the events one by one."""
         async with (
             self.client.start_session() as session,
             await session.start_transaction(
                 read_concern=ReadConcern("snapshot"), write_concern=WriteConcern("majority")
             ),
         ):
-            batch = _Batch(self, session)
-            token = _current_batch.set(batch)
-            try:
-                yield
-            finally:
-                _current_batch.reset(token)
+            batch = Batch(self, session, frozenset(e.id for e in envelopes))
+            yield batch
             await self.inbox.claim_all(session, batch.claims)
             await self.outbox.stage(session, batch.outgoing)
         if batch.outgoing:
             self.after_commit()
-
-    @asynccontextmanager
-    async def _joining(self, batch: _Batch, cause: Envelope[Any]) -> AsyncIterator[TxT]:
-        tx = self.transaction_class(
-            self.db,
-            batch.session,
-            source=self.service,
-            clock=self.clock,
-            resources=self.resources,
-            cause=cause,
-        )
-        yield tx
-        batch.claims.append(cause)
-        batch.outgoing.extend(tx.outgoing)
 
     @asynccontextmanager
     async def _transaction(self, **context: Any) -> AsyncIterator[TxT]:
@@ -168,10 +191,8 @@ class UnitOfWork(Generic[TxT]):
             self.after_commit()
 
     def handling(self, envelope: Envelope[Any]) -> AbstractAsyncContextManager[TxT]:
-        """Handle a consumed event exactly once: raises `AlreadyHandled` for a repeat."""
-        batch = _current_batch.get()
-        if batch is not None and batch.owner is self:
-            return self._joining(batch, envelope)
+        """Handle one consumed event exactly once, in a transaction of its own: the inbox
+        claim comes first and raises `AlreadyHandled` for a repeat."""
         return self._transaction(cause=envelope)
 
     def command(self, correlation_id: str | None = None) -> AbstractAsyncContextManager[TxT]:

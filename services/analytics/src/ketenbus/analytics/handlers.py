@@ -8,14 +8,14 @@ from ketenbus.analytics.store import AnalyticsTransaction
 from ketenbus.contracts.envelope import Envelope
 from ketenbus.contracts.events import ALL_EVENTS
 from ketenbus.kit.consumer import EventHandlers
-from ketenbus.kit.uow import UnitOfWork
+from ketenbus.kit.uow import EventUnitOfWork
 
 handlers = EventHandlers("analytics")
 
 
 @handlers.on(*ALL_EVENTS)
 async def project(
-    event: Envelope[Any], uow: UnitOfWork[AnalyticsTransaction], seen: dict[str, int]
+    event: Envelope[Any], uow: EventUnitOfWork[AnalyticsTransaction], seen: dict[str, int]
 ) -> None:
     async with uow.handling(event) as tx:
         await tx.facts.project(event.data)

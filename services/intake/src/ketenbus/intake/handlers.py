@@ -13,7 +13,7 @@ from ketenbus.intake.partners import open_client_details, refuse_unless
 from ketenbus.intake.regions import RegionTable
 from ketenbus.intake.store import IntakeTransaction
 from ketenbus.kit.consumer import EventHandlers
-from ketenbus.kit.uow import UnitOfWork
+from ketenbus.kit.uow import EventUnitOfWork
 
 handlers = EventHandlers("intake")
 
@@ -22,7 +22,7 @@ handlers = EventHandlers("intake")
 @handlers.on(ReferralSubmitted)
 async def receive_partner_referral(
     event: Envelope[ReferralSubmitted],
-    uow: UnitOfWork[IntakeTransaction],
+    uow: EventUnitOfWork[IntakeTransaction],
     regions: RegionTable,
 ) -> None:
     submitted = event.data
@@ -55,7 +55,7 @@ async def receive_partner_referral(
 
 @handlers.on(FirstContactMade)
 async def tell_first_contact(
-    event: Envelope[FirstContactMade], uow: UnitOfWork[IntakeTransaction]
+    event: Envelope[FirstContactMade], uow: EventUnitOfWork[IntakeTransaction]
 ) -> None:
     async with uow.handling(event) as tx:
         referral = await _referral(tx, event.data.referral_id)
@@ -66,7 +66,7 @@ async def tell_first_contact(
 
 @handlers.on(TrajectoryClosed)
 async def close_referral(
-    event: Envelope[TrajectoryClosed], uow: UnitOfWork[IntakeTransaction]
+    event: Envelope[TrajectoryClosed], uow: EventUnitOfWork[IntakeTransaction]
 ) -> None:
     """The loop closes for the referrer, and the place goes to the first one waiting."""
     async with uow.handling(event) as tx:

@@ -14,14 +14,14 @@ from ketenbus.contracts.events import (
 )
 from ketenbus.kit.consumer import EventHandlers
 from ketenbus.kit.errors import DomainError
-from ketenbus.kit.uow import UnitOfWork
+from ketenbus.kit.uow import EventUnitOfWork
 from ketenbus.learning.catalogue import Catalogue
 from ketenbus.learning.domain import Enrolment
 from ketenbus.learning.store import LearningTransaction
 
 handlers = EventHandlers("learning")
 
-Uow: TypeAlias = UnitOfWork[LearningTransaction]
+Uow: TypeAlias = EventUnitOfWork[LearningTransaction]
 
 
 @handlers.on(ModuleAssigned)

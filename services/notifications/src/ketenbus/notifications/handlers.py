@@ -31,7 +31,7 @@ from ketenbus.contracts.events import (
 from ketenbus.contracts.values import ConsentPurpose, ReminderPurpose
 from ketenbus.kit.consumer import EventHandlers
 from ketenbus.kit.logs import get_logger
-from ketenbus.kit.uow import UnitOfWork
+from ketenbus.kit.uow import EventUnitOfWork
 from ketenbus.notifications import planning
 from ketenbus.notifications.contact import open_card, phone_index
 from ketenbus.notifications.domain import Audience, ConsentState, Reminder, ReminderStatus
@@ -43,7 +43,7 @@ from ketenbus.notifications.store import NotificationTransaction
 handlers = EventHandlers("notifications")
 log = get_logger(__name__)
 
-Uow: TypeAlias = UnitOfWork[NotificationTransaction]
+Uow: TypeAlias = EventUnitOfWork[NotificationTransaction]
 
 
 @handlers.on(ClientContactShared)

@@ -22,13 +22,13 @@ from ketenbus.contracts.events import (
 )
 from ketenbus.contracts.values import ConsentPurpose
 from ketenbus.kit.consumer import EventHandlers
-from ketenbus.kit.uow import UnitOfWork
+from ketenbus.kit.uow import EventUnitOfWork
 from ketenbus.trajectory.domain import HandOffStatus, NotFound, Trajectory
 from ketenbus.trajectory.store import TrajectoryTransaction
 
 handlers = EventHandlers("trajectory")
 
-Uow: TypeAlias = UnitOfWork[TrajectoryTransaction]
+Uow: TypeAlias = EventUnitOfWork[TrajectoryTransaction]
 
 
 @handlers.on(ReferralAccepted, WaitlistExited)
