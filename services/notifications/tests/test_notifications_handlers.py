@@ -1,0 +1,104 @@
+"""Notifications' consent handlers decide against an in-memory unit of work: no servers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import Any
+
+from ketenbus.contracts.envelope import wrap
+from ketenbus.contracts.events import ConsentGranted, ConsentWithdrawn
+from ketenbus.contracts.values import ConsentGiver, ConsentPurpose
+from ketenbus.kit.testing import InMemoryTransaction, InMemoryUnitOfWork
+from ketenbus.notifications.handlers import note_consent, stop_reminding
+
+AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+CLIENT = "cl_" + "a" * 32
+
+
+class ReminderConsents:
+    def __init__(self, rows: dict[str, Any]) -> None:
+        self.rows = rows
+
+    async def grant(self, client_ref: str, consent_id: str, at: datetime) -> None:
+        self.rows.setdefault(client_ref, set()).add(consent_id)
+
+    async def withdraw(self, client_ref: str, consent_id: str, at: datetime) -> bool:
+        self.rows.setdefault(client_ref, set()).discard(consent_id)
+        return not self.rows[client_ref]
+
+
+class Contacts:
+    def __init__(self, rows: dict[str, Any]) -> None:
+        self.rows = rows
+
+    async def forget(self, client_ref: str) -> None:
+        self.rows.pop(client_ref, None)
+
+
+class Reminders:
+    async def of_client(self, client_ref: str) -> list[Any]:
+        return []
+
+    async def save_all(self, reminders: list[Any]) -> None:
+        assert reminders == []
+
+
+class Tx(InMemoryTransaction):
+    @cached_property
+    def reminder_consents(self) -> ReminderConsents:
+        return ReminderConsents(self.table("reminder_consents"))
+
+    @cached_property
+    def contacts(self) -> Contacts:
+        return Contacts(self.table("contacts"))
+
+    @cached_property
+    def reminders(self) -> Reminders:
+        return Reminders()
+
+
+def consent(consent_id: str, purpose: ConsentPurpose = ConsentPurpose.REMINDERS) -> Any:
+    return wrap(
+        ConsentGranted(
+            consent_id=consent_id,
+            client_ref=CLIENT,
+            organisation_id="welzijn-utrecht",
+            given_by=ConsentGiver.CLIENT,
+            partner_organisation_id="welzijn-utrecht",
+            purpose=purpose,
+            granted_at=AT,
+        ),
+        source="intake",
+    )
+
+
+def withdrawal(consent_id: str) -> Any:
+    return wrap(
+        ConsentWithdrawn(
+            consent_id=consent_id,
+            client_ref=CLIENT,
+            organisation_id="welzijn-utrecht",
+            partner_organisation_id="welzijn-utrecht",
+            purpose=ConsentPurpose.REMINDERS,
+            withdrawn_at=AT,
+        ),
+        source="intake",
+    )
+
+
+async def test_the_contact_card_goes_only_with_the_last_consent_to_reminders():
+    uow = InMemoryUnitOfWork(Tx, service="notifications")
+    uow.tables["contacts"] = {CLIENT: "sealed card"}
+    await note_consent(consent("cns_" + "1" * 32), uow=uow)
+    await note_consent(consent("cns_" + "2" * 32), uow=uow)
+    # Consent to another purpose is another service's business: not even claimed here.
+    other = consent("cns_" + "3" * 32, ConsentPurpose.DEBT_COUNSELLING)
+    await note_consent(other, uow=uow)
+    assert other.id not in uow.handled
+    assert uow.tables["reminder_consents"] == {CLIENT: {"cns_" + "1" * 32, "cns_" + "2" * 32}}
+
+    await stop_reminding(withdrawal("cns_" + "1" * 32), uow=uow)
+    assert CLIENT in uow.tables["contacts"]
+    await stop_reminding(withdrawal("cns_" + "2" * 32), uow=uow)
+    assert CLIENT not in uow.tables["contacts"]
