@@ -19,18 +19,22 @@ from ketenbus.contracts.values import (
     ReferralStatus,
     ReferralTopic,
     ReferrerType,
+    new_id,
 )
 from ketenbus.intake import reception
-from ketenbus.intake.domain import Consent, NotFound, Referral, Referrer
+from ketenbus.intake.domain import Consent, NotFound, Referral, ReferralState, Referrer
+from ketenbus.intake.handlers import let_in_from_waitlist
 from ketenbus.intake.personal import PersonalDetails, fingerprint
 from ketenbus.intake.regions import RegionTable
 from ketenbus.intake.store import IntakeTransaction
 from ketenbus.kit.auth import Caller, requires
 from ketenbus.kit.errors import DomainError
-from ketenbus.kit.failures import retrying
+from ketenbus.kit.failures import is_transient, retrying
+from ketenbus.kit.logs import get_logger
 from ketenbus.kit.ratelimit import TOO_MANY, limited
 from ketenbus.kit.uow import UnitOfWork
 
+log = get_logger(__name__)
 router = APIRouter(prefix="/v1")
 
 # The partner front door is rate-limited per organisation (settings REFERRAL_RATE_PER_MINUTE,
@@ -225,6 +229,9 @@ async def submit_referral(
     if (seen := await earlier()) is not None:
         return seen
 
+    # One id for every attempt: a retried transaction finds the place it claimed before.
+    referral_id = new_id("ref")
+
     async def receive() -> Referral:
         async with uow.command() as tx:
             return await reception.receive(
@@ -245,15 +252,32 @@ async def submit_referral(
                 regions,
                 idempotency_key,
                 request_print,
+                referral_id=referral_id,
             )
 
+    async def let_in(organisation_id: str) -> None:
+        async with uow.command() as tx:
+            await let_in_from_waitlist(tx, organisation_id, tx.clock.now())
+
     try:
-        referral = await retrying(receive)
+        async with reception.claimed_for(uow.resources["caseloads"], referral_id):
+            referral = await retrying(receive)
     except DuplicateKeyError:
         # The same key arrived twice at once; the other request made the referral.
         if (seen := await earlier()) is not None:
             return seen
         raise
+    if referral.state is ReferralState.WAITLISTED and referral.organisation_id is not None:
+        # Every place was held when this referral looked; one may have been given back since,
+        # by a close whose transaction could not yet see this referral waiting. Looking once
+        # more after the commit leaves no one waiting beside a free place. The referral is
+        # made whatever happens here, so a failure is left to the next close.
+        try:
+            await retrying(lambda: let_in(referral.organisation_id or ""))
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            log.warning("waiting_list_not_rechecked", organisation_id=referral.organisation_id)
     return _status_of(referral)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from ketenbus.contracts import sealing
 from ketenbus.contracts.events import (
     ClientContactShared,
@@ -42,7 +44,13 @@ async def prepare(runtime: Runtime) -> None:
             for org, key in settings.partner_sharing_keys.items()
         },
     )
-    runtime.uow.resources["capacities"] = CapacityTable.load(settings.capacity_file)
+    capacities = CapacityTable.load(settings.capacity_file)
+    runtime.uow.resources["capacities"] = capacities
+    caseloads = store.Caseloads(runtime.db, capacities.of, runtime.clock)
+    runtime.uow.resources["caseloads"] = caseloads
+    # A process killed between claiming a place and committing its referral left a hold:
+    # given back here, unless so recent that another replica's transaction may still commit.
+    await caseloads.reconcile(capacities.capacities, older_than=timedelta(minutes=5))
     runtime.uow.resources["kafka_partners"] = frozenset(settings.partner_organisations)
     runtime.dependencies["regions"] = RegionTable.load(settings.regions_file)
     runtime.dependencies[api.REFERRAL_LIMIT] = RateLimit(

@@ -139,9 +139,10 @@ class Referral:
         region: Region | None,
         duplicate_of: str | None = None,
         at: datetime,
+        referral_id: str | None = None,
     ) -> Referral:
         referral = cls(
-            id=new_id("ref"),
+            id=referral_id or new_id("ref"),
             client_ref=client_ref,
             referrer=referrer,
             topic=topic,

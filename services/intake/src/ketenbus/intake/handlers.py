@@ -3,15 +3,16 @@ that close the loop, free a place and let the next one in from the waiting list.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from ketenbus.contracts.envelope import Envelope
 from ketenbus.contracts.events import FirstContactMade, ReferralSubmitted, TrajectoryClosed
 from ketenbus.intake import reception
-from ketenbus.intake.domain import NotFound, Organisation, Referral, Referrer
+from ketenbus.intake.domain import NotFound, Referral, ReferralState, Referrer
 from ketenbus.intake.partners import open_client_details, refuse_unless
 from ketenbus.intake.regions import RegionTable
-from ketenbus.intake.store import IntakeTransaction
+from ketenbus.intake.store import ConcurrentChange, IntakeTransaction
 from ketenbus.kit.consumer import EventHandlers
 from ketenbus.kit.uow import EventUnitOfWork
 
@@ -50,6 +51,9 @@ async def receive_partner_referral(
             ),
             regions,
             idempotency_key=idempotency_key,
+            # The same event makes the same referral id on redelivery: a place claimed by an
+            # attempt that did not commit is found again, not claimed twice.
+            referral_id=f"ref_{uuid.uuid5(uuid.NAMESPACE_URL, event.id).hex}",
         )
 
 
@@ -78,20 +82,27 @@ async def close_referral(
             linked.close(event.data.closed_at)
             await tx.referrals.save(linked)
         assert referral.organisation_id is not None
-        organisation = await tx.organisations.get(referral.organisation_id)
-        organisation.free_place()
-        await let_in_from_waitlist(tx, organisation, tx.clock.now())
-        await tx.organisations.save(organisation)
+        # Given back outside the transaction (see store.Caseloads), by the referral's id: a
+        # redelivered close gives back nothing twice.
+        await tx.caseloads.release(referral.organisation_id, referral.id)
+        await let_in_from_waitlist(tx, referral.organisation_id, tx.clock.now())
 
 
-async def let_in_from_waitlist(
-    tx: IntakeTransaction, organisation: Organisation, at: datetime
-) -> None:
-    while organisation.has_room:
-        waiting = await tx.referrals.next_waiting(organisation.id)
+async def let_in_from_waitlist(tx: IntakeTransaction, organisation_id: str, at: datetime) -> None:
+    """While a place is free, the first one waiting (crisis first) takes it.
+
+    The list is read as committed now, not in this transaction's snapshot: a referral that
+    joined the list after the snapshot was taken, and found every place held, must still be
+    let in by the place given back here. One the snapshot cannot see is a concurrent change:
+    the transaction is retried with a fresh snapshot (a consumer redelivers; nobody waits)."""
+    async for referral_id in tx.referrals.waiting_as_committed(organisation_id):
+        waiting = await tx.referrals.get(referral_id)
         if waiting is None:
+            raise ConcurrentChange(referral_id)
+        if waiting.state is not ReferralState.WAITLISTED:
+            continue  # let in already, earlier in this transaction's batch
+        if not (await tx.caseloads.claim(organisation_id, waiting.id)).has_room:
             return
-        organisation.take_place()
         waiting.admit(at)
         await tx.referrals.save(waiting)
 

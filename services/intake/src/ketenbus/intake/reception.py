@@ -4,6 +4,8 @@ route by postcode, record consent, recognise a person already in care, triage by
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,7 +26,7 @@ from ketenbus.intake.domain import (
 )
 from ketenbus.intake.personal import PersonalDetails
 from ketenbus.intake.regions import RegionTable
-from ketenbus.intake.store import IntakeTransaction
+from ketenbus.intake.store import Caseloads, IntakeTransaction
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,10 @@ async def receive(
     regions: RegionTable,
     idempotency_key: str | None = None,
     fingerprint: str | None = None,
+    referral_id: str | None = None,
 ) -> Referral:
+    """`referral_id`: the same id on every attempt, so that a retried transaction finds the
+    place its earlier attempt claimed instead of claiming a second one."""
     now = tx.clock.now()
     details = submission.client
     region = regions.route(details.postcode_area)
@@ -65,6 +70,7 @@ async def receive(
             feedback_allowed=ConsentPurpose.REFERRAL_FEEDBACK in submission.consent.purposes,
             region=None,
             at=now,
+            referral_id=referral_id,
         )
         await tx.referrals.add(referral, idempotency_key, fingerprint)
         return referral
@@ -103,18 +109,24 @@ async def receive(
         region=region,
         duplicate_of=original.id if original else None,
         at=now,
+        referral_id=referral_id,
     )
     if original is not None:
         referral.link_to(original, now)
     else:
-        organisation = await tx.organisations.get(organisation_id)
+        # The place is claimed outside the transaction (see store.Caseloads): concurrent
+        # referrals never write the same document inside their transactions. Whoever runs
+        # this gives the place back if the transaction does not commit (`claimed_for`).
+        organisation = await tx.caseloads.claim(organisation_id, referral.id)
         position = 0  # only a referral that waits has a place on the list
         if not organisation.has_room:
-            # Two counts over the waiting list: paid only by a referral that joins it.
+            # Two counts over the waiting list: paid only by a referral that joins it. Read in
+            # this transaction's snapshot: two referrals joining at the same instant may be
+            # told the same position; the order of admission (crisis first, then the longest
+            # wait) does not depend on it.
             crises, everyone = await tx.referrals.waiting_counts(organisation_id)
             position = waitlist_position(referral.crisis, crises, everyone)
         triage(referral, organisation, position, now)
-        await tx.organisations.save(organisation)
     # The contact card goes to notifications only with the `reminders` consent among these
     # (record_consent shares it, after the ConsentGranted on the same partition).
     for consent in consents:
@@ -122,6 +134,17 @@ async def receive(
         await record_consent(tx, consent, now)
     await tx.referrals.add(referral, idempotency_key, fingerprint)
     return referral
+
+
+@asynccontextmanager
+async def claimed_for(caseloads: Caseloads, referral_id: str) -> AsyncIterator[None]:
+    """Around the whole command (its retries included): if it fails, a place claimed for the
+    referral goes back, unless the referral did commit as accepted."""
+    try:
+        yield
+    except BaseException:
+        await caseloads.release_unless_accepted(referral_id)
+        raise
 
 
 async def share_contact_for_notifications(

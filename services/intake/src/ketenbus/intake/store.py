@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import AsyncIterator, Iterable
+from contextlib import suppress
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any, TypeVar
 
@@ -26,6 +28,7 @@ from ketenbus.intake.personal import (
     unwrap_client_key,
     wrap_client_key,
 )
+from ketenbus.kit.clock import Clock
 from ketenbus.kit.errors import TransientError
 from ketenbus.kit.uow import Transaction
 
@@ -148,6 +151,17 @@ class ReferralRepository:
         )
         return _load(_REFERRAL, document) if document else None
 
+    async def waiting_as_committed(self, organisation_id: str) -> AsyncIterator[str]:
+        """The waiting list as committed by now, in order, outside this transaction's
+        snapshot: a place given back must reach whoever joined the list since it began."""
+        cursor = self.collection.find(
+            {"placement.organisation_id": organisation_id, "state": "waitlisted"},
+            projection=["_id"],
+            sort=[("crisis", DESCENDING), ("received_at", ASCENDING)],
+        )
+        async for document in cursor:
+            yield document["_id"]
+
     async def linked_to(self, referral_id: str) -> list[Referral]:
         cursor = self.collection.find(
             {"duplicate_of": referral_id, "state": ReferralState.LINKED.value},
@@ -211,36 +225,132 @@ class ConsentRepository:
         consent.events.clear()
 
 
-class OrganisationRepository:
-    """Caseloads. The capacity comes from configuration; the count of places taken from here."""
+class Caseloads:
+    """The places each organisation has, taken and given back one atomic update at a time.
 
-    def __init__(self, tx: Transaction, capacity_of: Any) -> None:
-        self.tx = tx
+    Why not the caseload count inside the referral's transaction (as before issue 9): every
+    referral to an organisation wrote that one document, so concurrent referrals conflicted,
+    and after the kit's retries the front door answered 503 (107 of 250 at 25 referrals/s).
+    Why not triage in the consumer: the referrer is promised an answer (accepted or
+    waitlisted) in the response, and the closed loop's tests and partners rely on it.
+
+    So a place is claimed *outside* any transaction: one conditional update of the
+    organisation's places document, `$push` of the referral id only while fewer than
+    `capacity` ids are held. The database applies single-document updates one after another,
+    so no two referrals get the last place and no caller sees a conflict. The claim is
+    idempotent (a referral that holds a place keeps it), so a retried transaction claims
+    nothing twice, and it is given back by the same id (`$pull`), so a repeated release
+    frees nothing twice. What the transaction does not undo, the caller does: a claim whose
+    referral did not commit as accepted is released (`release_unless_accepted`); a process
+    killed between claim and commit leaves a hold that `reconcile` removes at start-up.
+    """
+
+    def __init__(self, db: AsyncDatabase[Any], capacity_of: Any, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+        self.collection = db.places
         self.capacity_of = capacity_of
-        self.collection = tx.db.organisations
+        self._known: set[str] = set()
 
-    async def get(self, organisation_id: str) -> Organisation:
-        document = await self.collection.find_one({"_id": organisation_id}, session=self.tx.session)
+    async def claim(self, organisation_id: str, referral_id: str) -> Organisation:
+        """A place for this referral if one is free (or it holds one already). The answer is
+        the caseload as this referral sees it: room left if and only if the place is its."""
         capacity = self.capacity_of(organisation_id)
-        if document is None:
-            return Organisation(organisation_id, capacity)
-        return Organisation(organisation_id, capacity, document["occupied"], document["version"])
+        if capacity is None:
+            return Organisation(organisation_id, None)
+        await self._exists(organisation_id)
+        taken = (
+            capacity > 0
+            and (
+                await self.collection.update_one(
+                    {
+                        "_id": organisation_id,
+                        "holders": {"$ne": referral_id},
+                        f"holders.{capacity - 1}": {"$exists": False},
+                    },
+                    {
+                        "$push": {"holders": referral_id},
+                        "$set": {f"since.{referral_id}": self.clock.now()},
+                    },
+                )
+            ).modified_count
+            == 1
+        )
+        document = await self.collection.find_one({"_id": organisation_id}) or {}
+        holders: list[str] = document.get("holders", [])
+        if taken or referral_id in holders:
+            # One place less than held, so that triage's take_place counts this one.
+            return Organisation(organisation_id, capacity, occupied=len(holders) - 1)
+        return Organisation(organisation_id, capacity, occupied=max(len(holders), capacity))
 
-    async def save(self, organisation: Organisation) -> None:
-        expected = organisation.version
-        organisation.version += 1
-        state = {"occupied": organisation.occupied, "version": organisation.version}
-        try:
-            result = await self.collection.update_one(
-                {"_id": organisation.id, "version": expected},
-                {"$set": state},
-                upsert=expected == 0,
-                session=self.tx.session,
+    async def release(self, organisation_id: str, referral_id: str) -> None:
+        await self.collection.update_one(
+            {"_id": organisation_id},
+            {"$pull": {"holders": referral_id}, "$unset": {f"since.{referral_id}": ""}},
+        )
+
+    async def release_unless_accepted(self, referral_id: str) -> None:
+        """After a failed command: the place goes back unless the referral did commit as
+        accepted (a commit whose result was unknown may have happened)."""
+        referral = await self.db.referrals.find_one({"_id": referral_id}, projection=["state"])
+        if referral is not None and referral["state"] == ReferralState.ACCEPTED.value:
+            return
+        await self.collection.update_many(
+            {"holders": referral_id},
+            {"$pull": {"holders": referral_id}, "$unset": {f"since.{referral_id}": ""}},
+        )
+
+    async def occupied(self, organisation_id: str) -> int:
+        document = await self.collection.find_one({"_id": organisation_id}) or {}
+        return len(document.get("holders", []))
+
+    async def reconcile(self, organisation_ids: Iterable[str], older_than: timedelta) -> None:
+        """At start-up: the places held are exactly the accepted referrals, plus claims so
+        recent that their transaction may still commit (another replica's)."""
+        cutoff = self.clock.now() - older_than
+        for organisation_id in organisation_ids:
+            await self._exists(organisation_id)
+            accepted = {
+                d["_id"]
+                async for d in self.db.referrals.find(
+                    {
+                        "placement.organisation_id": organisation_id,
+                        "state": ReferralState.ACCEPTED.value,
+                    },
+                    projection=["_id"],
+                )
+            }
+            document = await self.collection.find_one({"_id": organisation_id}) or {}
+            since = document.get("since", {})
+            stale = [
+                holder
+                for holder in document.get("holders", [])
+                if holder not in accepted
+                and (holder not in since or _aware(since[holder]) < cutoff)
+            ]
+            missing = sorted(accepted - set(document.get("holders", [])))
+            for holder in stale:
+                await self.release(organisation_id, holder)
+            if missing:
+                await self.collection.update_one(
+                    {"_id": organisation_id}, {"$push": {"holders": {"$each": missing}}}
+                )
+
+    async def _exists(self, organisation_id: str) -> None:
+        if organisation_id in self._known:
+            return
+        # Made at the same moment by another referral: it exists, which is the point.
+        with suppress(DuplicateKeyError):
+            await self.collection.update_one(
+                {"_id": organisation_id},
+                {"$setOnInsert": {"holders": [], "since": {}}},
+                upsert=True,
             )
-        except DuplicateKeyError:
-            raise ConcurrentChange(organisation.id) from None
-        if result.matched_count != 1 and result.upserted_id is None:
-            raise ConcurrentChange(organisation.id)
+        self._known.add(organisation_id)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class ClientRepository:
@@ -363,9 +473,11 @@ class IntakeTransaction(Transaction):
     def consents(self) -> ConsentRepository:
         return ConsentRepository(self)
 
-    @cached_property
-    def organisations(self) -> OrganisationRepository:
-        return OrganisationRepository(self, self.resources["capacities"].of)
+    @property
+    def caseloads(self) -> Caseloads:
+        """Not bound to this transaction: see `Caseloads`."""
+        caseloads: Caseloads = self.resources["caseloads"]
+        return caseloads
 
     @cached_property
     def clients(self) -> ClientRepository:

@@ -1,0 +1,135 @@
+"""Two hundred referrals to one organisation at once, from one GP, against the real intake
+process on its own Kafka and SecantusDB (loopback only). Before issue 9 every referral wrote
+the organisation's caseload document in its transaction and a third of them got 503; now
+every one is answered 201 (or 200 for a repeated Idempotency-Key), and the capacity rule
+holds exactly: as many accepted as there are places, the rest on the waiting list, crises
+ahead of everyone else on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from ketenbus.devstack.stack import EmbeddedStack
+
+pytestmark = [pytest.mark.stack]
+
+GP = "huisarts-de-linde"
+PLACES = 20
+REFERRALS = 200
+REPEATS = 10  # referrals sent twice at the same moment under the same Idempotency-Key
+
+
+def resident(number: int) -> dict[str, Any]:
+    """Made-up residents of Amersfoort (postcodes 3811-3813), one per number."""
+    return {
+        "name": f"Testpersoon Nummer{number:04d}",
+        "date_of_birth": f"19{50 + number % 50:02d}-0{1 + number % 9}-1{number % 10}",
+        "postcode": f"381{1 + number % 3} AB",
+        "phone": f"06-{10_000_000 + number}",
+        "email": f"testpersoon{number}@example.org",
+        "language": "nl",
+        "preferred_channel": "email",
+    }
+
+
+def crisis(number: int) -> bool:
+    return number % 7 == 0
+
+
+def referral(number: int) -> dict[str, Any]:
+    return {
+        "referrer_type": "gp",
+        "referrer_reference": f"HDL-LOAD-{number}",
+        "topic": "debts_material",
+        "urgency": {"threatened_eviction": crisis(number), "disconnection": False},
+        "client": resident(number),
+        "consent": {
+            "given_by": "client",
+            "purposes": ["referral_feedback"],
+            "granted_at": "2026-03-02T09:10:00+01:00",
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def load_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+    home = tmp_path_factory.mktemp("referral-load")
+    capacity = home / "capacity.json"
+    capacity.write_text(json.dumps({"organisations": {"welzijn-amersfoort": PLACES}}))
+    stack = EmbeddedStack(
+        home / "stack",
+        partners=[GP],
+        outlive_caller=False,
+        database_prefix=f"load{uuid.uuid4().hex[:8]}",
+    )
+    stack.start_infrastructure(timeout=120)
+    try:
+        stack.start_services(
+            ("intake",),
+            {
+                "CAPACITY_FILE": str(capacity),
+                # The rate limit is not what is tested here: room for the whole burst.
+                "REFERRAL_RATE_PER_MINUTE": "100000",
+                "REFERRAL_BURST": str(REFERRALS + REPEATS),
+            },
+        )
+        stack.wait_ready(("intake",), timeout=120)
+        yield stack
+    finally:
+        stack.stop()
+
+
+async def test_concurrent_referrals_to_one_organisation_are_all_answered_and_triaged_exactly(
+    load_stack: EmbeddedStack,
+):
+    url = f"{load_stack.service_url('intake')}/v1/referrals"
+    token = load_stack.api_token(GP, "referrer")
+    limits = httpx.Limits(max_connections=REFERRALS + REPEATS)
+    async with httpx.AsyncClient(timeout=60.0, limits=limits) as http:
+
+        async def refer(number: int) -> tuple[int, httpx.Response]:
+            headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": f"load-{number:04d}"}
+            return number, await http.post(url, json=referral(number), headers=headers)
+
+        answers = await asyncio.gather(
+            *(refer(n) for n in range(REFERRALS)), *(refer(n) for n in range(REPEATS))
+        )
+
+    codes = Counter(answer.status_code for _, answer in answers)
+    assert set(codes) <= {200, 201}, {c: n for c, n in codes.items()}
+    assert codes[201] == REFERRALS and codes[200] == REPEATS
+
+    made: dict[int, dict[str, Any]] = {}
+    for number, answer in answers:
+        body = answer.json()
+        # A repeat is the same referral, not a second one.
+        assert made.setdefault(number, body)["referral_id"] == body["referral_id"]
+    statuses = Counter(body["status"] for body in made.values())
+    assert statuses == {"accepted": PLACES, "waitlisted": REFERRALS - PLACES}
+
+    # The places held are exactly the accepted referrals.
+    held = await _places_held(load_stack, "welzijn-amersfoort")
+    accepted = {body["referral_id"] for body in made.values() if body["status"] == "accepted"}
+    assert held == accepted
+
+
+async def _places_held(stack: EmbeddedStack, organisation_id: str) -> set[str]:
+    from pymongo import AsyncMongoClient
+
+    client: AsyncMongoClient[Any] = AsyncMongoClient(stack.mongo_url)
+    try:
+        places = await client[stack.database_name("intake")].places.find_one(
+            {"_id": organisation_id}
+        )
+        return set(places["holders"]) if places else set()
+    finally:
+        await client.close()
