@@ -429,6 +429,7 @@ def render(results: dict[str, Any], source: str, before: dict[str, Any] | None =
                 f"{DATABASE} CPU {_n(p['after_mongo_cpu_seconds'], 2)} s).\n"
             )
 
+    out.append(FINDINGS + "\n")
     out.append(PREVIOUS_FINDINGS + "\n")
     out.append(HOW_TO_RUN + "\n")
     return "\n".join(out)
@@ -467,11 +468,42 @@ CHAIN_NOTE = (
     "request to the event arriving on the topic. The load stops rising at the first rate "
     "with errors, lost work or a p99 over 5 s."
 )
+FINDINGS = """## Findings on Apache Kafka and secantusd-rs (2026-12-02)
+
+Written from the two full runs of 2026-12-02 (`results/2026-12-02-0725.json` on the new
+engines alone, `results/2026-12-02-0804.json` with intake's places claimed outside the
+referral's transaction), read against the 2026-11-23 run.
+
+**The database is no longer the limit.** secantusd-rs spends 0.1-0.4 times the Python
+server's CPU per event in every drain, and the batched baseline shapes rose 1.5x (a write
+per event) and 3.4x (bulk). Each service now drains well above the old rates (intake 3.6x).
+
+**Kafka costs more per round trip, less per batch.** A transaction per event with an
+idempotent, acks=all produce over TLS and SCRAM costs the broker about 6 ms of CPU, so the
+single-event baseline fell from 238 to 121-191 events/s; batched, the broker's share is
+0.1-0.2 ms per event. The services batch, so they gain; a single-event path pays.
+
+**The referral path's limit was the hot caseload document, not the engines.** On the new
+engines alone, 107 of 250 referrals at 25/s were still answered 503; with places claimed by
+one conditional update outside the referral's transaction (docs/intake-capacity.md) the
+same load had 0 errors, and the front door rose from 42 to 62 referrals/s. At 50/s nothing
+fails but the chain falls behind (p99 10.6 s): intake's CPU per referral (decrypting,
+keyed hashing, a per-client key, four to six events) is the next limit, then domain writes
+one round trip each (issue 9's bulk writes).
+
+**Appointments hold 50/s** (p99 326 ms) against 10/s before; at 100/s trajectory and the
+load generator share the two cores and the p99 reaches 6 s.
+
+**The rebuild: reading is now the larger part.** 18,303 events/s for 23,353 events (9,230
+before); the projection in memory with bulk writes alone ran at 27,000-36,000 events/s in
+the two runs, and writing took 0.3 s, so reading and decoding the topics is where the rest
+of the time goes (issue 9's 50,000 events/s target).
+"""
 PREVIOUS_FINDINGS = """## Findings on the previous engines (Tansu + Python SecantusDB, 2026-11-23)
 
 Written from the 2026-11-23 run (`results/2026-11-23-0328.json`), on Tansu with memory storage
 and the Python SecantusDB; the section "Before and now" above shows what the move to Apache
-Kafka and secantusd-rs changed. Findings on the new engines follow from a full run.
+Kafka and secantusd-rs changed.
 
 **The limit is the embedded database.** In every load stage SecantusDB is the busiest
 process by far (89-142 % of a core while the services use 8-24 %), and in the baseline it
