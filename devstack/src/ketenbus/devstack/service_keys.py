@@ -8,10 +8,10 @@ every start. Losing the file makes the encrypted contact details in that home un
 from __future__ import annotations
 
 import base64
-import contextlib
-import os
 import secrets
 from pathlib import Path
+
+from ketenbus.devstack.private_files import write_private
 
 # FEEDBACK_SHARING_KEY: trajectory seals a worker's homework feedback for learning with it.
 # LEARNING_MASTER_KEY: learning wraps each client's homework key with it.
@@ -43,7 +43,7 @@ def load_or_create(home: Path) -> dict[str, str]:
     missing = [name for name in KEY_NAMES if name not in keys]
     if missing:
         keys.update({name: new_key() for name in missing})
-        _write_private(path, keys)
+        write_private(path, _HEADER + "".join(f"{name}={value}\n" for name, value in keys.items()))
     elif path.stat().st_mode & 0o077:
         path.chmod(0o600)  # someone loosened it; these are keys
     return {name: keys[name] for name in KEY_NAMES}
@@ -59,18 +59,3 @@ def _parse(path: Path) -> dict[str, str]:
             name, value = line.split("=", 1)
             keys[name.strip()] = value.strip()
     return keys
-
-
-def _write_private(path: Path, keys: dict[str, str]) -> None:
-    # Created 0600 from the first byte (never world-readable, not even briefly), written under a
-    # temporary name and renamed, so a crash never leaves a half-written key file.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        temporary.unlink()
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(_HEADER)
-        out.writelines(f"{name}={value}\n" for name, value in keys.items())
-        out.flush()
-        os.fsync(out.fileno())
-    temporary.replace(path)

@@ -276,7 +276,6 @@ class EmbeddedStack:
                 state = StackState(
                     home=str(self.home), kafka_bootstrap="", mongo_url="", partners=self.partners
                 )
-                own_kafka = self._external_kafka is None
                 if self._external_kafka is not None:
                     state.kafka_bootstrap = self._external_kafka.bootstrap
                     if self._external_kafka.directory is not None:
@@ -344,7 +343,6 @@ class EmbeddedStack:
                 kafka_provisioning.provision(
                     state.kafka(),
                     self.partners,
-                    replication=self.brokers if own_kafka else None,
                     request_timeout=max(timeout, 30.0),
                 )
                 stack_state.save(self.home, state)
