@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
 from ketenbus.analytics.rebuild import ends_of
 from ketenbus.contracts import sealing
@@ -176,3 +178,35 @@ async def read_everything(kafka: KafkaAccess, topics: list[str]) -> list[Any]:
     finally:
         await consumer.stop()
     return records
+
+
+async def group_members(kafka: KafkaAccess, groups: list[str]) -> dict[str, list[int]]:
+    """Per consumer group: how many partitions each of its members holds now (none while
+    the group rebalances), asked of the group's coordinator."""
+    admin = AIOKafkaAdminClient(**kafka.client_options())
+    await admin.start()
+    try:
+        held: dict[str, list[int]] = {}
+        for response in await admin.describe_consumer_groups(groups):
+            for group in response.to_object()["groups"]:
+                held[group["group"]] = [
+                    len(
+                        ConsumerProtocolMemberAssignment.decode(m["member_assignment"]).partitions()
+                    )
+                    if m["member_assignment"]
+                    else 0
+                    for m in group["members"]
+                ]
+    finally:
+        await admin.close()
+    return held
+
+
+async def partition_counts(kafka: KafkaAccess, topics: dict[str, list[str]]) -> dict[str, int]:
+    """For each name, how many partitions its topics have together."""
+    consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=None)
+    await consumer.start()
+    try:
+        return {name: len(await partitions_of(consumer, read)) for name, read in topics.items()}
+    finally:
+        await consumer.stop()
