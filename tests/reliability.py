@@ -12,9 +12,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import httpx
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+from prometheus_client.parser import text_string_to_metric_families
 
 from ketenbus.analytics.rebuild import ends_of
 from ketenbus.contracts import sealing
@@ -180,26 +180,17 @@ async def read_everything(kafka: KafkaAccess, topics: list[str]) -> list[Any]:
     return records
 
 
-async def group_members(kafka: KafkaAccess, groups: list[str]) -> dict[str, list[int]]:
-    """Per consumer group: how many partitions each of its members holds now (none while
-    the group rebalances), asked of the group's coordinator."""
-    admin = AIOKafkaAdminClient(**kafka.client_options())
-    await admin.start()
-    try:
-        held: dict[str, list[int]] = {}
-        for response in await admin.describe_consumer_groups(groups):
-            for group in response.to_object()["groups"]:
-                held[group["group"]] = [
-                    len(
-                        ConsumerProtocolMemberAssignment.decode(m["member_assignment"]).partitions()
-                    )
-                    if m["member_assignment"]
-                    else 0
-                    for m in group["members"]
-                ]
-    finally:
-        await admin.close()
-    return held
+async def partitions_held(url: str) -> set[tuple[str, int]]:
+    """The partitions a service process holds in its consumer group now: those it reports
+    consumer lag for on /metrics (it drops a partition's figure when the partition goes)."""
+    async with httpx.AsyncClient(timeout=5.0) as http:
+        text = (await http.get(f"{url}/metrics")).text
+    return {
+        (sample.labels["topic"], int(sample.labels["partition"]))
+        for family in text_string_to_metric_families(text)
+        if family.name == "ketenbus_consumer_lag"
+        for sample in family.samples
+    }
 
 
 async def partition_counts(kafka: KafkaAccess, topics: dict[str, list[str]]) -> dict[str, int]:

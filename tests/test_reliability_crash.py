@@ -64,9 +64,9 @@ from .reliability import (
     accepted_referral,
     assigned_module,
     eventually,
-    group_members,
     invitations_in_two_weeks,
     partition_counts,
+    partitions_held,
     partner_referral,
     read_everything,
     topic_of,
@@ -223,19 +223,20 @@ async def kill_a_broker_mid_load(stack: Any, db: dict[str, Any]) -> dict[str, in
 
 
 async def kill_one_replica_of_each_mid_load(stack: Any, db: dict[str, Any]) -> dict[str, int]:
-    """Two replicas of every service, one consumer group each: once every group has spread
-    its partitions over both, SIGKILL the second replica of each service the moment the
-    service's first batch is committed; then wait until the first replica holds every
-    partition (the group missed the dead one for a session timeout and rebalanced)."""
-    kafka = stack.kafka
+    """Two replicas of every service, one consumer group each: once both replicas of every
+    service hold partitions (the group spread them), SIGKILL the second replica of each
+    service the moment the service's first batch is committed; then wait until the first
+    replica holds every partition (the group missed the dead one for a session timeout and
+    gave its partitions to the other)."""
 
     async def spread() -> bool:
-        members = await group_members(kafka, list(SERVICES))
-        return len(members) == len(SERVICES) and all(
-            len(held) == 2 and min(held) > 0 for held in members.values()
-        )
+        for service in SERVICES:
+            for replica in stack.service_urls(service):
+                if not await partitions_held(replica):
+                    return False
+        return True
 
-    await eventually(spread, "every group to give both replicas partitions", timeout=60)
+    await eventually(spread, "both replicas of every service to hold partitions", timeout=60)
     handled_at_kill: dict[str, int] = {}
     deadline = time.monotonic() + 60
     while len(handled_at_kill) < len(SERVICES):
@@ -248,13 +249,15 @@ async def kill_one_replica_of_each_mid_load(stack: Any, db: dict[str, Any]) -> d
                 handled_at_kill[service] = await db[service].inbox.count_documents({})
         await asyncio.sleep(0.01)
 
-    partitions = await partition_counts(kafka, {s: READS[s] for s in SERVICES})
+    partitions = await partition_counts(stack.kafka, {s: READS[s] for s in SERVICES})
 
     async def taken_over() -> bool:
-        members = await group_members(kafka, list(SERVICES))
-        return all(members[s] == [partitions[s]] for s in SERVICES)
+        for service in SERVICES:
+            if len(await partitions_held(stack.service_url(service))) != partitions[service]:
+                return False
+        return True
 
-    await eventually(taken_over, "the first replicas to take every partition", timeout=180)
+    await eventually(taken_over, "the first replicas to hold every partition", timeout=180)
     return handled_at_kill
 
 
