@@ -85,12 +85,13 @@ def put_on_clock(
             flush=True,
         )
     # All stop at once (each may take a few seconds to finish its work), then all start.
-    with ThreadPoolExecutor(len(SERVICES)) as stopping:
-        list(stopping.map(stack.stop_service, SERVICES))
+    processes = [replica for name in SERVICES for replica in stack.replicas_of(name)]
+    with ThreadPoolExecutor(len(processes)) as stopping:
+        list(stopping.map(stack.stop_service, processes))
     for name in SERVICES:
         extra = {"CAPACITY_FILE": str(capacity)} if name == "intake" else {}
-        stack.start_service(name, extra_env={**environment, **extra})
-    stack.wait_ready(SERVICES, timeout=120)
+        stack.start_replicas(name, extra_env={**environment, **extra})
+    stack.wait_ready(processes, timeout=120)
     return anchor
 
 
@@ -108,7 +109,7 @@ async def play_year(
     language = language or chosen_language()
     started = time.monotonic()
     timings: dict[str, float] = {}
-    chain = ChainClient(stack.urls(), stack.api_token, stack.kafka)
+    chain = ChainClient(stack.urls(), stack.api_token, stack.kafka, stack.replica_urls())
     try:
         # On a stack that ran a demo before, analytics already counted that one: the check
         # compares what it counts from here on.
