@@ -679,6 +679,7 @@ PROBES: dict[str, Probe] = {
         "analytics", "GET", "/v1/figures", "manager", params={"format": "csv"}, listing=True
     ),
     "referral mix": Probe("analytics", "GET", "/v1/referral-mix", "manager", listing=True),
+    "signal figures": Probe("analytics", "GET", "/v1/signal-figures", "manager", listing=True),
     "dashboard data": Probe("analytics", "GET", "/v1/dashboard-data", "manager", listing=True),
     "dashboard report": Probe("analytics", "GET", "/v1/dashboard-report", "manager", listing=True),
     "business case": Probe("analytics", "GET", "/v1/business-case", "manager", listing=True),
