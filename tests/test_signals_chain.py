@@ -157,7 +157,7 @@ async def test_a_signal_reached_and_accepted_becomes_a_referral_and_a_declined_o
         accepts = {**accepts, "answered_at": now()}
         answered = await c.worker("POST", f"/signals/{signal_id}/answer", json=accepts)
         assert answered.status_code == 200, answered.text
-        assert answered.json()["referral_status"] == "accepted"
+        assert answered.json()["referral_state"] == "accepted"
         referral_id = answered.json()["referral_id"]
 
         # The referral opens a trajectory at the organisation, a crisis (supply ends).

@@ -26,14 +26,13 @@ from ketenbus.contracts.values import (
     ConsentPurpose,
     CreditorKind,
     OutreachMethod,
-    ReferralStatus,
     ReferralTopic,
     ReferrerType,
     new_id,
 )
 from ketenbus.intake import reception
 from ketenbus.intake.api import REFERRAL_LIMIT, UowDep
-from ketenbus.intake.domain import NotFound, Referrer
+from ketenbus.intake.domain import NotFound, ReferralState, Referrer
 from ketenbus.intake.handlers import let_in_from_waitlist
 from ketenbus.intake.personal import SignalDetails, SignalResident, fingerprint
 from ketenbus.intake.regions import RegionTable
@@ -211,7 +210,8 @@ class AnswerIn(BaseModel):
 class AnswerOut(BaseModel):
     signal: SignalOut
     referral_id: str | None = None
-    referral_status: ReferralStatus | None = None
+    # Where the referral made from it stands: accepted, waitlisted, or linked to one open.
+    referral_state: ReferralState | None = None
 
 
 class SignalErased(BaseModel):
@@ -423,12 +423,12 @@ async def record_answer(
             return AnswerOut(
                 signal=SignalOut.of(signal),
                 referral_id=referral.id,
-                referral_status=referral.loop_status,
+                referral_state=referral.state,
             )
 
     async with reception.claimed_for(uow.resources["caseloads"], referral_id):
         answer = await retrying(accept)
-    if answer.referral_status is ReferralStatus.WAITLISTED:
+    if answer.referral_state is ReferralState.WAITLISTED:
         await _recheck_waiting_list(uow, caller.organisation_id)
     return answer
 
