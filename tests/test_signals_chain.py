@@ -197,6 +197,10 @@ async def test_a_signal_reached_and_accepted_becomes_a_referral_and_a_declined_o
         outside = {**GERRIT, "postcode": "1011 AB"}
         refused = await c.send(HOUSING, signal("housing", outside, "DOM-1"), "DOM-7732")
         assert refused.status_code == 422 and "outside" in refused.json()["detail"]
+        # Only energy suppliers give an end-of-supply notice: refused, saying which field.
+        water = signal("water", GERRIT, "WB-9", end_of_supply_on="2026-03-30")
+        wrong = await c.send(HOUSING, water, "DOM-7733")
+        assert wrong.status_code == 422 and "end_of_supply_on" in wrong.text
         # Only a creditor sends signals; a creditor reads none.
         assert (await c.worker("POST", "/signals", json=body)).status_code == 403
         creditor_reads = await http.get(

@@ -17,7 +17,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from fastapi import status as http
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from pymongo.errors import DuplicateKeyError
 
 from ketenbus.contracts.events import SignalDeletionReason, Urgency
@@ -106,6 +106,12 @@ class SignalIn(BaseModel):
         default=None, description="energy only: the day supply ends (your notice)"
     )
     resident: SignalResident
+
+    @model_validator(mode="after")
+    def _end_of_supply_from_energy_only(self) -> SignalIn:
+        if self.end_of_supply_on is not None and self.creditor_kind is not CreditorKind.ENERGY:
+            raise ValueError("end_of_supply_on: only an energy supplier gives such a notice")
+        return self
 
 
 class SignalReceipt(BaseModel):
