@@ -114,7 +114,8 @@ def types_of(messages: list[bytes], signal_id: str) -> list[str]:
 
 
 async def test_a_signal_reached_and_accepted_becomes_a_referral_and_a_declined_one_closes(chain):
-    stack = chain(("intake", "trajectory"), timeout=120)
+    # Its own Kafka: analytics counts every signal on the topic from the start.
+    stack = chain(("intake", "trajectory", "analytics"), isolated=True, timeout=120)
     async with httpx.AsyncClient(timeout=30) as http:
         c = Chain(stack, http)
 
@@ -180,6 +181,10 @@ async def test_a_signal_reached_and_accepted_becomes_a_referral_and_a_declined_o
         assert closed.json()["first_outreach_at"] is not None
         twice = await c.worker("POST", f"/signals/{signal_id}/answer", json=accepts)
         assert twice.status_code == 409
+        # She asks to be forgotten as a client: the signal she came from goes too.
+        erasure = await c.worker("POST", f"/clients/{trajectory['client_ref']}/erasure")
+        assert erasure.status_code == 202
+        assert (await c.worker("GET", f"/signals/{signal_id}")).status_code == 404
 
         # A housing corporation's signal: a home visit reaches him, and he declines.
         sent = await c.send(HOUSING, signal("housing", GERRIT, CUSTOMER_NUMBERS[1]), "DOM-7731")
@@ -213,12 +218,28 @@ async def test_a_signal_reached_and_accepted_becomes_a_referral_and_a_declined_o
         assert erased.status_code == 202
         assert (await c.worker("GET", f"/signals/{declined_id}")).status_code == 404
 
+        # Analytics counted both from the topic: received, reached, and the two answers.
+        async def figures() -> Any:
+            answer = await http.get(
+                f"{stack.service_url('analytics')}/v1/signal-figures",
+                params={"period": "all"},
+                headers=c.as_(UTRECHT, "manager"),
+            )
+            rows = answer.json()["rows"]
+            return rows if rows and rows[0]["help_declined"] == 1 else None
+
+        [row] = await eventually(figures, "the signal figures", 60)
+        counted = {k: row[k] for k in ("signals_received", "residents_reached", "help_accepted")}
+        assert counted == {"signals_received": 2, "residents_reached": 2, "help_accepted": 1}
+        assert row["outreach_overdue"] == 0 and row["days_to_first_outreach"] is not None
+
     messages = await signal_events(stack.kafka)
     assert types_of(messages, signal_id) == [
         "SignalReceived",
         "SignalOutreachAttempted",
         "SignalOutreachAttempted",
         "SignalHelpAccepted",
+        "SignalDataDeleted",
     ]
     assert types_of(messages, declined_id) == [
         "SignalReceived",
@@ -237,7 +258,7 @@ async def test_a_signal_reached_and_accepted_becomes_a_referral_and_a_declined_o
     for message in ours:
         for trace in traces:
             assert trace.encode() not in message, trace
-    for service in ("intake", "trajectory"):
+    for service in ("intake", "trajectory", "analytics"):
         log = stack.log_path(service).read_text(encoding="utf-8")
         for trace in traces:
             assert trace not in log, f"{service}'s log holds {trace!r}"

@@ -467,8 +467,8 @@ async def _recheck_waiting_list(uow: UowDep, organisation_id: str) -> None:
     "/signals/{signal_id}/erasure", status_code=http.HTTP_202_ACCEPTED, response_model=SignalErased
 )
 async def erase_signal(signal_id: SignalPath, caller: Worker, uow: UowDep) -> SignalErased:
-    """The resident asks for the signal to be forgotten: deleted at once, key first. (A
-    referral made from it is the client's: erase the client for that.)"""
+    """The resident asks for the signal to be forgotten: deleted at once, key first. (Once
+    accepted, erase the client: that deletes the signal too.)"""
 
     async def erase() -> SignalErased:
         async with uow.command() as tx:
