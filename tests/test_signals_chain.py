@@ -16,7 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from ketenbus.contracts.topics import SIGNALS
-from ketenbus.devstack.chain_client import eventually
+from ketenbus.devstack.chain_client import ChainClient, eventually
 from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.devstack.stack import EmbeddedStack
 from ketenbus.intake.signals import months_after
@@ -26,6 +26,7 @@ pytestmark = [pytest.mark.stack, pytest.mark.chain]
 
 ENERGY = "energie-stroomlijn"
 HOUSING = "woonstichting-domstad"
+WATER = "waterbedrijf-vallei"
 UTRECHT = "welzijn-utrecht"
 AMERSFOORT = "welzijn-amersfoort"
 
@@ -204,7 +205,7 @@ async def test_a_signal_reached_and_accepted_becomes_a_referral_and_a_declined_o
         assert refused.status_code == 422 and "outside" in refused.json()["detail"]
         # Only energy suppliers give an end-of-supply notice: refused, saying which field.
         water = signal("water", GERRIT, "WB-9", end_of_supply_on="2026-03-30")
-        wrong = await c.send(HOUSING, water, "DOM-7733")
+        wrong = await c.send(WATER, water, "WB-7733")
         assert wrong.status_code == 422 and "end_of_supply_on" in wrong.text
         # Only a creditor sends signals; a creditor reads none.
         assert (await c.worker("POST", "/signals", json=body)).status_code == 403
@@ -280,27 +281,33 @@ async def test_a_signal_without_outreach_is_flagged_and_deleted_after_six_months
             "SIGNAL_CHECK_SECONDS": "0.2",
         },
     )
-    async with httpx.AsyncClient(timeout=30) as http:
-        c = Chain(stack, http)
-        sent = await c.send(HOUSING, signal("water", GERRIT, "WB-1"), "WB-2026-0001")
-        assert sent.status_code == 201, sent.text
-        signal_id = sent.json()["signal_id"]
+    # As the demo's simulation would: through the devstack's ChainClient.
+    client = ChainClient(stack.urls(), stack.api_token)
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            c = Chain(stack, http)
+            sent = await client.send_signal(
+                HOUSING, signal("housing", GERRIT, "DOM-1"), "DOM-2026-0001"
+            )
+            signal_id = sent["signal_id"]
 
-        async def flagged() -> Any:
-            found = await c.worker("GET", "/signals", params={"overdue": "true"})
-            return next((s for s in found.json() if s["signal_id"] == signal_id), None)
+            async def flagged() -> Any:
+                found = await client.signals(UTRECHT, overdue="true")
+                return next((s for s in found if s["signal_id"] == signal_id), None)
 
-        overdue = await eventually(flagged, "the overdue flag", 30)
-        received = datetime.fromisoformat(overdue["received_at"])
-        assert datetime.fromisoformat(overdue["overdue_flagged_at"]) - received >= timedelta(
-            days=14
-        )
-        assert overdue["attempts"] == [] and overdue["state"] == "open"
+            overdue = await eventually(flagged, "the overdue flag", 30)
+            received = datetime.fromisoformat(overdue["received_at"])
+            assert datetime.fromisoformat(overdue["overdue_flagged_at"]) - received >= timedelta(
+                days=14
+            )
+            assert overdue["attempts"] == [] and overdue["state"] == "open"
 
-        async def deleted() -> bool:
-            return (await c.worker("GET", f"/signals/{signal_id}")).status_code == 404
+            async def deleted() -> bool:
+                return (await c.worker("GET", f"/signals/{signal_id}")).status_code == 404
 
-        await eventually(deleted, "the deletion after six months", 90)
+            await eventually(deleted, "the deletion after six months", 90)
+    finally:
+        await client.close()
 
     messages = [json.loads(m) for m in await signal_events(stack.kafka)]
     ours = {m["type"].split(".")[-2]: m["data"] for m in messages if m["subject"] == signal_id}

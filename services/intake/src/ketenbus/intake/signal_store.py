@@ -44,6 +44,7 @@ async def ensure_indexes(db: AsyncDatabase[Any]) -> None:
     )
     await db.signals.create_index([("organisation_id", 1), ("received_at", 1)])
     await db.signals.create_index([("state", 1), ("outreach_due_by", 1)])
+    await db.signals.create_index("received_at")  # the six-month sweep
 
 
 def _document(signal: Signal) -> dict[str, Any]:
