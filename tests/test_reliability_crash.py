@@ -3,7 +3,10 @@ exactly once, nothing lost:
 - all five services killed with SIGKILL and restarted;
 - one Kafka broker of three killed with SIGKILL and restarted (replication factor 3,
   min.insync.replicas 2: acknowledged writes survive, and writes go on with two brokers);
-  the services are not restarted: they recover by themselves.
+  the services are not restarted: they recover by themselves;
+- every service run as two replicas in one consumer group, and one replica of each killed
+  with SIGKILL and not restarted: once the group misses it (CONSUMER_SESSION_TIMEOUT_MS) the
+  other replica takes its partitions over, and redoes what it had not committed.
 
 The load is what each service consumes, published as its owner would (the contracts package
 on a plain Kafka producer): a GP's referrals on its inbound topic for intake, accepted
@@ -62,6 +65,8 @@ from .reliability import (
     assigned_module,
     eventually,
     invitations_in_two_weeks,
+    partition_counts,
+    partitions_held,
     partner_referral,
     read_everything,
     topic_of,
@@ -217,6 +222,45 @@ async def kill_a_broker_mid_load(stack: Any, db: dict[str, Any]) -> dict[str, in
     return handled
 
 
+async def kill_one_replica_of_each_mid_load(stack: Any, db: dict[str, Any]) -> dict[str, int]:
+    """Two replicas of every service, one consumer group each: once both replicas of every
+    service hold partitions (the group spread them), SIGKILL the second replica of each
+    service the moment the service's first batch is committed; then wait until the first
+    replica holds every partition (the group missed the dead one for a session timeout and
+    gave its partitions to the other)."""
+
+    async def spread() -> bool:
+        for service in SERVICES:
+            for replica in stack.service_urls(service):
+                if not await partitions_held(replica):
+                    return False
+        return True
+
+    await eventually(spread, "both replicas of every service to hold partitions", timeout=60)
+    handled_at_kill: dict[str, int] = {}
+    deadline = time.monotonic() + 60
+    while len(handled_at_kill) < len(SERVICES):
+        assert time.monotonic() < deadline, f"only {sorted(handled_at_kill)} got to work"
+        for service in SERVICES:
+            if service in handled_at_kill:
+                continue
+            if await db[service].inbox.count_documents({}) > 0:
+                stack.kill_service(f"{service}-2")
+                handled_at_kill[service] = await db[service].inbox.count_documents({})
+        await asyncio.sleep(0.01)
+
+    partitions = await partition_counts(stack.kafka, {s: READS[s] for s in SERVICES})
+
+    async def taken_over() -> bool:
+        for service in SERVICES:
+            if len(await partitions_held(stack.service_url(service))) != partitions[service]:
+                return False
+        return True
+
+    await eventually(taken_over, "the first replicas to hold every partition", timeout=180)
+    return handled_at_kill
+
+
 async def run_the_load(
     stack: Any,
     disturb: Callable[[Any, dict[str, Any]], Awaitable[dict[str, int]]],
@@ -339,14 +383,14 @@ async def run_the_load(
         await mongo.close()
 
 
-def the_chain(chain: Any, tmp_path: Any, **options: Any) -> Any:
+def the_chain(
+    chain: Any, tmp_path: Any, session_timeout_ms: int | None = None, **options: Any
+) -> Any:
+    environment = {"NOTIFICATION_POLICIES_FILE": str(invitations_in_two_weeks(tmp_path))}
+    if session_timeout_ms is not None:
+        environment["CONSUMER_SESSION_TIMEOUT_MS"] = str(session_timeout_ms)
     return chain(
-        SERVICES,
-        isolated=True,
-        timeout=120,
-        log_level="WARNING",
-        extra_env={"NOTIFICATION_POLICIES_FILE": str(invitations_in_two_weeks(tmp_path))},
-        **options,
+        SERVICES, isolated=True, timeout=120, log_level="WARNING", extra_env=environment, **options
     )
 
 
@@ -365,3 +409,12 @@ async def test_one_broker_of_three_killed_mid_load_and_restarted_loses_and_doubl
 ):
     stack = the_chain(chain, tmp_path, brokers=3)
     await run_the_load(stack, kill_a_broker_mid_load, restart_services=False)
+
+
+@pytest.mark.timeout(900)
+async def test_one_replica_of_each_service_killed_mid_load_hands_over_and_loses_and_doubles_nothing(
+    chain, tmp_path
+):
+    # A dead replica is missed after 6 s (Kafka's least), not the kit's default 10 s.
+    stack = the_chain(chain, tmp_path, replicas=2, session_timeout_ms=6_000)
+    await run_the_load(stack, kill_one_replica_of_each_mid_load, restart_services=False)

@@ -48,10 +48,6 @@ from ketenbus.kit.inbox import INBOX
 from ketenbus.kit.mongo import create_mongo_client
 
 GROUP = "analytics"
-# Pydantic keeps a parametrised generic (Envelope[SomeEvent]) only as long as something else
-# holds it: once collected, the next decode() of that type builds the class again (a few
-# milliseconds each). Holding them here keeps every decode a cache hit.
-_ENVELOPES = [Envelope[event] for event in REGISTRY.values()]  # type: ignore[valid-type]
 # Where the topics are: the options of kit.broker.client_options(), which carry the service's
 # SASL and TLS settings (or the same keyword arguments made by a test or benchmark).
 Kafka = Mapping[str, Any]
