@@ -90,6 +90,58 @@ class ChainClient:
             "GET", "intake", f"/v1/referrals/{referral_id}/status", referrer, "referrer"
         )
 
+    # Early-warning signals (docs/signals.md): a creditor sends one, the serving
+    # organisation's worker reaches out and records the resident's answer.
+
+    async def send_signal(
+        self, creditor: str, signal: dict[str, Any], idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """As a creditor (`access.CREDITORS`): {"signal_id", "received_at"}."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return await self._call(
+            "POST", "intake", "/v1/signals", creditor, "creditor", json=signal, headers=headers
+        )
+
+    async def signals(self, organisation: str, **filters: Any) -> list[dict[str, Any]]:
+        """`state="open"`, `overdue="true"`: the organisation's signals, without details."""
+        return await self._call(
+            "GET", "intake", "/v1/signals", organisation, "worker", params=filters
+        )
+
+    async def record_outreach(
+        self,
+        organisation: str,
+        signal_id: str,
+        method: str,
+        reached: bool,
+        attempted_at: datetime,
+    ) -> dict[str, Any]:
+        """method: "letter", "phone" or "home_visit"; not in the future of intake's clock."""
+        body = {"method": method, "reached": reached, "attempted_at": attempted_at.isoformat()}
+        return await self._call(
+            "POST", "intake", f"/v1/signals/{signal_id}/outreach", organisation, "worker", json=body
+        )
+
+    async def answer_signal(
+        self,
+        organisation: str,
+        signal_id: str,
+        accepts_help: bool,
+        answered_at: datetime,
+        purposes: tuple[str, ...] = ("reminders",),
+    ) -> dict[str, Any]:
+        """After an outreach that reached the resident. Accepting makes a referral (its id in
+        `referral_id`, its trajectory through `trajectory_for`)."""
+        body: dict[str, Any] = {
+            "accepts_help": accepts_help,
+            "answered_at": answered_at.isoformat(),
+        }
+        if accepts_help:
+            body["consent"] = {"purposes": list(purposes), "granted_at": answered_at.isoformat()}
+        return await self._call(
+            "POST", "intake", f"/v1/signals/{signal_id}/answer", organisation, "worker", json=body
+        )
+
     async def trajectory_for(self, organisation: str, referral_id: str) -> dict[str, Any]:
         async def probe() -> dict[str, Any] | None:
             found = await self._call(

@@ -113,6 +113,13 @@ FIGURES: dict[str, dict[Language, str]] = {
     "without_lead_time_days": _(
         "Zonder online dossier: doorlooptijd (dagen)", "Without online dossier: lead time (days)"
     ),
+    # The early-warning figures (signals.py).
+    "signals_received": _("Signalen ontvangen", "Signals received"),
+    "residents_reached": _("Inwoners bereikt", "Residents reached"),
+    "help_accepted": _("Hulp aanvaard", "Help accepted"),
+    "help_declined": _("Hulp afgewezen", "Help declined"),
+    "outreach_overdue": _("Niet op tijd benaderd", "Not reached out to in time"),
+    "days_to_first_outreach": _("Dagen tot eerste contactpoging", "Days to first outreach attempt"),
     # The referral mix's own columns.
     "municipality": _("Gemeente", "Municipality"),
     "postcode_area": _("Postcodegebied", "Postcode area"),
