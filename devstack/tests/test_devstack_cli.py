@@ -45,7 +45,7 @@ def ketenbus(home: Path, *args: str) -> int:
 def test_up_status_logs_down(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert ketenbus(home, "up", "--timeout", "30") == 0
     printed = capsys.readouterr().out
-    assert printed.startswith(f"de Ketenbus-stack start in {home} ...\ndraait, na ")
+    assert printed.startswith(f"de Ketenbus-stack start in {home} ...\ngestart in ")
     assert "\nWAT " in printed and "mail (ontvangen)" in printed
     stack = EmbeddedStack(home)
     for name in SERVICES:

@@ -18,7 +18,7 @@ TEXTS: wording.Table = {
     "starting": both(
         "de Ketenbus-stack start in {home} ...", "starting the Ketenbus stack in {home} ..."
     ),
-    "up": both("draait, na {seconds} s", "up in {seconds}s"),
+    "up": both("gestart in {seconds} s", "up in {seconds}s"),
     "interrupted": both(
         "onderbroken; alles wat al gestart was, is weer gestopt",
         "interrupted; everything that was started has been stopped",
