@@ -47,6 +47,7 @@ async def test_a_shortened_year_reports_exactly_what_the_simulation_did(
     await stack.wait_ready_async(timeout=120)
 
     # Dutch unless asked: the people who read the figures work in Dutch.
+    monkeypatch.delenv("KETENBUS_LANGUAGE", raising=False)
     monkeypatch.delenv("KETENBUS_DEMO_LANGUAGE", raising=False)
     result = await play_year(stack, OPTIONS, anchor, out=None, reports_dir=tmp_path / "reports")
     printed = io.StringIO()

@@ -1,4 +1,4 @@
-"""What the demo year says in the terminal, in Dutch unless `KETENBUS_DEMO_LANGUAGE=en`: the
+"""What the demo year says in the terminal, in Dutch unless `KETENBUS_LANGUAGE=en`: the
 people who read the figures work in Dutch. Every sentence lives here once, in both
 languages (tests/test_demo_report.py fails on a missing one); the figures' own words come from
 analytics (GET /v1/figures answers them in the language asked for), so the narration and the
@@ -7,16 +7,14 @@ werksoort) are the README glossary's."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from typing import Any
 
 from ketenbus.contracts.values import Language
-from ketenbus.devstack.errors import BadSetting
-from ketenbus.kit import wording
-from ketenbus.kit.wording import DEFAULT, both
 
-SETTING = "KETENBUS_DEMO_LANGUAGE"
+# The setting is the devstack's, shared with the `ketenbus` command (language.py).
+from ketenbus.devstack.language import chosen_language as chosen_language
+from ketenbus.kit import wording
+from ketenbus.kit.wording import both
 
 NARRATION: wording.Table = {
     "intro": both(
@@ -113,19 +111,6 @@ NARRATION: wording.Table = {
     "own.handoffs": both("overdrachten aan schuldhulpverlening", "hand-offs to debt counselling"),
     "own.crises": both("crises", "crises"),
 }
-
-
-def chosen_language(environment: Mapping[str, str] = os.environ) -> Language:
-    """`KETENBUS_DEMO_LANGUAGE` (nl or en), else Dutch; anything else is refused before the
-    year starts rather than after it, when analytics would refuse it."""
-    asked = environment.get(SETTING, "").strip().lower()
-    if not asked:
-        return DEFAULT
-    try:
-        return Language(asked)
-    except ValueError:
-        choices = " or ".join(language.value for language in Language)
-        raise BadSetting(f"{SETTING}={asked!r}: choose {choices}") from None
 
 
 class Narrator:
