@@ -136,7 +136,8 @@ class UnitOfWork(Generic[TxT]):
         *,
         service: str,
         clock: Clock,
-        transaction_class: type[TxT] = Transaction,  # type: ignore[assignment]
+        # The service's Transaction class, or a partial of it that gives it its tables, keys.
+        transaction_class: Callable[..., TxT] = Transaction,  # type: ignore[assignment]
         after_commit: Callable[[], None] = lambda: None,
     ) -> None:
         self.client = client
