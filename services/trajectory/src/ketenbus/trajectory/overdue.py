@@ -7,21 +7,18 @@ import asyncio
 
 from ketenbus.kit.failures import is_transient
 from ketenbus.kit.logs import get_logger
-from ketenbus.kit.runtime import Runtime
 from ketenbus.kit.uow import UnitOfWork
+from ketenbus.trajectory.bootstrap import TrajectoryDependencies
 from ketenbus.trajectory.settings import TrajectorySettings
 from ketenbus.trajectory.store import TrajectoryTransaction
 
 log = get_logger(__name__)
 
 
-async def remind_unregistered_appointments(runtime: Runtime) -> None:
-    settings = runtime.settings
-    assert isinstance(settings, TrajectorySettings)
-    uow: UnitOfWork[TrajectoryTransaction] = runtime.uow
+async def remind_unregistered_appointments(deps: TrajectoryDependencies) -> None:
     while True:
-        await remind_once(uow, settings)
-        await asyncio.sleep(settings.overdue_check_seconds)
+        await remind_once(deps.uow, deps.settings)
+        await asyncio.sleep(deps.settings.overdue_check_seconds)
 
 
 async def remind_once(uow: UnitOfWork[TrajectoryTransaction], settings: TrajectorySettings) -> int:

@@ -1,0 +1,36 @@
+"""What trajectory's handlers, routes and overdue check are given, built once from its
+settings at start-up (`Runtime.start` says when)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ketenbus.contracts import sealing
+from ketenbus.kit.clock import Clock
+from ketenbus.kit.runtime import Runtime
+from ketenbus.kit.uow import UnitOfWork
+from ketenbus.trajectory import store
+from ketenbus.trajectory.settings import TrajectorySettings
+from ketenbus.trajectory.store import TrajectoryTransaction
+
+
+@dataclass(frozen=True)
+class TrajectoryDependencies:
+    settings: TrajectorySettings
+    clock: Clock
+    uow: UnitOfWork[TrajectoryTransaction]
+    # Seals the worker's feedback on homework for learning; None: feedback cannot be sent.
+    feedback_key: bytes | None
+
+
+async def bootstrap(runtime: Runtime) -> TrajectoryDependencies:
+    settings = runtime.settings
+    assert isinstance(settings, TrajectorySettings)
+    await store.ensure_indexes(runtime.db)
+    shared = settings.feedback_sharing_key
+    return TrajectoryDependencies(
+        settings=settings,
+        clock=runtime.clock,
+        uow=runtime.unit_of_work(TrajectoryTransaction),
+        feedback_key=sealing.key_from_text(shared.get_secret_value()) if shared else None,
+    )
