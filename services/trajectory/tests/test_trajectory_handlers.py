@@ -1,6 +1,6 @@
-"""The trajectory's handlers decide against an in-memory unit of work: no servers. They get
-the service's own dependencies object, with the fake unit of work in it, bound as the
-consumer binds them."""
+"""The trajectory's handlers decide against an in-memory unit of work: no servers. The
+service's own dependencies are built around it, as its bootstrap builds them, and bound to
+the handlers as the consumer binds them."""
 
 from __future__ import annotations
 
@@ -33,9 +33,7 @@ class Tx(InMemoryTransaction):
 
 
 def dependencies(uow: InMemoryUnitOfWork[Tx]) -> TrajectoryDependencies:
-    return TrajectoryDependencies(
-        settings=TrajectorySettings(), clock=uow.clock, uow=uow, feedback_key=None
-    )
+    return TrajectoryDependencies.from_settings(TrajectorySettings(), uow=uow, clock=uow.clock)
 
 
 async def test_a_referral_announced_twice_opens_one_trajectory():

@@ -22,15 +22,24 @@ class TrajectoryDependencies:
     # Seals the worker's feedback on homework for learning; None: feedback cannot be sent.
     feedback_key: bytes | None
 
+    @classmethod
+    def from_settings(
+        cls, settings: TrajectorySettings, *, uow: UnitOfWork[TrajectoryTransaction], clock: Clock
+    ) -> TrajectoryDependencies:
+        """No I/O: the tests build it too, around an in-memory unit of work."""
+        shared = settings.feedback_sharing_key
+        return cls(
+            settings=settings,
+            clock=clock,
+            uow=uow,
+            feedback_key=sealing.key_from_text(shared.get_secret_value()) if shared else None,
+        )
+
 
 async def bootstrap(runtime: Runtime) -> TrajectoryDependencies:
     settings = runtime.settings
     assert isinstance(settings, TrajectorySettings)
     await store.ensure_indexes(runtime.db)
-    shared = settings.feedback_sharing_key
-    return TrajectoryDependencies(
-        settings=settings,
-        clock=runtime.clock,
-        uow=runtime.unit_of_work(TrajectoryTransaction),
-        feedback_key=sealing.key_from_text(shared.get_secret_value()) if shared else None,
+    return TrajectoryDependencies.from_settings(
+        settings, uow=runtime.unit_of_work(TrajectoryTransaction), clock=runtime.clock
     )
