@@ -8,8 +8,8 @@ from datetime import timedelta
 
 from ketenbus.kit.failures import is_transient
 from ketenbus.kit.logs import get_logger
-from ketenbus.kit.runtime import Runtime
 from ketenbus.kit.uow import UnitOfWork
+from ketenbus.learning.bootstrap import LearningDependencies
 from ketenbus.learning.store import LearningTransaction
 
 log = get_logger(__name__)
@@ -33,8 +33,7 @@ async def abandon_idle(uow: UnitOfWork[LearningTransaction], idle_for: timedelta
     return abandoned
 
 
-async def watch_idle_enrolments(runtime: Runtime) -> None:
-    settings = runtime.dependencies["settings"]
+async def watch_idle_enrolments(deps: LearningDependencies) -> None:
     while True:
-        await abandon_idle(runtime.uow, settings.abandon_after)
-        await asyncio.sleep(settings.abandon_check_seconds)
+        await abandon_idle(deps.uow, deps.settings.abandon_after)
+        await asyncio.sleep(deps.settings.abandon_check_seconds)
