@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
+from ketenbus.contracts.topics import partner_inbound
 from ketenbus.kit.settings import ServiceSettings
 
 
@@ -43,3 +44,7 @@ class IntakeSettings(ServiceSettings):
     referral_status_burst: int = Field(default=30, ge=1)
 
     _organisations = field_validator("partner_organisations", mode="before")(organisation_list)
+
+    def partner_inbound_topics(self) -> tuple[str, ...]:
+        """Where partners refer over Kafka: each on an inbound topic of its own."""
+        return tuple(partner_inbound(org).name for org in self.partner_organisations)
