@@ -43,7 +43,6 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from types import SimpleNamespace
 from typing import Any
 
 from aiokafka import ConsumerRebalanceListener
@@ -139,11 +138,6 @@ class EventHandlers:
                 names.add(event.stream.name)
         return Subscription(tuple(sorted(names)), frozenset(closed))
 
-    @property
-    def extra_topics(self) -> dict[type[Event], ArrivesOn]:
-        # Until every service declares its topics with on(): those that still set them here.
-        return self.arrives_on
-
     def topics(self, settings: Any = None) -> list[str]:
         return list(self.subscription(settings).topics)
 
@@ -168,8 +162,6 @@ class BoundHandlers:
 
 def inject(handler: Handler, dependencies: Any) -> Callable[..., Awaitable[None]]:
     """Bind a handler's parameters (after the event) by name: the cosmicpython bootstrap."""
-    if isinstance(dependencies, Mapping):
-        dependencies = SimpleNamespace(**dependencies)
     parameters = list(inspect.signature(handler).parameters)[1:]
     missing = [p for p in parameters if not hasattr(dependencies, p)]
     if missing:

@@ -52,17 +52,27 @@ class Service(Generic[D]):
     settings_class: type[ServiceSettings] = ServiceSettings
     # Builds the service's dependencies (a frozen dataclass) from the runtime, once, at
     # start-up: its indexes, its unit of work, tables and keys. Handlers, routes, loops and
-    # the dead-letter hook are given what it returns.
+    # the dead-letter hook are given what it returns; its `uow` is the one the consumer
+    # batches on. Without one: `KitDependencies`.
     bootstrap: Callable[[Runtime], Awaitable[D]] | None = None
     # Long-running loops (schedulers, timers); each gets the dependencies and runs until
     # cancelled.
     background: Sequence[Callable[[D], Awaitable[None]]] = ()
     # Called after a consumed message was dead-lettered (e.g. to tell a partner why).
     dead_letters: Callable[[D, DeadLetter], Awaitable[None]] | None = None
-    # The way before bootstrap, for the services not moved yet: `prepare` fills the
-    # string-keyed `runtime.dependencies`, loops and hooks are given the runtime.
-    transaction_class: type[Transaction] = Transaction
-    prepare: Callable[[Runtime], Awaitable[None]] | None = None
+
+
+@dataclass(frozen=True)
+class KitDependencies:
+    """What a service without a bootstrap of its own is given: the plain unit of work."""
+
+    settings: ServiceSettings
+    clock: Clock
+    uow: UnitOfWork[Transaction]
+
+
+async def kit_dependencies(runtime: Runtime) -> KitDependencies:
+    return KitDependencies(runtime.settings, runtime.clock, runtime.unit_of_work(Transaction))
 
 
 @dataclass
@@ -75,12 +85,11 @@ class Runtime:
     broker: KafkaBroker
     mongo: AsyncMongoClient[Any]
     db: AsyncDatabase[Any]
-    uow: UnitOfWork[Any]
     relay: OutboxRelay
     keyring: Keyring
     consumer: EventConsumer | None = None
-    # What the service's bootstrap built (filled by start()).
-    dependencies: Any = field(default_factory=dict)
+    # What the service's bootstrap built (by start()).
+    dependencies: Any = None
     broker_connected: bool = False
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -99,14 +108,6 @@ class Runtime:
             poll_seconds=settings.outbox_poll_seconds,
             batch_size=settings.outbox_batch_size,
         )
-        uow: UnitOfWork[Any] = UnitOfWork(
-            mongo,
-            db,
-            service=service.name,
-            clock=clock,
-            transaction_class=service.transaction_class,
-            after_commit=relay.wake,
-        )
         runtime = cls(
             service=service,
             settings=settings,
@@ -116,7 +117,6 @@ class Runtime:
             broker=broker,
             mongo=mongo,
             db=db,
-            uow=uow,
             relay=relay,
             keyring=Keyring.from_file(settings.api_keys_file, settings.api_keys_reload_seconds),
         )
@@ -148,7 +148,8 @@ class Runtime:
 
         The HTTP routes are served once this returns, with the same dependencies."""
         await Outbox(self.db).ensure_indexes()
-        await self._bootstrap()
+        bootstrap = self.service.bootstrap or kit_dependencies
+        self.dependencies = await bootstrap(self)
         if self.service.handlers is not None and self.service.handlers.handlers:
             self.consumer = EventConsumer(
                 self.service.handlers,
@@ -160,31 +161,11 @@ class Runtime:
                 retry_base_seconds=self.settings.retry_base_seconds,
                 retry_max_seconds=self.settings.retry_max_seconds,
                 on_dead_letter=self._dead_letter_hook(),
-                uow=getattr(self.dependencies, "uow", self.uow),
+                uow=self.dependencies.uow,
                 batch_size=self.settings.consumer_batch_size,
             )
             self.consumer.subscribe()
         self._spawn(self._connect_broker(), "broker-connect")
-
-    async def _bootstrap(self) -> None:
-        if self.service.bootstrap is not None:
-            self.dependencies = await self.service.bootstrap(self)
-            return
-        self.dependencies.update(
-            uow=self.uow,
-            clock=self.clock,
-            settings=self.settings,
-            metrics=self.metrics,
-            broker=self.broker,
-            db=self.db,
-        )
-        if self.service.prepare is not None:
-            await self.service.prepare(self)
-
-    @property
-    def _given(self) -> Any:
-        """What loops and hooks are given: the dependencies, or (before bootstrap) the runtime."""
-        return self.dependencies if self.service.bootstrap is not None else self
 
     def _dead_letter_hook(self) -> Callable[[DeadLetter], Awaitable[None]] | None:
         hook = self.service.dead_letters
@@ -192,7 +173,7 @@ class Runtime:
             return None
 
         async def call(letter: DeadLetter) -> None:
-            await hook(self._given, letter)
+            await hook(self.dependencies, letter)
 
         return call
 
@@ -220,7 +201,7 @@ class Runtime:
         attempt = 0
         while True:
             try:
-                await loop(self._given)
+                await loop(self.dependencies)
                 return
             except asyncio.CancelledError:
                 raise

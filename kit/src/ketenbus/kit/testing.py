@@ -55,13 +55,11 @@ class InMemoryUnitOfWork(Generic[TxT]):
         service: str = "test",
         clock: Clock | None = None,
         tables: Tables | None = None,
-        resources: dict[str, Any] | None = None,
     ) -> None:
         self.transaction_class = transaction_class
         self.service = service
         self.clock = clock or FixedClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
         self.tables: Tables = tables if tables is not None else {}
-        self.resources = resources or {}
         self.handled: set[str] = set()
         self.published: list[Envelope[Any]] = []
 
@@ -72,7 +70,6 @@ class InMemoryUnitOfWork(Generic[TxT]):
             self.tables,
             source=self.service,
             clock=self.clock,
-            resources=self.resources,
             **context,
         )
         try:

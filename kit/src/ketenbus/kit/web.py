@@ -45,7 +45,6 @@ def create_app(service: Service, settings: ServiceSettings | None = None) -> Fas
     app = FastAPI(
         title=f"Ketenbus {service.name}", description=service.description, lifespan=lifespan
     )
-    app.state.runtime = runtime
     app.state.keyring = runtime.keyring
     for router in service.routers:
         app.include_router(router)
