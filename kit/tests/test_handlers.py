@@ -70,3 +70,7 @@ def test_topics_come_from_the_streams_and_from_the_settings_where_declared():
     subscription = the_handlers().subscription(["org-a", "org-b"])
     assert subscription.topics == ("test.kit.noted", "test.kit.org-a.in", "test.kit.org-b.in")
     assert subscription.closed == {"test.kit.org-a.in", "test.kit.org-b.in"}
+
+
+def test_a_tool_without_settings_gets_the_topics_that_need_none():
+    assert the_handlers().topics() == ["test.kit.noted"]

@@ -125,13 +125,17 @@ class EventHandlers:
 
     def subscription(self, settings: Any = None) -> Subscription:
         """The topics these handlers read under `settings`: each event's stream, or where
-        it was declared to arrive instead."""
+        it was declared to arrive instead. Without settings (a tool that reads the code),
+        the topics derived from them are left out."""
         names: set[str] = set()
         closed: set[str] = set()
         for event in self.handlers:
             if event in self.arrives_on:
                 where = self.arrives_on[event]
-                declared = tuple(where(settings) if callable(where) else where)
+                if callable(where):
+                    declared = tuple(where(settings)) if settings is not None else ()
+                else:
+                    declared = tuple(where)
                 names.update(declared)
                 closed.update(declared)
             elif event.stream is not None:
