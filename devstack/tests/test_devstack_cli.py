@@ -70,6 +70,25 @@ def test_up_status_logs_down(home: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "no stack running" in capsys.readouterr().err
 
 
+def test_up_with_replicas_runs_and_lists_each_replica(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert ketenbus(home, "up", "--replicas", "2", "--timeout", "30") == 0
+    printed = capsys.readouterr().out
+    stack = EmbeddedStack(home)
+    for name in SERVICES:
+        assert stack.replicas_of(name) == [name, f"{name}-2"]
+        for url in stack.service_urls(name):
+            assert f"{url}/metrics" in printed
+
+    assert ketenbus(home, "status") == 0
+    status = capsys.readouterr().out.splitlines()
+    assert len(status) == 1 + 4 + 2 * len(SERVICES)
+
+    assert ketenbus(home, "down") == 0
+    assert not EmbeddedStack(home).is_running()
+
+
 def test_up_names_the_service_that_does_not_start_and_stops_everything(
     home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

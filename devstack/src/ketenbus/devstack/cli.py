@@ -1,6 +1,7 @@
 """`ketenbus`: run the whole chain on this machine.
 
     ketenbus up                 start everything, wait until every service is ready, print URLs
+                                (--replicas N: every service as N processes, --brokers 3)
     ketenbus down               stop everything (services first, servers last)
     ketenbus status             each component: pid, alive, ready
     ketenbus logs [NAME] [-n N] [-f]
@@ -53,6 +54,7 @@ def _stack(args: argparse.Namespace) -> EmbeddedStack:
         preferred_ports=not args.free_ports,
         log_level=getattr(args, "log_level", "INFO"),
         brokers=getattr(args, "brokers", None),
+        replicas=getattr(args, "replicas", None),
     )
 
 
@@ -184,12 +186,14 @@ def cmd_analytics_rebuild(args: argparse.Namespace, out: TextIO) -> None:
         if done.returncode != 0:
             raise Failure("the rebuilt figures differ from the live ones")
         return
-    stack.stop_service("analytics")
+    replicas = stack.replicas_of("analytics")
+    for replica in replicas:
+        stack.stop_service(replica)
     try:
         done = subprocess.run(command, env=environment, check=False)
     finally:
-        stack.start_service("analytics")
-        stack.wait_ready("analytics")
+        stack.start_replicas("analytics")
+        stack.wait_ready(replicas)
     if done.returncode != 0:
         raise Failure("the rebuild failed; analytics runs again but may miss facts: rebuild again")
     print("analytics rebuilt from the topics and running again", file=out)
@@ -304,6 +308,14 @@ def build_parser() -> argparse.ArgumentParser:
             help="Kafka brokers: 1, or 3 for failure tests (replication factor 3, "
             "min.insync.replicas 2); default KETENBUS_KAFKA_BROKERS or 1. A home keeps the "
             "count it was made with",
+        )
+        sub.add_argument(
+            "--replicas",
+            type=int,
+            choices=range(1, 5),
+            metavar="N",
+            help="processes per service, 1 to 4, in one consumer group, each on its own "
+            "HTTP port (intake 8001, intake-2 8011, ...); default KETENBUS_REPLICAS or 1",
         )
     up.set_defaults(run=cmd_up)
     demo.set_defaults(run=cmd_demo)

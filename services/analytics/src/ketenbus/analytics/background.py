@@ -14,5 +14,8 @@ async def refresh_gauges(deps: AnalyticsDependencies, every_seconds: float = 2.0
         now = deps.clock.now()
         async with deps.uow.reading() as tx:
             facts = await tx.facts.pulse_facts(since=now - NO_SHOW_WINDOW)
+            # Read again rather than kept: a replica's handler counts only its own partitions.
+            counts = await tx.facts.event_counts()
         deps.gauges.latest = pulse(facts, now, NO_SHOW_WINDOW)
+        deps.seen.update(counts)
         await asyncio.sleep(every_seconds)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ketenbus.analytics.gauges import BusinessGauges, EventsSeen
 from ketenbus.analytics.settings import AnalyticsSettings
-from ketenbus.analytics.store import EVENT_COUNTS, AnalyticsTransaction, FactStore
+from ketenbus.analytics.store import AnalyticsTransaction, FactStore
 from ketenbus.kit.clock import Clock
 from ketenbus.kit.runtime import Runtime
 from ketenbus.kit.uow import UnitOfWork
@@ -26,8 +26,9 @@ class AnalyticsDependencies:
 async def bootstrap(runtime: Runtime) -> AnalyticsDependencies:
     settings = runtime.settings
     assert isinstance(settings, AnalyticsSettings)
-    await FactStore(runtime.db).ensure_indexes()
-    seen = {d["_id"]: d["count"] async for d in runtime.db[EVENT_COUNTS].find()}
+    store = FactStore(runtime.db)
+    await store.ensure_indexes()
+    seen = await store.event_counts()
     gauges = BusinessGauges()
     runtime.registry.register(EventsSeen(seen))
     runtime.registry.register(gauges)

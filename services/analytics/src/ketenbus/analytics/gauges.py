@@ -18,7 +18,9 @@ NO_SHOW_WINDOW = timedelta(days=30)
 
 
 class EventsSeen(Collector):
-    """Counts as stored, so a restart does not reset what operators see."""
+    """Counts as stored, so a restart does not reset what operators see, and every replica
+    reports the same (refresh_gauges reads them again; a replica's handlers count only the
+    events of its own partitions)."""
 
     def __init__(self, seen: dict[str, int]) -> None:
         self.seen = seen

@@ -58,6 +58,8 @@ class FactStore:
                 operations["$set"] = update.set
             if update.max:
                 operations["$max"] = update.max
+            if update.min:
+                operations["$min"] = update.min
             if operations:
                 await self.db[update.collection].update_one(
                     {"_id": update.key}, operations, upsert=True, session=self.session
@@ -157,6 +159,10 @@ class FactStore:
         return await (
             self.db[SNAPSHOTS].find(query, session=self.session).sort("published_at", 1).to_list()
         )
+
+    async def event_counts(self) -> dict[str, int]:
+        cursor = self.db[EVENT_COUNTS].find(session=self.session)
+        return {d["_id"]: d["count"] async for d in cursor}
 
     async def count(self, event_type: str) -> None:
         await self.db[EVENT_COUNTS].update_one(

@@ -8,7 +8,7 @@ from datetime import timedelta
 from functools import partial
 
 from ketenbus.contracts import sealing
-from ketenbus.intake import store
+from ketenbus.intake import signal_store, store
 from ketenbus.intake.personal import IntakeKeys
 from ketenbus.intake.regions import CapacityTable, RegionTable
 from ketenbus.intake.settings import IntakeSettings
@@ -63,6 +63,7 @@ async def bootstrap(runtime: Runtime) -> IntakeDependencies:
     settings = runtime.settings
     assert isinstance(settings, IntakeSettings)
     await store.ensure_indexes(runtime.db)
+    await signal_store.ensure_indexes(runtime.db)
     keys = intake_keys(settings)
     capacities = CapacityTable.load(settings.capacity_file)
     caseloads = Caseloads(runtime.db, capacities.of, runtime.clock)

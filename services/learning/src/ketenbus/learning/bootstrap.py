@@ -8,6 +8,7 @@ from functools import partial
 
 from ketenbus.contracts import sealing
 from ketenbus.kit.clock import Clock
+from ketenbus.kit.lease import Lease
 from ketenbus.kit.logs import get_logger
 from ketenbus.kit.runtime import Runtime
 from ketenbus.kit.uow import UnitOfWork
@@ -27,10 +28,18 @@ class LearningDependencies:
     catalogue: Catalogue
     # Opens the worker's feedback for the client to read; None: the client cannot read it.
     feedback_key: bytes | None
+    # With replicas, the one holding it sweeps for abandoned modules (ketenbus.kit.lease);
+    # None: this process is the only one (the tests).
+    abandonment_lease: Lease | None = None
 
     @classmethod
     def from_settings(
-        cls, settings: LearningSettings, *, uow: UnitOfWork[LearningTransaction], clock: Clock
+        cls,
+        settings: LearningSettings,
+        *,
+        uow: UnitOfWork[LearningTransaction],
+        clock: Clock,
+        abandonment_lease: Lease | None = None,
     ) -> LearningDependencies:
         """Only the catalogue is read from disk: the tests build it too, around an in-memory
         unit of work."""
@@ -43,6 +52,7 @@ class LearningDependencies:
             uow=uow,
             catalogue=Catalogue.load(settings.learning_catalogue_dir),
             feedback_key=sealing.key_from_text(key.get_secret_value()) if key else None,
+            abandonment_lease=abandonment_lease,
         )
 
 
@@ -57,4 +67,9 @@ async def bootstrap(runtime: Runtime) -> LearningDependencies:
     uow = runtime.unit_of_work(
         partial(LearningTransaction, homework_master_key=homework_master_key)
     )
-    return LearningDependencies.from_settings(settings, uow=uow, clock=runtime.clock)
+    return LearningDependencies.from_settings(
+        settings,
+        uow=uow,
+        clock=runtime.clock,
+        abandonment_lease=Lease(runtime.db, "abandonment"),
+    )
