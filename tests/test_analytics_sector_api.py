@@ -12,8 +12,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from ketenbus.analytics.api import router
+from ketenbus.analytics.bootstrap import AnalyticsDependencies
 from ketenbus.analytics.facts import Facts
+from ketenbus.analytics.gauges import BusinessGauges
+from ketenbus.analytics.settings import AnalyticsSettings
 from ketenbus.kit.auth import Caller
+from ketenbus.kit.clock import SystemClock
 from ketenbus.kit.web import _add_error_handlers
 
 from .test_analytics_sector_table import ORG, a_year
@@ -49,8 +53,12 @@ def client() -> TestClient:
     app.include_router(router)
     _add_error_handlers(app)  # as the kit's app factory does
     app.state.keyring = OneKey()
-    app.state.runtime = SimpleNamespace(
-        uow=InMemoryUow(a_year().facts()), settings=SimpleNamespace(analytics_language=None)
+    app.state.dependencies = AnalyticsDependencies(
+        settings=AnalyticsSettings(analytics_language=None),
+        clock=SystemClock(),
+        uow=InMemoryUow(a_year().facts()),  # type: ignore[arg-type]
+        seen={},
+        gauges=BusinessGauges(),
     )
     return TestClient(app, headers={"Authorization": "Bearer kb_manager"})
 

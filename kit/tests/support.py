@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from aiokafka import AIOKafkaConsumer
@@ -13,6 +14,14 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from ketenbus.contracts.envelope import Event
 from ketenbus.contracts.topics import Topic
 from ketenbus.devstack.kafka_access import KafkaAccess
+from ketenbus.kit.uow import UnitOfWork
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """What the tests' handlers are given: the unit of work, as a service's bootstrap gives it."""
+
+    uow: UnitOfWork[Any]
 
 
 def counted_event_class(topic_name: str) -> type[Event]:

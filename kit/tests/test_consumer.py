@@ -18,7 +18,7 @@ from ketenbus.kit.errors import DomainError
 from ketenbus.kit.metrics import KitMetrics
 from ketenbus.kit.uow import UnitOfWork
 
-from .support import counted_event_class, create_topic, eventually, read_topic
+from .support import Dependencies, counted_event_class, create_topic, eventually, read_topic
 
 pytestmark = pytest.mark.stack
 
@@ -45,7 +45,7 @@ async def test_invalid_events_are_dead_lettered_with_a_reason_and_later_ones_pro
     metrics = KitMetrics(CollectorRegistry(), service)
     consumer = EventConsumer(
         handlers,
-        {"uow": uow},
+        Dependencies(uow),
         broker,
         metrics,
         registry={Counted.event_type(): Counted},
@@ -128,7 +128,7 @@ async def test_an_unknown_type_on_a_partners_topic_is_dead_lettered_not_skipped(
     broker = KafkaBroker(kafka.bootstrap, security=security(kafka.service_settings()))
     metrics = KitMetrics(CollectorRegistry(), service)
     consumer = EventConsumer(
-        handlers, {"uow": uow}, broker, metrics, registry={Counted.event_type(): Counted}
+        handlers, Dependencies(uow), broker, metrics, registry={Counted.event_type(): Counted}
     )
     consumer.subscribe()
     await broker.start()
@@ -175,7 +175,7 @@ async def test_batches_share_a_transaction_and_a_failure_falls_back_to_one_by_on
     metrics = KitMetrics(CollectorRegistry(), service)
     consumer = EventConsumer(
         handlers,
-        {"uow": uow},
+        Dependencies(uow),
         broker,
         metrics,
         registry={Counted.event_type(): Counted},

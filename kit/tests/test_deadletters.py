@@ -23,7 +23,7 @@ from ketenbus.kit.errors import DomainError
 from ketenbus.kit.metrics import KitMetrics
 from ketenbus.kit.uow import UnitOfWork
 
-from .support import counted_event_class, create_topic, eventually, read_topic
+from .support import Dependencies, counted_event_class, create_topic, eventually, read_topic
 
 pytestmark = pytest.mark.stack
 
@@ -52,7 +52,7 @@ async def test_a_replayed_dead_letter_is_handled_once_by_each_consumer(
         broker = KafkaBroker(kafka.bootstrap, security=security(kafka.service_settings()))
         consumer = EventConsumer(
             handlers,
-            {"uow": uow},
+            Dependencies(uow),
             broker,
             KitMetrics(CollectorRegistry(), service),
             registry={Counted.event_type(): Counted},

@@ -1,4 +1,5 @@
-"""Analytics' projecting handler against an in-memory unit of work: no servers."""
+"""Analytics' projecting handler against an in-memory unit of work: no servers. The
+handler is bound to the service's own dependencies, with the fake unit of work in them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from typing import Any
 
 import pytest
 
-from ketenbus.analytics.handlers import project
+from ketenbus.analytics.bootstrap import AnalyticsDependencies
+from ketenbus.analytics.gauges import BusinessGauges
+from ketenbus.analytics.handlers import handlers
+from ketenbus.analytics.settings import AnalyticsSettings
 from ketenbus.contracts.envelope import Event, wrap
 from ketenbus.contracts.events import ConsentWithdrawn
 from ketenbus.contracts.values import ConsentPurpose, new_id
@@ -52,13 +56,17 @@ def withdrawn(client_ref: str | None = None) -> Any:
 async def test_each_event_is_counted_once_and_a_failed_projection_counts_nothing():
     uow = InMemoryUnitOfWork(Tx, service="analytics")
     seen: dict[str, int] = {}
+    deps = AnalyticsDependencies(
+        settings=AnalyticsSettings(), clock=uow.clock, uow=uow, seen=seen, gauges=BusinessGauges()
+    )
+    project = handlers.bind(deps)
     first, second = withdrawn(), withdrawn()
-    await project(first, uow=uow, seen=seen)
-    await project(second, uow=uow, seen=seen)
+    await project(first)
+    await project(second)
     with pytest.raises(AlreadyHandled):
-        await project(first, uow=uow, seen=seen)
+        await project(first)
     with pytest.raises(RuntimeError):
-        await project(withdrawn("cl_" + "0" * 32), uow=uow, seen=seen)
+        await project(withdrawn("cl_" + "0" * 32))
 
     assert uow.tables["event_counts"] == {first.type: 2}
     assert seen == {first.type: 2}

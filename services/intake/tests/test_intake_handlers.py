@@ -1,17 +1,23 @@
-"""Intake's handlers decide against an in-memory unit of work: no servers."""
+"""Intake's handlers decide against an in-memory unit of work: no servers. The service's own
+dependencies are built around it, as its bootstrap builds them."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from functools import cached_property
+from typing import Any
 
 import pytest
 
+from ketenbus.contracts import sealing
 from ketenbus.contracts.envelope import wrap
 from ketenbus.contracts.events import FirstContactMade, ReferralStatusChanged
 from ketenbus.contracts.values import new_id
+from ketenbus.intake.bootstrap import IntakeDependencies, intake_keys
 from ketenbus.intake.domain import NotFound, Organisation, Referral, ReferralState, triage
-from ketenbus.intake.handlers import tell_first_contact
+from ketenbus.intake.handlers import handlers
+from ketenbus.intake.settings import IntakeSettings
+from ketenbus.kit.consumer import BoundHandlers
 from ketenbus.kit.testing import InMemoryAggregates, InMemoryTransaction, InMemoryUnitOfWork
 
 from .test_intake_domain import NOW, received
@@ -28,6 +34,26 @@ class Tx(InMemoryTransaction):
     @cached_property
     def referrals(self) -> Referrals:
         return Referrals(self, "referrals")
+
+
+class NoPlaces:
+    """The places live in the database, outside any transaction; these handlers take none."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"a place was asked for ({name}) where none should be")
+
+
+def handling(uow: InMemoryUnitOfWork[Tx]) -> BoundHandlers:
+    key = sealing.key_to_text
+    settings = IntakeSettings(
+        ketenbus_master_key=key(sealing.new_key()),
+        contact_sharing_key=key(sealing.new_key()),
+        pseudonym_key=key(sealing.new_key()),
+    )
+    deps = IntakeDependencies.from_settings(
+        settings, uow=uow, clock=uow.clock, keys=intake_keys(settings), caseloads=NoPlaces()
+    )
+    return handlers.bind(deps)
 
 
 def first_contact(referral_id: str) -> FirstContactMade:
@@ -50,7 +76,7 @@ async def test_first_contact_reaches_the_referral_and_the_duplicates_linked_to_i
         referral.events.clear()
         uow.tables.setdefault("referrals", {})[referral.id] = referral
 
-    await tell_first_contact(wrap(first_contact(original.id), source="trajectory"), uow=uow)
+    await handling(uow)(wrap(first_contact(original.id), source="trajectory"))
 
     rows = uow.tables["referrals"]
     assert rows[original.id].first_contact_at == rows[duplicate.id].first_contact_at
@@ -63,5 +89,18 @@ async def test_first_contact_for_a_referral_intake_never_had_is_refused():
     uow = InMemoryUnitOfWork(Tx, service="intake")
     unknown = wrap(first_contact(new_id("ref")), source="trajectory")
     with pytest.raises(NotFound):
-        await tell_first_contact(unknown, uow=uow)
+        await handling(uow)(unknown)
     assert unknown.id not in uow.handled and uow.published == []
+
+
+def test_partners_refer_on_the_inbound_topics_of_the_partners_deployed():
+    key = sealing.key_to_text(sealing.new_key())
+    settings = IntakeSettings(
+        ketenbus_master_key=key,
+        contact_sharing_key=key,
+        pseudonym_key=key,
+        partner_organisations="gemeente-utrecht",
+    )
+    subscription = handlers.subscription(settings)
+    assert subscription.closed == {"ketenbus.partners.gemeente-utrecht.inbound.v1"}
+    assert "ketenbus.trajectory.trajectories.v1" in subscription.topics

@@ -1,4 +1,5 @@
-"""Learning's enrolment handler decides against an in-memory unit of work: no servers."""
+"""Learning's enrolment handler decides against an in-memory unit of work: no servers. The
+service's own dependencies are built around it, as its bootstrap builds them."""
 
 from __future__ import annotations
 
@@ -12,11 +13,10 @@ from ketenbus.contracts.events import ModuleAssigned
 from ketenbus.contracts.values import Language, new_id
 from ketenbus.kit.errors import DomainError
 from ketenbus.kit.testing import InMemoryAggregates, InMemoryTransaction, InMemoryUnitOfWork
-from ketenbus.learning.catalogue import Catalogue
+from ketenbus.learning.bootstrap import LearningDependencies
 from ketenbus.learning.domain import Enrolment
-from ketenbus.learning.handlers import enrol
-
-CATALOGUE = Catalogue.load()
+from ketenbus.learning.handlers import handlers
+from ketenbus.learning.settings import LearningSettings
 
 
 class Tx(InMemoryTransaction):
@@ -42,14 +42,17 @@ def assigned(module_id: str) -> Envelope[ModuleAssigned]:
 
 async def test_a_module_from_the_catalogue_enrols_and_an_unknown_one_is_refused():
     uow = InMemoryUnitOfWork(Tx, service="learning")
+    handle = handlers.bind(
+        LearningDependencies.from_settings(LearningSettings(), uow=uow, clock=uow.clock)
+    )
     known = assigned("grip-op-je-geld")
-    await enrol(known, uow=uow, catalogue=CATALOGUE)
+    await handle(known)
     enrolment = uow.tables["enrolments"][known.data.enrolment_id]
     assert enrolment.module_id == "grip-op-je-geld"
     assert enrolment.client_ref == known.data.client_ref
 
     unknown = assigned("no-such-module")
     with pytest.raises(DomainError, match="no module no-such-module"):
-        await enrol(unknown, uow=uow, catalogue=CATALOGUE)
+        await handle(unknown)
     assert unknown.id not in uow.handled
     assert list(uow.tables["enrolments"]) == [known.data.enrolment_id]

@@ -1,4 +1,5 @@
-"""Notifications' consent handlers decide against an in-memory unit of work: no servers."""
+"""Notifications' consent handlers decide against an in-memory unit of work: no servers. The
+service's own dependencies are built around it, as its bootstrap builds them."""
 
 from __future__ import annotations
 
@@ -6,11 +7,16 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
+from ketenbus.contracts import sealing
 from ketenbus.contracts.envelope import wrap
 from ketenbus.contracts.events import ConsentGranted, ConsentWithdrawn
 from ketenbus.contracts.values import ConsentGiver, ConsentPurpose
 from ketenbus.kit.testing import InMemoryTransaction, InMemoryUnitOfWork
-from ketenbus.notifications.handlers import note_consent, stop_reminding
+from ketenbus.notifications.bootstrap import NotificationDependencies
+from ketenbus.notifications.handlers import handlers
+from ketenbus.notifications.settings import NotificationSettings
 
 AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 CLIENT = "cl_" + "a" * 32
@@ -87,18 +93,26 @@ def withdrawal(consent_id: str) -> Any:
     )
 
 
+def dependencies(uow: InMemoryUnitOfWork[Tx]) -> NotificationDependencies:
+    settings = NotificationSettings(contact_sharing_key=sealing.key_to_text(sealing.new_key()))
+    return NotificationDependencies.from_settings(
+        settings, uow=uow, clock=uow.clock, registry=CollectorRegistry()
+    )
+
+
 async def test_the_contact_card_goes_only_with_the_last_consent_to_reminders():
     uow = InMemoryUnitOfWork(Tx, service="notifications")
+    handle = handlers.bind(dependencies(uow))
     uow.tables["contacts"] = {CLIENT: "sealed card"}
-    await note_consent(consent("cns_" + "1" * 32), uow=uow)
-    await note_consent(consent("cns_" + "2" * 32), uow=uow)
+    await handle(consent("cns_" + "1" * 32))
+    await handle(consent("cns_" + "2" * 32))
     # Consent to another purpose is another service's business: not even claimed here.
     other = consent("cns_" + "3" * 32, ConsentPurpose.DEBT_COUNSELLING)
-    await note_consent(other, uow=uow)
+    await handle(other)
     assert other.id not in uow.handled
     assert uow.tables["reminder_consents"] == {CLIENT: {"cns_" + "1" * 32, "cns_" + "2" * 32}}
 
-    await stop_reminding(withdrawal("cns_" + "1" * 32), uow=uow)
+    await handle(withdrawal("cns_" + "1" * 32))
     assert CLIENT in uow.tables["contacts"]
-    await stop_reminding(withdrawal("cns_" + "2" * 32), uow=uow)
+    await handle(withdrawal("cns_" + "2" * 32))
     assert CLIENT not in uow.tables["contacts"]

@@ -11,17 +11,24 @@ What a consumer does with each kind of message (DESIGN.md, "Delivery guarantees"
   inbound topic, whose vocabulary the chain sets, dead-lettered;
 - no envelope at all (not JSON, a tombstone, too large): dead-lettered.
 
-A service declares what it handles:
+A service declares what it handles, and where an event arrives elsewhere than on its
+stream, where (derived from the settings, so a deployment's partners are read, not patched in):
 
     handlers = EventHandlers("trajectory")
 
     @handlers.on(ReferralAccepted)
-    async def open_trajectory(event: Envelope[ReferralAccepted], uow: TrajectoryUoW) -> None:
+    async def open_trajectory(event: Envelope[ReferralAccepted], uow: Uow) -> None:
         ...
 
-and the app wires each handler's dependencies by parameter name. One Kafka subscriber per
-topic, one consumer group per service; the offset is committed only after the handler's
-transaction (or the dead letter) is done, so a crash means redelivery, never loss.
+    @handlers.on(PartnerOutcomeReported, topics=TrajectorySettings.partner_inbound_topics)
+    async def record_partner_answer(event: Envelope[PartnerAnswer], uow: Uow) -> None:
+        ...
+
+`handlers.bind(dependencies)` gives each handler its parameters after the event by name from
+the service's dependencies object (its bootstrap builds it: `uow`, tables, keys), once, at
+start-up; a parameter the object lacks fails there. One Kafka subscriber for all the
+service's topics, one consumer group per service; the offset is committed only after the
+handler's transaction (or the dead letter) is done, so a crash means redelivery, never loss.
 """
 
 from __future__ import annotations
@@ -79,48 +86,91 @@ class DeadLetter:
 DeadLetterHook = Callable[[DeadLetter], Awaitable[None]]
 
 
+# The topics an event arrives on besides its stream: fixed names, or derived from the
+# service's settings (a partner's inbound topic exists for each partner the deployment has).
+ArrivesOn = Iterable[str] | Callable[[Any], Iterable[str]]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """What a consumer reads: `topics`, of which `closed` are topics whose vocabulary the
+    reader sets (a partner's inbound topic), where an unknown event type is dead-lettered."""
+
+    topics: tuple[str, ...]
+    closed: frozenset[str]
+
+
 @dataclass
 class EventHandlers:
     """The events one service reacts to, and the topics they arrive on."""
 
     service: str
     handlers: dict[type[Event], Handler] = field(default_factory=dict)
-    extra_topics: dict[type[Event], tuple[str, ...]] = field(default_factory=dict)
+    arrives_on: dict[type[Event], ArrivesOn] = field(default_factory=dict)
 
-    def on(self, *events: type[Event], topics: Iterable[str] = ()) -> Callable[[Handler], Handler]:
+    def on(self, *events: type[Event], topics: ArrivesOn = ()) -> Callable[[Handler], Handler]:
         """Register a handler. `topics` for events that arrive elsewhere than their stream
-        (a partner's inbound topic)."""
+        (a partner's inbound topic): names, or a function of the service's settings."""
 
         def register(handler: Handler) -> Handler:
             for event in events:
                 if event in self.handlers:
                     raise ValueError(f"{event.name} already has a handler in {self.service}")
                 self.handlers[event] = handler
-                if topics:
-                    self.extra_topics[event] = tuple(topics)
+                if callable(topics) or topics:
+                    self.arrives_on[event] = topics if callable(topics) else tuple(topics)
             return handler
 
         return register
 
-    def topics(self) -> list[str]:
+    def subscription(self, settings: Any = None) -> Subscription:
+        """The topics these handlers read under `settings`: each event's stream, or where
+        it was declared to arrive instead. Without settings (a tool that reads the code),
+        the topics derived from them are left out."""
         names: set[str] = set()
+        closed: set[str] = set()
         for event in self.handlers:
-            if event in self.extra_topics:
-                names.update(self.extra_topics[event])
+            if event in self.arrives_on:
+                where = self.arrives_on[event]
+                if callable(where):
+                    declared = tuple(where(settings)) if settings is not None else ()
+                else:
+                    declared = tuple(where)
+                names.update(declared)
+                closed.update(declared)
             elif event.stream is not None:
                 names.add(event.stream.name)
-        return sorted(names)
+        return Subscription(tuple(sorted(names)), frozenset(closed))
+
+    def topics(self, settings: Any = None) -> list[str]:
+        return list(self.subscription(settings).topics)
+
+    def bind(self, dependencies: Any) -> BoundHandlers:
+        """Each handler with its dependencies given, by parameter name, from the service's
+        dependencies object; what a handler asks for and the object lacks fails here."""
+        return BoundHandlers(
+            {event: inject(fn, dependencies) for event, fn in self.handlers.items()}
+        )
 
 
-def inject(
-    handler: Handler, dependencies: Mapping[str, Any]
-) -> Callable[[Envelope[Any]], Awaitable[None]]:
+@dataclass(frozen=True)
+class BoundHandlers:
+    """The handlers, ready to be called with an event (and, by the consumer, a batch as
+    their `uow`); calling the whole calls the handler of the event's type."""
+
+    by_event: dict[type[Event], Callable[..., Awaitable[None]]]
+
+    async def __call__(self, envelope: Envelope[Any], **overrides: Any) -> None:
+        await self.by_event[type(envelope.data)](envelope, **overrides)
+
+
+def inject(handler: Handler, dependencies: Any) -> Callable[..., Awaitable[None]]:
     """Bind a handler's parameters (after the event) by name: the cosmicpython bootstrap."""
     parameters = list(inspect.signature(handler).parameters)[1:]
-    missing = [p for p in parameters if p not in dependencies]
+    missing = [p for p in parameters if not hasattr(dependencies, p)]
     if missing:
-        raise TypeError(f"{handler.__name__} needs {missing}, which the app does not provide")
-    return partial(handler, **{p: dependencies[p] for p in parameters})
+        raise TypeError(f"{handler.__name__} needs {missing}, which the service does not provide")
+    return partial(handler, **{p: getattr(dependencies, p) for p in parameters})
 
 
 def _takes_uow(handler: Handler) -> bool:
@@ -196,10 +246,11 @@ class EventConsumer:
     def __init__(
         self,
         handlers: EventHandlers,
-        dependencies: Mapping[str, Any],
+        dependencies: Any,
         broker: KafkaBroker,
         metrics: KitMetrics,
         *,
+        settings: Any = None,
         attempts: int = 5,
         retry_base_seconds: float = 0.1,
         retry_max_seconds: float = 5.0,
@@ -210,8 +261,9 @@ class EventConsumer:
         session_timeout_ms: int = 10_000,
     ) -> None:
         self.service = handlers.service
-        self.handlers = {event: inject(fn, dependencies) for event, fn in handlers.handlers.items()}
-        self.topics = handlers.topics()
+        self.handlers = handlers.bind(dependencies).by_event
+        subscription = handlers.subscription(settings)
+        self.topics = list(subscription.topics)
         self.broker = broker
         self.metrics = metrics
         self.attempts = attempts
@@ -224,9 +276,7 @@ class EventConsumer:
         # handler): there an unknown type is the sender's mistake, dead-lettered (and the
         # partner told). On the streams the producer sets it and may add types before every
         # consumer knows them: an unknown type there is skipped and counted.
-        self.closed_topics = frozenset(
-            topic for topics in handlers.extra_topics.values() for topic in topics
-        )
+        self.closed_topics = subscription.closed
         self.on_dead_letter = on_dead_letter
         # With a unit of work, a batch of events shares one transaction (see receive()): each
         # handler is then called with the batch as its `uow`, so every handler must take one.

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, status
 
 from ketenbus.kit.auth import Caller
 
@@ -71,17 +71,19 @@ class RateLimit:
             return bucket.take(now)
 
 
-def limited(authenticated: Callable[..., Caller], limit: str, what: str) -> Callable[..., Caller]:
+def limited(
+    authenticated: Callable[..., Caller], limit: Callable[..., RateLimit], what: str
+) -> Callable[..., Caller]:
     """A FastAPI dependency: the caller `authenticated` gives, if its organisation is within
-    the RateLimit the service keeps as `runtime.dependencies[limit]`; else 429."""
+    the RateLimit that the dependency `limit` gives (one of the service's dependencies);
+    else 429."""
 
-    # A default, not Annotated[...]: annotations are strings here (__future__), and FastAPI
-    # resolves them in the module's globals, where `authenticated` is not.
+    # Defaults, not Annotated[...]: annotations are strings here (__future__), and FastAPI
+    # resolves them in the module's globals, where `authenticated` and `limit` are not.
     async def within_limit(
-        request: Request,
         caller: Caller = Depends(authenticated),  # noqa: B008
+        rate: RateLimit = Depends(limit),  # noqa: B008
     ) -> Caller:
-        rate: RateLimit = request.app.state.runtime.dependencies[limit]
         wait = rate.take(caller.organisation_id)
         if wait > 0:
             seconds = max(1, math.ceil(wait))

@@ -1,4 +1,11 @@
-"""Everything one service process runs on, wired once, at start-up, in one place."""
+"""Everything one service process runs on, wired once, at start-up, in one place.
+
+The kit builds the plumbing (`Runtime.build`: settings, clock, metrics, broker, database,
+outbox relay, API keys); the service's `bootstrap` builds from it one typed dependencies
+object (its unit of work, tables, keys; see e.g. `ketenbus.trajectory.bootstrap`), and that
+object is what its handlers, routes, background loops and dead-letter hook are given.
+`Runtime.start` says the order.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import pymongo
 from fastapi import APIRouter
@@ -26,13 +33,15 @@ from ketenbus.kit.metrics import KitMetrics
 from ketenbus.kit.mongo import create_mongo_client, database
 from ketenbus.kit.outbox import Outbox, OutboxRelay
 from ketenbus.kit.settings import ServiceSettings
-from ketenbus.kit.uow import Transaction, UnitOfWork
+from ketenbus.kit.uow import Transaction, TxT, UnitOfWork
 
 log = get_logger(__name__)
 
+D = TypeVar("D")
+
 
 @dataclass
-class Service:
+class Service(Generic[D]):
     """What a service hands to the kit: only the parts that are its own."""
 
     name: str
@@ -40,14 +49,30 @@ class Service:
     handlers: EventHandlers | None = None
     routers: Sequence[APIRouter] = ()
     publishes: Sequence[type[Event]] = ()
-    transaction_class: type[Transaction] = Transaction
     settings_class: type[ServiceSettings] = ServiceSettings
-    # Creates indexes and adds the service's own dependencies to runtime.dependencies.
-    prepare: Callable[[Runtime], Awaitable[None]] | None = None
-    # Long-running loops (schedulers, timers); each gets the runtime and runs until cancelled.
-    background: Sequence[Callable[[Runtime], Awaitable[None]]] = ()
+    # Builds the service's dependencies (a frozen dataclass) from the runtime, once, at
+    # start-up: its indexes, its unit of work, tables and keys. Handlers, routes, loops and
+    # the dead-letter hook are given what it returns; its `uow` is the one the consumer
+    # batches on. Without one: `KitDependencies`.
+    bootstrap: Callable[[Runtime], Awaitable[D]] | None = None
+    # Long-running loops (schedulers, timers); each gets the dependencies and runs until
+    # cancelled.
+    background: Sequence[Callable[[D], Awaitable[None]]] = ()
     # Called after a consumed message was dead-lettered (e.g. to tell a partner why).
-    dead_letters: Callable[[Runtime, DeadLetter], Awaitable[None]] | None = None
+    dead_letters: Callable[[D, DeadLetter], Awaitable[None]] | None = None
+
+
+@dataclass(frozen=True)
+class KitDependencies:
+    """What a service without a bootstrap of its own is given: the plain unit of work."""
+
+    settings: ServiceSettings
+    clock: Clock
+    uow: UnitOfWork[Transaction]
+
+
+async def kit_dependencies(runtime: Runtime) -> KitDependencies:
+    return KitDependencies(runtime.settings, runtime.clock, runtime.unit_of_work(Transaction))
 
 
 @dataclass
@@ -60,11 +85,11 @@ class Runtime:
     broker: KafkaBroker
     mongo: AsyncMongoClient[Any]
     db: AsyncDatabase[Any]
-    uow: UnitOfWork[Any]
     relay: OutboxRelay
     keyring: Keyring
     consumer: EventConsumer | None = None
-    dependencies: dict[str, Any] = field(default_factory=dict)
+    # What the service's bootstrap built (by start()).
+    dependencies: Any = None
     broker_connected: bool = False
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -83,14 +108,6 @@ class Runtime:
             poll_seconds=settings.outbox_poll_seconds,
             batch_size=settings.outbox_batch_size,
         )
-        uow: UnitOfWork[Any] = UnitOfWork(
-            mongo,
-            db,
-            service=service.name,
-            clock=clock,
-            transaction_class=service.transaction_class,
-            after_commit=relay.wake,
-        )
         runtime = cls(
             service=service,
             settings=settings,
@@ -100,30 +117,51 @@ class Runtime:
             broker=broker,
             mongo=mongo,
             db=db,
-            uow=uow,
             relay=relay,
             keyring=Keyring.from_file(settings.api_keys_file, settings.api_keys_reload_seconds),
         )
-        runtime.dependencies.update(
-            uow=uow, clock=clock, settings=settings, metrics=metrics, broker=broker, db=db
-        )
         return runtime
 
+    def unit_of_work(self, transaction: Callable[..., TxT]) -> UnitOfWork[TxT]:
+        """The service's unit of work over its database, its transactions made by
+        `transaction` (a service's Transaction class, or a partial giving it its tables and
+        keys); each commit that staged events wakes the outbox relay."""
+        return UnitOfWork(
+            self.mongo,
+            self.db,
+            service=self.service.name,
+            clock=self.clock,
+            transaction_class=transaction,
+            after_commit=self.relay.wake,
+        )
+
     async def start(self) -> None:
+        """Start-up, in this order, each step needing the one before it:
+
+        1. the outbox's indexes: every transaction stages its events there;
+        2. the service's bootstrap: its indexes, tables and keys, in one dependencies object;
+        3. the consumer: its handlers bound to those dependencies, subscribed to the topics
+           the settings give, before the broker starts (which starts only the subscribers it
+           has by then);
+        4. the broker, in the background (a service whose broker is away is alive but not
+           ready); once it answers, the outbox relay, the background loops and the lag watch.
+
+        The HTTP routes are served once this returns, with the same dependencies."""
         await Outbox(self.db).ensure_indexes()
-        if self.service.prepare is not None:
-            await self.service.prepare(self)
+        bootstrap = self.service.bootstrap or kit_dependencies
+        self.dependencies = await bootstrap(self)
         if self.service.handlers is not None and self.service.handlers.handlers:
             self.consumer = EventConsumer(
                 self.service.handlers,
                 self.dependencies,
                 self.broker,
                 self.metrics,
+                settings=self.settings,
                 attempts=self.settings.handler_attempts,
                 retry_base_seconds=self.settings.retry_base_seconds,
                 retry_max_seconds=self.settings.retry_max_seconds,
                 on_dead_letter=self._dead_letter_hook(),
-                uow=self.uow,
+                uow=self.dependencies.uow,
                 batch_size=self.settings.consumer_batch_size,
                 session_timeout_ms=self.settings.consumer_session_timeout_ms,
             )
@@ -136,7 +174,7 @@ class Runtime:
             return None
 
         async def call(letter: DeadLetter) -> None:
-            await hook(self, letter)
+            await hook(self.dependencies, letter)
 
         return call
 
@@ -159,12 +197,12 @@ class Runtime:
         if self.consumer is not None:
             self._spawn(self.consumer.watch_lag(), "consumer-lag")
 
-    async def _supervised(self, loop: Callable[[Runtime], Awaitable[None]]) -> None:
+    async def _supervised(self, loop: Callable[[Any], Awaitable[None]]) -> None:
         """A background loop that fails is logged and started again, never silently lost."""
         attempt = 0
         while True:
             try:
-                await loop(self)
+                await loop(self.dependencies)
                 return
             except asyncio.CancelledError:
                 raise

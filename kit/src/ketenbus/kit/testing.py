@@ -4,17 +4,19 @@ process boundary: transactions, the inbox on disk, the relay, the consumer).
 
 The fake keeps the unit of work's contract, so a handler cannot tell the difference:
 
-    uow = InMemoryUnitOfWork(TrajectoryTables, service="trajectory")
-    await open_trajectory(accepted, uow=uow)
-    assert [type(e.data) for e in uow.published] == [TrajectoryOpened]
+    uow = InMemoryUnitOfWork(Tx, service="trajectory")
+    deps = TrajectoryDependencies.from_settings(TrajectorySettings(), uow=uow, clock=uow.clock)
+    handle = handlers.bind(deps)        # the service's own dependencies, bound as at start-up
+    await handle(accepted)
+    assert uow.published_types() == [TrajectoryOpened]
 
 - a repeat of a handled event raises `AlreadyHandled`;
 - a transaction that raises leaves the tables as they were and publishes nothing;
 - what a transaction published goes out (`published`) only when it completes.
 
-A service's fake transaction extends `InMemoryTransaction` with its repositories, each over
-one table of `tables` (a dict per collection, keyed by id); `InMemoryAggregates` covers the
-common add/save/get of an aggregate that records events.
+A test's fake transaction extends `InMemoryTransaction` with the repositories its handlers
+use, each over one table of `tables` (a dict per collection, keyed by id);
+`InMemoryAggregates` covers the common add/save/get of an aggregate that records events.
 """
 
 from __future__ import annotations
@@ -55,13 +57,11 @@ class InMemoryUnitOfWork(Generic[TxT]):
         service: str = "test",
         clock: Clock | None = None,
         tables: Tables | None = None,
-        resources: dict[str, Any] | None = None,
     ) -> None:
         self.transaction_class = transaction_class
         self.service = service
         self.clock = clock or FixedClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
         self.tables: Tables = tables if tables is not None else {}
-        self.resources = resources or {}
         self.handled: set[str] = set()
         self.published: list[Envelope[Any]] = []
 
@@ -72,7 +72,6 @@ class InMemoryUnitOfWork(Generic[TxT]):
             self.tables,
             source=self.service,
             clock=self.clock,
-            resources=self.resources,
             **context,
         )
         try:

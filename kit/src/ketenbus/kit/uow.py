@@ -21,7 +21,9 @@ but a call to the outside world (a mail, an HTTP request, a log line, a counter 
 is not. Effects that must happen once go through `tx` (the store, `tx.publish`).
 
 A service extends `Transaction` with its repositories, so a handler reads
-`await tx.trajectories.add(trajectory)`.
+`await tx.trajectories.add(trajectory)`; what its repositories need besides the database
+(keys, tables) its bootstrap gives the transaction's constructor, through the
+`transaction_class` it builds the unit of work with (e.g. a `functools.partial`).
 """
 
 from __future__ import annotations
@@ -56,16 +58,11 @@ class Transaction:
         clock: Clock,
         cause: Envelope[Any] | None = None,
         correlation_id: str | None = None,
-        resources: dict[str, Any] | None = None,
     ) -> None:
-        self.db = db
-        # What the service's repositories need besides the database (keys, catalogues).
-        self.resources = resources or {}
-        self.session = session
-        self.source = source
-        self.clock = clock
-        self.cause = cause
-        self.correlation_id = correlation_id
+        self.db, self.session = db, session
+        self.source, self.clock = source, clock
+        # What the events it publishes are caused by: the consumed event, or a command's id.
+        self.cause, self.correlation_id = cause, correlation_id
         self.outgoing: list[Envelope[Any]] = []
 
     def publish(self, event: Event) -> Envelope[Any]:
@@ -120,7 +117,6 @@ class Batch(Generic[TxT]):
             self.session,
             source=self.uow.service,
             clock=self.uow.clock,
-            resources=self.uow.resources,
             cause=envelope,
         )
         yield tx
@@ -136,7 +132,8 @@ class UnitOfWork(Generic[TxT]):
         *,
         service: str,
         clock: Clock,
-        transaction_class: type[TxT] = Transaction,  # type: ignore[assignment]
+        # The service's Transaction class, or a partial of it that gives it its tables, keys.
+        transaction_class: Callable[..., TxT] = Transaction,  # type: ignore[assignment]
         after_commit: Callable[[], None] = lambda: None,
     ) -> None:
         self.client = client
@@ -147,7 +144,6 @@ class UnitOfWork(Generic[TxT]):
         self.after_commit = after_commit
         self.outbox = Outbox(db)
         self.inbox = Inbox(db, consumer=service)
-        self.resources: dict[str, Any] = {}
 
     @asynccontextmanager
     async def batch(self, envelopes: Iterable[Envelope[Any]]) -> AsyncIterator[Batch[TxT]]:
@@ -179,7 +175,6 @@ class UnitOfWork(Generic[TxT]):
                 session,
                 source=self.service,
                 clock=self.clock,
-                resources=self.resources,
                 **context,
             )
             cause = context.get("cause")
@@ -205,9 +200,7 @@ class UnitOfWork(Generic[TxT]):
     async def reading(self) -> AsyncIterator[TxT]:
         """A consistent read without a transaction's cost; publishing is refused."""
         async with self.client.start_session() as session:
-            tx = self.transaction_class(
-                self.db, session, source=self.service, clock=self.clock, resources=self.resources
-            )
+            tx = self.transaction_class(self.db, session, source=self.service, clock=self.clock)
             yield tx
             if tx.outgoing:
                 raise RuntimeError("events published while only reading; use command()")

@@ -34,6 +34,7 @@ def create_app(service: Service, settings: ServiceSettings | None = None) -> Fas
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        app.state.dependencies = runtime.dependencies
         log.info("service started", http_port=settings.http_port)
         try:
             yield
@@ -44,7 +45,6 @@ def create_app(service: Service, settings: ServiceSettings | None = None) -> Fas
     app = FastAPI(
         title=f"Ketenbus {service.name}", description=service.description, lifespan=lifespan
     )
-    app.state.runtime = runtime
     app.state.keyring = runtime.keyring
     for router in service.routers:
         app.include_router(router)
@@ -53,6 +53,13 @@ def create_app(service: Service, settings: ServiceSettings | None = None) -> Fas
     _document_invalid_request(app)
     _add_correlation(app)
     return app
+
+
+def service_dependencies(request: Request) -> Any:
+    """A FastAPI dependency: the service's dependencies, as its bootstrap built them when the
+    app started. A service types it once, `Deps = Annotated[TrajectoryDependencies,
+    Depends(service_dependencies)]`, and its routes ask for `deps: Deps`."""
+    return request.app.state.dependencies
 
 
 def _add_operations_routes(app: FastAPI, runtime: Runtime) -> None:

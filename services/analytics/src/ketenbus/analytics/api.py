@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ketenbus.analytics import benchmark, labels, programme, sector, signals, views
+from ketenbus.analytics.bootstrap import AnalyticsDependencies
 from ketenbus.analytics.business_case import Assumptions, business_case
 from ketenbus.analytics.dashboard import render_dashboard
 from ketenbus.analytics.measures import (
@@ -34,6 +35,7 @@ from ketenbus.contracts.values import Language
 from ketenbus.kit.auth import Caller, requires
 from ketenbus.kit.errors import DomainError
 from ketenbus.kit.uow import UnitOfWork
+from ketenbus.kit.web import service_dependencies
 
 router = APIRouter(tags=["analytics"])
 
@@ -41,12 +43,15 @@ Manager = Annotated[Caller, Depends(requires("analytics:read"))]
 Format = Annotated[Literal["json", "csv"], Query(description="json (default) or csv")]
 
 
-def _uow(request: Request) -> UnitOfWork[AnalyticsTransaction]:
-    return request.app.state.runtime.uow
+Deps = Annotated[AnalyticsDependencies, Depends(service_dependencies)]
 
 
-def _settings(request: Request) -> AnalyticsSettings:
-    return request.app.state.runtime.settings
+def _uow(deps: Deps) -> UnitOfWork[AnalyticsTransaction]:
+    return deps.uow
+
+
+def _settings(deps: Deps) -> AnalyticsSettings:
+    return deps.settings
 
 
 Uow = Annotated[UnitOfWork[AnalyticsTransaction], Depends(_uow)]

@@ -6,16 +6,13 @@ every replica reports the same value and a restart loses nothing (dashboards tak
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from datetime import timedelta
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ketenbus.analytics.measures import Pulse, pulse
-from ketenbus.analytics.store import EVENT_COUNTS, FactStore
-from ketenbus.kit.runtime import Runtime
+from ketenbus.analytics.measures import Pulse
 
 NO_SHOW_WINDOW = timedelta(days=30)
 
@@ -66,15 +63,3 @@ class BusinessGauges(Collector):
         for (organisation, kind), rate in sorted(self.latest.no_show_rate.items()):
             no_show.add_metric([organisation, kind], rate)
         yield from (open_trajectories, waiting, no_show)
-
-
-async def refresh_gauges(runtime: Runtime, every_seconds: float = 2.0) -> None:
-    gauges: BusinessGauges = runtime.dependencies["gauges"]
-    seen: dict[str, int] = runtime.dependencies["seen"]
-    store = FactStore(runtime.db)
-    while True:
-        now = runtime.clock.now()
-        facts = await store.pulse_facts(since=now - NO_SHOW_WINDOW)
-        gauges.latest = pulse(facts, now, NO_SHOW_WINDOW)
-        seen.update({d["_id"]: d["count"] async for d in runtime.db[EVENT_COUNTS].find()})
-        await asyncio.sleep(every_seconds)

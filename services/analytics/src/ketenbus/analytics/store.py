@@ -160,6 +160,10 @@ class FactStore:
             self.db[SNAPSHOTS].find(query, session=self.session).sort("published_at", 1).to_list()
         )
 
+    async def event_counts(self) -> dict[str, int]:
+        cursor = self.db[EVENT_COUNTS].find(session=self.session)
+        return {d["_id"]: d["count"] async for d in cursor}
+
     async def count(self, event_type: str) -> None:
         await self.db[EVENT_COUNTS].update_one(
             {"_id": event_type}, {"$inc": {"count": 1}}, upsert=True, session=self.session

@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 from typing import Annotated, TypeAlias
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request, Response, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pymongo.errors import DuplicateKeyError
 
@@ -22,32 +22,48 @@ from ketenbus.contracts.values import (
     new_id,
 )
 from ketenbus.intake import reception
+from ketenbus.intake.bootstrap import IntakeDependencies
 from ketenbus.intake.domain import Consent, NotFound, Referral, ReferralState, Referrer
 from ketenbus.intake.handlers import let_in_from_waitlist
 from ketenbus.intake.personal import PersonalDetails, fingerprint
-from ketenbus.intake.regions import RegionTable
 from ketenbus.intake.store import IntakeTransaction
 from ketenbus.kit.auth import Caller, requires
 from ketenbus.kit.errors import DomainError
 from ketenbus.kit.failures import is_transient, retrying
 from ketenbus.kit.logs import get_logger
-from ketenbus.kit.ratelimit import TOO_MANY, limited
+from ketenbus.kit.ratelimit import TOO_MANY, RateLimit, limited
 from ketenbus.kit.uow import UnitOfWork
+from ketenbus.kit.web import service_dependencies
 
 log = get_logger(__name__)
 router = APIRouter(prefix="/v1")
 
+Deps = Annotated[IntakeDependencies, Depends(service_dependencies)]
+Uow: TypeAlias = UnitOfWork[IntakeTransaction]
+
+
+def _uow(deps: Deps) -> Uow:
+    return deps.uow
+
+
 # The partner front door is rate-limited per organisation (settings REFERRAL_RATE_PER_MINUTE,
-# REFERRAL_BURST, REFERRAL_STATUS_RATE_PER_MINUTE, REFERRAL_STATUS_BURST; app.py makes them).
-REFERRAL_LIMIT, STATUS_LIMIT = "referral_limit", "referral_status_limit"
+# REFERRAL_BURST, REFERRAL_STATUS_RATE_PER_MINUTE, REFERRAL_STATUS_BURST; the bootstrap makes
+# them).
+def _referral_limit(deps: Deps) -> RateLimit:
+    return deps.referral_limit
+
+
+def _status_limit(deps: Deps) -> RateLimit:
+    return deps.status_limit
+
+
+UowDep = Annotated[Uow, Depends(_uow)]
 Submitter = Annotated[
-    Caller, Depends(limited(requires("referrals:write"), REFERRAL_LIMIT, "referrals"))
+    Caller, Depends(limited(requires("referrals:write"), _referral_limit, "referrals"))
 ]
 StatusReader = Annotated[
-    Caller, Depends(limited(requires("referrals:read"), STATUS_LIMIT, "status requests"))
+    Caller, Depends(limited(requires("referrals:read"), _status_limit, "status requests"))
 ]
-
-Uow: TypeAlias = UnitOfWork[IntakeTransaction]
 ClientPath = Annotated[str, Path(pattern=r"^cl_[0-9a-f]{32}$")]
 ConsentPath = Annotated[str, Path(pattern=r"^cns_[0-9a-f]{32}$")]
 
@@ -162,17 +178,6 @@ class ErasureOut(BaseModel):
     erased_at: datetime
 
 
-def _uow(request: Request) -> Uow:
-    return request.app.state.runtime.uow
-
-
-def _regions(request: Request) -> RegionTable:
-    return request.app.state.runtime.dependencies["regions"]
-
-
-UowDep = Annotated[Uow, Depends(_uow)]
-
-
 def _status_of(referral: Referral) -> ReferralStatusOut:
     return ReferralStatusOut(
         referral_id=referral.id,
@@ -197,18 +202,16 @@ def _status_of(referral: Referral) -> ReferralStatusOut:
 )
 async def submit_referral(
     body: ReferralIn,
-    request: Request,
     response: Response,
     caller: Submitter,
-    uow: UowDep,
-    regions: Annotated[RegionTable, Depends(_regions)],
+    deps: Deps,
     idempotency_key: IdempotencyKey = None,
 ) -> ReferralStatusOut:
     """Refer a resident, with their consent. The answer says where the referral stands:
     received and accepted, waitlisted, or declined with a reason and a redirect."""
-    keys = request.app.state.runtime.uow.resources["keys"]
+    uow = deps.uow
     canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
-    request_print = fingerprint(keys.pseudonym, canonical)
+    request_print = fingerprint(deps.keys.pseudonym, canonical)
 
     async def earlier() -> ReferralStatusOut | None:
         if idempotency_key is None:
@@ -249,7 +252,7 @@ async def submit_referral(
                         body.consent.granted_at,
                     ),
                 ),
-                regions,
+                deps.regions,
                 idempotency_key,
                 request_print,
                 referral_id=referral_id,
@@ -260,7 +263,7 @@ async def submit_referral(
             await let_in_from_waitlist(tx, organisation_id, tx.clock.now())
 
     try:
-        async with reception.claimed_for(uow.resources["caseloads"], referral_id):
+        async with reception.claimed_for(deps.caseloads, referral_id):
             referral = await retrying(receive)
     except DuplicateKeyError:
         # The same key arrived twice at once; the other request made the referral.

@@ -12,6 +12,7 @@ from ketenbus.intake import reception
 from ketenbus.intake.domain import NotFound, Referral, ReferralState, Referrer
 from ketenbus.intake.partners import open_client_details, refuse_unless
 from ketenbus.intake.regions import RegionTable
+from ketenbus.intake.settings import IntakeSettings
 from ketenbus.intake.store import ConcurrentChange, IntakeTransaction
 from ketenbus.kit.consumer import EventHandlers
 from ketenbus.kit.uow import EventUnitOfWork
@@ -19,8 +20,7 @@ from ketenbus.kit.uow import EventUnitOfWork
 handlers = EventHandlers("intake")
 
 
-# The partners' inbound topics are known only from the settings; the app adds them at start-up.
-@handlers.on(ReferralSubmitted)
+@handlers.on(ReferralSubmitted, topics=IntakeSettings.partner_inbound_topics)
 async def receive_partner_referral(
     event: Envelope[ReferralSubmitted],
     uow: EventUnitOfWork[IntakeTransaction],

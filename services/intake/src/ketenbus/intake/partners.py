@@ -15,13 +15,11 @@ from ketenbus.contracts import sealing
 from ketenbus.contracts.events import ReferralRejected
 from ketenbus.contracts.topics import PARTNER_TOPIC_PATTERN
 from ketenbus.contracts.values import Sealed
+from ketenbus.intake.bootstrap import IntakeDependencies
 from ketenbus.intake.personal import PersonalDetails
-from ketenbus.intake.store import IntakeTransaction
 from ketenbus.kit.consumer import DeadLetter
 from ketenbus.kit.errors import DomainError
 from ketenbus.kit.logs import mask
-from ketenbus.kit.runtime import Runtime
-from ketenbus.kit.uow import UnitOfWork
 
 
 class ReferralRefused(DomainError):
@@ -72,15 +70,14 @@ def _what_it_said(value: bytes) -> tuple[str | None, str | None]:
     return reference, event_id
 
 
-async def tell_partner(runtime: Runtime, letter: DeadLetter) -> None:
+async def tell_partner(deps: IntakeDependencies, letter: DeadLetter) -> None:
     """A message on a partner's inbound topic went to the dead-letter topic: say why, once."""
     matched = PARTNER_TOPIC_PATTERN.match(letter.topic)
     if matched is None or matched.group(2) != "inbound":
         return
     partner = matched.group(1)
     reference, event_id = _what_it_said(letter.value)
-    uow: UnitOfWork[IntakeTransaction] = runtime.uow
-    async with uow.command() as tx:
+    async with deps.uow.command() as tx:
         if not await tx.rejections.first_time(f"{letter.topic}/{letter.partition}/{letter.offset}"):
             return
         tx.publish(

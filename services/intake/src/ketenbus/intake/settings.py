@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
+from ketenbus.contracts.topics import partner_inbound
 from ketenbus.kit.settings import ServiceSettings
 
 
@@ -57,3 +58,7 @@ class IntakeSettings(ServiceSettings):
     signal_check_seconds: float = Field(default=60.0, gt=0)
 
     _organisations = field_validator("partner_organisations", mode="before")(organisation_list)
+
+    def partner_inbound_topics(self) -> tuple[str, ...]:
+        """Where partners refer over Kafka: each on an inbound topic of its own."""
+        return tuple(partner_inbound(org).name for org in self.partner_organisations)

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response
 from fastapi import status as http
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from pymongo.errors import DuplicateKeyError
@@ -31,26 +31,29 @@ from ketenbus.contracts.values import (
     new_id,
 )
 from ketenbus.intake import reception
-from ketenbus.intake.api import REFERRAL_LIMIT, UowDep
+from ketenbus.intake.api import Deps, UowDep
 from ketenbus.intake.domain import NotFound, ReferralState, Referrer
 from ketenbus.intake.handlers import let_in_from_waitlist
 from ketenbus.intake.personal import SignalDetails, SignalResident, fingerprint
-from ketenbus.intake.regions import RegionTable
-from ketenbus.intake.settings import IntakeSettings
 from ketenbus.intake.signals import OutreachAttempt, OutreachWindows, Signal, SignalState
 from ketenbus.intake.store import IntakeTransaction
 from ketenbus.kit.auth import Caller, requires
 from ketenbus.kit.errors import DomainError
 from ketenbus.kit.failures import is_transient, retrying
 from ketenbus.kit.logs import get_logger
-from ketenbus.kit.ratelimit import TOO_MANY, limited
+from ketenbus.kit.ratelimit import TOO_MANY, RateLimit, limited
 
 log = get_logger(__name__)
 router = APIRouter(prefix="/v1", tags=["signals"])
 
+
 # A creditor's signals share the front door's rate limit (per organisation).
+def _referral_limit(deps: Deps) -> RateLimit:
+    return deps.referral_limit
+
+
 Creditor = Annotated[
-    Caller, Depends(limited(requires("signals:submit"), REFERRAL_LIMIT, "signals"))
+    Caller, Depends(limited(requires("signals:submit"), _referral_limit, "signals"))
 ]
 Reader = Annotated[Caller, Depends(requires("signals:read"))]
 Worker = Annotated[Caller, Depends(requires("signals:write"))]
@@ -225,18 +228,6 @@ class SignalErased(BaseModel):
     erased_at: datetime
 
 
-def _regions(request: Request) -> RegionTable:
-    return request.app.state.runtime.dependencies["regions"]
-
-
-def _settings(request: Request) -> IntakeSettings:
-    return request.app.state.runtime.settings
-
-
-Regions = Annotated[RegionTable, Depends(_regions)]
-Settings = Annotated[IntakeSettings, Depends(_settings)]
-
-
 def _worker(caller: Caller) -> str:
     if caller.worker_id is None:
         raise DomainError("this key belongs to no social worker; use a worker's key")
@@ -269,19 +260,16 @@ async def _own_signal(tx: IntakeTransaction, signal_id: str, caller: Caller) -> 
 )
 async def receive_signal(
     body: SignalIn,
-    request: Request,
     response: Response,
     caller: Creditor,
-    uow: UowDep,
-    regions: Regions,
-    settings: Settings,
+    deps: Deps,
     idempotency_key: IdempotencyKey = None,
 ) -> SignalReceipt:
     """A creditor reports arrears (Wgs early-warning signal). The organisation that serves
     the resident's postcode is asked to reach out; you hear nothing about the resident."""
-    keys = uow.resources["keys"]
+    uow, settings = deps.uow, deps.settings
     canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
-    request_print = fingerprint(keys.pseudonym, canonical)
+    request_print = fingerprint(deps.keys.pseudonym, canonical)
 
     async def earlier() -> SignalReceipt | None:
         if idempotency_key is None:
@@ -301,7 +289,7 @@ async def receive_signal(
 
     if (seen := await earlier()) is not None:
         return seen
-    region = regions.route(body.resident.postcode_area)
+    region = deps.regions.route(body.resident.postcode_area)
     if region is None:
         raise OutsideRegion(
             "the resident lives outside the chain's area: send the signal to the resident's "
@@ -386,13 +374,14 @@ async def record_outreach(
 
 @router.post("/signals/{signal_id}/answer", response_model=AnswerOut)
 async def record_answer(
-    signal_id: SignalPath, body: AnswerIn, caller: Worker, uow: UowDep, regions: Regions
+    signal_id: SignalPath, body: AnswerIn, caller: Worker, deps: Deps
 ) -> AnswerOut:
     """The resident's answer once reached: declines (the signal closes), or accepts help,
     with their consent: then it becomes a referral to your organisation, received as any
     other (accepted, or waitlisted when the caseload is full)."""
     if body.accepts_help and body.consent is None:
         raise DomainError("a resident who accepts help gives consent: send `consent`")
+    uow = deps.uow
     if not body.accepts_help:
         return await retrying(lambda: _decline(signal_id, body, caller, uow))
     # One id for every attempt: a retried transaction finds the place it claimed before.
@@ -422,7 +411,7 @@ async def record_answer(
                         body.consent.granted_at,
                     ),
                 ),
-                regions,
+                deps.regions,
                 referral_id=referral_id,
             )
             await tx.signals.save(signal)
@@ -432,7 +421,7 @@ async def record_answer(
                 referral_state=referral.state,
             )
 
-    async with reception.claimed_for(uow.resources["caseloads"], referral_id):
+    async with reception.claimed_for(deps.caseloads, referral_id):
         answer = await retrying(accept)
     if answer.referral_state is ReferralState.WAITLISTED:
         await _recheck_waiting_list(uow, caller.organisation_id)

@@ -7,11 +7,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from ketenbus.contracts.events import SignalDeletionReason
+from ketenbus.intake.bootstrap import IntakeDependencies
 from ketenbus.intake.signals import months_after
 from ketenbus.intake.store import IntakeTransaction
 from ketenbus.kit.failures import is_transient
 from ketenbus.kit.logs import get_logger
-from ketenbus.kit.runtime import Runtime
 from ketenbus.kit.uow import UnitOfWork
 
 log = get_logger(__name__)
@@ -65,9 +65,9 @@ async def _each(
     return changed
 
 
-async def watch_signal_deadlines(runtime: Runtime) -> None:
-    settings = runtime.dependencies["settings"]
+async def watch_signal_deadlines(deps: IntakeDependencies) -> None:
+    settings = deps.settings
     while True:
-        await flag_overdue(runtime.uow)
-        await delete_expired(runtime.uow, settings.signal_retention_months)
+        await flag_overdue(deps.uow)
+        await delete_expired(deps.uow, settings.signal_retention_months)
         await asyncio.sleep(settings.signal_check_seconds)

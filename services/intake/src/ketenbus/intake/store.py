@@ -462,28 +462,37 @@ class RejectionRepository:
 
 
 class IntakeTransaction(Transaction):
+    def __init__(
+        self,
+        *args: Any,
+        keys: IntakeKeys,
+        caseloads: Caseloads,
+        kafka_partners: frozenset[str],
+        **context: Any,
+    ) -> None:
+        super().__init__(*args, **context)
+        self.keys = keys
+        # Not bound to this transaction: see `Caseloads`.
+        self.caseloads = caseloads
+        # Partners that refer on Kafka: they hear about their referrals on their own topic.
+        self.kafka_partners = kafka_partners
+
     @cached_property
     def rejections(self) -> RejectionRepository:
         return RejectionRepository(self)
 
     @cached_property
     def referrals(self) -> ReferralRepository:
-        return ReferralRepository(self, self.resources["kafka_partners"])
+        return ReferralRepository(self, self.kafka_partners)
 
     @cached_property
     def consents(self) -> ConsentRepository:
         return ConsentRepository(self)
 
-    @property
-    def caseloads(self) -> Caseloads:
-        """Not bound to this transaction: see `Caseloads`."""
-        caseloads: Caseloads = self.resources["caseloads"]
-        return caseloads
-
     @cached_property
     def clients(self) -> ClientRepository:
-        return ClientRepository(self, self.resources["keys"])
+        return ClientRepository(self, self.keys)
 
     @cached_property
     def signals(self) -> SignalRepository:
-        return SignalRepository(self, self.resources["keys"])
+        return SignalRepository(self, self.keys)

@@ -14,8 +14,8 @@ from datetime import timedelta
 from ketenbus.kit.failures import is_transient
 from ketenbus.kit.lease import Lease
 from ketenbus.kit.logs import get_logger
-from ketenbus.kit.runtime import Runtime
 from ketenbus.kit.uow import UnitOfWork
+from ketenbus.learning.bootstrap import LearningDependencies
 from ketenbus.learning.store import LearningTransaction
 
 log = get_logger(__name__)
@@ -43,10 +43,9 @@ async def abandon_idle(
     return abandoned
 
 
-async def watch_idle_enrolments(runtime: Runtime) -> None:
-    settings = runtime.dependencies["settings"]
-    lease = Lease(runtime.db, "abandonment")
+async def watch_idle_enrolments(deps: LearningDependencies) -> None:
+    lease = deps.abandonment_lease
     while True:
-        if await lease.held():
-            await abandon_idle(runtime.uow, settings.abandon_after, lease)
-        await asyncio.sleep(settings.abandon_check_seconds)
+        if lease is None or await lease.held():
+            await abandon_idle(deps.uow, deps.settings.abandon_after, lease)
+        await asyncio.sleep(deps.settings.abandon_check_seconds)

@@ -25,6 +25,8 @@ from ketenbus.contracts.events import LifeDomainScores, QuestionnaireMoment
 from ketenbus.contracts.values import Language, Sealed, StepKind
 from ketenbus.kit.auth import BEARER, Caller, requires
 from ketenbus.kit.uow import UnitOfWork
+from ketenbus.kit.web import service_dependencies
+from ketenbus.learning.bootstrap import LearningDependencies
 from ketenbus.learning.catalogue import Catalogue, Module
 from ketenbus.learning.domain import Enrolment, EnrolmentStatus, NotFound
 from ketenbus.learning.store import LearningTransaction
@@ -51,7 +53,7 @@ def portal(scope: str) -> Callable[..., Awaitable[PortalCaller]]:
         if not token.startswith("kbp_"):
             caller = by_key(request, credentials)
             return PortalCaller(caller.organisation_id, None)
-        async with request.app.state.runtime.uow.reading() as tx:
+        async with service_dependencies(request).uow.reading() as tx:
             holder = await tx.portal_tokens.holder(token, datetime.now(UTC))
         if holder is None:
             raise HTTPException(
@@ -74,16 +76,19 @@ StepPath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 ClientRefQuery = Annotated[str, Query(pattern=r"^cl_[0-9a-f]{32}$")]
 
 
-def _uow(request: Request) -> UnitOfWork[LearningTransaction]:
-    return request.app.state.runtime.uow
+Deps = Annotated[LearningDependencies, Depends(service_dependencies)]
 
 
-def _catalogue(request: Request) -> Catalogue:
-    return request.app.state.runtime.dependencies["catalogue"]
+def _uow(deps: Deps) -> UnitOfWork[LearningTransaction]:
+    return deps.uow
 
 
-def _feedback_key(request: Request) -> bytes | None:
-    return request.app.state.runtime.dependencies.get("feedback_key")
+def _catalogue(deps: Deps) -> Catalogue:
+    return deps.catalogue
+
+
+def _feedback_key(deps: Deps) -> bytes | None:
+    return deps.feedback_key
 
 
 Uow = Annotated[UnitOfWork[LearningTransaction], Depends(_uow)]
@@ -449,14 +454,14 @@ class PortalTokenOut(BaseModel):
     tags=["portal"],
 )
 async def issue_portal_token(
-    client_ref: ClientPath, caller: WorkerForClient, uow: Uow, request: Request
+    client_ref: ClientPath, caller: WorkerForClient, deps: Deps
 ) -> PortalTokenOut:
     """A token for one client's portal: that client's enrolments, nobody else's, for a week
     (`PORTAL_TOKEN_VALID_FOR`). For a client of the worker's organisation that learning knows
     of (an enrolment, or a place on the waiting list)."""
-    valid_for = request.app.state.runtime.dependencies["settings"].portal_token_valid_for
+    valid_for = deps.settings.portal_token_valid_for
     expires_at = datetime.now(UTC).replace(microsecond=0) + valid_for
-    async with uow.command() as tx:
+    async with deps.uow.command() as tx:
         known = await tx.enrolments.of_client(caller.organisation_id, client_ref)
         waiting = await tx.waiting_list.waiting(client_ref, caller.organisation_id)
         if not known and not waiting:

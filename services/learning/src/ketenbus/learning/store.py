@@ -244,9 +244,16 @@ class PortalTokens:
 
 
 class LearningTransaction(Transaction):
+    def __init__(
+        self, *args: Any, homework_master_key: bytes | None = None, **context: Any
+    ) -> None:
+        super().__init__(*args, **context)
+        # Wraps each client's key for their homework answers; None: stored unwrapped.
+        self.homework_master_key = homework_master_key
+
     @cached_property
     def client_keys(self) -> ClientKeys:
-        return ClientKeys(self, self.resources.get("homework_master_key"))
+        return ClientKeys(self, self.homework_master_key)
 
     @cached_property
     def enrolments(self) -> EnrolmentRepository:

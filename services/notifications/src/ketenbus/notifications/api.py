@@ -7,7 +7,7 @@ import html
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,7 +16,9 @@ from ketenbus.contracts.values import Channel, Language
 from ketenbus.kit.auth import Caller, requires
 from ketenbus.kit.errors import DomainError
 from ketenbus.kit.uow import UnitOfWork
+from ketenbus.kit.web import service_dependencies
 from ketenbus.notifications import opt_out_links
+from ketenbus.notifications.bootstrap import NotificationDependencies
 from ketenbus.notifications.contact import phone_index
 from ketenbus.notifications.domain import Reminder
 from ketenbus.notifications.store import NotificationTransaction
@@ -34,20 +36,24 @@ class NotFound(DomainError):
     status_code = 404
 
 
-def _uow(request: Request) -> UnitOfWork[NotificationTransaction]:
-    return request.app.state.runtime.uow
+Deps = Annotated[NotificationDependencies, Depends(service_dependencies)]
 
 
-def _dependency(name: str) -> Any:
-    def get(request: Request) -> Any:
-        return request.app.state.runtime.dependencies[name]
+def _uow(deps: Deps) -> UnitOfWork[NotificationTransaction]:
+    return deps.uow
 
-    return Depends(get)
+
+def _link_key(deps: Deps) -> bytes:
+    return deps.link_key
+
+
+def _phone_key(deps: Deps) -> bytes:
+    return deps.phone_key
 
 
 Uow = Annotated[UnitOfWork[NotificationTransaction], Depends(_uow)]
-LinkKey = Annotated[bytes, _dependency("link_key")]
-PhoneKey = Annotated[bytes, _dependency("phone_key")]
+LinkKey = Annotated[bytes, Depends(_link_key)]
+PhoneKey = Annotated[bytes, Depends(_phone_key)]
 
 
 class ReminderOut(BaseModel):

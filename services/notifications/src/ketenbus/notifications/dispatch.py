@@ -29,7 +29,6 @@ from ketenbus.contracts.values import Channel, Language, Sealed
 from ketenbus.kit.clock import Clock
 from ketenbus.kit.failures import is_transient
 from ketenbus.kit.logs import get_logger
-from ketenbus.kit.runtime import Runtime
 from ketenbus.kit.uow import UnitOfWork
 from ketenbus.notifications import messages, opt_out_links
 from ketenbus.notifications.channels import Adapter, Parcel
@@ -273,8 +272,3 @@ def _sealed(contact: dict[str, Any]) -> Sealed:
 
 def _real_now() -> datetime:
     return datetime.now(UTC)
-
-
-async def dispatch_reminders(runtime: Runtime) -> None:
-    dispatcher: Dispatcher = runtime.dependencies["dispatcher"]
-    await dispatcher.run(runtime.dependencies["dispatch_poll_seconds"])

@@ -9,13 +9,11 @@ its send time moved. The deploy dashboards and alerts use exactly these names.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, Gauge
 
 from ketenbus.kit.clock import Clock
-from ketenbus.kit.runtime import Runtime
 from ketenbus.kit.uow import UnitOfWork
 from ketenbus.notifications.store import NotificationTransaction
 
@@ -47,11 +45,3 @@ class ReminderGauges:
             self.due.labels(organisation).set(due)
             self.overdue.labels(organisation).set(overdue)
         self.seen |= counts.keys()
-
-
-async def measure_reminders(runtime: Runtime) -> None:
-    gauges: ReminderGauges = runtime.dependencies["reminder_gauges"]
-    settings = runtime.dependencies["settings"]
-    while True:
-        await gauges.measure(runtime.uow, runtime.clock, settings.overdue_after)
-        await asyncio.sleep(settings.gauge_seconds)

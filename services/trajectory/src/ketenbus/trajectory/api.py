@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ketenbus.contracts import sealing
@@ -28,6 +28,8 @@ from ketenbus.kit.auth import Caller, requires
 from ketenbus.kit.errors import DomainError
 from ketenbus.kit.failures import retrying
 from ketenbus.kit.uow import UnitOfWork
+from ketenbus.kit.web import service_dependencies
+from ketenbus.trajectory.bootstrap import TrajectoryDependencies
 from ketenbus.trajectory.domain import (
     Appointment,
     Contact,
@@ -47,12 +49,11 @@ AppointmentPath = Annotated[str, Path(pattern=r"^apt_[0-9a-f]{32}$")]
 SubmissionPath = Annotated[str, Path(pattern=r"^hws_[0-9a-f]{32}$")]
 
 
-def _uow(request: Request) -> UnitOfWork[TrajectoryTransaction]:
-    return request.app.state.runtime.uow
+Deps = Annotated[TrajectoryDependencies, Depends(service_dependencies)]
 
 
-def _feedback_key(request: Request) -> bytes | None:
-    return request.app.state.runtime.dependencies.get("feedback_key")
+def _uow(deps: Deps) -> UnitOfWork[TrajectoryTransaction]:
+    return deps.uow
 
 
 Uow = Annotated[UnitOfWork[TrajectoryTransaction], Depends(_uow)]
@@ -545,20 +546,19 @@ async def give_feedback(
     submission_id: SubmissionPath,
     body: FeedbackIn,
     caller: Worker,
-    uow: Uow,
-    feedback_key: Annotated[bytes | None, Depends(_feedback_key)],
+    deps: Deps,
 ) -> HomeworkOut:
-    if feedback_key is None:
+    if deps.feedback_key is None:
         raise DomainError("no key is shared with learning (FEEDBACK_SHARING_KEY): cannot send")
     # A fresh data key per message: the text is readable only with the key learning shares.
     sealed = sealing.seal(
         body.text.encode(),
         data_key=sealing.new_key(),
         key_id=submission_id,
-        recipient_key=feedback_key,
+        recipient_key=deps.feedback_key,
     )
     trajectory, _ = await _change(
-        uow,
+        deps.uow,
         trajectory_id,
         caller,
         lambda trajectory, tx: trajectory.give_feedback(

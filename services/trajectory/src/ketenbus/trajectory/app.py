@@ -3,7 +3,6 @@ homework and partners' answers, and the check for appointments nobody registered
 
 from __future__ import annotations
 
-from ketenbus.contracts import sealing
 from ketenbus.contracts.events import (
     AftercareStarted,
     AppointmentAttended,
@@ -25,29 +24,14 @@ from ketenbus.contracts.events import (
     TrajectoryOpened,
     TrajectoryPhaseChanged,
 )
-from ketenbus.contracts.topics import partner_inbound
-from ketenbus.kit.runtime import Runtime, Service
-from ketenbus.trajectory import api, store
-from ketenbus.trajectory.handlers import PARTNER_ANSWERS, handlers
+from ketenbus.kit.runtime import Service
+from ketenbus.trajectory import api
+from ketenbus.trajectory.bootstrap import TrajectoryDependencies, bootstrap
+from ketenbus.trajectory.handlers import handlers
 from ketenbus.trajectory.overdue import remind_unregistered_appointments
 from ketenbus.trajectory.settings import TrajectorySettings
 
-
-async def prepare(runtime: Runtime) -> None:
-    settings = runtime.settings
-    assert isinstance(settings, TrajectorySettings)
-    await store.ensure_indexes(runtime.db)
-    if settings.feedback_sharing_key is not None:
-        runtime.dependencies["feedback_key"] = sealing.key_from_text(
-            settings.feedback_sharing_key.get_secret_value()
-        )
-    # Partners answer hand-offs on their own inbound topics; which partners exist is deployment.
-    inbound = tuple(partner_inbound(org).name for org in settings.partner_organisations)
-    for answer in PARTNER_ANSWERS:
-        handlers.extra_topics[answer] = inbound
-
-
-service = Service(
+service: Service[TrajectoryDependencies] = Service(
     name="trajectory",
     description="The help trajectory: phases, appointments, contacts, modules as homework, "
     "hand-off to debt counselling, closure and aftercare.",
@@ -74,8 +58,7 @@ service = Service(
         AftercareStarted,
         TrajectoryClosed,
     ],
-    transaction_class=store.TrajectoryTransaction,
     settings_class=TrajectorySettings,
-    prepare=prepare,
+    bootstrap=bootstrap,
     background=[remind_unregistered_appointments],
 )

@@ -24,6 +24,7 @@ from ketenbus.contracts.values import ConsentPurpose
 from ketenbus.kit.consumer import EventHandlers
 from ketenbus.kit.uow import EventUnitOfWork
 from ketenbus.trajectory.domain import HandOffStatus, NotFound, Trajectory
+from ketenbus.trajectory.settings import TrajectorySettings
 from ketenbus.trajectory.store import TrajectoryTransaction
 
 handlers = EventHandlers("trajectory")
@@ -124,8 +125,7 @@ PartnerAnswer: TypeAlias = (
 )
 
 
-# The partners' inbound topics are known only from the settings; the app adds them at start-up.
-@handlers.on(*PARTNER_ANSWERS)
+@handlers.on(*PARTNER_ANSWERS, topics=TrajectorySettings.partner_inbound_topics)
 async def record_partner_answer(event: Envelope[PartnerAnswer], uow: Uow) -> None:
     answer = event.data
     reason = None

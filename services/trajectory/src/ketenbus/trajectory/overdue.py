@@ -13,23 +13,20 @@ import asyncio
 from ketenbus.kit.failures import is_transient
 from ketenbus.kit.lease import Lease
 from ketenbus.kit.logs import get_logger
-from ketenbus.kit.runtime import Runtime
 from ketenbus.kit.uow import UnitOfWork
+from ketenbus.trajectory.bootstrap import TrajectoryDependencies
 from ketenbus.trajectory.settings import TrajectorySettings
 from ketenbus.trajectory.store import TrajectoryTransaction
 
 log = get_logger(__name__)
 
 
-async def remind_unregistered_appointments(runtime: Runtime) -> None:
-    settings = runtime.settings
-    assert isinstance(settings, TrajectorySettings)
-    uow: UnitOfWork[TrajectoryTransaction] = runtime.uow
-    lease = Lease(runtime.db, "overdue-check")
+async def remind_unregistered_appointments(deps: TrajectoryDependencies) -> None:
+    lease = deps.overdue_lease
     while True:
-        if await lease.held():
-            await remind_once(uow, settings, lease)
-        await asyncio.sleep(settings.overdue_check_seconds)
+        if lease is None or await lease.held():
+            await remind_once(deps.uow, deps.settings, lease)
+        await asyncio.sleep(deps.settings.overdue_check_seconds)
 
 
 async def remind_once(

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
+from ketenbus.contracts.topics import partner_inbound
 from ketenbus.kit.settings import ServiceSettings
 
 
@@ -32,3 +33,7 @@ class TrajectorySettings(ServiceSettings):
     feedback_sharing_key: SecretStr | None = None
 
     _organisations = field_validator("partner_organisations", mode="before")(organisation_list)
+
+    def partner_inbound_topics(self) -> tuple[str, ...]:
+        """Where partners answer hand-offs: each on an inbound topic of its own."""
+        return tuple(partner_inbound(org).name for org in self.partner_organisations)

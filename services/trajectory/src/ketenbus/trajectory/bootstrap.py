@@ -1,0 +1,58 @@
+"""What trajectory's handlers, routes and overdue check are given, built once from its
+settings at start-up (`Runtime.start` says when)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ketenbus.contracts import sealing
+from ketenbus.kit.clock import Clock
+from ketenbus.kit.lease import Lease
+from ketenbus.kit.runtime import Runtime
+from ketenbus.kit.uow import UnitOfWork
+from ketenbus.trajectory import store
+from ketenbus.trajectory.settings import TrajectorySettings
+from ketenbus.trajectory.store import TrajectoryTransaction
+
+
+@dataclass(frozen=True)
+class TrajectoryDependencies:
+    settings: TrajectorySettings
+    clock: Clock
+    uow: UnitOfWork[TrajectoryTransaction]
+    # Seals the worker's feedback on homework for learning; None: feedback cannot be sent.
+    feedback_key: bytes | None
+    # With replicas, the one holding it runs the overdue check (ketenbus.kit.lease);
+    # None: this process is the only one (the tests).
+    overdue_lease: Lease | None = None
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: TrajectorySettings,
+        *,
+        uow: UnitOfWork[TrajectoryTransaction],
+        clock: Clock,
+        overdue_lease: Lease | None = None,
+    ) -> TrajectoryDependencies:
+        """No I/O: the tests build it too, around an in-memory unit of work."""
+        shared = settings.feedback_sharing_key
+        return cls(
+            settings=settings,
+            clock=clock,
+            uow=uow,
+            feedback_key=sealing.key_from_text(shared.get_secret_value()) if shared else None,
+            overdue_lease=overdue_lease,
+        )
+
+
+async def bootstrap(runtime: Runtime) -> TrajectoryDependencies:
+    settings = runtime.settings
+    assert isinstance(settings, TrajectorySettings)
+    await store.ensure_indexes(runtime.db)
+    return TrajectoryDependencies.from_settings(
+        settings,
+        uow=runtime.unit_of_work(TrajectoryTransaction),
+        clock=runtime.clock,
+        overdue_lease=Lease(runtime.db, "overdue-check"),
+    )
