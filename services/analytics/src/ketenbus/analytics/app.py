@@ -7,7 +7,7 @@ from ketenbus.analytics.gauges import BusinessGauges, EventsSeen, refresh_gauges
 from ketenbus.analytics.handlers import handlers
 from ketenbus.analytics.settings import AnalyticsSettings
 from ketenbus.analytics.store import EVENT_COUNTS, AnalyticsTransaction, FactStore
-from ketenbus.contracts.events import KpiSnapshotPublished
+from ketenbus.contracts.events import KpiSnapshotPublishedV2
 from ketenbus.kit.runtime import Runtime, Service
 
 __all__ = ["AnalyticsSettings", "service"]
@@ -29,7 +29,7 @@ service = Service(
     "computed from events alone.",
     handlers=handlers,
     routers=[router],
-    publishes=[KpiSnapshotPublished],
+    publishes=[KpiSnapshotPublishedV2],
     transaction_class=AnalyticsTransaction,
     settings_class=AnalyticsSettings,
     prepare=prepare,

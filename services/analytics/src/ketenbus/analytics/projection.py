@@ -23,6 +23,7 @@ from ketenbus.contracts.events import (
     ContactRegistered,
     FirstContactMade,
     KpiSnapshotPublished,
+    KpiSnapshotPublishedV2,
     ModuleAbandoned,
     ModuleAssigned,
     ModuleCompleted,
@@ -46,6 +47,7 @@ CONTACTS = "contacts"
 ENROLMENTS = "enrolments"
 HANDOFFS = "handoffs"
 SNAPSHOTS = "snapshots"
+REPLACED_BY = "replaced_by"  # on a snapshot another one replaced
 FACT_COLLECTIONS = (REFERRALS, CASES, APPOINTMENTS, CONTACTS, ENROLMENTS, HANDOFFS, SNAPSHOTS)
 
 
@@ -338,6 +340,15 @@ def _snapshot(e: KpiSnapshotPublished) -> list[Update]:
     return [Update(SNAPSHOTS, e.snapshot_id, e.model_dump(mode="json"))]
 
 
+def _snapshot_v2(e: KpiSnapshotPublishedV2) -> list[Update]:
+    """A replacement marks the snapshot it replaces: in whichever order the two arrive, the
+    replaced one ends up marked, and readers skip it."""
+    updates = [Update(SNAPSHOTS, e.snapshot_id, e.model_dump(mode="json"))]
+    if e.replaces is not None:
+        updates.append(Update(SNAPSHOTS, e.replaces, {REPLACED_BY: e.snapshot_id}))
+    return updates
+
+
 _PROJECTORS: dict[type[Event], Any] = {
     ReferralReceived: _referral_received,
     ReferralAccepted: _referral_accepted,
@@ -363,6 +374,7 @@ _PROJECTORS: dict[type[Event], Any] = {
     PartnerReferralRecorded: _handoff,
     PartnerOutcomeRecorded: _handoff_outcome,
     KpiSnapshotPublished: _snapshot,
+    KpiSnapshotPublishedV2: _snapshot_v2,
 }
 
 
