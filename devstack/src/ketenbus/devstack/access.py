@@ -27,7 +27,9 @@ ROLES: dict[str, tuple[str, ...]] = {
     "referrer": ("referrals:write", "referrals:read"),
     # A worker also records the client's consents and erasure requests at intake.
     "worker": ("trajectories:write", "trajectories:read", "clients:write", "clients:read"),
-    "portal": ("enrolments:write", "enrolments:read"),
+    # The module catalogue only: a client's enrolments open with that client's portal token,
+    # which their worker issues (learning's `portal()`), never with an organisation's key.
+    "portal": ("enrolments:read",),
     "manager": ("analytics:read", "trajectories:read"),
     "notifications": ("notifications:write", "notifications:read"),
 }
