@@ -80,8 +80,8 @@ class KpiSnapshotPublishedV2(Event):
     """An organisation's aggregates for a whole calendar quarter or year, for the benchmark.
 
     One per organisation per period: a later snapshot for the same period names the one it
-    replaces in `replaces`, and travels under the same key (the organisation's label when it
-    replaces one under the same label), so readers keep the latest and drop the replaced one.
+    replaces in `replaces` and carries the same label, so it travels under the same key, after
+    the old one on its partition; readers keep the latest and drop the replaced one.
     """
 
     name: ClassVar[str] = "KpiSnapshotPublished"
