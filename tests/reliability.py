@@ -12,7 +12,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import httpx
 from aiokafka import AIOKafkaConsumer
+from prometheus_client.parser import text_string_to_metric_families
 
 from ketenbus.analytics.rebuild import ends_of
 from ketenbus.contracts import sealing
@@ -176,3 +178,26 @@ async def read_everything(kafka: KafkaAccess, topics: list[str]) -> list[Any]:
     finally:
         await consumer.stop()
     return records
+
+
+async def partitions_held(url: str) -> set[tuple[str, int]]:
+    """The partitions a service process holds in its consumer group now: those it reports
+    consumer lag for on /metrics (it drops a partition's figure when the partition goes)."""
+    async with httpx.AsyncClient(timeout=5.0) as http:
+        text = (await http.get(f"{url}/metrics")).text
+    return {
+        (sample.labels["topic"], int(sample.labels["partition"]))
+        for family in text_string_to_metric_families(text)
+        if family.name == "ketenbus_consumer_lag"
+        for sample in family.samples
+    }
+
+
+async def partition_counts(kafka: KafkaAccess, topics: dict[str, list[str]]) -> dict[str, int]:
+    """For each name, how many partitions its topics have together."""
+    consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=None)
+    await consumer.start()
+    try:
+        return {name: len(await partitions_of(consumer, read)) for name, read in topics.items()}
+    finally:
+        await consumer.stop()

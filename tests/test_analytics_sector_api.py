@@ -116,3 +116,17 @@ def test_the_published_programme_and_your_own():
     assert answer["scenarios"][0]["break_even_year"] == 1
     own["online_efficiency"] = 1.5
     assert client().post("/v1/business-case/programme", json=own).status_code == 422
+
+
+def test_csv_values_are_the_same_in_either_language_and_keep_the_decimal_point():
+    """Only the header follows the language: the values stay machine values (see
+    docs/analytics.md, "CSV: words in the header, machine values in the cells")."""
+    asked = {"period": "year", "format": "csv"}
+    dutch = list(csv.reader(io.StringIO(client().get("/v1/figures", params=asked).text)))
+    english = client().get("/v1/figures", params={**asked, "lang": "en"}).text
+    header, *rows = dutch
+    assert header[0] == "Organisatie" and english.startswith("Organisation,")
+    assert rows == list(csv.reader(io.StringIO(english)))[1:]
+    lead_times = [row[header.index("Doorlooptijd (dagen)")] for row in rows]
+    assert any("." in value for value in lead_times), lead_times
+    assert all(float(value) >= 0 for value in lead_times if value)

@@ -49,6 +49,9 @@ ROLE_OF = {
     "enrolments": (ORGANISATION, "portal"),
     "analytics": (ORGANISATION, "manager"),
     "notifications": (ORGANISATION, "notifications"),
+    "signals": (ORGANISATION, "worker"),
+    # A scope whose family is held by two roles: by its full name.
+    "signals:submit": (access.CREDITORS[0], "creditor"),
 }
 # Examples per operation and kind of request; KETENBUS_FUZZ_EXAMPLES raises it for a longer run.
 EXAMPLES = int(os.environ.get("KETENBUS_FUZZ_EXAMPLES", "5"))
@@ -148,7 +151,7 @@ def key_for(stack: EmbeddedStack, operation: Any, records: dict[str, str]) -> di
         return {}  # a public route (/healthz, /docs, ...)
     if operation.path.startswith("/v1/enrolments"):
         return bearer(records["portal_token"])  # a client's enrolments: their token only
-    organisation, role = ROLE_OF[scopes[0].split(":")[0]]
+    organisation, role = ROLE_OF.get(scopes[0]) or ROLE_OF[scopes[0].split(":")[0]]
     return bearer(stack.api_token(organisation, role))
 
 

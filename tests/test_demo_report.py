@@ -1,12 +1,27 @@
-"""The demo's closing table in the words analytics gives and with numbers written the
-language's way. No servers: the labels are analytics' own, as its figures API answers them."""
+"""The demo's closing report: its table in the words analytics gives, its narration in Dutch
+unless English is chosen, numbers written the language's way. No servers: the labels are
+analytics' own, as its figures API answers them, and the report is printed from a result
+made here."""
 
 from __future__ import annotations
+
+import io
+from datetime import datetime
+from pathlib import Path
+
+import pytest
 
 from ketenbus.analytics import labels
 from ketenbus.analytics.measures import FIELDS
 from ketenbus.contracts.values import Language
-from ketenbus.devstack.report import TABLE, number, sector_table, shown
+from ketenbus.devstack import narration
+from ketenbus.devstack.errors import BadSetting
+from ketenbus.devstack.report import OWN_COUNTS, TABLE, Reports, sector_table, shown
+from ketenbus.devstack.simulation import LOCAL, YearCounts, YearOptions
+from ketenbus.devstack.stack import SERVICES
+from ketenbus.devstack.year import YearResult, print_report
+from ketenbus.kit import wording
+from ketenbus.kit.wording import number
 
 ROWS = {
     "welzijn-utrecht": {
@@ -46,8 +61,109 @@ def test_the_table_in_english():
 
 
 def test_numbers():
-    assert number(39180, 0) == "39.180"
-    assert number(1234.5, 1) == "1.234,5"
-    assert number(1234.5, 1, "en") == "1,234.5"
+    assert number(39180, 0, Language.NL) == "39.180"
+    assert number(1234.5, 1, Language.NL) == "1.234,5"
+    assert number(1234.5, 1, Language.EN) == "1,234.5"
     assert shown(0.2, "pct") == "20,0 %"
+    assert shown(0.2, "pct", Language.EN) == "20.0%"
     assert shown(None, "num") == "–"
+
+
+@pytest.mark.parametrize("key", sorted(narration.NARRATION))
+def test_every_sentence_of_the_narration_has_both_languages(key):
+    assert wording.untranslated({key: narration.NARRATION[key]}) == []
+
+
+def test_a_missing_or_unequal_translation_is_found():
+    """The check above, against sentences with a language missing or a blank dropped."""
+    broken = {
+        **narration.NARRATION,
+        "took": {Language.NL: "Duurde {total} s ({stages})."},
+        "year": wording.both("Het jaar {period}", "The year"),
+    }
+    assert sorted(wording.untranslated(broken)) == ["took", "year"]
+
+
+def test_every_row_of_the_own_counts_has_words():
+    assert {f"own.{name}" for name in OWN_COUNTS} <= set(narration.NARRATION)
+
+
+def test_dutch_unless_english_is_chosen():
+    assert narration.chosen_language({}) == Language.NL
+    assert narration.chosen_language({"KETENBUS_DEMO_LANGUAGE": "EN "}) == Language.EN
+    with pytest.raises(BadSetting, match="choose nl or en"):
+        narration.chosen_language({"KETENBUS_DEMO_LANGUAGE": "de"})
+
+
+class Place:
+    """Where the report points: the URLs, keys and home of a stack, without the stack."""
+
+    home = Path("/home/demo/.ketenbus")
+
+    def urls(self) -> dict[str, str]:
+        return {name: f"http://127.0.0.1:{8001 + i}" for i, name in enumerate(SERVICES)}
+
+    def api_token(self, organisation: str, role: str) -> str:
+        return f"kb_{organisation}_{role}"
+
+
+def a_year(language: Language) -> YearResult:
+    options = YearOptions(days=30, clients=1234, speed=60_000)
+    counts = YearCounts(planned=1234, declined=4)
+    own = counts.of("welzijn-utrecht")
+    own.referrals, own.closed, own.intake_missed = 1230, 58, 3
+    counts.lags = [0.5, 1.25, 2.5]
+    counts.latest = ("intake appointment", datetime(2025, 3, 4, 9, 30, tzinfo=LOCAL))
+    reports = Reports(
+        Path("/r"),
+        {"welzijn-utrecht": Path("/r/dashboard-welzijn-utrecht.html")},
+        Path("/r/figures.csv"),
+        Path("/r/referral-mix.csv"),
+        Path("/r/sector-table.csv"),
+    )
+    return YearResult(
+        options,
+        counts,
+        totals={},
+        year_figures=ROWS,
+        problems=[],
+        reports=reports,
+        timings={"stage.year": 1234.4, "stage.catching_up": 5.0},
+        labels=labels.column_labels(FIELDS, language),
+        language=language,
+    )
+
+
+def printed(result: YearResult) -> str:
+    out = io.StringIO()
+    print_report(result, Place(), out)  # type: ignore[arg-type]
+    return out.getvalue()
+
+
+def test_the_report_speaks_dutch_by_default():
+    report = printed(a_year(Language.NL))
+    assert "Het jaar 2025: 1.234 inwoners gepland, 1.230 aangemeld in de regio" in report
+    assert "Stuurcijfers 2025 per organisatie" in report
+    assert "Afgesloten casussen" in report and "Doorlooptijd (dagen)" in report
+    assert "Wat de simulatie zelf deed" in report
+    assert "afgesloten casussen" in report.split("Wat de simulatie zelf deed")[1]
+    assert "De cijfers van analytics kloppen met de eigen tellingen" in report
+    assert "Waar te kijken" in report and "dashboard (bestand)" in report
+    assert "Duurde 1.239 s (het jaar 1.234 s, analytics haalt in 5 s)." in report
+    assert "hoogstens 2,5 gesimuleerde uren achter op haar planning" in report
+    assert "95 % van haar 3 handelingen" in report and "op 60.000x" in report
+    for english in ("Took", "Where to look", "What the simulation", "behind its plan"):
+        assert english not in report
+
+
+def test_the_report_in_english_when_chosen():
+    report = printed(a_year(Language.EN))
+    assert "The year 2025: 1,234 residents planned, 1,230 referred into the region" in report
+    assert "Closed cases" in report and "Lead time (days)" in report
+    assert "What the simulation itself did" in report
+    assert "Analytics' figures agree with the simulation's own counts" in report
+    assert "Where to look" in report and "dashboard (file)" in report
+    assert "Took 1,239 s (the year 1,234 s, analytics catching up 5 s)." in report
+    assert "at most 2.5 simulated hours behind its plan" in report and "at 60,000x" in report
+    for dutch in ("Duurde", "Waar te kijken", "Afgesloten casussen", "achter op haar planning"):
+        assert dutch not in report

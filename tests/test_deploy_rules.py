@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 PROMETHEUS = DEPLOY / "prometheus"
@@ -67,6 +68,37 @@ def test_every_alert_has_a_unit_test() -> None:
     assert alerts
     untested = {alert for alert in alerts if f"alertname: {alert}\n" not in tests}
     assert untested == set()
+
+
+def _alerts() -> list[dict]:
+    return [
+        rule
+        for path in RULES
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    ]
+
+
+def _fields(template: str) -> set[str]:
+    """What a text fills in: `$labels.service`, `$value | humanize`, ..."""
+    return set(re.findall(r"\{\{\s*(.*?)\s*\}\}", template))
+
+
+def test_every_alert_speaks_dutch_and_english_with_the_same_figures() -> None:
+    # Dutch in summary and description, what Alertmanager's mails and Grafana show first;
+    # English beside it in summary_en and description_en (deploy/README.md, "Alerts").
+    alerts = _alerts()
+    assert alerts
+    for rule in alerts:
+        annotations = rule["annotations"]
+        for text in ("summary", "description"):
+            dutch, english = annotations.get(text, ""), annotations.get(f"{text}_en", "")
+            assert dutch.strip() and english.strip(), (rule["alert"], text)
+            assert dutch != english, (rule["alert"], text, "not translated")
+            # The Dutch may write a figure the Dutch way (reReplaceAll), never leave one out.
+            dutch_fields = {field.split(" | reReplaceAll")[0] for field in _fields(dutch)}
+            assert dutch_fields == _fields(english), (rule["alert"], text)
 
 
 def test_promtool_check_config() -> None:

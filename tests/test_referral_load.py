@@ -3,7 +3,9 @@ process on its own Kafka and SecantusDB (loopback only). Before issue 9 every re
 the organisation's caseload document in its transaction and a third of them got 503; now
 every one is answered 201 (or 200 for a repeated Idempotency-Key), and the capacity rule
 holds exactly: as many accepted as there are places, the rest on the waiting list, crises
-ahead of everyone else on it.
+ahead of everyone else on it. The same again with intake as two replicas, the referrals
+spread over both and each repeat sent to the other replica at the same moment: the
+Idempotency-Key and the places hold across replicas, because both live in intake's database.
 """
 
 from __future__ import annotations
@@ -60,14 +62,17 @@ def referral(number: int) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def load_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+@pytest.fixture(scope="module", params=[1, 2], ids=["one-intake", "two-intake-replicas"])
+def load_stack(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[EmbeddedStack]:
     home = tmp_path_factory.mktemp("referral-load")
     capacity = home / "capacity.json"
     capacity.write_text(json.dumps({"organisations": {"welzijn-amersfoort": PLACES}}))
     stack = EmbeddedStack(
         home / "stack",
         partners=[GP],
+        replicas=request.param,
         outlive_caller=False,
         database_prefix=f"load{uuid.uuid4().hex[:8]}",
     )
@@ -82,7 +87,7 @@ def load_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSta
                 "REFERRAL_BURST": str(REFERRALS + REPEATS),
             },
         )
-        stack.wait_ready(("intake",), timeout=120)
+        stack.wait_ready(stack.replicas_of("intake"), timeout=120)
         yield stack
     finally:
         stack.stop()
@@ -91,17 +96,19 @@ def load_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSta
 async def test_concurrent_referrals_to_one_organisation_are_all_answered_and_triaged_exactly(
     load_stack: EmbeddedStack,
 ):
-    url = f"{load_stack.service_url('intake')}/v1/referrals"
+    # With two replicas, referral n goes to one and its repeat to the other.
+    urls = [f"{url}/v1/referrals" for url in load_stack.service_urls("intake")]
     token = load_stack.api_token(GP, "referrer")
     limits = httpx.Limits(max_connections=REFERRALS + REPEATS)
     async with httpx.AsyncClient(timeout=60.0, limits=limits) as http:
 
-        async def refer(number: int) -> tuple[int, httpx.Response]:
+        async def refer(number: int, turn: int) -> tuple[int, httpx.Response]:
             headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": f"load-{number:04d}"}
+            url = urls[turn % len(urls)]
             return number, await http.post(url, json=referral(number), headers=headers)
 
         answers = await asyncio.gather(
-            *(refer(n) for n in range(REFERRALS)), *(refer(n) for n in range(REPEATS))
+            *(refer(n, n) for n in range(REFERRALS)), *(refer(n, n + 1) for n in range(REPEATS))
         )
 
     codes = Counter(answer.status_code for _, answer in answers)

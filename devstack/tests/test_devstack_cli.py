@@ -23,7 +23,10 @@ FAKE_SERVICE_DIR = str(Path(__file__).parent)
 def home(
     tmp_path: Path, kafka: KafkaAccess, mongo_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Path]:
-    """A home for the CLI; Kafka and Mongo come from the environment, as a developer may set."""
+    """A home for the CLI; Kafka and Mongo come from the environment, as a developer may set.
+    The command speaks Dutch unless told otherwise."""
+    monkeypatch.delenv("KETENBUS_LANGUAGE", raising=False)
+    monkeypatch.delenv("KETENBUS_DEMO_LANGUAGE", raising=False)
     for name, value in kafka.service_environment(ADMIN).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("MONGODB_URL", mongo_url)
@@ -42,6 +45,8 @@ def ketenbus(home: Path, *args: str) -> int:
 def test_up_status_logs_down(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert ketenbus(home, "up", "--timeout", "30") == 0
     printed = capsys.readouterr().out
+    assert printed.startswith(f"de Ketenbus-stack start in {home} ...\ngestart in ")
+    assert "\nWAT " in printed and "mail (ontvangen)" in printed
     stack = EmbeddedStack(home)
     for name in SERVICES:
         assert f"{stack.service_url(name)}/metrics" in printed
@@ -54,9 +59,9 @@ def test_up_status_logs_down(home: Path, capsys: pytest.CaptureFixture[str]) -> 
 
     assert ketenbus(home, "status") == 0
     status = capsys.readouterr().out.splitlines()
-    assert status[0].split() == ["COMPONENT", "PID", "ALIVE", "READY", "URL"]
+    assert status[0].split() == ["ONDERDEEL", "PID", "DRAAIT", "GEREED", "URL"]
     assert len(status) == 1 + 4 + len(SERVICES)
-    assert all(" yes " in line for line in status[1:])
+    assert all(" ja " in line for line in status[1:])
 
     assert ketenbus(home, "logs", "intake", "-n", "5") == 0
     assert "fake service listening on" in capsys.readouterr().out
@@ -66,8 +71,28 @@ def test_up_status_logs_down(home: Path, capsys: pytest.CaptureFixture[str]) -> 
 
     assert ketenbus(home, "down") == 0
     assert not EmbeddedStack(home).is_running()
+    assert f"de stack in {home} is gestopt" in capsys.readouterr().out
     assert ketenbus(home, "status") == 1
-    assert "no stack running" in capsys.readouterr().err
+    assert "er draait geen stack" in capsys.readouterr().err
+
+
+def test_up_with_replicas_runs_and_lists_each_replica(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert ketenbus(home, "up", "--replicas", "2", "--timeout", "30") == 0
+    printed = capsys.readouterr().out
+    stack = EmbeddedStack(home)
+    for name in SERVICES:
+        assert stack.replicas_of(name) == [name, f"{name}-2"]
+        for url in stack.service_urls(name):
+            assert f"{url}/metrics" in printed
+
+    assert ketenbus(home, "status") == 0
+    status = capsys.readouterr().out.splitlines()
+    assert len(status) == 1 + 4 + 2 * len(SERVICES)
+
+    assert ketenbus(home, "down") == 0
+    assert not EmbeddedStack(home).is_running()
 
 
 def test_up_names_the_service_that_does_not_start_and_stops_everything(
@@ -90,7 +115,7 @@ def test_a_failed_service_makes_status_fail(home: Path, capsys: pytest.CaptureFi
     capsys.readouterr()
 
     assert ketenbus(home, "status") == 1
-    assert "not alive or not ready: learning" in capsys.readouterr().err
+    assert "draait niet of is niet gereed: learning" in capsys.readouterr().err
 
 
 def test_demo_runs_the_scenario_on_the_stack(
@@ -114,12 +139,32 @@ def test_demo_runs_the_scenario_on_the_stack(
 
 def test_down_without_a_stack_is_fine(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert ketenbus(home, "down") == 0
-    assert "no stack running" in capsys.readouterr().out
+    assert f"er draait geen stack in {home}" in capsys.readouterr().out
 
 
 def test_dlq_without_a_stack_says_so(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert ketenbus(home, "dlq", "list", "ketenbus.intake.referrals.v1") == 1
-    assert "ketenbus dlq: no stack running" in capsys.readouterr().err
+    assert "ketenbus dlq: er draait geen stack" in capsys.readouterr().err
+
+
+def test_speaks_english_when_asked(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KETENBUS_LANGUAGE", "en")
+    assert ketenbus(home, "up", "--timeout", "30") == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"starting the Ketenbus stack in {home} ...\nup in ")
+    assert "\nWHAT " in printed and "mail (received)" in printed
+
+    assert ketenbus(home, "status") == 0
+    status = capsys.readouterr().out.splitlines()
+    assert status[0].split() == ["COMPONENT", "PID", "ALIVE", "READY", "URL"]
+    assert all(" yes " in line for line in status[1:])
+
+    assert ketenbus(home, "down") == 0
+    assert f"stopped the stack in {home}" in capsys.readouterr().out
+    assert ketenbus(home, "status") == 1
+    assert "ketenbus status: no stack running" in capsys.readouterr().err
 
 
 def test_printed_urls_hide_passwords() -> None:

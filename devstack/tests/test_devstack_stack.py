@@ -101,6 +101,37 @@ def test_a_killed_service_restarts_on_the_same_port(
     assert env["FAKE_MARK"] == "first"  # restarted with the env it was started with
 
 
+def test_replicas_are_processes_of_one_service_each_on_its_own_port(
+    chain: ChainFactory, fake_service_options: dict[str, Any]
+) -> None:
+    stack = chain(["intake"], replicas=2, extra_env={"FAKE_MARK": "x"}, **fake_service_options)
+
+    assert stack.replicas_of("intake") == ["intake", "intake-2"]
+    first, second = service_env(stack, "intake"), service_env(stack, "intake-2")
+    assert stack.service_urls("intake") == [
+        stack.service_url("intake"),
+        stack.service_url("intake-2"),
+    ]
+    assert stack.replica_urls() == {"intake": stack.service_urls("intake")}
+    assert first["pid"] != second["pid"] and first["HTTP_PORT"] != second["HTTP_PORT"]
+    # The same service in every other respect: its Kafka user (so its consumer group), its
+    # database, its keys.
+    for setting in ("KAFKA_SASL_USERNAME", "MONGODB_DATABASE", "KETENBUS_MASTER_KEY", "FAKE_MARK"):
+        assert first[setting] == second[setting], setting
+    assert second["KAFKA_SASL_USERNAME"] == "ketenbus-intake"
+    assert (stack.logs_dir / "intake-2.log").exists()
+
+    # One replica crashes: the other goes on, and the crashed one comes back as itself.
+    url = stack.service_url("intake-2")
+    stack.kill_service("intake-2")
+    assert stack.is_ready("intake") and not stack.is_ready("intake-2")
+    new_pid = stack.restart_service("intake-2")
+    stack.wait_ready("intake-2", timeout=20)
+    assert stack.service_url("intake-2") == url
+    assert service_env(stack, "intake-2")["pid"] == new_pid
+    assert service_env(stack, "intake-2")["MONGODB_DATABASE"] == first["MONGODB_DATABASE"]
+
+
 def test_wait_ready_waits_for_a_service_that_needs_time(
     chain: ChainFactory, fake_service_options: dict[str, Any]
 ) -> None:

@@ -30,10 +30,11 @@ class Access:
 
 # Who reads and writes what (DOMAIN.md, the event catalogue in ketenbus.contracts.events).
 SERVICE_ACCESS: dict[str, Access] = {
-    # Referrals and consent; the closed loop back to referrers; partners' referrals in.
+    # Referrals and consent; the closed loop back to referrers; partners' referrals in;
+    # early-warning signals and their outreach.
     "intake": Access(
         reads=(T.TRAJECTORIES,),
-        writes=(T.REFERRALS, T.CLIENTS),
+        writes=(T.REFERRALS, T.CLIENTS, T.SIGNALS),
         reads_partner_inbound=True,
         writes_partner_outbound=True,
     ),
@@ -56,7 +57,15 @@ SERVICE_ACCESS: dict[str, Access] = {
     ),
     # Counts everything, publishes aggregates only.
     "analytics": Access(
-        reads=(T.REFERRALS, T.CLIENTS, T.TRAJECTORIES, T.ENROLMENTS, T.DELIVERIES, T.BENCHMARKS),
+        reads=(
+            T.REFERRALS,
+            T.CLIENTS,
+            T.SIGNALS,
+            T.TRAJECTORIES,
+            T.ENROLMENTS,
+            T.DELIVERIES,
+            T.BENCHMARKS,
+        ),
         writes=(T.BENCHMARKS,),
     ),
 }

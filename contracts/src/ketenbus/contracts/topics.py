@@ -63,6 +63,12 @@ CLIENTS = Topic(
     "intake",
     "Consent, encrypted contact details for notifications, and erasure requests.",
 )
+SIGNALS = Topic(
+    "ketenbus.intake.signals.v1",
+    "intake",
+    "Early-warning signals of arrears: received, outreach, the resident's answer, deletion. "
+    "Nothing that points to a person: the signal's details stay in intake.",
+)
 TRAJECTORIES = Topic(
     "ketenbus.trajectory.trajectories.v1",
     "trajectory",
@@ -88,6 +94,7 @@ BENCHMARKS = Topic(
 INTERNAL_TOPICS: tuple[Topic, ...] = (
     REFERRALS,
     CLIENTS,
+    SIGNALS,
     TRAJECTORIES,
     ENROLMENTS,
     DELIVERIES,

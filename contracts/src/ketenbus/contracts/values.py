@@ -21,6 +21,7 @@ ContactId = Annotated[str, StringConstraints(pattern=r"^con_[0-9a-f]{32}$")]
 EnrolmentId = Annotated[str, StringConstraints(pattern=r"^enr_[0-9a-f]{32}$")]
 SubmissionId = Annotated[str, StringConstraints(pattern=r"^hws_[0-9a-f]{32}$")]
 PartnerReferralId = Annotated[str, StringConstraints(pattern=r"^prf_[0-9a-f]{32}$")]
+SignalId = Annotated[str, StringConstraints(pattern=r"^sig_[0-9a-f]{32}$")]
 ReminderId = Annotated[str, StringConstraints(pattern=r"^rem_[0-9a-f]{32}$")]
 WorkerId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{1,63}$")]
 OrganisationId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
@@ -64,6 +65,23 @@ class WorkType(StrEnum):
     ONLINE = "online_help"
     # Deprecated: readable in v1, never produced (docs/analytics.md).
     MATERIAL = "material_debt"
+
+
+class CreditorKind(StrEnum):
+    """Who may send an early-warning signal under the Wgs: the fixed-costs creditors."""
+
+    HOUSING = "housing"  # a housing corporation or other landlord
+    ENERGY = "energy"
+    WATER = "water"
+    HEALTH_INSURANCE = "health_insurance"
+
+
+class OutreachMethod(StrEnum):
+    """How the organisation tried to reach a resident after a signal."""
+
+    LETTER = "letter"
+    PHONE = "phone"
+    HOME_VISIT = "home_visit"
 
 
 class Language(StrEnum):

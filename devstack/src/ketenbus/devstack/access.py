@@ -18,6 +18,14 @@ TOKENS_FILE = "api-tokens.json"
 WELFARE_ORGANISATIONS = ("welzijn-utrecht", "welzijn-amersfoort", "welzijn-heuvelrug")
 REFERRERS = ("huisarts-de-linde", "huisarts-oosterpoort", "gemeente-utrecht")
 DEBT_COUNSELLING = ("schuldhulp-midden",)
+# Creditors that send early-warning signals (Wgs): a housing corporation, an energy supplier,
+# a water company and a health insurer, each over the HTTP front door.
+CREDITORS = (
+    "woonstichting-domstad",
+    "energie-stroomlijn",
+    "waterbedrijf-vallei",
+    "zorgverzekeraar-zuid",
+)
 # Partners that run a Kafka client: they get an inbound and an outbound topic of their own
 # (the demo stack creates them; deploy/k8s/partners.txt lists the same ones).
 KAFKA_PARTNERS = ("huisarts-de-linde", "huisarts-oosterpoort", "schuldhulp-midden")
@@ -25,8 +33,17 @@ KAFKA_PARTNERS = ("huisarts-de-linde", "huisarts-oosterpoort", "schuldhulp-midde
 # role -> scopes. A worker's key also names the worker, so actions are attributable.
 ROLES: dict[str, tuple[str, ...]] = {
     "referrer": ("referrals:write", "referrals:read"),
-    # A worker also records the client's consents and erasure requests at intake.
-    "worker": ("trajectories:write", "trajectories:read", "clients:write", "clients:read"),
+    # A worker also records the client's consents and erasure requests at intake, and the
+    # outreach after an early-warning signal.
+    "worker": (
+        "trajectories:write",
+        "trajectories:read",
+        "clients:write",
+        "clients:read",
+        "signals:write",
+        "signals:read",
+    ),
+    "creditor": ("signals:submit",),
     # The module catalogue only: a client's enrolments open with that client's portal token,
     # which their worker issues (learning's `portal()`), never with an organisation's key.
     "portal": ("enrolments:read",),
@@ -37,6 +54,7 @@ ROLES: dict[str, tuple[str, ...]] = {
 
 def _grants() -> list[tuple[str, str, str | None]]:
     grants: list[tuple[str, str, str | None]] = [(org, "referrer", None) for org in REFERRERS]
+    grants += [(org, "creditor", None) for org in CREDITORS]
     for org in WELFARE_ORGANISATIONS:
         grants += [
             (org, "referrer", None),  # self-registration arrives through the organisation

@@ -6,8 +6,9 @@ Only HTTP and the public API shapes; used by the demo scenario and the end-to-en
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -42,9 +43,17 @@ class ChainClient:
         urls: dict[str, str],
         tokens: Callable[[str, str], str],
         kafka: KafkaAccess | None = None,
+        replicas: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
-        """`kafka`: the chain's Kafka, for the parts of a scenario that read topics."""
+        """`kafka`: the chain's Kafka, for the parts of a scenario that read topics.
+        `replicas`: every process of a service (EmbeddedStack.replica_urls()); the API calls
+        take turns among them, as a load balancer would spread them in production."""
         self.urls = urls
+        self._turns: dict[str, Iterator[str]] = {
+            service: itertools.cycle(addresses)
+            for service, addresses in (replicas or {}).items()
+            if addresses
+        }
         self.tokens = tokens
         self.kafka = kafka
         # Idle connections are dropped before uvicorn's keep-alive (5 s) closes them, so a
@@ -90,7 +99,7 @@ class ChainClient:
         headers = {"Authorization": f"Bearer {token}"}
         headers.update(kwargs.pop("headers", {}))
         response = await self.http.request(
-            method, f"{self.urls[service]}{path}", headers=headers, **kwargs
+            method, f"{self._address(service)}{path}", headers=headers, **kwargs
         )
         if response.status_code >= 400:
             raise ChainError(f"{method} {service}{path}: {response.status_code} {response.text}")
@@ -107,6 +116,58 @@ class ChainClient:
     async def referral_status(self, referrer: str, referral_id: str) -> dict[str, Any]:
         return await self._call(
             "GET", "intake", f"/v1/referrals/{referral_id}/status", referrer, "referrer"
+        )
+
+    # Early-warning signals (docs/signals.md): a creditor sends one, the serving
+    # organisation's worker reaches out and records the resident's answer.
+
+    async def send_signal(
+        self, creditor: str, signal: dict[str, Any], idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """As a creditor (`access.CREDITORS`): {"signal_id", "received_at"}."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return await self._call(
+            "POST", "intake", "/v1/signals", creditor, "creditor", json=signal, headers=headers
+        )
+
+    async def signals(self, organisation: str, **filters: Any) -> list[dict[str, Any]]:
+        """`state="open"`, `overdue="true"`: the organisation's signals, without details."""
+        return await self._call(
+            "GET", "intake", "/v1/signals", organisation, "worker", params=filters
+        )
+
+    async def record_outreach(
+        self,
+        organisation: str,
+        signal_id: str,
+        method: str,
+        reached: bool,
+        attempted_at: datetime,
+    ) -> dict[str, Any]:
+        """method: "letter", "phone" or "home_visit"; not in the future of intake's clock."""
+        body = {"method": method, "reached": reached, "attempted_at": attempted_at.isoformat()}
+        return await self._call(
+            "POST", "intake", f"/v1/signals/{signal_id}/outreach", organisation, "worker", json=body
+        )
+
+    async def answer_signal(
+        self,
+        organisation: str,
+        signal_id: str,
+        accepts_help: bool,
+        answered_at: datetime,
+        purposes: tuple[str, ...] = ("reminders",),
+    ) -> dict[str, Any]:
+        """After an outreach that reached the resident. Accepting makes a referral (its id in
+        `referral_id`, its trajectory through `trajectory_for`)."""
+        body: dict[str, Any] = {
+            "accepts_help": accepts_help,
+            "answered_at": answered_at.isoformat(),
+        }
+        if accepts_help:
+            body["consent"] = {"purposes": list(purposes), "granted_at": answered_at.isoformat()}
+        return await self._call(
+            "POST", "intake", f"/v1/signals/{signal_id}/answer", organisation, "worker", json=body
         )
 
     async def trajectory_for(self, organisation: str, referral_id: str) -> dict[str, Any]:
@@ -192,7 +253,13 @@ class ChainClient:
             "POST", f"/v1/enrolments/{enrolment_id}/complete", organisation, client_ref
         )
 
+    def _address(self, service: str) -> str:
+        """The replica whose turn it is, or the service's one address."""
+        turns = self._turns.get(service)
+        return next(turns) if turns is not None else self.urls[service]
+
     async def metrics(self, service: str) -> str:
+        """One process's metrics: with replicas, the first's."""
         response = await self.http.get(f"{self.urls[service]}/metrics")
         response.raise_for_status()
         return response.text
@@ -286,7 +353,7 @@ class ChainClient:
         """An analytics query as the organisation's manager; CSV and text come back as text."""
         headers = {"Authorization": f"Bearer {self.tokens(organisation, 'manager')}"}
         response = await self.http.get(
-            f"{self.urls['analytics']}{path}", headers=headers, params=params
+            f"{self._address('analytics')}{path}", headers=headers, params=params
         )
         if response.status_code >= 400:
             raise ChainError(f"GET analytics{path}: {response.status_code} {response.text}")

@@ -1,6 +1,7 @@
 """`ketenbus`: run the whole chain on this machine.
 
     ketenbus up                 start everything, wait until every service is ready, print URLs
+                                (--replicas N: every service as N processes, --brokers 3)
     ketenbus down               stop everything (services first, servers last)
     ketenbus status             each component: pid, alive, ready
     ketenbus logs [NAME] [-n N] [-f]
@@ -10,7 +11,8 @@
     ketenbus dlq replay <topic> [--consumer NAME]   send them back after a fix, once
 
 The stack lives in a home directory: --home, else $KETENBUS_HOME, else ./.ketenbus.
-Exit status 0 when all went well, 1 with the reason on stderr otherwise.
+Exit status 0 when all went well, 1 with the reason on stderr otherwise. What it says is
+Dutch unless KETENBUS_LANGUAGE=en (cli_texts.py; --help stays English, see there).
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 from ketenbus.devstack import access
+from ketenbus.devstack.cli_texts import say, seconds
 from ketenbus.devstack.errors import StackAlreadyRunning, StackError
+from ketenbus.devstack.language import chosen_language
 from ketenbus.devstack.processes import log_tail
 from ketenbus.devstack.stack import INFRASTRUCTURE, SERVICES, EmbeddedStack
 
@@ -53,6 +57,7 @@ def _stack(args: argparse.Namespace) -> EmbeddedStack:
         preferred_ports=not args.free_ports,
         log_level=getattr(args, "log_level", "INFO"),
         brokers=getattr(args, "brokers", None),
+        replicas=getattr(args, "replicas", None),
     )
 
 
@@ -66,42 +71,44 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> None:
 
 
 def _bring_up(stack: EmbeddedStack, timeout: float, out: TextIO) -> None:
-    print(f"starting the Ketenbus stack in {stack.home} ...", file=out, flush=True)
+    print(say("starting", home=stack.home), file=out, flush=True)
     started = time.monotonic()
     try:
         stack.start(SERVICES, timeout=timeout)
     except KeyboardInterrupt:
-        raise Failure("interrupted; everything that was started has been stopped") from None
+        raise Failure(say("interrupted")) from None
     except StackAlreadyRunning as error:
         raise Failure(str(error)) from error  # the running stack is left alone
     except StackError as error:
-        raise Failure(f"{error}\n(everything that was started has been stopped)") from error
-    print(f"up in {time.monotonic() - started:.1f}s", file=out)
+        raise Failure(say("start_failed", reason=error)) from error
+    print(say("up", seconds=seconds(time.monotonic() - started)), file=out)
 
 
 def cmd_down(args: argparse.Namespace, out: TextIO) -> None:
     stack = _stack(args)
     if not stack.is_running():
         stack.stop()  # clears a stack.json left by a stack that died
-        print(f"no stack running in {stack.home}", file=out)
+        print(say("no_stack", home=stack.home), file=out)
         return
     stack.stop(timeout=args.timeout)
-    print(f"stopped the stack in {stack.home}", file=out)
+    print(say("stopped", home=stack.home), file=out)
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> None:
     stack = _stack(args)
     statuses = stack.status()
     if not statuses:
-        raise Failure(f"no stack running in {stack.home}")
-    rows = [("COMPONENT", "PID", "ALIVE", "READY", "URL")]
+        raise Failure(say("no_stack", home=stack.home))
+    rows = [
+        tuple(say(f"status.{column}") for column in ("component", "pid", "alive", "ready", "url"))
+    ]
     for s in statuses:
-        pid = "external" if s.external else str(s.pid or "-")
+        pid = say("status.external") if s.external else str(s.pid or "-")
         rows.append((s.name, pid, _yes(s.alive), _yes(s.ready), _shown(s.url)))
     _print_table(rows, out)
     unhealthy = [s.name for s in statuses if not (s.alive and s.ready)]
     if unhealthy:
-        raise Failure(f"not alive or not ready: {', '.join(unhealthy)}")
+        raise Failure(say("unhealthy", components=", ".join(unhealthy)))
 
 
 def cmd_logs(args: argparse.Namespace, out: TextIO) -> None:
@@ -109,14 +116,14 @@ def cmd_logs(args: argparse.Namespace, out: TextIO) -> None:
     if args.component:
         names = [args.component]
         if not stack.log_path(args.component).exists():
-            raise Failure(f"no log for {args.component!r} in {stack.logs_dir}")
+            raise Failure(say("no_log", component=args.component, directory=stack.logs_dir))
     else:
         names = [n for n in (*INFRASTRUCTURE, *SERVICES) if stack.log_path(n).exists()]
         names += sorted(
             p.stem for p in stack.logs_dir.glob("*.log") if p.stem not in names
         )  # services run under other names (tests)
         if not names:
-            raise Failure(f"no logs in {stack.logs_dir}")
+            raise Failure(say("no_logs", directory=stack.logs_dir))
     prefix = len(names) > 1
     for name in names:
         tail = log_tail(stack.log_path(name), args.lines)
@@ -156,11 +163,11 @@ def _follow(paths: dict[str, Path], prefix: bool, out: TextIO) -> None:
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> None:
     stack = _stack(args)
     if stack.is_running():
-        print(f"using the stack already running in {stack.home}", file=out)
+        print(say("using_running", home=stack.home), file=out)
         try:
             stack.wait_ready(timeout=args.timeout)
         except StackError as error:
-            raise Failure(f"the running stack is not healthy: {error}") from error
+            raise Failure(say("running_unhealthy", reason=error)) from error
     else:
         _bring_up(stack, args.timeout, out)
         _print_urls(stack, out)
@@ -176,30 +183,32 @@ def cmd_analytics_rebuild(args: argparse.Namespace, out: TextIO) -> None:
     --verify, rebuild beside the live projection and compare (analytics keeps running)."""
     stack = _stack(args)
     if not stack.is_running():
-        raise Failure(f"no stack running in {stack.home}")
+        raise Failure(say("no_stack", home=stack.home))
     environment = stack.service_environment("analytics")
     command = [sys.executable, "-m", "ketenbus.analytics", "rebuild"]
     if args.verify:
         done = subprocess.run([*command, "--verify"], env=environment, check=False)
         if done.returncode != 0:
-            raise Failure("the rebuilt figures differ from the live ones")
+            raise Failure(say("rebuild_differs"))
         return
-    stack.stop_service("analytics")
+    replicas = stack.replicas_of("analytics")
+    for replica in replicas:
+        stack.stop_service(replica)
     try:
         done = subprocess.run(command, env=environment, check=False)
     finally:
-        stack.start_service("analytics")
-        stack.wait_ready("analytics")
+        stack.start_replicas("analytics")
+        stack.wait_ready(replicas)
     if done.returncode != 0:
-        raise Failure("the rebuild failed; analytics runs again but may miss facts: rebuild again")
-    print("analytics rebuilt from the topics and running again", file=out)
+        raise Failure(say("rebuild_failed"))
+    print(say("rebuilt"), file=out)
 
 
 def cmd_dlq(args: argparse.Namespace, out: TextIO) -> None:
     """ketenbus.kit.deadletters against the stack's Kafka (see its docstring)."""
     stack = _stack(args)
     if not stack.is_running():
-        raise Failure(f"no stack running in {stack.home}")
+        raise Failure(say("no_stack", home=stack.home))
     command = [sys.executable, "-m", "ketenbus.kit.deadletters", args.dlq_command, args.topic]
     if args.dlq_command == "replay" and args.consumer:
         command += ["--consumer", args.consumer]
@@ -212,7 +221,8 @@ def cmd_dlq(args: argparse.Namespace, out: TextIO) -> None:
     )
     print(done.stdout, end="", file=out)
     if done.returncode != 0:
-        raise Failure(f"dlq {args.dlq_command} failed: {done.stderr.strip()[-500:]}")
+        reason = done.stderr.strip()[-500:]
+        raise Failure(say("dlq_failed", command=args.dlq_command, reason=reason))
 
 
 async def _awaited(awaitable: Any) -> Any:
@@ -224,7 +234,7 @@ async def _awaited(awaitable: Any) -> Any:
 
 def _print_urls(stack: EmbeddedStack, out: TextIO) -> None:
     urls = stack.urls()
-    rows = [("WHAT", "WHERE")]
+    rows = [(say("urls.what"), say("urls.where"))]
     for name in stack.service_names():
         rows.append((name, urls[name]))
         for page in ("metrics", "asyncapi", "docs"):
@@ -233,14 +243,14 @@ def _print_urls(stack: EmbeddedStack, out: TextIO) -> None:
     kafka = stack.kafka
     if kafka.directory is not None:
         # SASL_SSL, SCRAM-SHA-512: the users' passwords and the CA to trust.
-        rows.append(("  users (0600)", str(kafka.directory / "users.json")))
-        rows.append(("  CA certificate", str(kafka.ca_file)))
+        rows.append((f"  {say('urls.users')}", str(kafka.directory / "users.json")))
+        rows.append((f"  {say('urls.ca')}", str(kafka.ca_file)))
     rows.append(("mongo", _shown(urls["mongo"])))
     rows.append(("mail (smtp)", urls["mail"]))
-    rows.append(("mail (received)", urls["mail.dir"]))
-    rows.append(("sms sink", urls["sms"]))
-    rows.append(("sms (received)", urls["sms.dir"]))
-    rows.append(("logs", str(stack.logs_dir)))
+    rows.append((say("urls.mail_received"), urls["mail.dir"]))
+    rows.append((say("urls.sms_sink"), urls["sms"]))
+    rows.append((say("urls.sms_received"), urls["sms.dir"]))
+    rows.append((say("urls.logs"), str(stack.logs_dir)))
     _print_table(rows, out)
 
 
@@ -263,7 +273,7 @@ def _shown(url: str) -> str:
 
 
 def _yes(flag: bool) -> str:
-    return "yes" if flag else "no"
+    return say("yes") if flag else say("no")
 
 
 # ------------------------------------------------------------------------- entry point
@@ -304,6 +314,14 @@ def build_parser() -> argparse.ArgumentParser:
             help="Kafka brokers: 1, or 3 for failure tests (replication factor 3, "
             "min.insync.replicas 2); default KETENBUS_KAFKA_BROKERS or 1. A home keeps the "
             "count it was made with",
+        )
+        sub.add_argument(
+            "--replicas",
+            type=int,
+            choices=range(1, 5),
+            metavar="N",
+            help="processes per service, 1 to 4, in one consumer group, each on its own "
+            "HTTP port (intake 8001, intake-2 8011, ...); default KETENBUS_REPLICAS or 1",
         )
     up.set_defaults(run=cmd_up)
     demo.set_defaults(run=cmd_demo)
@@ -347,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        chosen_language()  # a language it cannot speak is refused before anything starts
         args.run(args, sys.stdout)
     except Failure as failure:
         print(f"ketenbus {args.command}: {failure}", file=sys.stderr)

@@ -21,3 +21,7 @@ class StackAlreadyRunning(StackError):
 
 class StackNotRunning(StackError):
     """An operation needs a running stack (or running infrastructure) and there is none."""
+
+
+class BadSetting(StackError):
+    """A setting of the stack or the demo has a value it cannot use."""

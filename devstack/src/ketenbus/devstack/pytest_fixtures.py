@@ -167,7 +167,8 @@ def chain(
     - isolate_databases=True (default): each service gets the database
       `chain<N>_<service>` (see EmbeddedStack.database_name), so tests sharing the session's
       Mongo do not see each other's data;
-    - any EmbeddedStack option (service_module, service_env, log_level, ...).
+    - any EmbeddedStack option (service_module, service_env, log_level, brokers=3,
+      replicas=2, ...).
     Consumer groups and topics are shared with earlier tests unless isolated=True.
     """
     stacks: list[EmbeddedStack] = []
@@ -198,7 +199,8 @@ def chain(
         names = list(services)
         if names:
             stack.start_services(names, extra_env)
-            stack.wait_ready(names, timeout=timeout)
+            replicas = [replica for name in names for replica in stack.replicas_of(name)]
+            stack.wait_ready(replicas, timeout=timeout)
         return stack
 
     try:

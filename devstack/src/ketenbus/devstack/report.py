@@ -15,10 +15,13 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ketenbus.contracts.events import ALL_EVENTS
+from ketenbus.contracts.values import Language
 from ketenbus.devstack.chain_client import ChainClient, ChainError
 from ketenbus.devstack.kafka_access import KafkaAccess
+from ketenbus.devstack.narration import Narrator
 from ketenbus.devstack.simulation import OrganisationCounts, YearCounts
 from ketenbus.kit.broker import partitions_of
+from ketenbus.kit.wording import DEFAULT, number, percent
 
 # (figure, how to show it) in the order of the sector's tables. The words are analytics'
 # labels (GET /v1/figures answers them next to the figures, in the language asked for), so
@@ -53,17 +56,11 @@ TABLE: tuple[tuple[str, str], ...] = (
 PART_OF_ABOVE = frozenset({"registration_time_per_case", "dossier_time_per_case"})
 
 
-def number(value: float, decimals: int, language: str = "nl") -> str:
-    """1.234,5 in Dutch, 1,234.5 in English."""
-    text = f"{value:,.{decimals}f}"
-    return text.translate(str.maketrans(",.", ".,")) if language == "nl" else text
-
-
-def shown(value: Any, how: str, language: str = "nl") -> str:
+def shown(value: Any, how: str, language: Language = DEFAULT) -> str:
     if value is None:
         return "–"
     if how == "pct":
-        return f"{number(value * 100, 1, language)}{' %' if language == 'nl' else '%'}"
+        return percent(value, 1, language)
     if how == "num":
         return number(value, 1, language)
     if how == "int":
@@ -72,7 +69,9 @@ def shown(value: Any, how: str, language: str = "nl") -> str:
 
 
 def sector_table(
-    rows: dict[str, dict[str, Any]], labels: dict[str, str] | None = None, language: str = "nl"
+    rows: dict[str, dict[str, Any]],
+    labels: dict[str, str] | None = None,
+    language: Language = DEFAULT,
 ) -> str:
     """One column per organisation, one line per figure, in the words of `labels` (the
     figures API's, by key; a figure without a label shows its key)."""
@@ -138,7 +137,7 @@ def inconsistencies(
 
 
 async def sector_tables(
-    chain: ChainClient, organisations: Iterable[str], period: str, language: str
+    chain: ChainClient, organisations: Iterable[str], period: str, language: Language
 ) -> dict[str, str]:
     """Each organisation's sector table of `period` as analytics prints it for a terminal."""
     return {
@@ -241,7 +240,7 @@ async def write_reports(
     chain: ChainClient,
     organisations: Iterable[str],
     directory: Path,
-    language: str = "nl",
+    language: Language = DEFAULT,
     period: str = "year",
 ) -> Reports:
     """Each organisation's dashboard, and the figures and referral mix of all in one CSV
@@ -290,26 +289,35 @@ async def write_reports(
     return Reports(directory, dashboards, figures_csv, mix_csv, sector_csv)
 
 
-def own_counts_table(counts: YearCounts) -> str:
-    """What the simulation itself did, per organisation."""
-    names = (
-        "referrals",
-        "waitlisted",
-        "opened",
-        "closed",
-        "intake_missed",
-        "follow_up_missed",
-        "modules_started",
-        "modules_completed",
-        "homework_contacts",
-        "handoffs",
-        "crises",
-    )
+# The simulation's own counters, in the order of "What the simulation itself did".
+OWN_COUNTS = (
+    "referrals",
+    "waitlisted",
+    "opened",
+    "closed",
+    "intake_missed",
+    "follow_up_missed",
+    "modules_started",
+    "modules_completed",
+    "homework_contacts",
+    "handoffs",
+    "crises",
+)
+
+
+def own_counts_table(counts: YearCounts, say: Narrator) -> str:
+    """What the simulation itself did, per organisation, in the narration's words."""
     organisations = sorted(counts.organisations)
-    lines = [f"{'':<20}" + "".join(f"{o:>20}" for o in organisations)]
-    for name in names:
-        values = "".join(f"{getattr(counts.organisations[o], name):>20}" for o in organisations)
-        lines.append(f"{name:<20}{values}")
+    words = {name: say(f"own.{name}") for name in OWN_COUNTS}
+    first = max(len(word) for word in words.values()) + 2
+    widths = [max(len(o), 9) + 2 for o in organisations]
+    lines = [" " * first + "".join(f"{o:>{w}}" for o, w in zip(organisations, widths, strict=True))]
+    for name in OWN_COUNTS:
+        values = "".join(
+            f"{say.number(getattr(counts.organisations[o], name)):>{w}}"
+            for o, w in zip(organisations, widths, strict=True)
+        )
+        lines.append(f"{words[name]:<{first}}{values}")
     return "\n".join(lines)
 
 

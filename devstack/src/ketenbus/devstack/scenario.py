@@ -83,7 +83,7 @@ def events_seen(metrics: str) -> dict[str, int]:
 
 async def run_skeleton(stack: EmbeddedStack, *, quiet: bool = False) -> Outcome:
     say = (lambda *a: None) if quiet else _say
-    client = ChainClient(stack.urls(), stack.api_token, stack.kafka)
+    client = ChainClient(stack.urls(), stack.api_token, stack.kafka, stack.replica_urls())
     outcome = Outcome()
     try:
         mails_before = len(stack.mailbox())

@@ -64,6 +64,8 @@ SERVICES: tuple[str, ...] = ("intake", "trajectory", "notifications", "learning"
 INFRASTRUCTURE: tuple[str, ...] = ("kafka", "kafka-2", "kafka-3", "mongo", "mail", "sms")
 # `ketenbus up --brokers 3` or this setting: three Kafka brokers, for failure tests.
 BROKERS_VARIABLE = "KETENBUS_KAFKA_BROKERS"
+# `ketenbus up --replicas 2` or this setting: every service as that many processes.
+REPLICAS_VARIABLE = "KETENBUS_REPLICAS"
 # Stable, memorable ports for people running `ketenbus up`; tests always take free ports.
 PREFERRED_HTTP_PORTS: dict[str, int] = {
     "intake": 8001,
@@ -72,6 +74,8 @@ PREFERRED_HTTP_PORTS: dict[str, int] = {
     "learning": 8004,
     "analytics": 8005,
 }
+# Replica n of a service listens on its preferred port + (n - 1) * this: 8011 for intake-2.
+REPLICA_PORT_STEP = 10
 _TERMINATING = {signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGABRT}
 _SERVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 # Settings the stack decides per home; a caller's KETENBUS_* variables do not override them.
@@ -106,6 +110,7 @@ class EmbeddedStack:
         mongo_url: str | None = None,
         partners: Sequence[str] = (),
         brokers: int | None = None,
+        replicas: int | None = None,
         service_module: str = "ketenbus.{name}",
         service_env: Mapping[str, str] | None = None,
         preferred_ports: bool = False,
@@ -121,6 +126,9 @@ class EmbeddedStack:
         partners: organisation ids whose partner topics and Kafka users are created up front.
         brokers: 1 (default) or 3 Kafka brokers (KETENBUS_KAFKA_BROKERS); with 3, every
             topic is replicated three times and a write needs two in-sync replicas.
+        replicas: processes per service (default KETENBUS_REPLICAS, else 1): the first is
+            named after the service (`intake`), the others `intake-2`, ...; each has its own
+            HTTP port and log, all share the service's database and consumer group.
         service_module: module run for a service, `{name}` is replaced by the service name
             (tests point it at a fake).
         service_env: extra environment for every service process.
@@ -135,6 +143,9 @@ class EmbeddedStack:
             KafkaAccess.from_environment(environment_kafka) if environment_kafka else None
         )
         self.brokers = brokers or int(os.environ.get(BROKERS_VARIABLE, "1"))
+        self.replicas = replicas or int(os.environ.get(REPLICAS_VARIABLE, "1"))
+        if self.replicas < 1:
+            raise StackError(f"a service needs at least one replica, not {self.replicas}")
         self._external_mongo = mongo_url or os.environ.get("MONGODB_URL")
         self.partners = list(partners)
         self.service_module = service_module
@@ -203,7 +214,30 @@ class EmbeddedStack:
         return self._component("sms").url
 
     def service_url(self, name: str) -> str:
+        """The address of one process: `intake` is the service's first replica."""
         return self._component(name).url
+
+    def service_urls(self, service: str) -> list[str]:
+        """The address of every replica of the service, the first replica's first."""
+        state = self._running_state()
+        return [state.components[name].url for name in self.replicas_of(service)]
+
+    def replica_urls(self) -> dict[str, list[str]]:
+        """Every service's replicas' addresses (ChainClient spreads its calls over them)."""
+        state = self._running_state()
+        services = {c.service or c.name for c in state.components.values() if c.kind == "service"}
+        return {service: self.service_urls(service) for service in sorted(services)}
+
+    def replicas_of(self, service: str) -> list[str]:
+        """The names of the service's processes in the stack: `intake`, `intake-2`, ..."""
+        state = self._load()
+        if state is None:
+            return []
+        return [
+            c.name
+            for c in state.components.values()
+            if c.kind == "service" and (c.service or c.name) == service
+        ]
 
     def database_name(self, service: str) -> str:
         """The Mongo database the service uses (the kit's default unless a prefix is set)."""
@@ -363,7 +397,11 @@ class EmbeddedStack:
         the stack-wide service_env, then this start's extra_env.
         """
         state = self._running_state()
-        http_port = self._component(name).port if name in state.components else None
+        component = state.components.get(name)
+        http_port = component.port if component is not None else None
+        # A replica (intake-2) is configured as its service, on a port of its own.
+        if component is not None and component.service is not None:
+            name = component.service
         mail = state.components.get("mail")
         sms = state.components.get("sms")
         if mail is None or sms is None:
@@ -419,52 +457,74 @@ class EmbeddedStack:
         )
         return kafka.service_environment(user)
 
-    def start_service(self, name: str, extra_env: Mapping[str, str] | None = None) -> int:
-        """Start one service process; returns its pid. Does not wait for readiness.
+    def start_service(
+        self, name: str, extra_env: Mapping[str, str] | None = None, *, replica: int = 1
+    ) -> int:
+        """Start one process of a service (its `replica`-th, or the replica named `name`,
+        e.g. `intake-2`); returns its pid. Does not wait for readiness.
 
-        A service started again (restart) keeps its HTTP port, so its URLs stay the same.
+        A process started again (restart) keeps its HTTP port, so its URLs stay the same.
         """
-        if not _SERVICE_NAME.match(name) or name in INFRASTRUCTURE:
-            raise StackError(f"not a service name: {name!r}")
         state = self._running_state()
+        known = state.components.get(name)
+        if known is not None and known.service is not None:
+            service, process_name = known.service, name
+        else:
+            service, process_name = name, replica_name(name, replica)
+        if not _SERVICE_NAME.match(service) or service in INFRASTRUCTURE:
+            raise StackError(f"not a service name: {service!r}")
         if "mail" not in state.components or not state.components["mail"].alive():
             raise StackNotRunning(
                 f"the infrastructure of {self.home} is not running; start it first"
             )
-        previous = state.components.get(name)
+        previous = state.components.get(process_name)
         if previous is not None and previous.alive():
-            raise StackError(f"{name} is already running (pid {previous.pid})")
+            raise StackError(f"{process_name} is already running (pid {previous.pid})")
         if previous is not None and previous.port is not None:
             port = previous.port
-        elif self.preferred_ports:
-            port = ports.preferred_or_free(PREFERRED_HTTP_PORTS.get(name))
+        elif self.preferred_ports and service in PREFERRED_HTTP_PORTS:
+            preferred = PREFERRED_HTTP_PORTS[service] + (replica - 1) * REPLICA_PORT_STEP
+            port = ports.preferred_or_free(preferred)
         else:
             port = ports.free_port()
-        state.components[name] = Component(
-            name, "service", f"http://{ports.LOOPBACK}:{port}", port=port, log=None
+        state.components[process_name] = Component(
+            process_name,
+            "service",
+            f"http://{ports.LOOPBACK}:{port}",
+            port=port,
+            log=None,
+            service=service if process_name != service else None,
         )
         stack_state.save(self.home, state)
 
-        self._service_extra_env[name] = dict(extra_env or {})
-        env = self.service_environment(name, extra_env)
-        module = self.service_module.format(name=name)
+        self._service_extra_env[process_name] = dict(extra_env or {})
+        env = self.service_environment(process_name, extra_env)
+        module = self.service_module.format(name=service)
         process = spawn(
             [sys.executable, "-m", module],
-            log_path=self.log_path(name),
+            log_path=self.log_path(process_name),
             env=env,
             outlive_caller=self.outlive_caller,
         )
-        state.components[name].pid = process.pid
-        state.components[name].started = process.started
-        state.components[name].log = str(self.log_path(name))
+        component = state.components[process_name]
+        component.pid = process.pid
+        component.started = process.started
+        component.log = str(self.log_path(process_name))
         stack_state.save(self.home, state)
         return process.pid
+
+    def start_replicas(self, service: str, extra_env: Mapping[str, str] | None = None) -> None:
+        """Start every replica of the service: as many as it had in this stack, else
+        `replicas`. All of them join the service's consumer group."""
+        count = len(self.replicas_of(service)) or self.replicas
+        for replica in range(1, count + 1):
+            self.start_service(service, extra_env, replica=replica)
 
     def start_services(
         self, names: Iterable[str] = SERVICES, extra_env: Mapping[str, str] | None = None
     ) -> None:
         for name in names:
-            self.start_service(name, extra_env)
+            self.start_replicas(name, extra_env)
 
     def service_names(self) -> list[str]:
         state = self._load()
@@ -697,6 +757,11 @@ class EmbeddedStack:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def replica_name(service: str, replica: int) -> str:
+    """`intake` for the first replica, `intake-2` for the second, like the Kafka nodes."""
+    return service if replica == 1 else f"{service}-{replica}"
 
 
 def _stop_all(components: list[Component], timeout: float) -> None:

@@ -34,6 +34,8 @@ class Component:
     started: int | None = None  # process start time, to recognise a recycled pid
     log: str | None = None
     external: bool = False
+    # For a replica of a service (`intake-2`): the service it runs (`intake`).
+    service: str | None = None
 
     @property
     def process(self) -> ProcessRef | None:

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from ketenbus.contracts.values import Language
 from ketenbus.devstack.chain_client import ChainClient, ChainError, eventually
+from ketenbus.devstack.narration import Narrator, chosen_language
 from ketenbus.devstack.report import (
     Reports,
     own_counts_table,
@@ -28,6 +30,7 @@ from ketenbus.devstack.report import (
 from ketenbus.devstack.simulation import LOCAL, Year, YearCounts, YearOptions
 from ketenbus.devstack.stack import SERVICES, EmbeddedStack
 from ketenbus.devstack.year_scenario import AREAS, caseloads
+from ketenbus.kit.wording import DEFAULT
 
 # Seconds the services get to start again on the new clock before the year begins (at
 # least; a machine that took longer to start the stack gets as long as that took).
@@ -46,11 +49,11 @@ class YearResult:
     snapshots: int = 0
     real_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
-    # Real seconds of each stage, in order ("the year", "analytics catching up", ...).
+    # Real seconds of each stage, in order, by the narration's key ("stage.year", ...).
     timings: dict[str, float] = field(default_factory=dict)
-    # The figures' words and their language, as analytics answered them.
+    # The figures' words, as analytics answered them in the report's language.
     labels: dict[str, str] = field(default_factory=dict)
-    language: str = "nl"
+    language: Language = DEFAULT
     # Each organisation's sector table of the year, as analytics prints it for a terminal.
     sector_tables: dict[str, str] = field(default_factory=dict)
 
@@ -60,7 +63,11 @@ class YearResult:
 
 
 def put_on_clock(
-    stack: EmbeddedStack, options: YearOptions, out: TextIO | None, boot: float = BOOT_SECONDS
+    stack: EmbeddedStack,
+    options: YearOptions,
+    out: TextIO | None,
+    boot: float = BOOT_SECONDS,
+    say: Narrator | None = None,
 ) -> float:
     """Restart every service with the simulation's clock, which starts `boot` seconds from
     now (the year cannot wait for a service that is late: it would begin behind its plan);
@@ -71,19 +78,20 @@ def put_on_clock(
     capacity = stack.home / "demo-caseloads.json"
     capacity.write_text(json.dumps({"organisations": caseloads(options.clients)}, indent=2))
     if out:
+        say = say or Narrator(DEFAULT)
         print(
-            f"putting the services on the simulation's clock: {options.days} days at "
-            f"{options.speed:,.0f}x ...",
+            say("on_clock", days=say.number(options.days), speed=say.number(options.speed)),
             file=out,
             flush=True,
         )
     # All stop at once (each may take a few seconds to finish its work), then all start.
-    with ThreadPoolExecutor(len(SERVICES)) as stopping:
-        list(stopping.map(stack.stop_service, SERVICES))
+    processes = [replica for name in SERVICES for replica in stack.replicas_of(name)]
+    with ThreadPoolExecutor(len(processes)) as stopping:
+        list(stopping.map(stack.stop_service, processes))
     for name in SERVICES:
         extra = {"CAPACITY_FILE": str(capacity)} if name == "intake" else {}
-        stack.start_service(name, extra_env={**environment, **extra})
-    stack.wait_ready(SERVICES, timeout=120)
+        stack.start_replicas(name, extra_env={**environment, **extra})
+    stack.wait_ready(processes, timeout=120)
     return anchor
 
 
@@ -94,11 +102,14 @@ async def play_year(
     *,
     out: TextIO | None = sys.stdout,
     reports_dir: Path | None = None,
+    language: Language | None = None,
 ) -> YearResult:
-    """Play the year on services already running on `options.clock(anchor)`, then report."""
+    """Play the year on services already running on `options.clock(anchor)`, then report in
+    `language` (else `KETENBUS_DEMO_LANGUAGE`, else Dutch)."""
+    language = language or chosen_language()
     started = time.monotonic()
     timings: dict[str, float] = {}
-    chain = ChainClient(stack.urls(), stack.api_token, stack.kafka)
+    chain = ChainClient(stack.urls(), stack.api_token, stack.kafka, stack.replica_urls())
     try:
         # On a stack that ran a demo before, analytics already counted that one: the check
         # compares what it counts from here on.
@@ -108,23 +119,21 @@ async def play_year(
             await asyncio.sleep(wait)
         year_started = time.monotonic()
         counts = await Year(chain, options, anchor, out=out).run()
-        timings["the year"] = time.monotonic() - year_started
+        timings["stage.year"] = time.monotonic() - year_started
         organisations = sorted(counts.organisations)
         settling = time.monotonic()
         found, problems = await settled_totals(chain, counts, before)
-        timings["analytics catching up"] = time.monotonic() - settling
+        timings["stage.catching_up"] = time.monotonic() - settling
         reporting = time.monotonic()
         period = f"{options.start.astimezone(LOCAL):%Y}"
         snapshots = await share_snapshots(chain, organisations, period)
         year_figures: dict[str, dict[str, Any]] = {}
-        # The report's language: KETENBUS_DEMO_LANGUAGE, else analytics' own (Dutch).
-        asked = os.environ.get("KETENBUS_DEMO_LANGUAGE")
-        labels, language = {}, asked or "nl"
+        labels: dict[str, str] = {}
         for organisation in organisations:
             answer = await chain.analytics(
-                organisation, "/v1/figures", period="year", **({"lang": asked} if asked else {})
+                organisation, "/v1/figures", period="year", lang=language
             )
-            labels, language = answer["labels"], answer["language"]
+            labels = answer["labels"]
             year_figures[organisation] = next(
                 (c for c in answer["cells"] if c["period"] == period), {}
             )
@@ -132,7 +141,7 @@ async def play_year(
         reports = await write_reports(
             chain, organisations, reports_dir or stack.home / "reports", language, period
         )
-        timings["benchmark and reports"] = time.monotonic() - reporting
+        timings["stage.reports"] = time.monotonic() - reporting
     finally:
         await chain.close()
     return YearResult(
@@ -182,96 +191,105 @@ async def share_snapshots(chain: ChainClient, organisations: list[str], period: 
 
 def print_report(result: YearResult, stack: EmbeddedStack, out: TextIO | None = None) -> None:
     out = out or sys.stdout
+    say = Narrator(result.language)
     counts = result.counts
+    referred = sum(o.referrals for o in counts.organisations.values())
     print(
-        f"\nThe year {result.period}: {counts.planned} residents planned, "
-        f"{sum(o.referrals for o in counts.organisations.values())} referred into the region, "
-        f"{counts.declined} declined (outside the region).",
+        "\n"
+        + say(
+            "year",
+            period=result.period,
+            planned=say.number(counts.planned),
+            referred=say.number(referred),
+            declined=say.number(counts.declined),
+        ),
         file=out,
     )
-    print(f"\nSteering figures {result.period} per organisation\n", file=out)
+    print(f"\n{say('steering_figures', period=result.period)}\n", file=out)
     print(sector_table(result.year_figures, result.labels, result.language), file=out)
     for organisation, table in sorted(result.sector_tables.items()):
-        print(f"\nThe sector's table {result.period}, {organisation}\n", file=out)
+        heading = say("sector_table", period=result.period, organisation=organisation)
+        print(f"\n{heading}\n", file=out)
         print(table.rstrip("\n"), file=out)
-    print("\nWhat the simulation itself did\n", file=out)
-    print(own_counts_table(counts), file=out)
+    print(f"\n{say('own_counts')}\n", file=out)
+    print(own_counts_table(counts, say), file=out)
     if result.problems:
-        print("\nAnalytics differs from the simulation's own counts:", file=out)
+        print(f"\n{say('differ')}", file=out)
         for problem in result.problems:
             print(f"  {problem}", file=out)
     else:
-        print(
-            "\nAnalytics' figures agree with the simulation's own counts "
-            "(referrals, waiting list, closed cases, no-shows, modules, hand-offs, minutes).",
-            file=out,
-        )
+        print(f"\n{say('agree')}", file=out)
     if counts.missing:
-        print(
-            "\nNot in the chain yet, so not simulated: " + ", ".join(sorted(counts.missing)),
-            file=out,
-        )
+        print(f"\n{say('not_simulated', features=', '.join(sorted(counts.missing)))}", file=out)
     if counts.failed:
-        print(f"\n{counts.failed} actions were refused by the chain, e.g.:", file=out)
+        print(f"\n{say('refused', failed=say.number(counts.failed))}", file=out)
         for failure in counts.failures:
             print(f"  {failure}", file=out)
-    print("\nWhere to look", file=out)
-    print(where_to_look(result, stack), file=out)
-    print("\nThe stack keeps running; `uv run ketenbus down` (or `make down`) stops it.", file=out)
-    print(f"\n{time_taken(result)}", file=out)
+    print(f"\n{say('where_to_look')}", file=out)
+    print(where_to_look(result, stack, say), file=out)
+    print(f"\n{say('still_running')}", file=out)
+    print(f"\n{time_taken(result, say)}", file=out)
 
 
-def where_to_look(result: YearResult, stack: EmbeddedStack) -> str:
+def where_to_look(result: YearResult, stack: EmbeddedStack, say: Narrator) -> str:
     urls = stack.urls()
     rows: list[tuple[str, str]] = []
     first = sorted(result.reports.dashboards)[0] if result.reports.dashboards else None
     if first:
         token = stack.api_token(first, "manager")
-        rows.append(("dashboard (live)", f"{urls['analytics']}/dashboard#key={token}"))
+        rows.append((say("look.dashboard_live"), f"{urls['analytics']}/dashboard#key={token}"))
         rows.append(
-            (
-                "",
-                f"(the local demo key of {first}'s manager; every manager's key is in "
-                f"{stack.home / 'api-tokens.json'})",
-            )
+            ("", say("look.demo_key", organisation=first, file=stack.home / "api-tokens.json"))
         )
     rows += [
-        ("dashboard (file)", str(path)) for _, path in sorted(result.reports.dashboards.items())
+        (say("look.dashboard_file"), str(path))
+        for _, path in sorted(result.reports.dashboards.items())
     ]
-    rows.append(("figures (CSV)", str(result.reports.figures_csv)))
-    rows.append(("referral mix (CSV)", str(result.reports.mix_csv)))
+    rows.append((say("look.figures_csv"), str(result.reports.figures_csv)))
+    rows.append((say("look.mix_csv"), str(result.reports.mix_csv)))
     if result.reports.sector_csv is not None:
-        rows.append(("the sector's table (CSV)", str(result.reports.sector_csv)))
+        rows.append((say("look.sector_csv"), str(result.reports.sector_csv)))
     rows.append(
         (
-            "Prometheus metrics",
+            say("look.metrics"),
             f"{urls['analytics']}/metrics  (ketenbus_open_trajectories, ketenbus_waiting_list, "
             "ketenbus_no_show_rate)",
         )
     )
     rows.append(("", f"{urls['notifications']}/metrics  (ketenbus_reminders_due)"))
-    rows += [(f"AsyncAPI {service}", f"{urls[service]}/asyncapi") for service in SERVICES]
+    rows += [
+        (say("look.asyncapi", service=service), f"{urls[service]}/asyncapi") for service in SERVICES
+    ]
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"  {label:<{width}}  {value}" for label, value in rows)
 
 
-def time_taken(result: YearResult) -> str:
+def time_taken(result: YearResult, say: Narrator) -> str:
     """How long the demo took, stage by stage, and how far behind its plan it ran."""
     counts = result.counts
-    stages = ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in result.timings.items())
-    total = sum(result.timings.values())
+    stages = ", ".join(
+        f"{say(stage)} {say.number(seconds)} s" for stage, seconds in result.timings.items()
+    )
     latest = ""
     if counts.latest is not None:
         action, planned = counts.latest
-        latest = f", at worst: {action.split()[0]} planned {planned.astimezone(LOCAL):%d %b %H:%M}"
-    return (
-        f"Took {total:.0f} s ({stages}).\n"
-        f"The simulation ran at most {counts.worst_lag_hours:.1f} simulated hours behind its "
-        f"plan ({counts.lag_hours(0.95):.1f} h for 95 % of its {len(counts.lags)} actions, "
-        f"{counts.lag_hours(0.5):.1f} h for half of them{latest}; at "
-        f"{result.options.speed:,.0f}x one real second is {result.options.speed / 3600:.0f} "
-        "simulated hours)."
+        # The action's name is the simulation's own; the moment is written the same in both.
+        moment = f"{planned.astimezone(LOCAL):%Y-%m-%d %H:%M}"
+        latest = say("at_worst", action=action.split()[0], moment=moment)
+    speed = result.options.speed
+    took = say("took", total=say.number(sum(result.timings.values())), stages=stages)
+    behind = say(
+        "behind",
+        worst=say.number(counts.worst_lag_hours, 1),
+        most=say.number(counts.lag_hours(0.95), 1),
+        share=say.percent(0.95),
+        actions=say.number(len(counts.lags)),
+        half=say.number(counts.lag_hours(0.5), 1),
+        latest=latest,
+        speed=say.number(speed),
+        hours=say.number(speed / 3600),
     )
+    return f"{took}\n{behind}"
 
 
 def seconds_since_start() -> float | None:
@@ -288,25 +306,22 @@ def seconds_since_start() -> float | None:
 
 def run_demo_year(stack: EmbeddedStack, options: YearOptions | None = None) -> YearResult:
     options = options or YearOptions.from_environment()
+    say = Narrator(chosen_language())
     # `ketenbus demo` started the stack (if it was not running) before it called us.
     before_us = seconds_since_start()
-    places = ", ".join(f"{o} {n}" for o, n in caseloads(options.clients).items())
-    print(
-        f"\nKetenbus: a year in the chain. {options.clients} residents, three welfare "
-        "organisations, two GP practices, a municipality with early-warning signals and a "
-        f"debt-counselling partner. Caseloads (trajectories at once): {places}.\n",
-        flush=True,
-    )
+    places = ", ".join(f"{o} {say.number(n)}" for o, n in caseloads(options.clients).items())
+    intro = say("intro", residents=say.number(options.clients), caseloads=places)
+    print(f"\n{intro}\n", flush=True)
     restarting = time.monotonic()
     # Services start about as fast as the stack did: on a busy machine that is slower.
     boot = min(max(BOOT_SECONDS, before_us or 0.0), 60.0)
-    anchor = put_on_clock(stack, options, sys.stdout, boot)
+    anchor = put_on_clock(stack, options, sys.stdout, boot, say)
     # Until the year begins at the clock's anchor (or at once, when restarting took longer).
     on_clock = time.monotonic() - restarting + max(anchor - time.time(), 0.0)
-    result = asyncio.run(play_year(stack, options, anchor))
+    result = asyncio.run(play_year(stack, options, anchor, language=say.language))
     result.timings = {
-        **({"starting the stack": before_us} if before_us is not None else {}),
-        "the services on the simulation's clock": on_clock,
+        **({"stage.starting": before_us} if before_us is not None else {}),
+        "stage.on_clock": on_clock,
         **result.timings,
     }
     print_report(result, stack)

@@ -207,6 +207,7 @@ class EventConsumer:
         on_dead_letter: DeadLetterHook | None = None,
         uow: UnitOfWork[Any] | None = None,
         batch_size: int = 100,
+        session_timeout_ms: int = 10_000,
     ) -> None:
         self.service = handlers.service
         self.handlers = {event: inject(fn, dependencies) for event, fn in handlers.handlers.items()}
@@ -235,6 +236,7 @@ class EventConsumer:
                 raise TypeError(f"{without} take no `uow`; a batch cannot be handed to them")
         self.uow = uow
         self.batch_size = batch_size
+        self.session_timeout_ms = session_timeout_ms
         self.health = ConsumerHealth()
         self.subscribers: list[Any] = []
         self.assignments = Assignments()
@@ -254,6 +256,9 @@ class EventConsumer:
             max_records=self.batch_size,
             # Returns as soon as records are there; the timeout only paces an idle loop.
             batch_timeout_ms=100,
+            # A replica that dies hands its partitions to the others after this long.
+            session_timeout_ms=self.session_timeout_ms,
+            heartbeat_interval_ms=max(self.session_timeout_ms // 3, 100),
             parser=with_readable_headers,
             decoder=undecoded,
         )

@@ -9,25 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from bson import Binary, ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import PyMongoError
 
 from ketenbus.contracts.envelope import Envelope
+from ketenbus.kit.lease import Lease
 from ketenbus.kit.logs import get_logger
 from ketenbus.kit.metrics import KitMetrics
 
 log = get_logger(__name__)
 
 OUTBOX = "outbox"
-LEASES = "leases"
 
 
 def headers_of(envelope: Envelope[Any]) -> dict[str, str]:
@@ -103,17 +100,13 @@ class OutboxRelay:
         lease_seconds: float = 10.0,
     ) -> None:
         self.outbox = db[OUTBOX]
-        self.leases = db[LEASES]
+        self.lease = Lease(db, "outbox-relay", seconds=lease_seconds)
         self.publisher = publisher
         self.metrics = metrics
         self.poll_seconds = poll_seconds
         self.batch_size = batch_size
-        self.lease_seconds = lease_seconds
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
-        # Until when (time.monotonic) the lease is ours without asking again, and when the
-        # backlog gauges are next measured: each is a round trip to Mongo, and the relay loop
-        # runs after every commit and five times a second when idle.
-        self._lease_until = 0.0
+        # When the backlog gauges are next measured: a round trip to Mongo, and the relay
+        # loop runs after every commit and five times a second when idle.
         self._backlog_due = 0.0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -122,37 +115,6 @@ class OutboxRelay:
     def wake(self) -> None:
         """Called after a commit: publish now rather than at the next poll."""
         self._wake.set()
-
-    async def _hold_lease(self) -> bool:
-        if time.monotonic() < self._lease_until:
-            return True
-        asked = time.monotonic()
-        now = datetime.now(UTC)
-        try:
-            lease = await self.leases.find_one_and_update(
-                {
-                    "_id": "outbox-relay",
-                    "$or": [{"owner": self.owner}, {"expires_at": {"$lt": now}}],
-                },
-                {
-                    "$set": {
-                        "owner": self.owner,
-                        "expires_at": now + timedelta(seconds=self.lease_seconds),
-                    }
-                },
-                upsert=True,
-                return_document=True,
-            )
-        except PyMongoError as exc:
-            # A duplicate key on upsert means another replica holds a live lease.
-            if getattr(exc, "code", None) == 11000:
-                return False
-            raise
-        held = lease is not None and lease.get("owner") == self.owner
-        # Renewed for lease_seconds from `asked`: no other replica can take it for that long,
-        # so it is asked again only after a third of it.
-        self._lease_until = asked + self.lease_seconds / 3 if held else 0.0
-        return held
 
     async def publish_pending(self) -> int:
         """Publish one batch; returns how many events went out."""
@@ -192,7 +154,7 @@ class OutboxRelay:
         while True:
             try:
                 published = 0
-                if await self._hold_lease():
+                if await self.lease.held():
                     published = await self.publish_pending()
                     await self._update_backlog()
                 self.healthy, backoff = True, self.poll_seconds
@@ -215,14 +177,9 @@ class OutboxRelay:
         self._task = asyncio.create_task(self.run(), name="outbox-relay")
 
     async def stop(self) -> None:
-        self._lease_until = 0.0
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        with contextlib.suppress(PyMongoError):
-            await self.leases.update_one(
-                {"_id": "outbox-relay", "owner": self.owner},
-                {"$set": {"expires_at": datetime.now(UTC)}},
-            )
+        await self.lease.release()

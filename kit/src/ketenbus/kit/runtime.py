@@ -125,6 +125,7 @@ class Runtime:
                 on_dead_letter=self._dead_letter_hook(),
                 uow=self.uow,
                 batch_size=self.settings.consumer_batch_size,
+                session_timeout_ms=self.settings.consumer_session_timeout_ms,
             )
             self.consumer.subscribe()
         self._spawn(self._connect_broker(), "broker-connect")

@@ -43,6 +43,10 @@ class ServiceSettings(BaseSettings):
     outbox_batch_size: int = Field(default=500, ge=1)
     # Events handled in one transaction; 1 turns batching off.
     consumer_batch_size: int = Field(default=100, ge=1, le=1000)
+    # How long the group waits for a silent member (a replica killed, a frozen process)
+    # before handing its partitions to the others; heartbeats go every third of it. Kafka
+    # refuses less than its group.min.session.timeout.ms (6 s by default).
+    consumer_session_timeout_ms: int = Field(default=10_000, ge=1_000, le=300_000)
     handler_attempts: int = Field(default=5, ge=1)
     retry_base_seconds: float = Field(default=0.1, gt=0)
     retry_max_seconds: float = Field(default=5.0, gt=0)

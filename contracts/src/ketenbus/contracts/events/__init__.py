@@ -55,6 +55,15 @@ from ketenbus.contracts.events.partners import (
     PartnerStatusChanged,
     ReferralSubmitted,
 )
+from ketenbus.contracts.events.signals import (
+    SignalDataDeleted,
+    SignalDeletionReason,
+    SignalHelpAccepted,
+    SignalHelpDeclined,
+    SignalOutreachAttempted,
+    SignalOutreachOverdue,
+    SignalReceived,
+)
 from ketenbus.contracts.events.trajectory import (
     AftercareStarted,
     AppointmentAttended,
@@ -92,6 +101,13 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     ClientErasureRequested,
     ReferralStatusChanged,
     ReferralRejected,
+    # intake: early-warning signals
+    SignalReceived,
+    SignalOutreachAttempted,
+    SignalOutreachOverdue,
+    SignalHelpAccepted,
+    SignalHelpDeclined,
+    SignalDataDeleted,
     # partners
     ReferralSubmitted,
     PartnerReferralAccepted,
@@ -151,6 +167,7 @@ __all__ = [cls.__name__ for cls in ALL_EVENTS] + [
     "PartnerOutcome",
     "PartnerStatus",
     "QuestionnaireMoment",
+    "SignalDeletionReason",
     "Urgency",
     "WithdrawalReason",
     "WorkerNote",

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ketenbus.analytics import benchmark, labels, programme, sector, views
+from ketenbus.analytics import benchmark, labels, programme, sector, signals, views
 from ketenbus.analytics.business_case import Assumptions, business_case
 from ketenbus.analytics.dashboard import render_dashboard
 from ketenbus.analytics.measures import (
@@ -241,6 +241,33 @@ async def referral_sources_and_topics(
         "rows": rows,
         "language": language,
         "labels": labels.column_labels(columns, language),
+    }
+
+
+@router.get("/v1/signal-figures")
+async def early_warning_figures(
+    caller: Manager,
+    uow: Uow,
+    period: PeriodKind = PeriodKind.QUARTER,
+    format: Format = "json",
+    language: Lang = labels.DEFAULT,
+    header: CsvHeader = "labels",
+) -> Any:
+    """The early-warning signals your organisation received per period, and what followed from
+    each: residents reached, help accepted or declined, signals not reached out to within the
+    window, and the mean days from a signal to the first outreach attempt."""
+    async with uow.reading() as tx:
+        facts = await tx.facts.facts(caller.organisation_id)
+    rows = [row.as_dict() for row in signals.signal_figures(facts, period)]
+    if format == "csv":
+        name = f"signal-figures-{caller.organisation_id}-{period}"
+        return _csv(rows, signals.COLUMNS, name, language, header)
+    return {
+        "organisation": caller.organisation_id,
+        "period": period,
+        "rows": rows,
+        "language": language,
+        "labels": labels.column_labels(signals.COLUMNS, language),
     }
 
 

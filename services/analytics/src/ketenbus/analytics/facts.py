@@ -197,6 +197,30 @@ class HandOff:
 
 
 @dataclass
+class Signal:
+    """An early-warning signal as far as the figures need it: nothing about who."""
+
+    id: str
+    organisation_id: str = UNKNOWN
+    municipality: str | None = None
+    creditor_kind: str | None = None
+    end_of_supply: bool = False
+    received_at: datetime | None = None
+    outreach_due_by: datetime | None = None
+    attempts: int = 0
+    first_outreach_at: datetime | None = None
+    reached_at: datetime | None = None
+    overdue_flagged_at: datetime | None = None
+    accepted_at: datetime | None = None
+    declined_at: datetime | None = None
+    referral_id: str | None = None
+
+    @classmethod
+    def of(cls, doc: dict[str, Any]) -> Signal:
+        return _from_doc(cls, doc)
+
+
+@dataclass
 class Facts:
     """Everything known about one or more organisations."""
 
@@ -206,6 +230,7 @@ class Facts:
     contacts: list[Contact] = field(default_factory=list)
     enrolments: list[Enrolment] = field(default_factory=list)
     handoffs: list[HandOff] = field(default_factory=list)
+    signals: list[Signal] = field(default_factory=list)
 
     @classmethod
     def of(cls, documents: Callable[[str], Iterable[dict[str, Any]]]) -> Facts:
@@ -217,4 +242,5 @@ class Facts:
             contacts=[Contact.of(d) for d in documents("contacts")],
             enrolments=[Enrolment.of(d) for d in documents("enrolments")],
             handoffs=[HandOff.of(d) for d in documents("handoffs")],
+            signals=[Signal.of(d) for d in documents("signals")],
         )

@@ -14,14 +14,16 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ketenbus.analytics.measures import Pulse, pulse
-from ketenbus.analytics.store import FactStore
+from ketenbus.analytics.store import EVENT_COUNTS, FactStore
 from ketenbus.kit.runtime import Runtime
 
 NO_SHOW_WINDOW = timedelta(days=30)
 
 
 class EventsSeen(Collector):
-    """Counts as stored, so a restart does not reset what operators see."""
+    """Counts as stored, so a restart does not reset what operators see, and every replica
+    reports the same (refresh_gauges reads them again; a replica's handlers count only the
+    events of its own partitions)."""
 
     def __init__(self, seen: dict[str, int]) -> None:
         self.seen = seen
@@ -68,9 +70,11 @@ class BusinessGauges(Collector):
 
 async def refresh_gauges(runtime: Runtime, every_seconds: float = 2.0) -> None:
     gauges: BusinessGauges = runtime.dependencies["gauges"]
+    seen: dict[str, int] = runtime.dependencies["seen"]
     store = FactStore(runtime.db)
     while True:
         now = runtime.clock.now()
         facts = await store.pulse_facts(since=now - NO_SHOW_WINDOW)
         gauges.latest = pulse(facts, now, NO_SHOW_WINDOW)
+        seen.update({d["_id"]: d["count"] async for d in runtime.db[EVENT_COUNTS].find()})
         await asyncio.sleep(every_seconds)

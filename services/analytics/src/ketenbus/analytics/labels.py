@@ -12,13 +12,13 @@ README's glossary.
 from __future__ import annotations
 
 from ketenbus.contracts.values import Language
+from ketenbus.kit import wording
+from ketenbus.kit.wording import DEFAULT, EN, NL, NUMBERS, number
 
-NL, EN = Language.NL, Language.EN
-DEFAULT = NL
+# The mechanism is the kit's (the demo's narration uses it too); the words are analytics'.
+__all__ = ["DEFAULT", "EN", "LABELS", "NL", "NUMBERS", "choose", "column_labels", "number", "words"]
 
-
-def _(nl: str, en: str) -> dict[Language, str]:
-    return {NL: nl, EN: en}
+_ = wording.both
 
 
 # The steering figures and the columns of the figures and referral-mix CSVs, by their keys.
@@ -113,6 +113,13 @@ FIGURES: dict[str, dict[Language, str]] = {
     "without_lead_time_days": _(
         "Zonder online dossier: doorlooptijd (dagen)", "Without online dossier: lead time (days)"
     ),
+    # The early-warning figures (signals.py).
+    "signals_received": _("Signalen ontvangen", "Signals received"),
+    "residents_reached": _("Inwoners bereikt", "Residents reached"),
+    "help_accepted": _("Hulp aanvaard", "Help accepted"),
+    "help_declined": _("Hulp afgewezen", "Help declined"),
+    "outreach_overdue": _("Niet op tijd benaderd", "Not reached out to in time"),
+    "days_to_first_outreach": _("Dagen tot eerste contactpoging", "Days to first outreach attempt"),
     # The referral mix's own columns.
     "municipality": _("Gemeente", "Municipality"),
     "postcode_area": _("Postcodegebied", "Postcode area"),
@@ -329,26 +336,12 @@ PAGE: dict[str, dict[Language, str]] = {
     "bc.break_even_mark": _("terugverdiend", "break-even"),
 }
 
-LABELS: dict[str, dict[Language, str]] = {**FIGURES, **VALUES, **PERIODS, **PAGE}
-
-# How numbers are written: 1.234,5 and € 39.180 in Dutch; 1,234.5 and €39,180 in English.
-NUMBERS: dict[Language, dict[str, str]] = {
-    NL: {"decimal": ",", "thousands": ".", "euro": "€ {n}", "percent": "{n} %"},
-    EN: {"decimal": ".", "thousands": ",", "euro": "€{n}", "percent": "{n}%"},
-}
+LABELS: wording.Table = {**FIGURES, **VALUES, **PERIODS, **PAGE}
 
 
-def number(value: float, decimals: int, language: Language) -> str:
-    """1.234,5 in Dutch, 1,234.5 in English."""
-    text = f"{value:,.{decimals}f}"
-    if language == NL:
-        return text.translate(str.maketrans(",.", ".,"))
-    return text
-
-
-def words(language: Language, keys: dict[str, dict[Language, str]] = LABELS) -> dict[str, str]:
+def words(language: Language, keys: wording.Table = LABELS) -> dict[str, str]:
     """Every label in one language, by key."""
-    return {key: texts[language] for key, texts in keys.items()}
+    return wording.words(keys, language)
 
 
 def column_labels(columns: tuple[str, ...], language: Language) -> dict[str, str]:

@@ -34,6 +34,11 @@ from ketenbus.contracts.events import (
     ReferralAccepted,
     ReferralDeclined,
     ReferralReceived,
+    SignalHelpAccepted,
+    SignalHelpDeclined,
+    SignalOutreachAttempted,
+    SignalOutreachOverdue,
+    SignalReceived,
     TrajectoryClosed,
     TrajectoryOpened,
     TrajectoryPhaseChanged,
@@ -46,9 +51,19 @@ APPOINTMENTS = "appointments"
 CONTACTS = "contacts"
 ENROLMENTS = "enrolments"
 HANDOFFS = "handoffs"
+SIGNALS = "signals"
 SNAPSHOTS = "snapshots"
 REPLACED_BY = "replaced_by"  # on a snapshot another one replaced
-FACT_COLLECTIONS = (REFERRALS, CASES, APPOINTMENTS, CONTACTS, ENROLMENTS, HANDOFFS, SNAPSHOTS)
+FACT_COLLECTIONS = (
+    REFERRALS,
+    CASES,
+    APPOINTMENTS,
+    CONTACTS,
+    ENROLMENTS,
+    HANDOFFS,
+    SIGNALS,
+    SNAPSHOTS,
+)
 
 
 @dataclass(frozen=True)
@@ -57,6 +72,8 @@ class Update:
     key: str
     set: dict[str, Any]
     max: dict[str, Any] = field(default_factory=dict)
+    # Lowers a value only: the first outreach stays the first whatever order attempts come in.
+    min: dict[str, Any] = field(default_factory=dict)
 
 
 def updates_for(event: Event) -> list[Update]:
@@ -336,6 +353,51 @@ def _handoff_outcome(e: PartnerOutcomeRecorded) -> list[Update]:
     ]
 
 
+def _signal_received(e: SignalReceived) -> list[Update]:
+    return [
+        Update(
+            SIGNALS,
+            e.signal_id,
+            {
+                "organisation_id": e.organisation_id,
+                "municipality": e.municipality,
+                "creditor_kind": e.creditor_kind.value,
+                "end_of_supply": e.end_of_supply_on is not None,
+                "received_at": e.received_at,
+                "outreach_due_by": e.outreach_due_by,
+            },
+        )
+    ]
+
+
+def _signal_outreach(e: SignalOutreachAttempted) -> list[Update]:
+    first = {"first_outreach_at": e.attempted_at}
+    reached = {"reached_at": e.attempted_at} if e.reached else {}
+    return [
+        Update(
+            SIGNALS,
+            e.signal_id,
+            {"organisation_id": e.organisation_id},
+            max={"attempts": e.attempt},
+            min={**first, **reached},
+        )
+    ]
+
+
+def _signal_overdue(e: SignalOutreachOverdue) -> list[Update]:
+    return [Update(SIGNALS, e.signal_id, {"overdue_flagged_at": e.flagged_at})]
+
+
+def _signal_accepted(e: SignalHelpAccepted) -> list[Update]:
+    return [
+        Update(SIGNALS, e.signal_id, {"accepted_at": e.accepted_at, "referral_id": e.referral_id})
+    ]
+
+
+def _signal_declined(e: SignalHelpDeclined) -> list[Update]:
+    return [Update(SIGNALS, e.signal_id, {"declined_at": e.declined_at})]
+
+
 def _snapshot(e: KpiSnapshotPublished) -> list[Update]:
     return [Update(SNAPSHOTS, e.snapshot_id, e.model_dump(mode="json"))]
 
@@ -373,6 +435,11 @@ _PROJECTORS: dict[type[Event], Any] = {
     ModuleAbandoned: _abandoned,
     PartnerReferralRecorded: _handoff,
     PartnerOutcomeRecorded: _handoff_outcome,
+    SignalReceived: _signal_received,
+    SignalOutreachAttempted: _signal_outreach,
+    SignalOutreachOverdue: _signal_overdue,
+    SignalHelpAccepted: _signal_accepted,
+    SignalHelpDeclined: _signal_declined,
     KpiSnapshotPublished: _snapshot,
     KpiSnapshotPublishedV2: _snapshot_v2,
 }
@@ -391,6 +458,9 @@ class FactBook:
         doc.update(update.set)
         for name, value in update.max.items():
             if doc.get(name) is None or value > doc[name]:
+                doc[name] = value
+        for name, value in update.min.items():
+            if doc.get(name) is None or value < doc[name]:
                 doc[name] = value
 
     def record(self, event: Event) -> None:

@@ -48,10 +48,6 @@ from ketenbus.kit.inbox import INBOX
 from ketenbus.kit.mongo import create_mongo_client
 
 GROUP = "analytics"
-# Pydantic keeps a parametrised generic (Envelope[SomeEvent]) only as long as something else
-# holds it: once collected, the next decode() of that type builds the class again (a few
-# milliseconds each). Holding them here keeps every decode a cache hit.
-_ENVELOPES = [Envelope[event] for event in REGISTRY.values()]  # type: ignore[valid-type]
 # Where the topics are: the options of kit.broker.client_options(), which carry the service's
 # SASL and TLS settings (or the same keyword arguments made by a test or benchmark).
 Kafka = Mapping[str, Any]
@@ -83,7 +79,7 @@ class Replayed:
 
 class ReplayBook(FactBook):
     """The projection in memory, with the effects FactStore.project has in Mongo: each
-    update an upsert of its document (`$set`, `$max`), and after a ClientErasureRequested a
+    update an upsert of its document (`$set`, `$max`, `$min`), and after a ClientErasureRequested a
     random token in place of the client reference in every fact.
 
     One thing more than the store: a reference once erased stays erased. A replay reads the
@@ -102,7 +98,7 @@ class ReplayBook(FactBook):
         self.ledger = dict(ledger or {})
 
     def apply(self, update: Update) -> None:
-        if not update.set and not update.max:
+        if not update.set and not update.max and not update.min:
             return  # the store sends no write for it, so no document appears either
         documents = self.collections[update.collection]
         doc = documents.get(update.key)
@@ -112,6 +108,9 @@ class ReplayBook(FactBook):
         doc.update(update.set)
         for name, value in update.max.items():
             if doc.get(name) is None or value > doc[name]:
+                doc[name] = value
+        for name, value in update.min.items():
+            if doc.get(name) is None or value < doc[name]:
                 doc[name] = value
         ref = doc.get("client_ref")
         if ref is not None and ref != before:

@@ -63,6 +63,8 @@ class FactStore:
                 operations["$set"] = update.set
             if update.max:
                 operations["$max"] = update.max
+            if update.min:
+                operations["$min"] = update.min
             if operations:
                 await self.db[update.collection].update_one(
                     {"_id": update.key}, operations, upsert=True, session=self.session

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request, Re
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pymongo.errors import DuplicateKeyError
 
-from ketenbus.contracts.events import ClientErasureRequested, Urgency
+from ketenbus.contracts.events import ClientErasureRequested, SignalDeletionReason, Urgency
 from ketenbus.contracts.values import (
     ConsentGiver,
     ConsentPurpose,
@@ -402,6 +402,18 @@ async def erase_client(
     return await retrying(lambda: _erase(client_ref, caller, uow))
 
 
+async def _forget_signal_of(tx: IntakeTransaction, referral: Referral, at: datetime) -> None:
+    """A referral made from an early-warning signal names the signal as its reference: the
+    signal's own copy of the person goes with the client (docs/signals.md)."""
+    if referral.referrer.type is not ReferrerType.EARLY_WARNING or not referral.referrer.reference:
+        return
+    signal = await tx.signals.get(referral.referrer.reference)
+    if signal is None or signal.referral_id != referral.id:
+        return  # deleted already, or a reference that is not a signal of ours
+    signal.delete_data(SignalDeletionReason.ERASURE_REQUESTED, at)
+    await tx.signals.delete(signal)
+
+
 async def _erase(client_ref: str, caller: Caller, uow: Uow) -> ErasureOut:
     async with uow.command() as tx:
         await _own_client(tx, client_ref, caller)
@@ -410,6 +422,7 @@ async def _erase(client_ref: str, caller: Caller, uow: Uow) -> ErasureOut:
         for referral in await tx.referrals.of_client(client_ref):
             referral.withdraw_from_waitlist(now)
             await tx.referrals.save(referral)
+            await _forget_signal_of(tx, referral, now)
         tx.publish(
             ClientErasureRequested(
                 client_ref=client_ref, organisation_id=caller.organisation_id, requested_at=now

@@ -18,15 +18,22 @@ from ketenbus.contracts.events import (
     ReferralRejected,
     ReferralStatusChanged,
     ReferralSubmitted,
+    SignalDataDeleted,
+    SignalHelpAccepted,
+    SignalHelpDeclined,
+    SignalOutreachAttempted,
+    SignalOutreachOverdue,
+    SignalReceived,
     WaitlistExited,
 )
 from ketenbus.contracts.topics import partner_inbound
-from ketenbus.intake import api, store
+from ketenbus.intake import api, signal_api, signal_store, store
 from ketenbus.intake.handlers import handlers
 from ketenbus.intake.partners import tell_partner
 from ketenbus.intake.personal import IntakeKeys
 from ketenbus.intake.regions import CapacityTable, RegionTable
 from ketenbus.intake.settings import IntakeSettings
+from ketenbus.intake.signal_sweep import watch_signal_deadlines
 from ketenbus.kit.ratelimit import RateLimit
 from ketenbus.kit.runtime import Runtime, Service
 
@@ -35,6 +42,7 @@ async def prepare(runtime: Runtime) -> None:
     settings = runtime.settings
     assert isinstance(settings, IntakeSettings)
     await store.ensure_indexes(runtime.db)
+    await signal_store.ensure_indexes(runtime.db)
     runtime.uow.resources["keys"] = IntakeKeys(
         master=sealing.key_from_text(settings.ketenbus_master_key.get_secret_value()),
         contact_sharing=sealing.key_from_text(settings.contact_sharing_key.get_secret_value()),
@@ -67,11 +75,12 @@ async def prepare(runtime: Runtime) -> None:
 
 service = Service(
     name="intake",
-    description="Referrals in from GPs, municipalities, early-warning signals and residents; "
-    "consent, region routing, triage and the waiting list, and the closed loop back to the "
-    "referrer. Partners refer over HTTP (see /docs) or on their inbound topic.",
+    description="Referrals in from GPs, municipalities and residents; consent, region routing, "
+    "triage and the waiting list, and the closed loop back to the referrer. Early-warning "
+    "signals from creditors, their outreach, and the answer that may make them a referral. "
+    "Partners refer over HTTP (see /docs) or on their inbound topic.",
     handlers=handlers,
-    routers=[api.router],
+    routers=[api.router, signal_api.router],
     publishes=[
         ReferralReceived,
         ReferralAccepted,
@@ -85,9 +94,16 @@ service = Service(
         ClientContactShared,
         PartnerContactSealed,
         ClientErasureRequested,
+        SignalReceived,
+        SignalOutreachAttempted,
+        SignalOutreachOverdue,
+        SignalHelpAccepted,
+        SignalHelpDeclined,
+        SignalDataDeleted,
     ],
     transaction_class=store.IntakeTransaction,
     settings_class=IntakeSettings,
     prepare=prepare,
     dead_letters=tell_partner,
+    background=[watch_signal_deadlines],
 )

@@ -17,11 +17,18 @@ import json
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from ketenbus.contracts import sealing
 from ketenbus.contracts.values import Channel, Language, Sealed
+
+
+def plausible_birth_date(born: date) -> date:
+    if not date(1900, 1, 1) <= born <= date.today():
+        raise ValueError("date of birth must lie between 1900 and today")
+    return born
 
 
 class PersonalDetails(BaseModel):
@@ -37,12 +44,7 @@ class PersonalDetails(BaseModel):
     language: Language = Language.NL
     preferred_channel: Channel = Channel.EMAIL
 
-    @field_validator("date_of_birth")
-    @classmethod
-    def _plausible(cls, born: date) -> date:
-        if not date(1900, 1, 1) <= born <= date.today():
-            raise ValueError("date of birth must lie between 1900 and today")
-        return born
+    _born = field_validator("date_of_birth")(plausible_birth_date)
 
     @property
     def postcode_area(self) -> str:
@@ -59,6 +61,73 @@ class PersonalDetails(BaseModel):
         return json.dumps(
             {"name": self.name, "phone": self.phone, "language": self.language.value}
         ).encode()
+
+
+class SignalResident(BaseModel):
+    """Who an early-warning signal is about, as the creditor knows them (the Wgs lets it send
+    name, address, date of birth, and phone and e-mail where known). Never logged, never on
+    the bus, kept encrypted with the signal's own key."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=2, max_length=120)
+    date_of_birth: date
+    street: str = Field(min_length=2, max_length=120, description="street and house number")
+    postcode: str = Field(pattern=r"^[1-9][0-9]{3} ?[A-Za-z]{2}$", description="e.g. 3511 AB")
+    town: str = Field(min_length=2, max_length=80)
+    phone: str | None = Field(default=None, pattern=r"^(\+31|0)[1-9][0-9 -]{7,12}$")
+    email: EmailStr | None = None
+    language: Language = Language.NL
+
+    _born = field_validator("date_of_birth")(plausible_birth_date)
+
+    @property
+    def postcode_area(self) -> str:
+        return self.postcode[:4]
+
+    def as_client(self) -> PersonalDetails:
+        """The resident as a client, once they accepted help: the referral's own details."""
+        return PersonalDetails(
+            name=self.name,
+            date_of_birth=self.date_of_birth,
+            postcode=self.postcode,
+            phone=self.phone,
+            email=self.email,
+            language=self.language,
+            preferred_channel=Channel.EMAIL if self.email or not self.phone else Channel.SMS,
+        )
+
+
+class SignalDetails(BaseModel):
+    """What of a signal is about the person: who, how much, and the creditor's number for
+    them. Everything else of the signal (creditor kind, dates) says nothing about who."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    resident: SignalResident
+    arrears_amount: Decimal = Field(gt=0, le=1_000_000, decimal_places=2)
+    customer_number: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:/-]+$")
+
+
+def encrypt_signal_details(
+    signal_id: str, data_key: bytes, details: SignalDetails
+) -> dict[str, str]:
+    nonce, ciphertext = sealing.encrypt(
+        details.model_dump_json().encode(), data_key, signal_id.encode()
+    )
+    return {"nonce": nonce.hex(), "ciphertext": ciphertext.hex()}
+
+
+def decrypt_signal_details(
+    signal_id: str, data_key: bytes, stored: dict[str, str]
+) -> SignalDetails:
+    plaintext = sealing.decrypt(
+        bytes.fromhex(stored["nonce"]),
+        bytes.fromhex(stored["ciphertext"]),
+        data_key,
+        signal_id.encode(),
+    )
+    return SignalDetails.model_validate_json(plaintext)
 
 
 def identity_hash(pseudonym_key: bytes, details: PersonalDetails) -> str:

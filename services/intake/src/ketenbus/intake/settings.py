@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,5 +42,18 @@ class IntakeSettings(ServiceSettings):
     referral_burst: int = Field(default=20, ge=1)
     referral_status_rate_per_minute: float = Field(default=120, gt=0)
     referral_status_burst: int = Field(default=30, ge=1)
+
+    # Early-warning signals (docs/signals.md). The Wgs obliges the municipality to offer help
+    # after a signal but names no term for the first outreach; these are the chain's choice,
+    # to be set to the municipality's policy plan. 14 days: well inside the four weeks the Wgs
+    # allows for a first conversation after a request for help. 3 days for an energy signal
+    # with an end-of-supply notice (supply ends 20 working days after the notice), as the Wgs
+    # allows three working days when disconnection threatens.
+    signal_outreach_window: timedelta = timedelta(days=14)
+    signal_end_of_supply_window: timedelta = timedelta(days=3)
+    # Signals are kept at most six months (Wgs; DOMAIN.md), then deleted.
+    signal_retention_months: int = Field(default=6, ge=1, le=6)
+    # How often (real seconds) intake looks for overdue and expired signals.
+    signal_check_seconds: float = Field(default=60.0, gt=0)
 
     _organisations = field_validator("partner_organisations", mode="before")(organisation_list)

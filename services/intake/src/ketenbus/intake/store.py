@@ -28,6 +28,7 @@ from ketenbus.intake.personal import (
     unwrap_client_key,
     wrap_client_key,
 )
+from ketenbus.intake.signal_store import SignalRepository
 from ketenbus.kit.clock import Clock
 from ketenbus.kit.errors import TransientError
 from ketenbus.kit.uow import Transaction
@@ -482,3 +483,7 @@ class IntakeTransaction(Transaction):
     @cached_property
     def clients(self) -> ClientRepository:
         return ClientRepository(self, self.resources["keys"])
+
+    @cached_property
+    def signals(self) -> SignalRepository:
+        return SignalRepository(self, self.resources["keys"])

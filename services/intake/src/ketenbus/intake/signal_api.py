@@ -1,0 +1,481 @@
+"""Early-warning signals over HTTP: a creditor sends one in; the serving organisation's
+worker reads it, records each outreach attempt and the resident's answer, or erases it.
+
+Why HTTP and not a partner topic: creditors (housing corporations, energy and water
+companies, health insurers) send signals from their collection systems, in batches, to many
+municipalities; none runs a Kafka client of the chain, and a pair of topics per creditor
+would be provisioned for a few calls a day. Should a creditor want a topic, a
+`SignalSubmitted` on its inbound topic can come later and call the same `receive_signal`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
+from fastapi import status as http
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pymongo.errors import DuplicateKeyError
+
+from ketenbus.contracts.events import SignalDeletionReason, Urgency
+from ketenbus.contracts.values import (
+    ConsentGiver,
+    ConsentPurpose,
+    CreditorKind,
+    OutreachMethod,
+    ReferralTopic,
+    ReferrerType,
+    new_id,
+)
+from ketenbus.intake import reception
+from ketenbus.intake.api import REFERRAL_LIMIT, UowDep
+from ketenbus.intake.domain import NotFound, ReferralState, Referrer
+from ketenbus.intake.handlers import let_in_from_waitlist
+from ketenbus.intake.personal import SignalDetails, SignalResident, fingerprint
+from ketenbus.intake.regions import RegionTable
+from ketenbus.intake.settings import IntakeSettings
+from ketenbus.intake.signals import OutreachAttempt, OutreachWindows, Signal, SignalState
+from ketenbus.intake.store import IntakeTransaction
+from ketenbus.kit.auth import Caller, requires
+from ketenbus.kit.errors import DomainError
+from ketenbus.kit.failures import is_transient, retrying
+from ketenbus.kit.logs import get_logger
+from ketenbus.kit.ratelimit import TOO_MANY, limited
+
+log = get_logger(__name__)
+router = APIRouter(prefix="/v1", tags=["signals"])
+
+# A creditor's signals share the front door's rate limit (per organisation).
+Creditor = Annotated[
+    Caller, Depends(limited(requires("signals:submit"), REFERRAL_LIMIT, "signals"))
+]
+Reader = Annotated[Caller, Depends(requires("signals:read"))]
+Worker = Annotated[Caller, Depends(requires("signals:write"))]
+SignalPath = Annotated[str, Path(pattern=r"^sig_[0-9a-f]{32}$")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=8,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="Send the same key again to get the same signal instead of a second one.",
+    ),
+]
+
+
+class OutsideRegion(DomainError):
+    status_code = 422  # nothing of the signal is kept: send it to the resident's municipality
+
+
+class SignalIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "creditor_kind": "energy",
+                    "arrears_amount": "412.80",
+                    "signal_date": "2026-03-02",
+                    "customer_number": "EN-8812-0042",
+                    "end_of_supply_on": "2026-03-30",
+                    "resident": {
+                        "name": "Sanne de Vries",
+                        "date_of_birth": "1988-04-12",
+                        "street": "Oudegracht 12",
+                        "postcode": "3512 JE",
+                        "town": "Utrecht",
+                        "phone": "06-12345678",
+                        "email": "sanne.devries@example.org",
+                    },
+                }
+            ]
+        },
+    )
+
+    creditor_kind: CreditorKind
+    arrears_amount: Decimal = Field(gt=0, le=1_000_000, decimal_places=2, description="euros")
+    signal_date: date = Field(description="the day your collection steps ended in this signal")
+    customer_number: str = Field(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:/-]+$", description="yours"
+    )
+    end_of_supply_on: date | None = Field(
+        default=None, description="energy only: the day supply ends (your notice)"
+    )
+    resident: SignalResident
+
+    @model_validator(mode="after")
+    def _end_of_supply_from_energy_only(self) -> SignalIn:
+        if self.end_of_supply_on is not None and self.creditor_kind is not CreditorKind.ENERGY:
+            raise ValueError("end_of_supply_on: only an energy supplier gives such a notice")
+        return self
+
+
+class SignalReceipt(BaseModel):
+    signal_id: str
+    received_at: datetime
+
+
+class AttemptOut(BaseModel):
+    attempt: int
+    method: OutreachMethod
+    reached: bool
+    attempted_at: datetime
+    recorded_by: str
+
+    @classmethod
+    def of(cls, attempt: OutreachAttempt) -> AttemptOut:
+        return cls(
+            attempt=attempt.number,
+            method=attempt.method,
+            reached=attempt.reached,
+            attempted_at=attempt.attempted_at,
+            recorded_by=attempt.recorded_by,
+        )
+
+
+class SignalOut(BaseModel):
+    """A signal without who it is about: what a list shows."""
+
+    signal_id: str
+    state: SignalState
+    creditor_organisation_id: str
+    creditor_kind: CreditorKind
+    signal_date: date
+    end_of_supply_on: date | None
+    received_at: datetime
+    outreach_due_by: datetime
+    first_outreach_at: datetime | None
+    reached: bool
+    overdue: bool
+    overdue_flagged_at: datetime | None
+    attempts: list[AttemptOut]
+    referral_id: str | None
+
+    @classmethod
+    def of(cls, signal: Signal) -> SignalOut:
+        return cls(
+            signal_id=signal.id,
+            state=signal.state,
+            creditor_organisation_id=signal.creditor_organisation_id,
+            creditor_kind=signal.creditor_kind,
+            signal_date=signal.signal_date,
+            end_of_supply_on=signal.end_of_supply_on,
+            received_at=signal.received_at,
+            outreach_due_by=signal.outreach_due_by,
+            first_outreach_at=signal.first_outreach_at,
+            reached=signal.reached,
+            overdue=signal.overdue,
+            overdue_flagged_at=signal.overdue_flagged_at,
+            attempts=[AttemptOut.of(a) for a in signal.attempts],
+            referral_id=signal.referral_id,
+        )
+
+
+class SignalWithDetails(SignalOut):
+    """One signal with who it is about, for the worker who reaches out."""
+
+    details: SignalDetails
+
+
+class OutreachIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: OutreachMethod
+    reached: bool = Field(description="did the attempt reach the resident")
+    attempted_at: AwareDatetime
+
+
+class HelpConsentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    given_by: ConsentGiver = ConsentGiver.CLIENT
+    purposes: list[ConsentPurpose] = Field(
+        default=[ConsentPurpose.REMINDERS],
+        min_length=1,
+        description="reminders: the organisation may send reminders; debt_counselling: the "
+        "region's debt-counselling partner may be asked to help",
+    )
+    granted_at: AwareDatetime
+
+
+class AnswerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    accepts_help: bool
+    consent: HelpConsentIn | None = Field(
+        default=None, description="required when the resident accepts help"
+    )
+    topic: ReferralTopic = ReferralTopic.DEBTS_MATERIAL
+    answered_at: AwareDatetime
+
+
+class AnswerOut(BaseModel):
+    signal: SignalOut
+    referral_id: str | None = None
+    # Where the referral made from it stands: accepted, waitlisted, or linked to one open.
+    referral_state: ReferralState | None = None
+
+
+class SignalErased(BaseModel):
+    signal_id: str
+    erased_at: datetime
+
+
+def _regions(request: Request) -> RegionTable:
+    return request.app.state.runtime.dependencies["regions"]
+
+
+def _settings(request: Request) -> IntakeSettings:
+    return request.app.state.runtime.settings
+
+
+Regions = Annotated[RegionTable, Depends(_regions)]
+Settings = Annotated[IntakeSettings, Depends(_settings)]
+
+
+def _worker(caller: Caller) -> str:
+    if caller.worker_id is None:
+        raise DomainError("this key belongs to no social worker; use a worker's key")
+    return caller.worker_id
+
+
+def _not_after_now(moment: datetime, now: datetime, what: str) -> None:
+    if moment > now:
+        raise DomainError(f"{what} lies in the future")
+
+
+async def _own_signal(tx: IntakeTransaction, signal_id: str, caller: Caller) -> Signal:
+    signal = await tx.signals.get(signal_id)
+    # Another organisation's signal is reported as absent: not even its existence leaks.
+    if signal is None or signal.organisation_id != caller.organisation_id:
+        raise NotFound(f"no signal {signal_id} at your organisation")
+    return signal
+
+
+@router.post(
+    "/signals",
+    status_code=http.HTTP_201_CREATED,
+    response_model=SignalReceipt,
+    responses={
+        200: {"description": "Seen before under this Idempotency-Key: the same signal"},
+        409: {"description": "This Idempotency-Key was used before for a different signal"},
+        422: {"description": "Invalid, or the resident lives outside the chain's area"},
+        **TOO_MANY,
+    },
+)
+async def receive_signal(
+    body: SignalIn,
+    request: Request,
+    response: Response,
+    caller: Creditor,
+    uow: UowDep,
+    regions: Regions,
+    settings: Settings,
+    idempotency_key: IdempotencyKey = None,
+) -> SignalReceipt:
+    """A creditor reports arrears (Wgs early-warning signal). The organisation that serves
+    the resident's postcode is asked to reach out; you hear nothing about the resident."""
+    keys = uow.resources["keys"]
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
+    request_print = fingerprint(keys.pseudonym, canonical)
+
+    async def earlier() -> SignalReceipt | None:
+        if idempotency_key is None:
+            return None
+        async with uow.reading() as tx:
+            found = await tx.signals.by_idempotency_key(caller.organisation_id, idempotency_key)
+        if found is None:
+            return None
+        signal, made_by = found
+        if made_by is not None and made_by != request_print:
+            raise HTTPException(
+                http.HTTP_409_CONFLICT,
+                "this Idempotency-Key was used for a different signal; use a new key",
+            )
+        response.status_code = http.HTTP_200_OK
+        return SignalReceipt(signal_id=signal.id, received_at=signal.received_at)
+
+    if (seen := await earlier()) is not None:
+        return seen
+    region = regions.route(body.resident.postcode_area)
+    if region is None:
+        raise OutsideRegion(
+            "the resident lives outside the chain's area: send the signal to the resident's "
+            "own municipality (nothing of it was kept)"
+        )
+    windows = OutreachWindows(settings.signal_outreach_window, settings.signal_end_of_supply_window)
+
+    async def receive() -> Signal:
+        async with uow.command() as tx:
+            signal = Signal.receive(
+                region=region,
+                creditor_organisation_id=caller.organisation_id,
+                creditor_kind=body.creditor_kind,
+                signal_date=body.signal_date,
+                end_of_supply_on=body.end_of_supply_on,
+                windows=windows,
+                at=tx.clock.now(),
+            )
+            details = SignalDetails(
+                resident=body.resident,
+                arrears_amount=body.arrears_amount,
+                customer_number=body.customer_number,
+            )
+            await tx.signals.add(signal, details, idempotency_key, request_print)
+            return signal
+
+    try:
+        signal = await retrying(receive)
+    except DuplicateKeyError:
+        # The same key arrived twice at once; the other request made the signal.
+        if (seen := await earlier()) is not None:
+            return seen
+        raise
+    return SignalReceipt(signal_id=signal.id, received_at=signal.received_at)
+
+
+@router.get("/signals", response_model=list[SignalOut])
+async def signals(
+    caller: Reader,
+    uow: UowDep,
+    state: Annotated[SignalState | None, Query(description="open, accepted or declined")] = None,
+    overdue: Annotated[
+        bool | None, Query(description="true: only those flagged for missing the window")
+    ] = None,
+) -> list[SignalOut]:
+    """Your organisation's signals, oldest first, without who they are about."""
+    async with uow.reading() as tx:
+        found = await tx.signals.of_organisation(caller.organisation_id, state, overdue)
+    return [SignalOut.of(s) for s in found]
+
+
+@router.get("/signals/{signal_id}", response_model=SignalWithDetails)
+async def one_signal(signal_id: SignalPath, caller: Reader, uow: UowDep) -> SignalWithDetails:
+    """One signal, with the resident's name, address and contact: to reach out."""
+    async with uow.reading() as tx:
+        signal = await _own_signal(tx, signal_id, caller)
+        details = await tx.signals.details(signal_id)
+    if details is None:
+        raise NotFound(f"no signal {signal_id} at your organisation")
+    return SignalWithDetails(**SignalOut.of(signal).model_dump(), details=details)
+
+
+@router.post(
+    "/signals/{signal_id}/outreach", status_code=http.HTTP_201_CREATED, response_model=AttemptOut
+)
+async def record_outreach(
+    signal_id: SignalPath, body: OutreachIn, caller: Worker, uow: UowDep
+) -> AttemptOut:
+    """One attempt to reach the resident: a letter, a call or a home visit, reached or not."""
+    worker = _worker(caller)
+
+    async def record() -> OutreachAttempt:
+        async with uow.command() as tx:
+            _not_after_now(body.attempted_at, tx.clock.now(), "the attempt")
+            signal = await _own_signal(tx, signal_id, caller)
+            attempt = signal.record_outreach(body.method, body.reached, body.attempted_at, worker)
+            await tx.signals.save(signal)
+            return attempt
+
+    return AttemptOut.of(await retrying(record))
+
+
+@router.post("/signals/{signal_id}/answer", response_model=AnswerOut)
+async def record_answer(
+    signal_id: SignalPath, body: AnswerIn, caller: Worker, uow: UowDep, regions: Regions
+) -> AnswerOut:
+    """The resident's answer once reached: declines (the signal closes), or accepts help,
+    with their consent: then it becomes a referral to your organisation, received as any
+    other (accepted, or waitlisted when the caseload is full)."""
+    if body.accepts_help and body.consent is None:
+        raise DomainError("a resident who accepts help gives consent: send `consent`")
+    if not body.accepts_help:
+        return await retrying(lambda: _decline(signal_id, body, caller, uow))
+    # One id for every attempt: a retried transaction finds the place it claimed before.
+    referral_id = new_id("ref")
+
+    async def accept() -> AnswerOut:
+        assert body.consent is not None
+        async with uow.command() as tx:
+            _not_after_now(body.answered_at, tx.clock.now(), "the answer")
+            signal = await _own_signal(tx, signal_id, caller)
+            signal.accept(referral_id, body.answered_at)  # refused before a place is claimed
+            details = await tx.signals.details(signal_id)
+            if details is None:
+                raise NotFound(f"the details of signal {signal_id} were deleted")
+            referral = await reception.receive(
+                tx,
+                reception.Submission(
+                    referrer=Referrer(
+                        ReferrerType.EARLY_WARNING, caller.organisation_id, signal.id
+                    ),
+                    topic=body.topic,
+                    urgency=Urgency(disconnection=signal.end_of_supply_on is not None),
+                    client=details.resident.as_client(),
+                    consent=reception.ConsentGiven(
+                        body.consent.given_by,
+                        tuple(dict.fromkeys(body.consent.purposes)),
+                        body.consent.granted_at,
+                    ),
+                ),
+                regions,
+                referral_id=referral_id,
+            )
+            await tx.signals.save(signal)
+            return AnswerOut(
+                signal=SignalOut.of(signal),
+                referral_id=referral.id,
+                referral_state=referral.state,
+            )
+
+    async with reception.claimed_for(uow.resources["caseloads"], referral_id):
+        answer = await retrying(accept)
+    if answer.referral_state is ReferralState.WAITLISTED:
+        await _recheck_waiting_list(uow, caller.organisation_id)
+    return answer
+
+
+async def _decline(signal_id: str, body: AnswerIn, caller: Caller, uow: UowDep) -> AnswerOut:
+    async with uow.command() as tx:
+        _not_after_now(body.answered_at, tx.clock.now(), "the answer")
+        signal = await _own_signal(tx, signal_id, caller)
+        signal.decline(body.answered_at)
+        await tx.signals.save(signal)
+    return AnswerOut(signal=SignalOut.of(signal))
+
+
+async def _recheck_waiting_list(uow: UowDep, organisation_id: str) -> None:
+    """As the front door does: a place given back while this referral joined the list."""
+
+    async def let_in() -> None:
+        async with uow.command() as tx:
+            await let_in_from_waitlist(tx, organisation_id, tx.clock.now())
+
+    try:
+        await retrying(let_in)
+    except Exception as error:
+        if not is_transient(error):
+            raise
+        log.warning("waiting_list_not_rechecked", organisation_id=organisation_id)
+
+
+@router.post(
+    "/signals/{signal_id}/erasure", status_code=http.HTTP_202_ACCEPTED, response_model=SignalErased
+)
+async def erase_signal(signal_id: SignalPath, caller: Worker, uow: UowDep) -> SignalErased:
+    """The resident asks for the signal to be forgotten: deleted at once, key first. (Once
+    accepted, erase the client: that deletes the signal too.)"""
+
+    async def erase() -> SignalErased:
+        async with uow.command() as tx:
+            signal = await _own_signal(tx, signal_id, caller)
+            now = tx.clock.now()
+            signal.delete_data(SignalDeletionReason.ERASURE_REQUESTED, now)
+            await tx.signals.delete(signal)
+            return SignalErased(signal_id=signal_id, erased_at=now)
+
+    return await retrying(erase)
