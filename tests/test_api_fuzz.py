@@ -113,11 +113,13 @@ async def records(stack: EmbeddedStack) -> dict[str, str]:
         )
         module = await chain.assign_module(ORGANISATION, trajectory_id, "grip-op-je-geld")
         enrolment = await chain.enrolment(ORGANISATION, client_ref, module["enrolment_id"])
+        # A client's enrolments open with the client's own portal token only.
+        portal_token = await chain.portal_token(ORGANISATION, client_ref)
         homework = await chain.http.post(
             f"{stack.service_url('learning')}/v1/enrolments/{enrolment['enrolment_id']}"
             "/steps/huiswerk-kasboek/homework",
             json={"answer": "Ik heb een week lang alles opgeschreven."},
-            headers=bearer(stack.api_token(ORGANISATION, "portal")),
+            headers=bearer(portal_token),
         )
         consents = await chain.http.get(
             f"{stack.service_url('intake')}/v1/clients/{client_ref}/consents",
@@ -134,6 +136,7 @@ async def records(stack: EmbeddedStack) -> dict[str, str]:
         "submission_id": homework.json()["submission_id"],
         "consent_id": consents.json()[0]["consent_id"],
         "module_id": "grip-op-je-geld",
+        "portal_token": portal_token,  # names no path parameter: the client's credential
     }
 
 
@@ -141,11 +144,13 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def key_for(stack: EmbeddedStack, operation: Any) -> dict[str, str]:
+def key_for(stack: EmbeddedStack, operation: Any, records: dict[str, str]) -> dict[str, str]:
     requirement = operation.definition.raw.get("security") or []
     scopes = [scope for entry in requirement for scope in entry.get("HTTPBearer", [])]
     if not scopes:
         return {}  # a public route (/healthz, /docs, ...)
+    if operation.path.startswith("/v1/enrolments"):
+        return bearer(records["portal_token"])  # a client's enrolments: their token only
     organisation, role = ROLE_OF.get(scopes[0]) or ROLE_OF[scopes[0].split(":")[0]]
     return bearer(stack.api_token(organisation, role))
 
@@ -188,7 +193,7 @@ def test_no_server_error_and_every_answer_as_documented(stack, records, service)
     past_auth: dict[str, set[int]] = {}
     for result in schema.get_all_operations():
         operation = result.ok()
-        headers = key_for(stack, operation)
+        headers = key_for(stack, operation, records)
         label = f"{operation.method.upper()} {operation.path}"
         ids = {
             name: value

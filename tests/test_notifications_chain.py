@@ -432,17 +432,33 @@ def _gauges_show_pending(notifications: Notifications):
 
 
 class Portal:
-    """Learning's API as the client portal (and, for homework, the social worker) use it."""
+    """Learning's API as a client's portal uses it, with the portal token the client's worker
+    issued (`client=`); the module catalogue with the organisation's portal key; homework and
+    tokens as the social worker (`worker=True`)."""
 
     def __init__(self, stack: EmbeddedStack) -> None:
         self.http = httpx.AsyncClient(base_url=stack.service_url("learning"), timeout=10)
-        self.portal = {"Authorization": f"Bearer {stack.api_token(UTRECHT, 'portal')}"}
+        self.catalogue = {"Authorization": f"Bearer {stack.api_token(UTRECHT, 'portal')}"}
         self.worker = {"Authorization": f"Bearer {stack.api_token(UTRECHT, 'worker')}"}
+        self.tokens: dict[str, str] = {}
 
-    async def call(self, method: str, path: str, *, worker: bool = False, **kwargs: Any) -> Any:
-        headers = self.worker if worker else self.portal
-        response = await self.http.request(method, path, headers=headers, **kwargs)
-        return response
+    async def issue(self, client_ref: str) -> httpx.Response:
+        """The worker issues the client's portal token (learning must know the client)."""
+        answer = await self.call("POST", f"/v1/clients/{client_ref}/portal-tokens", worker=True)
+        if answer.status_code == 201:
+            self.tokens[client_ref] = answer.json()["token"]
+        return answer
+
+    async def call(
+        self, method: str, path: str, *, client: str | None = None, worker: bool = False, **kw: Any
+    ) -> Any:
+        headers = self.worker if worker else self.catalogue
+        if client is not None:
+            if client not in self.tokens:
+                issued = await self.issue(client)
+                assert issued.status_code == 201, issued.text
+            headers = {"Authorization": f"Bearer {self.tokens[client]}"}
+        return await self.http.request(method, path, headers=headers, **kw)
 
     async def ok(self, method: str, path: str, **kwargs: Any) -> Any:
         response = await self.call(method, path, **kwargs)
@@ -493,11 +509,12 @@ async def test_a_module_worked_through_is_recorded_and_an_idle_one_is_nudged_the
             UTRECHT, anouk_trajectory["client_ref"], assigned["enrolment_id"]
         )
         path = f"/v1/enrolments/{enrolment['enrolment_id']}"
+        anouk_ref = anouk_trajectory["client_ref"]
         module = await portal.ok("GET", "/v1/modules/grip-op-je-geld", params={"language": "en"})
         assert module["title"] == "Getting a grip on your money"
         kinds = [step["kind"] for step in module["content"]]
         assert set(kinds) == {"text", "video", "exercise", "questionnaire", "homework"}
-        assert (await portal.ok("POST", f"{path}/start"))["status"] == "started"
+        assert (await portal.ok("POST", f"{path}/start", client=anouk_ref))["status"] == "started"
         submission = None
         for step in module["content"][:-1]:
             if step["kind"] == "questionnaire":
@@ -506,6 +523,7 @@ async def test_a_module_worked_through_is_recorded_and_an_idle_one_is_nudged_the
                     "POST",
                     f"{path}/steps/{step['step_id']}/questionnaire",
                     json={"scores": SCORES},
+                    client=anouk_ref,
                 )
                 assert answered["moment"] == "baseline"
             elif step["kind"] == "homework":
@@ -513,11 +531,14 @@ async def test_a_module_worked_through_is_recorded_and_an_idle_one_is_nudged_the
                     "POST",
                     f"{path}/steps/{step['step_id']}/homework",
                     json={"answer": "Boodschappen kosten meer dan ik dacht."},
+                    client=anouk_ref,
                 )
             else:
-                await portal.ok("POST", f"{path}/steps/{step['step_id']}/complete")
+                await portal.ok(
+                    "POST", f"{path}/steps/{step['step_id']}/complete", client=anouk_ref
+                )
         assert submission is not None
-        wrong = await portal.call("POST", f"{path}/steps/zelfscan/complete")
+        wrong = await portal.call("POST", f"{path}/steps/zelfscan/complete", client=anouk_ref)
         assert wrong.status_code == 409  # a questionnaire is answered, not ticked off
 
         # The worker reads the homework, and answers it in trajectory (sealed for learning).
@@ -545,7 +566,7 @@ async def test_a_module_worked_through_is_recorded_and_an_idle_one_is_nudged_the
         )
 
         async def feedback_shown() -> Any:
-            progress = await portal.ok("GET", path)
+            progress = await portal.ok("GET", path, client=anouk_ref)
             return progress if progress["homework"][0]["feedback"] else None
 
         progress = await eventually(feedback_shown, "the worker's feedback in the portal")
@@ -553,7 +574,7 @@ async def test_a_module_worked_through_is_recorded_and_an_idle_one_is_nudged_the
         assert progress["questionnaires"][0]["scores"] == SCORES
 
         last = module["content"][-1]["step_id"]
-        finished = await portal.ok("POST", f"{path}/steps/{last}/complete")
+        finished = await portal.ok("POST", f"{path}/steps/{last}/complete", client=anouk_ref)
         assert finished["status"] == "completed"
 
         async def recorded() -> Any:
@@ -564,8 +585,9 @@ async def test_a_module_worked_through_is_recorded_and_an_idle_one_is_nudged_the
 
         # Yusuf's idle module: two friendly nudges, then it counts as abandoned.
         async def abandoned() -> Any:
+            yusuf_ref = yusuf_trajectory["client_ref"]
             found = await portal.ok(
-                "GET", "/v1/enrolments", params={"client_ref": yusuf_trajectory["client_ref"]}
+                "GET", "/v1/enrolments", params={"client_ref": yusuf_ref}, client=yusuf_ref
             )
             return found if found and found[0]["status"] == "abandoned" else None
 
@@ -631,28 +653,27 @@ async def test_a_module_worked_through_is_recorded_and_an_idle_one_is_nudged_the
         assert invitation["Subject"] == "U staat op onze wachtlijst"
         assert "https://portaal.ketenbus.example/zelfhulp" in invitation.get_content()
 
-        async def self_enrolled() -> Any:
-            response = await portal.call(
-                "POST",
-                "/v1/enrolments",
-                json={"client_ref": waiting_ref, "module_id": "zelfscan-leefgebieden"},
-            )
-            return response.json() if response.status_code == 201 else None
+        async def known_to_be_waiting() -> bool:
+            return (await portal.issue(waiting_ref)).status_code == 201
 
-        scan = await eventually(self_enrolled, "learning to know the client is waiting")
+        # The worker can give the waiting client a portal token once learning knows they wait.
+        await eventually(known_to_be_waiting, "learning to know the client is waiting")
+        scan = await portal.ok(
+            "POST",
+            "/v1/enrolments",
+            json={"client_ref": waiting_ref, "module_id": "zelfscan-leefgebieden"},
+            client=waiting_ref,
+        )
         assert scan["self_enrolled"] is True and scan["status"] == "started"
         done = await portal.ok(
             "POST",
             f"/v1/enrolments/{scan['enrolment_id']}/steps/zelfscan/questionnaire",
             json={"scores": SCORES},
+            client=waiting_ref,
         )
         assert done["moment"] == "baseline"
-        refused = await portal.call(
-            "POST",
-            "/v1/enrolments",
-            json={"client_ref": stranger_ref, "module_id": "zelfscan-leefgebieden"},
-        )
-        assert refused.status_code == 409
+        # Someone learning does not know (not waiting, no module) gets no portal at all.
+        assert (await portal.issue(stranger_ref)).status_code == 404
 
         # Anouk asks to be forgotten: learning keeps nothing of her.
         await publish(
@@ -667,12 +688,15 @@ async def test_a_module_worked_through_is_recorded_and_an_idle_one_is_nudged_the
         )
 
         async def forgotten() -> bool:
-            found = await portal.ok(
-                "GET", "/v1/enrolments", params={"client_ref": anouk_trajectory["client_ref"]}
+            # Her enrolments, key and portal token go in one transaction: her token stops
+            # working when her enrolments are gone.
+            found = await portal.call(
+                "GET", "/v1/enrolments", params={"client_ref": anouk_ref}, client=anouk_ref
             )
-            return found == []
+            return found.status_code == 401
 
         await eventually(forgotten, "learning to forget Anouk")
+        assert (await portal.issue(anouk_ref)).status_code == 404  # nothing left to open
 
         async def enrolments_published() -> list[Event] | None:
             # Learning's relay publishes after each commit: wait for the last ones to be out.

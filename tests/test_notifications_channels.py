@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 
+from ketenbus.devstack.errors import StartFailed
 from ketenbus.devstack.mail_sink import read_mailbox, start_mail_sink
 from ketenbus.devstack.ports import free_port
 from ketenbus.devstack.processes import RunningProcess
@@ -321,3 +322,13 @@ def test_the_service_refuses_to_start_with_plain_smtp_to_a_relay_off_this_machin
         contact_sharing_key="k", smtp_host="smtp.example.org", smtp_security="tls"
     )
     assert implicit.mail_security == "tls"
+
+
+@pytest.mark.stack
+def test_the_notifications_process_will_not_start_with_plain_smtp_to_a_remote_relay(chain):
+    """The real process, not only its settings: SMTP without TLS to a relay off this machine
+    stops notifications before it is ready, and its log says why."""
+    stack = chain([])
+    stack.start_service("notifications", {"SMTP_HOST": "smtp.example.org", "SMTP_SECURITY": "none"})
+    with pytest.raises(StartFailed, match="SMTP_SECURITY=none for a relay that is not on"):
+        stack.wait_ready("notifications", timeout=60)

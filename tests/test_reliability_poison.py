@@ -60,6 +60,7 @@ from ketenbus.contracts.events import (
     ConsentStatement,
     FirstContactMade,
     KpiSnapshotPublished,
+    KpiSnapshotPublishedV2,
     ModuleAssigned,
     ModuleCompleted,
     PartnerReferralAccepted,
@@ -182,6 +183,14 @@ def _factories(keys: dict[str, bytes]) -> dict[type[Event], Any]:
             cells=(),
             published_at=_now(),
         ),
+        KpiSnapshotPublishedV2: lambda _: KpiSnapshotPublishedV2(
+            snapshot_id=new_id("kpi"),
+            organisation=WELFARE,
+            pseudonymised=True,
+            period="2026-Q3",
+            cells=(),
+            published_at=_now(),
+        ),
     }
 
 
@@ -206,7 +215,7 @@ LINES = (
     Line(TRAJECTORIES.name, "trajectory", ModuleAssigned),
     Line(ENROLMENTS.name, "learning", ModuleCompleted),
     Line(DELIVERIES.name, "notifications", ClientOptedOut),
-    Line(BENCHMARKS.name, "analytics", KpiSnapshotPublished),
+    Line(BENCHMARKS.name, "analytics", KpiSnapshotPublishedV2),
 )
 
 
@@ -390,7 +399,9 @@ def draw_poison(
         assert target in expected
         required = sorted(k for k, f in event.model_fields.items() if f.is_required())
         if kind == "unsupported_version":
-            envelope["type"] = f"{name}.v{draw(st.integers(2, 10_000))}"
+            # A version nobody publishes (KpiSnapshotPublished has a v2: not that one).
+            versions = st.integers(2, 10_000).filter(lambda v: f"{name}.v{v}" not in REGISTRY)
+            envelope["type"] = f"{name}.v{draw(versions)}"
             category = "UnsupportedEventVersion"
         elif kind == "wrong_field_type":
             field_name = draw(st.sampled_from(required))

@@ -55,6 +55,9 @@ A, B = "welzijn-utrecht", "welzijn-amersfoort"  # two welfare organisations
 A_GP, B_GP = "huisarts-de-linde", "huisarts-oosterpoort"  # a referrer of each
 RATED = "gemeente-utrecht"  # a referrer only the rate-limit test uses
 KEYS_OF = "welzijn-heuvelrug"  # holds a key in every role: the scope checks use its keys
+# The portal belongs to a client: the portal probes of A's enrolments use the token of a
+# client of this third organisation (a client of B would put figures in B's, which stay empty).
+C = KEYS_OF
 
 # Routes that answer without an API key, on purpose. Anything else must demand one.
 PUBLIC: dict[str, str] = {
@@ -165,12 +168,32 @@ class World:
     http: httpx.AsyncClient
     ids: dict[str, str] = field(default_factory=dict)
     idempotency_key: str = ""
+    # The portal is a client's: per organisation, the portal token of a client of its own.
+    portal_tokens: dict[str, str] = field(default_factory=dict)
 
     def url(self, service: str, path: str) -> str:
         return f"{self.stack.service_url(service)}{path.format(**self.ids)}"
 
     def key(self, organisation: str, role: str) -> dict[str, str]:
+        if role == "portal":
+            return bearer(self.portal_tokens[organisation])
         return bearer(self.stack.api_token(organisation, role))
+
+    async def client_in_learning(self, organisation: str, client_ref: str) -> str:
+        """The portal token the worker issues once learning knows the client (an enrolment
+        arrives over the bus)."""
+
+        async def issued() -> Any:
+            answer = await self.call(
+                "POST",
+                "learning",
+                f"/v1/clients/{client_ref}/portal-tokens",
+                organisation,
+                "worker",
+            )
+            return answer.json()["token"] if answer.status_code == 201 else None
+
+        return await eventually(issued, f"a portal token for a client of {organisation}")
 
     async def call(
         self, method: str, service: str, path: str, organisation: str, role: str, **kwargs: Any
@@ -234,14 +257,8 @@ async def world(stack: EmbeddedStack) -> AsyncIterator[World]:
             json={"module_id": "grip-op-je-geld"},
         )
         world.ids["enrolment_id"] = module["enrolment_id"]
-
-        async def enrolled() -> Any:
-            response = await world.call(
-                "GET", "learning", "/v1/enrolments/{enrolment_id}", A, "portal"
-            )
-            return response.status_code == 200
-
-        await eventually(enrolled, "A's enrolment in learning")
+        world.portal_tokens[A] = await world.client_in_learning(A, world.ids["client_ref"])
+        world.portal_tokens[C] = await a_client_of_c_in_learning(world)
         homework = await world.ok(
             "POST",
             "learning",
@@ -279,6 +296,37 @@ async def world(stack: EmbeddedStack) -> AsyncIterator[World]:
 
         await eventually(settled, "A's data in every service", timeout=60)
         yield world
+
+
+async def a_client_of_c_in_learning(world: World) -> str:
+    """C's own client, with a module: the portal token the probes of A's enrolments use."""
+    other = {**CLIENT, "name": "Cornelis Zeisterbos", "email": "c.zeisterbos@example.org"}
+    other["postcode"], other["phone"] = "3701 ZB", "06-99887766"
+    made = await world.ok(
+        "POST",
+        "intake",
+        "/v1/referrals",
+        A_GP,
+        "referrer",
+        json=referral_of(other, "HDL-SEC-C"),
+        headers={"Idempotency-Key": f"hdl-{uuid.uuid4().hex}"},
+    )
+
+    async def opened() -> Any:
+        params = {"referral_id": made["referral_id"]}
+        found = await world.ok("GET", "trajectory", "/v1/trajectories", C, "worker", params=params)
+        return found[0] if found else None
+
+    trajectory = await eventually(opened, "C's trajectory")
+    await world.ok(
+        "POST",
+        "trajectory",
+        f"/v1/trajectories/{trajectory['trajectory_id']}/modules",
+        C,
+        "worker",
+        json={"module_id": "omgaan-met-stress"},
+    )
+    return await world.client_in_learning(C, trajectory["client_ref"])
 
 
 # ---------------------------------------------------------------------- authentication
@@ -332,8 +380,17 @@ def test_no_route_of_a_service_is_left_out_of_its_openapi(openapi):
     assert sorted(hidden) == sorted(UNDOCUMENTED)
 
 
+# Routes that open with a client's portal token only, never with an API key: a key with the
+# scope is refused too (403), so that the organisation's portal key reaches no client's data.
+CLIENT_TOKEN_ONLY = {("learning", re.compile(r"^/v1/enrolments(/|$)"))}
+
+
+def client_token_only(service: str, path: str) -> bool:
+    return any(name == service and route.match(path) for name, route in CLIENT_TOKEN_ONLY)
+
+
 @pytest.mark.parametrize("service", SERVICES)
-def test_every_operation_needs_a_key_with_its_scope(stack, openapi, service):
+def test_every_operation_needs_a_key_with_its_scope(stack, openapi, world, service):
     base = stack.service_url(service)
     public = PUBLIC | PUBLIC_OF.get(service, {})
     stored = access.provision(stack.home).read_text().splitlines()
@@ -367,13 +424,25 @@ def test_every_operation_needs_a_key_with_its_scope(stack, openapi, service):
                 if answer.status_code != 401 or answer.headers.get("www-authenticate") != "Bearer":
                     problems.append(f"{method} {path} with {what}: {answer.status_code}")
             allowed = []
+            by_client = client_token_only(service, path)
+            if by_client:
+                answer = http.request(method, url, params=query, headers=world.key(C, "portal"))
+                if answer.status_code in (401, 403) or answer.status_code >= 500:
+                    problems.append(f"{method} {path} with a client's token: {answer.status_code}")
             for role, granted in access.ROLES.items():
                 # Creditors are organisations of their own, never a welfare organisation.
                 holder = access.CREDITORS[0] if role == "creditor" else KEYS_OF
                 answer = http.request(
                     method, url, params=query, headers=bearer(stack.api_token(holder, role))
                 )
-                if scope in granted:
+                if scope in granted and by_client:
+                    allowed.append(role)
+                    if answer.status_code != 403 or "portal token" not in answer.json()["detail"]:
+                        problems.append(
+                            f"{method} {path} with a {role} key, not a client's token: "
+                            f"{answer.status_code} {answer.text[:100]}"
+                        )
+                elif scope in granted:
                     allowed.append(role)
                     if answer.status_code in (401, 403) or answer.status_code >= 500:
                         problems.append(
@@ -384,7 +453,8 @@ def test_every_operation_needs_a_key_with_its_scope(stack, openapi, service):
                         f"{method} {path} with a {role} key, without {scope}: "
                         f"{answer.status_code} {answer.text[:100]}"
                     )
-            if not allowed:
+            # A client's token holds its client's enrolments:* by itself; no key role needs it.
+            if not allowed and not by_client:
                 problems.append(f"{method} {path}: no role holds {scope}")
     assert problems == []
     assert checked > 0
@@ -449,7 +519,7 @@ async def test_the_opt_out_link_is_a_credential_of_its_own(stack, world):
 
 @dataclass(frozen=True)
 class Probe:
-    """One endpoint called with B's key on A's data."""
+    """One endpoint called with B's key on A's data (the portal's: a client of C's token)."""
 
     service: str
     method: str
@@ -609,17 +679,16 @@ PROBES: dict[str, Probe] = {
         body={"text": "Goed gedaan."},
         watch=("trajectory", "enrolment"),
     ),
-    # learning: the portal, and the worker's homework read
+    # learning: the portal (another organisation's client's own token), and the worker's
+    # homework read. Another client is nobody to a client's token: 404.
     "enrolments of client": Probe(
         "learning",
         "GET",
         "/v1/enrolments",
         "portal",
         params={"client_ref": "{client_ref}"},
-        listing=True,
+        organisation=C,
     ),
-    # Enrolling oneself needs a place on the waiting list of one's own organisation: refused
-    # as a rule (409), the same answer for a client of A as for one who does not exist.
     "self-enrol": Probe(
         "learning",
         "POST",
@@ -627,12 +696,19 @@ PROBES: dict[str, Probe] = {
         "portal",
         body={"client_ref": "{client_ref}", "module_id": "zelfscan-leefgebieden"},
         watch=("enrolments",),
-        expect=frozenset({409}),
+        organisation=C,
     ),
-    "progress": Probe("learning", "GET", E, "portal"),
-    "start": Probe("learning", "POST", E + "/start", "portal", watch=("enrolment",)),
+    "progress": Probe("learning", "GET", E, "portal", organisation=C),
+    "start": Probe(
+        "learning", "POST", E + "/start", "portal", watch=("enrolment",), organisation=C
+    ),
     "complete step": Probe(
-        "learning", "POST", E + "/steps/welkom/complete", "portal", watch=("enrolment",)
+        "learning",
+        "POST",
+        E + "/steps/welkom/complete",
+        "portal",
+        watch=("enrolment",),
+        organisation=C,
     ),
     "hand in homework": Probe(
         "learning",
@@ -641,6 +717,7 @@ PROBES: dict[str, Probe] = {
         "portal",
         body={"answer": "Niet van mij."},
         watch=("enrolment", "trajectory"),
+        organisation=C,
     ),
     "questionnaire": Probe(
         "learning",
@@ -649,8 +726,11 @@ PROBES: dict[str, Probe] = {
         "portal",
         body={"scores": SCORES},
         watch=("enrolment",),
+        organisation=C,
     ),
-    "complete module": Probe("learning", "POST", E + "/complete", "portal", watch=("enrolment",)),
+    "complete module": Probe(
+        "learning", "POST", E + "/complete", "portal", watch=("enrolment",), organisation=C
+    ),
     "read homework": Probe("learning", "GET", "/v1/homework/{submission_id}", "worker"),
     "portal token": Probe("learning", "POST", "/v1/clients/{client_ref}/portal-tokens", "worker"),
     # notifications
@@ -1049,7 +1129,8 @@ async def test_a_revoked_key_is_refused_within_a_minute_without_a_restart(stack)
 
 async def test_a_portal_token_reaches_its_own_clients_enrolments_only(stack, world):
     """The worker gives a client a portal token: with it the portal sees that client's
-    enrolments and nobody else's (another client's enrolment is 404, as is their list)."""
+    enrolments and nobody else's (another client's enrolment is 404, as is their list). The
+    organisation's portal key reaches no client's enrolments at all (403)."""
     other = {**CLIENT, "name": "Jeroen Vos", "email": "jeroen.vos@example.org"}
     other["phone"], other["date_of_birth"] = "06-11223344", "1979-02-03"
     made = await world.ok(
@@ -1084,13 +1165,8 @@ async def test_a_portal_token_reaches_its_own_clients_enrolments_only(stack, wor
     )
     others_enrolment = module["enrolment_id"]
 
-    async def in_learning() -> Any:
-        answer = await world.call(
-            "GET", "learning", f"/v1/enrolments/{others_enrolment}", A, "portal"
-        )
-        return answer.status_code == 200 or None
-
-    await eventually(in_learning, "the other client's enrolment in learning")
+    # Learning knows the other client once the worker can issue them a token of their own.
+    await world.client_in_learning(A, trajectory["client_ref"])
     issued = await world.ok(
         "POST", "learning", "/v1/clients/{client_ref}/portal-tokens", A, "worker"
     )
@@ -1120,6 +1196,24 @@ async def test_a_portal_token_reaches_its_own_clients_enrolments_only(stack, wor
             world.url("learning", "/v1/enrolments/{enrolment_id}"), headers=bearer(token)
         )
         assert answer.status_code == 401
+    # The organisation's portal key (enrolments:read) is a valid key, and reaches no client's
+    # enrolment, list or step: only the client's own token does.
+    organisation_key = bearer(stack.api_token(A, "portal"))
+    for path, params in (
+        ("/v1/enrolments/{enrolment_id}", None),
+        ("/v1/enrolments", {"client_ref": world.ids["client_ref"]}),
+    ):
+        answer = await world.http.get(
+            world.url("learning", path), params=params, headers=organisation_key
+        )
+        assert answer.status_code == 403, (path, answer.status_code)
+        assert "portal token" in answer.json()["detail"]
+        assert "Annemiek" not in answer.text
+    # (It lacks enrolments:write altogether: the key reads the catalogue, nothing more.)
+    start = world.url("learning", "/v1/enrolments/{enrolment_id}/start")
+    assert (await world.http.post(start, headers=organisation_key)).status_code == 403
+    catalogue = await world.http.get(world.url("learning", "/v1/modules"), headers=organisation_key)
+    assert catalogue.status_code == 200  # the catalogue is nobody's: the key reads it
     # Another organisation's worker cannot have one made for A's client.
     refused = await world.call(
         "POST", "learning", "/v1/clients/{client_ref}/portal-tokens", B, "worker"

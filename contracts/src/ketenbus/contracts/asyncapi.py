@@ -41,7 +41,10 @@ def build_asyncapi(
                 channel["parameters"] = {
                     "organisation": {"description": "the partner organisation id"}
                 }
+            # A later version of an event is a message of its own beside the earlier one.
             message_id = event_class.name
+            if event_class.version > 1:
+                message_id += f"V{event_class.version}"
             messages[message_id] = {
                 "name": event_class.event_type(),
                 "title": event_class.name,

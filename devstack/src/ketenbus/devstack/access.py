@@ -44,7 +44,9 @@ ROLES: dict[str, tuple[str, ...]] = {
         "signals:read",
     ),
     "creditor": ("signals:submit",),
-    "portal": ("enrolments:write", "enrolments:read"),
+    # The module catalogue only: a client's enrolments open with that client's portal token,
+    # which their worker issues (learning's `portal()`), never with an organisation's key.
+    "portal": ("enrolments:read",),
     "manager": ("analytics:read", "trajectories:read"),
     "notifications": ("notifications:write", "notifications:read"),
 }

@@ -61,6 +61,7 @@ class ChainClient:
         self.http = httpx.AsyncClient(
             timeout=30.0, limits=httpx.Limits(max_keepalive_connections=20, keepalive_expiry=2.0)
         )
+        self._portal_tokens: dict[str, str] = {}  # per client reference
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -68,7 +69,34 @@ class ChainClient:
     async def _call(
         self, method: str, service: str, path: str, organisation: str, role: str, **kwargs: Any
     ) -> Any:
-        headers = {"Authorization": f"Bearer {self.tokens(organisation, role)}"}
+        return await self._request(method, service, path, self.tokens(organisation, role), **kwargs)
+
+    async def _as_client(
+        self, method: str, path: str, organisation: str, client_ref: str, **kwargs: Any
+    ) -> Any:
+        """The client in learning's portal, with the portal token their worker issued."""
+        token = await self.portal_token(organisation, client_ref)
+        return await self._request(method, "learning", path, token, **kwargs)
+
+    async def portal_token(self, organisation: str, client_ref: str) -> str:
+        """The client's own portal token, issued by their social worker (once: it holds a
+        week, longer than any scenario). Learning issues it once it knows the client."""
+        token = self._portal_tokens.get(client_ref)
+        if token is None:
+            issued = await self._call(
+                "POST",
+                "learning",
+                f"/v1/clients/{client_ref}/portal-tokens",
+                organisation,
+                "worker",
+            )
+            token = self._portal_tokens[client_ref] = issued["token"]
+        return token
+
+    async def _request(
+        self, method: str, service: str, path: str, token: str, **kwargs: Any
+    ) -> Any:
+        headers = {"Authorization": f"Bearer {token}"}
         headers.update(kwargs.pop("headers", {}))
         response = await self.http.request(
             method, f"{self._address(service)}{path}", headers=headers, **kwargs
@@ -202,21 +230,27 @@ class ChainClient:
         self, organisation: str, client_ref: str, enrolment_id: str
     ) -> dict[str, Any]:
         async def probe() -> dict[str, Any] | None:
-            found = await self._call(
-                "GET",
-                "learning",
-                "/v1/enrolments",
-                organisation,
-                "portal",
-                params={"client_ref": client_ref},
-            )
+            try:
+                found = await self._as_client(
+                    "GET",
+                    "/v1/enrolments",
+                    organisation,
+                    client_ref,
+                    params={"client_ref": client_ref},
+                )
+            except ChainError as error:
+                if " 404 " in str(error):  # learning has not heard of the client yet
+                    return None
+                raise
             return next((e for e in found if e["enrolment_id"] == enrolment_id), None)
 
         return await eventually(probe, f"enrolment {enrolment_id} in learning")
 
-    async def complete_module(self, organisation: str, enrolment_id: str) -> dict[str, Any]:
-        return await self._call(
-            "POST", "learning", f"/v1/enrolments/{enrolment_id}/complete", organisation, "portal"
+    async def complete_module(
+        self, organisation: str, client_ref: str, enrolment_id: str
+    ) -> dict[str, Any]:
+        return await self._as_client(
+            "POST", f"/v1/enrolments/{enrolment_id}/complete", organisation, client_ref
         )
 
     def _address(self, service: str) -> str:
@@ -308,9 +342,11 @@ class ChainClient:
             json={"reason": reason},
         )
 
-    async def start_module(self, organisation: str, enrolment_id: str) -> dict[str, Any]:
-        return await self._call(
-            "POST", "learning", f"/v1/enrolments/{enrolment_id}/start", organisation, "portal"
+    async def start_module(
+        self, organisation: str, client_ref: str, enrolment_id: str
+    ) -> dict[str, Any]:
+        return await self._as_client(
+            "POST", f"/v1/enrolments/{enrolment_id}/start", organisation, client_ref
         )
 
     async def analytics(self, organisation: str, path: str, **params: Any) -> Any:

@@ -155,11 +155,12 @@ async def run_closed_loop(stack: EmbeddedStack, *, quiet: bool = False) -> LoopO
         assigned = await client.assign_module(WELFARE, trajectory["trajectory_id"], MODULE)
         await client.enrolment(WELFARE, trajectory["client_ref"], assigned["enrolment_id"])
         say(8, f"the worker assigns module {MODULE} as homework", "ModuleAssigned")
+        token = await client.portal_token(WELFARE, trajectory["client_ref"])
         outcome.feedback_seen = await _homework(
-            stack, worker, base, assigned["enrolment_id"], outcome
+            stack, worker, base, assigned["enrolment_id"], token, outcome
         )
         say(9, "homework handed in, answered by the worker, read", "HomeworkFeedbackGiven")
-        await client.complete_module(WELFARE, assigned["enrolment_id"])
+        await client.complete_module(WELFARE, trajectory["client_ref"], assigned["enrolment_id"])
 
         async def module_recorded() -> Any:
             current = (await worker.get(base)).json()
@@ -229,16 +230,14 @@ async def _homework(
     worker: httpx.AsyncClient,
     trajectory_url: str,
     enrolment_id: str,
+    portal_token: str,
     outcome: LoopOutcome,
 ) -> str:
-    """The client hands in homework in the portal (learning); the worker sees it in the
-    trajectory and answers; the answer reaches the client sealed. Returns what the client
-    reads."""
+    """The client hands in homework in the portal (learning), with the portal token their
+    worker issued; the worker sees it in the trajectory and answers; the answer reaches the
+    client sealed. Returns what the client reads."""
     enrolment = f"{stack.service_url('learning')}/v1/enrolments/{enrolment_id}"
-    portal = httpx.AsyncClient(
-        timeout=10.0,
-        headers={"Authorization": f"Bearer {stack.api_token(WELFARE, 'portal')}"},
-    )
+    portal = httpx.AsyncClient(timeout=10.0, headers={"Authorization": f"Bearer {portal_token}"})
     try:
         progress = (await portal.get(enrolment)).raise_for_status().json()
         step = next(s["step_id"] for s in progress["steps"] if s["kind"] == "homework")

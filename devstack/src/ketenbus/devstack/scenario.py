@@ -114,7 +114,9 @@ async def run_skeleton(stack: EmbeddedStack, *, quiet: bool = False) -> Outcome:
         assigned = await client.assign_module(WELFARE, trajectory["trajectory_id"], MODULE)
         say(6, f"the worker assigns the self-help module {MODULE}", "ModuleAssigned")
         await client.enrolment(WELFARE, trajectory["client_ref"], assigned["enrolment_id"])
-        outcome.enrolment = await client.complete_module(WELFARE, assigned["enrolment_id"])
+        outcome.enrolment = await client.complete_module(
+            WELFARE, trajectory["client_ref"], assigned["enrolment_id"]
+        )
         say(7, "the resident works through it in the client portal", "ModuleCompleted")
 
         async def recorded() -> Any:

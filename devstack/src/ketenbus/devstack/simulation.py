@@ -644,7 +644,7 @@ class Year:
         for _ in range(20):
             try:
                 async with self._calling():
-                    await call(j.organisation, enrolment)
+                    await call(j.organisation, j.client_ref, enrolment)
                 return True
             except httpx.HTTPError as error:
                 self._failed(f"module {step}", error)

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from ketenbus.contracts.envelope import Event
-from ketenbus.contracts.events.analytics import KpiCell, KpiSnapshotPublished
+from ketenbus.contracts.events.analytics import (
+    BenchmarkCell,
+    KpiCell,
+    KpiSnapshotPublished,
+    KpiSnapshotPublishedV2,
+)
 from ketenbus.contracts.events.intake import (
     ClientContactShared,
     ClientErasureRequested,
@@ -146,6 +151,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     WorkerNotified,
     # analytics
     KpiSnapshotPublished,
+    KpiSnapshotPublishedV2,
 )
 
 REGISTRY: dict[str, type[Event]] = {cls.event_type(): cls for cls in ALL_EVENTS}
@@ -153,6 +159,7 @@ REGISTRY: dict[str, type[Event]] = {cls.event_type(): cls for cls in ALL_EVENTS}
 __all__ = [cls.__name__ for cls in ALL_EVENTS] + [
     "ALL_EVENTS",
     "REGISTRY",
+    "BenchmarkCell",
     "ConsentStatement",
     "KpiCell",
     "LifeDomainScores",

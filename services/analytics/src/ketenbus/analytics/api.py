@@ -26,10 +26,10 @@ from ketenbus.analytics.measures import (
     figures,
     referral_mix,
 )
-from ketenbus.analytics.periods import PeriodKind, kind_of
+from ketenbus.analytics.periods import PeriodKind, kind_of, overlap
 from ketenbus.analytics.settings import AnalyticsSettings
 from ketenbus.analytics.store import AnalyticsTransaction
-from ketenbus.contracts.events import KpiSnapshotPublished
+from ketenbus.contracts.events import KpiSnapshotPublishedV2
 from ketenbus.contracts.events.analytics import Period
 from ketenbus.contracts.values import Language
 from ketenbus.kit.auth import Caller, requires
@@ -82,6 +82,18 @@ class NoPseudonymKey(DomainError):
 
 class NotYourSnapshot(DomainError):
     status_code = 403
+
+
+class OverlappingPeriod(DomainError):
+    status_code = 409  # the request is fine; what was published before stands in its way
+
+
+class ReplacementUnderAnotherLabel(DomainError):
+    status_code = 409
+
+
+class NotAWholeQuarterOrYear(DomainError):
+    status_code = 422
 
 
 class UnknownDimension(DomainError):
@@ -308,45 +320,88 @@ def _own_labels(caller: Caller, settings: AnalyticsSettings) -> set[str]:
 class SnapshotRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    period: Period = Field(description="2025, 2025-Q3 or 2025-07")
+    period: Period = Field(description="a whole calendar year or quarter: 2025 or 2025-Q3")
     pseudonymise: bool = Field(default=False, description="share under a pseudonym")
+
+
+async def _publishing(
+    tx: AnalyticsTransaction, organisation: str, period: str, label: str
+) -> str | None:
+    """Whether `organisation` may publish a snapshot for `period` under `label`; the id of
+    the snapshot it replaces, if any. Periods of one organisation are the same or disjoint:
+    a year beside one of its quarters would give away, by subtraction, a cell suppressed in
+    one of them. A replacement keeps the label: a pseudonym replacing a named snapshot would
+    link the two on the topic."""
+    if kind_of(period) not in (PeriodKind.QUARTER, PeriodKind.YEAR):
+        raise NotAWholeQuarterOrYear(
+            f"a benchmark snapshot covers a whole calendar quarter or year (2025-Q3, 2025), "
+            f"not {period!r}"
+        )
+    published = await tx.facts.publications(organisation)
+    overlapping = sorted(p for p in published if overlap(p, period))
+    if overlapping:
+        raise OverlappingPeriod(
+            f"{organisation} has published a snapshot for {', '.join(overlapping)}, which "
+            f"overlaps {period}: publish only periods that do not overlap (the same period "
+            "again replaces its snapshot)"
+        )
+    previous = published.get(period)
+    if previous is None:
+        return None
+    if previous["label"] != label:
+        raise ReplacementUnderAnotherLabel(
+            f"the snapshot for {period} was published under another label; its replacement "
+            "keeps that label (pseudonymised or not as before)"
+        )
+    return previous["snapshot_id"]
 
 
 @router.post("/v1/benchmark/snapshots", status_code=status.HTTP_201_CREATED)
 async def publish_snapshot(
     body: SnapshotRequest, caller: Manager, uow: Uow, settings: Settings
 ) -> dict[str, Any]:
-    """Share your organisation's aggregates for a period with the sector: cells of fewer than
-    ten closed cases go without figures."""
+    """Share your organisation's aggregates for a whole calendar quarter or year with the
+    sector: a row per work type, a column with and without the online dossier; cells of fewer
+    than ten closed cases go without figures, and so do the cells that would give them away
+    by subtraction from the totals. One snapshot per period: publishing the same period again
+    replaces it (under the same label); a period overlapping one you published is refused."""
     key = settings.benchmark_pseudonym_key
     if body.pseudonymise and key is None:
         raise NoPseudonymKey("no pseudonym key is configured (BENCHMARK_PSEUDONYM_KEY)")
+    secret = key.get_secret_value().encode() if key else b""
+    organisation = caller.organisation_id
+    label = benchmark.pseudonym(organisation, secret) if body.pseudonymise else organisation
     async with uow.command() as tx:
-        facts = await tx.facts.facts(caller.organisation_id)
-        kind = {4: PeriodKind.YEAR, 7: PeriodKind.MONTH}.get(len(body.period), PeriodKind.QUARTER)
+        replaces = await _publishing(tx, organisation, body.period, label)
+        facts = await tx.facts.facts(organisation)
+        kind = kind_of(body.period)
         cells = [
             c for c in figures(facts, kind, by=BENCHMARK_DIMENSIONS) if c.key.period == body.period
         ]
         published = benchmark.snapshot(
-            caller.organisation_id,
+            organisation,
             body.period,
             cells,
             at=tx.clock.now(),
             pseudonymise=body.pseudonymise,
-            key=key.get_secret_value().encode() if key else b"",
+            key=secret,
+            replaces=replaces,
         )
+        await tx.facts.record_publication(organisation, body.period, published.snapshot_id, label)
         tx.publish(published)
     return published.model_dump(mode="json")
 
 
 @router.post("/v1/benchmark/imports", status_code=status.HTTP_202_ACCEPTED)
 async def import_snapshot(
-    body: KpiSnapshotPublished, caller: Manager, uow: Uow, settings: Settings, request: Request
+    body: KpiSnapshotPublishedV2, caller: Manager, uow: Uow, settings: Settings, request: Request
 ) -> dict[str, str]:
     """Import a snapshot another organisation handed over (one outside the chain, say): it
     goes on the benchmark topic, so every organisation can compare with it, and a rebuild
     keeps it. An organisation of the chain publishes its own snapshots (POST
-    /v1/benchmark/snapshots): no one imports figures in its name, nor over one it published."""
+    /v1/benchmark/snapshots): no one imports figures in its name, nor over one it published.
+    The rules of publishing hold for imports too: a whole quarter or year, no period
+    overlapping one imported before for that organisation, the same period replaces."""
     chain = request.app.state.keyring.organisations()
     chain_labels = set(chain)
     if settings.benchmark_pseudonym_key is not None:
@@ -358,9 +413,12 @@ async def import_snapshot(
             "snapshots; only snapshots of organisations outside the chain are imported"
         )
     async with uow.command() as tx:
-        if any(s["_id"] == body.snapshot_id for s in await tx.facts.snapshots()):
+        if await tx.facts.snapshot_known(body.snapshot_id):
             raise DomainError(f"snapshot {body.snapshot_id} is known already; use a new id")
-        tx.publish(body)
+        label = body.organisation
+        replaces = await _publishing(tx, label, body.period, label)
+        await tx.facts.record_publication(label, body.period, body.snapshot_id, label)
+        tx.publish(body.model_copy(update={"replaces": replaces}))
     return {"snapshot_id": body.snapshot_id, "status": "accepted"}
 
 

@@ -7,7 +7,7 @@ from ketenbus.analytics.background import refresh_gauges
 from ketenbus.analytics.bootstrap import AnalyticsDependencies, bootstrap
 from ketenbus.analytics.handlers import handlers
 from ketenbus.analytics.settings import AnalyticsSettings
-from ketenbus.contracts.events import KpiSnapshotPublished
+from ketenbus.contracts.events import KpiSnapshotPublishedV2
 from ketenbus.kit.runtime import Service
 
 __all__ = ["AnalyticsSettings", "service"]
@@ -19,7 +19,7 @@ service: Service[AnalyticsDependencies] = Service(
     "computed from events alone.",
     handlers=handlers,
     routers=[router],
-    publishes=[KpiSnapshotPublished],
+    publishes=[KpiSnapshotPublishedV2],
     settings_class=AnalyticsSettings,
     bootstrap=bootstrap,
     background=[refresh_gauges],

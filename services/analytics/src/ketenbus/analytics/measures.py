@@ -28,8 +28,9 @@ from ketenbus.analytics.periods import LOCAL, PeriodKind, period_of
 
 ALL = "all"
 DIMENSIONS = ("funder", "work_type", "topic", "online_dossier")
-# What a benchmark snapshot is cut by (KpiCell has no topic: the benchmark compares work types).
-BENCHMARK_DIMENSIONS = ("funder", "work_type", "online_dossier")
+# What a benchmark snapshot is cut by: no topic (the benchmark compares work types), and no
+# funder (a funder maps to one organisation, so it would name a pseudonymised one).
+BENCHMARK_DIMENSIONS = ("work_type", "online_dossier")
 # Channels the sector counts per case.
 CHAT, DOSSIER_MESSAGE, HOMEWORK = "chat", "dossier_message", "homework"
 CLIENT_TO_WORKER = "client_to_worker"

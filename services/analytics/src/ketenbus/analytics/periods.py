@@ -41,3 +41,9 @@ def kind_of(period: str) -> PeriodKind:
     if "-" in period:
         return PeriodKind.MONTH
     return PeriodKind.YEAR
+
+
+def overlap(one: str, other: str) -> bool:
+    """Do two different calendar periods share a day? (2025 and 2025-Q3 do; 2025-Q2 and
+    2025-Q3 do not.) Years and quarters only: the periods a benchmark snapshot covers."""
+    return one != other and one[:4] == other[:4] and (len(one) == 4 or len(other) == 4)

@@ -23,6 +23,7 @@ from ketenbus.contracts.events import (
     ContactRegistered,
     FirstContactMade,
     KpiSnapshotPublished,
+    KpiSnapshotPublishedV2,
     ModuleAbandoned,
     ModuleAssigned,
     ModuleCompleted,
@@ -52,6 +53,7 @@ ENROLMENTS = "enrolments"
 HANDOFFS = "handoffs"
 SIGNALS = "signals"
 SNAPSHOTS = "snapshots"
+REPLACED_BY = "replaced_by"  # on a snapshot another one replaced
 FACT_COLLECTIONS = (
     REFERRALS,
     CASES,
@@ -400,6 +402,15 @@ def _snapshot(e: KpiSnapshotPublished) -> list[Update]:
     return [Update(SNAPSHOTS, e.snapshot_id, e.model_dump(mode="json"))]
 
 
+def _snapshot_v2(e: KpiSnapshotPublishedV2) -> list[Update]:
+    """A replacement marks the snapshot it replaces: in whichever order the two arrive, the
+    replaced one ends up marked, and readers skip it."""
+    updates = [Update(SNAPSHOTS, e.snapshot_id, e.model_dump(mode="json"))]
+    if e.replaces is not None:
+        updates.append(Update(SNAPSHOTS, e.replaces, {REPLACED_BY: e.snapshot_id}))
+    return updates
+
+
 _PROJECTORS: dict[type[Event], Any] = {
     ReferralReceived: _referral_received,
     ReferralAccepted: _referral_accepted,
@@ -430,6 +441,7 @@ _PROJECTORS: dict[type[Event], Any] = {
     SignalHelpAccepted: _signal_accepted,
     SignalHelpDeclined: _signal_declined,
     KpiSnapshotPublished: _snapshot,
+    KpiSnapshotPublishedV2: _snapshot_v2,
 }
 
 

@@ -26,6 +26,7 @@ from ketenbus.analytics.projection import (
     CASES,
     FACT_COLLECTIONS,
     REFERRALS,
+    REPLACED_BY,
     SNAPSHOTS,
     Update,
     updates_for,
@@ -36,6 +37,10 @@ from ketenbus.kit.uow import Transaction
 
 EVENT_COUNTS = "event_counts"
 ERASED = "erased_clients"
+# Per organisation, the periods it published a benchmark snapshot for and the snapshot in
+# force for each: analytics' own record (not a projection), so that a second request sees
+# the first at once, and two at the same time conflict on the one document.
+PUBLICATIONS = "benchmark_publications"
 
 
 def erased_key(client_ref: str) -> str:
@@ -155,7 +160,10 @@ class FactStore:
         return Facts.of(lambda name: loaded.get(name, []))
 
     async def snapshots(self, period: str | None = None) -> list[dict[str, Any]]:
-        query = {} if period is None else {"period": period}
+        """The snapshots in force (none another one replaced), oldest first."""
+        query: dict[str, Any] = {"period": {"$exists": True}, REPLACED_BY: {"$exists": False}}
+        if period is not None:
+            query["period"] = period
         return await (
             self.db[SNAPSHOTS].find(query, session=self.session).sort("published_at", 1).to_list()
         )
@@ -163,6 +171,26 @@ class FactStore:
     async def event_counts(self) -> dict[str, int]:
         cursor = self.db[EVENT_COUNTS].find(session=self.session)
         return {d["_id"]: d["count"] async for d in cursor}
+
+    async def snapshot_known(self, snapshot_id: str) -> bool:
+        """Whether a snapshot of this id was ever published (replaced ones included)."""
+        found = await self.db[SNAPSHOTS].find_one({"_id": snapshot_id}, session=self.session)
+        return found is not None and "period" in found
+
+    async def publications(self, organisation: str) -> dict[str, dict[str, str]]:
+        """The periods an organisation published for: period -> its snapshot id and label."""
+        found = await self.db[PUBLICATIONS].find_one({"_id": organisation}, session=self.session)
+        return dict(found["periods"]) if found else {}
+
+    async def record_publication(
+        self, organisation: str, period: str, snapshot_id: str, label: str
+    ) -> None:
+        await self.db[PUBLICATIONS].update_one(
+            {"_id": organisation},
+            {"$set": {f"periods.{period}": {"snapshot_id": snapshot_id, "label": label}}},
+            upsert=True,
+            session=self.session,
+        )
 
     async def count(self, event_type: str) -> None:
         await self.db[EVENT_COUNTS].update_one(

@@ -4,9 +4,9 @@ client handed in.
 
 The portal authenticates the client, not the organisation: the worker issues a short-lived
 token (`POST /v1/clients/{client_ref}/portal-tokens`, `kbp_...`, stored hashed), and with it
-the portal reaches that client's enrolments only; another client's is 404. The organisation's
-portal key (`enrolments:*`) still works for every client of its organisation, for portals
-that do not use client tokens yet; it is to be withdrawn (docs/learning.md).
+the portal reaches that client's enrolments only; another client's is 404. Nothing else
+reaches a client's enrolments: the organisation's portal key (`enrolments:*`) is refused
+there (403); it reads the module catalogue only, which holds nothing of anyone.
 """
 
 from __future__ import annotations
@@ -37,12 +37,28 @@ router = APIRouter(prefix="/v1", tags=["learning"])
 @dataclass(frozen=True)
 class PortalCaller:
     organisation_id: str
-    # The client the portal token was issued for; None for the organisation's portal key.
-    client_ref: str | None
+    client_ref: str  # the client the portal token was issued for
+
+
+def catalogue_reader(scope: str) -> Callable[..., Awaitable[Caller | PortalCaller]]:
+    """A client's portal token or an API key with the scope: the catalogue is nobody's."""
+    by_key, by_token = requires(scope), portal(scope)
+
+    async def authenticated(
+        request: Request,
+        credentials: HTTPAuthorizationCredentials | None = Security(BEARER, scopes=[scope]),  # noqa: B008
+    ) -> Caller | PortalCaller:
+        token = credentials.credentials if credentials else ""
+        if token.startswith("kbp_"):
+            return await by_token(request, credentials)
+        return by_key(request, credentials)
+
+    return authenticated
 
 
 def portal(scope: str) -> Callable[..., Awaitable[PortalCaller]]:
-    """The client with a portal token (`kbp_...`), or the organisation's portal key."""
+    """The client, by the portal token (`kbp_...`) their social worker issued. An API key,
+    the organisation's portal key too, is valid but does not reach a client's enrolments."""
     by_key = requires(scope)
 
     async def authenticated(
@@ -51,8 +67,13 @@ def portal(scope: str) -> Callable[..., Awaitable[PortalCaller]]:
     ) -> PortalCaller:
         token = credentials.credentials if credentials else ""
         if not token.startswith("kbp_"):
-            caller = by_key(request, credentials)
-            return PortalCaller(caller.organisation_id, None)
+            by_key(request, credentials)  # 401 for no key or an unknown one, as anywhere
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                "a client's enrolments open with that client's portal token only (the "
+                "social worker issues it: POST /v1/clients/{client_ref}/portal-tokens), "
+                "not with an organisation's key",
+            )
         async with service_dependencies(request).uow.reading() as tx:
             holder = await tx.portal_tokens.holder(token, datetime.now(UTC))
         if holder is None:
@@ -68,6 +89,8 @@ def portal(scope: str) -> Callable[..., Awaitable[PortalCaller]]:
 
 Portal = Annotated[PortalCaller, Depends(portal("enrolments:write"))]
 PortalReader = Annotated[PortalCaller, Depends(portal("enrolments:read"))]
+# The module catalogue is the same for everyone: the organisation's portal key reads it too.
+CatalogueReader = Annotated[Caller | PortalCaller, Depends(catalogue_reader("enrolments:read"))]
 Worker = Annotated[Caller, Depends(requires("trajectories:read"))]
 WorkerForClient = Annotated[Caller, Depends(requires("clients:write"))]
 ClientPath = Annotated[str, Path(pattern=r"^cl_[0-9a-f]{32}$")]
@@ -220,7 +243,7 @@ def _summary(module: Module, language: Language) -> dict[str, Any]:
 
 @router.get("/modules", response_model=list[ModuleSummary], tags=["modules"])
 async def modules(
-    caller: PortalReader, catalogue: Modules, language: Language = Language.NL
+    caller: CatalogueReader, catalogue: Modules, language: Language = Language.NL
 ) -> list[ModuleSummary]:
     return [ModuleSummary(**_summary(m, language)) for m in catalogue.modules.values()]
 
@@ -228,7 +251,7 @@ async def modules(
 @router.get("/modules/{module_id}", response_model=ModuleOut, tags=["modules"])
 async def module_content(
     module_id: Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")],
-    caller: PortalReader,
+    caller: CatalogueReader,
     catalogue: Modules,
     language: Language = Language.NL,
 ) -> ModuleOut:
@@ -502,14 +525,14 @@ async def _own(tx: LearningTransaction, enrolment_id: str, caller: PortalCaller)
     if (
         enrolment is None
         or enrolment.organisation_id != caller.organisation_id
-        or (caller.client_ref is not None and enrolment.client_ref != caller.client_ref)
+        or enrolment.client_ref != caller.client_ref
     ):
         raise NotFound(f"no enrolment {enrolment_id} at your organisation")
     return enrolment
 
 
 def _ensure_client(caller: PortalCaller, client_ref: str) -> None:
-    if caller.client_ref is not None and caller.client_ref != client_ref:
+    if caller.client_ref != client_ref:
         raise NotFound(f"no client {client_ref} for this portal token")
 
 

@@ -310,7 +310,9 @@ async def stop_nudging(
 
 @handlers.on(ClientErasureRequested)
 async def forget_client(event: Envelope[ClientErasureRequested], uow: Uow) -> None:
-    """Contact details, consents, opt-outs and counters go; waiting reminders are cancelled."""
+    """Contact details, consents, opt-outs and counters go; waiting reminders are cancelled
+    (the cancellations published under the reference), then every reminder of the client
+    keeps a random token in its place."""
     client_ref = event.data.client_ref
     async with uow.handling(event) as tx:
         await tx.contacts.forget(client_ref)
@@ -321,3 +323,4 @@ async def forget_client(event: Envelope[ClientErasureRequested], uow: Uow) -> No
         reminders = await tx.reminders.of_client(client_ref)
         planning.cancel_waiting(reminders, "the client asked to be forgotten", tx.clock.now())
         await tx.reminders.save_all(reminders)
+        await tx.reminders.forget_client(client_ref)

@@ -2,11 +2,13 @@
 reminders, module watches.
 
 Contact details stay sealed as they came from intake; the only other trace of them is the
-keyed hash of the phone number (for STOP replies). Everything here is forgotten on erasure.
+keyed hash of the phone number (for STOP replies). Everything here is forgotten on erasure:
+deleted, except the reminders, which stay as what happened under a random token.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -218,6 +220,15 @@ class ReminderBook:
 
     async def of_client(self, client_ref: str) -> list[Reminder]:
         return await self._find({"client_ref": client_ref})
+
+    async def forget_client(self, client_ref: str) -> None:
+        """After erasure the client's reminders stay as what happened (sent, cancelled), but
+        under a random token: no reference the chain knows leads to them any more."""
+        await self.collection.update_many(
+            {"client_ref": client_ref},
+            {"$set": {"client_ref": f"anon_{uuid.uuid4().hex}"}},
+            session=self.tx.session,
+        )
 
     async def waiting(self, client_ref: str, purpose: str) -> list[Reminder]:
         return await self._find(
