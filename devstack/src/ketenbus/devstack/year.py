@@ -10,14 +10,18 @@ import json
 import os
 import sys
 import time
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from ketenbus.contracts.values import Language
+from ketenbus.devstack import partner_keys
 from ketenbus.devstack.chain_client import ChainClient, ChainError, eventually
 from ketenbus.devstack.narration import Narrator, chosen_language
+from ketenbus.devstack.partners import DebtCounsellingPartner
 from ketenbus.devstack.report import (
     Reports,
     own_counts_table,
@@ -29,7 +33,7 @@ from ketenbus.devstack.report import (
 )
 from ketenbus.devstack.simulation import LOCAL, Year, YearCounts, YearOptions
 from ketenbus.devstack.stack import SERVICES, EmbeddedStack
-from ketenbus.devstack.year_scenario import AREAS, caseloads
+from ketenbus.devstack.year_scenario import AREAS, DEBT_COUNSELLING, caseloads
 from ketenbus.kit.wording import DEFAULT
 
 # Seconds the services get to start again on the new clock before the year begins (at
@@ -118,7 +122,8 @@ async def play_year(
         if wait > 0:
             await asyncio.sleep(wait)
         year_started = time.monotonic()
-        counts = await Year(chain, options, anchor, out=out).run()
+        async with debt_partner(stack, options.clock(anchor).now) as partner:
+            counts = await Year(chain, options, anchor, out=out, partner=partner).run()
         timings["stage.year"] = time.monotonic() - year_started
         organisations = sorted(counts.organisations)
         settling = time.monotonic()
@@ -160,6 +165,22 @@ async def play_year(
     )
 
 
+@contextlib.asynccontextmanager
+async def debt_partner(
+    stack: EmbeddedStack, now: Callable[[], datetime]
+) -> AsyncIterator[DebtCounsellingPartner]:
+    """The debt-counselling partner on its own Kafka topics, on the year's clock."""
+    partner = DebtCounsellingPartner(
+        DEBT_COUNSELLING,
+        stack.kafka,
+        sharing_key=partner_keys.key(stack.home, DEBT_COUNSELLING),
+        accept=False,  # the year says when it answers, and how
+        now=now,
+    )
+    async with partner:
+        yield partner
+
+
 async def share_snapshots(chain: ChainClient, organisations: list[str], period: str) -> int:
     """Every organisation shares its year with the sector benchmark (one under a pseudonym),
     and waits until analytics has them all, so the dashboards can compare."""
@@ -193,7 +214,7 @@ def print_report(result: YearResult, stack: EmbeddedStack, out: TextIO | None = 
     out = out or sys.stdout
     say = Narrator(result.language)
     counts = result.counts
-    referred = sum(o.referrals for o in counts.organisations.values())
+    referred = counts.total("referral", "received")
     print(
         "\n"
         + say(

@@ -32,6 +32,7 @@ STOP_WORDS = frozenset({"stop", "stop alles", "stopp", "uit", "afmelden", "unsub
 
 class NotFound(DomainError):
     status_code = 404
+    code = "not_found"
 
 
 def _uow(request: Request) -> UnitOfWork[NotificationTransaction]:
