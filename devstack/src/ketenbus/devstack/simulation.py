@@ -34,7 +34,7 @@ import httpx
 
 from ketenbus.contracts.events import PartnerOutcome, PartnerStatus
 from ketenbus.devstack.chain_client import ChainClient, ChainError
-from ketenbus.devstack.mail_sink import read_mailbox
+from ketenbus.devstack.mail_sink import latest_headers_to
 from ketenbus.devstack.opened_trajectories import OpenedTrajectories
 from ketenbus.devstack.partners import DebtCounsellingPartner, PartnerTimeout
 from ketenbus.devstack.year_actions import Action, Key, Kind, appointment_slots, plan_actions
@@ -606,11 +606,10 @@ class Year:
     def _unsubscribe_link(self, address: str) -> str | None:
         """The opt-out link of the latest mail to `address` in the mail sink."""
         directory = self.chain.urls.get("mail.dir")
-        mails = read_mailbox(directory) if directory and address else []
-        for mail in reversed(mails):
-            if address in str(mail["To"]) and mail["List-Unsubscribe"]:
-                return str(mail["List-Unsubscribe"]).strip("<>")
-        return None
+        if not directory or not address:
+            return None
+        link = latest_headers_to(directory, address, "List-Unsubscribe")
+        return link.strip("<>") if link else None
 
     # ---------------------------------------------------------------- the partner
 
