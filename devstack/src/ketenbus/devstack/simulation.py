@@ -144,6 +144,7 @@ class _Journey:
     contact: dict[str, Any]  # the phone and e-mail address the referrer gave
     trajectory_id: str = ""
     client_ref: str = ""
+    opened: datetime | None = None  # when the worker started planning: the plan's zero
     slots: list[datetime] = field(default_factory=list)
     appointments: dict[int, str] = field(default_factory=dict)
     enrolments: dict[int, str] = field(default_factory=dict)
@@ -342,7 +343,7 @@ class Year:
 
     async def _follow(self, j: _Journey, opened: datetime) -> None:
         """Every row of the journey as its own task at its own moment."""
-        j.slots = appointment_slots(j.client, opened)
+        j.opened, j.slots = opened, appointment_slots(j.client, opened)
         rows = [a for a in plan_actions(j.client, opened, self.day) if a.moment < self.options.end]
         tasks: dict[Key, asyncio.Task[None]] = {}
         for row in rows:  # every task is made before any runs: each finds what it waits for
@@ -413,6 +414,11 @@ class Year:
             j.registration_minutes += contact["minutes"]
         return True
 
+    def _planned(self, j: _Journey, offset: timedelta) -> datetime:
+        """The moment the plan gave, whenever the call goes out (contacts say when they were)."""
+        assert j.opened is not None
+        return j.opened + offset
+
     async def _message(self, j: _Journey, n: int) -> None:
         message = j.client.messages[n]
         await self._contact(
@@ -421,7 +427,7 @@ class Year:
             direction="client_to_worker",
             minutes=5,
             online_dossier=message.channel == "dossier_message",
-            occurred_at=self.clock.now(),
+            occurred_at=self._planned(j, message.offset),
         )
 
     async def _answer(self, j: _Journey, n: int) -> None:
@@ -434,7 +440,7 @@ class Year:
             online_dossier=message.channel == "dossier_message",
             # Mostly on top of the face-to-face contact, now and then instead of it.
             replaces_face_to_face=self.rng.random() < 0.2,
-            occurred_at=self.clock.now(),
+            occurred_at=self._planned(j, message.offset + message.answer_after),
         )
 
     async def _homework(self, j: _Journey, h: int) -> None:
@@ -447,7 +453,7 @@ class Year:
             direction="worker_to_client",
             minutes=j.client.homework[h].minutes,
             online_dossier=j.client.blended,
-            occurred_at=self.clock.now(),
+            occurred_at=self._planned(j, j.client.homework[h].offset),
         )
         if not done:
             return
