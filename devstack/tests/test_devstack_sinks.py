@@ -146,4 +146,5 @@ def test_the_newest_mail_to_an_address_gives_its_header(tmp_path: Path) -> None:
     box.store("n@ketenbus", ["a@example.org"], b"To: a@example.org\r\n\r\nno link here")
     assert latest_headers_to(tmp_path, "a@example.org", "List-Unsubscribe") == "<https://x/1>"
     assert latest_headers_to(tmp_path, "c@example.org", "List-Unsubscribe") is None
+    assert latest_headers_to(tmp_path, "@example.org", "List-Unsubscribe") is None  # exact
     assert latest_headers_to(tmp_path / "none", "a@example.org", "List-Unsubscribe") is None

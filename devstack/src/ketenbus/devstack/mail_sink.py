@@ -113,7 +113,8 @@ def latest_headers_to(directory: Path | str, address: str, header: str) -> str |
             continue
         with path.open("rb") as raw:
             headers = parser.parse(raw)
-        if address in str(headers["To"]) and headers[header]:
+        to = headers["To"]
+        if to is not None and address in {a.addr_spec for a in to.addresses} and headers[header]:
             return str(headers[header])
     return None
 

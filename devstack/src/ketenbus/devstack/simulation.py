@@ -602,9 +602,14 @@ class Year:
             )
             counts["opt_out", "stop_reply"] += bool(answer and answer["opted_out"])
             return
-        link = await asyncio.to_thread(self._unsubscribe_link, j.contact.get("email", ""))
-        if link is None:
-            counts["opt_out", "no mail yet"] += 1
+        # The link of the latest mail; with none yet, the client uses the next one.
+        for _ in range(7):
+            link = await asyncio.to_thread(self._unsubscribe_link, j.contact.get("email", ""))
+            if link is not None:
+                break
+            await asyncio.sleep(self.clock.real_seconds(self.day))
+        else:
+            counts["opt_out", "no mail"] += 1
             return
         followed = await self._act("opt-out", lambda: self.chain.follow_link(link))
         counts["opt_out", "link"] += followed is not None
