@@ -163,7 +163,8 @@ async def test_a_shortened_year_reports_exactly_what_the_simulation_did(
     # What residents and the partner did, and the report says how often, in its words.
     say, words = Narrator(Language.NL), dict(OWN_COUNTS)
     for kind, outcome in DONE_IN_A_SHORT_YEAR:
-        assert counts.total(kind, outcome) > 0, (kind, outcome)
+        seen = {k: n for o in counts.organisations.values() for k, n in o.items() if k[0] == kind}
+        assert counts.total(kind, outcome) > 0, (kind, outcome, seen)
         word = re.escape(say(f"own.{words[kind, outcome]}"))
         assert re.search(rf"^{word} +\d", report, re.MULTILINE), (kind, outcome)
     # The report in Dutch: the table in analytics' words, the narration around it too.

@@ -31,6 +31,7 @@ from typing import Any, TextIO, TypeVar
 from zoneinfo import ZoneInfo
 
 import httpx
+from aiokafka.errors import KafkaError
 
 from ketenbus.contracts.events import PartnerOutcome, PartnerStatus
 from ketenbus.devstack.chain_client import ChainClient, ChainError
@@ -636,29 +637,42 @@ class Year:
             self._failed("partner", error)
             return
         if course.accepts:
-            await self.partner.accept_request(j.partner_referral_id)
+            await self._partner_sends(j, "accepted", self.partner.accept_request)
         else:
-            await self.partner.decline(j.partner_referral_id, "buiten onze doelgroep")
-        self.counts.of(j.organisation)["partner", "accepted" if course.accepts else "declined"] += 1
+            await self._partner_sends(
+                j, "declined", partial(self.partner.decline, reason="buiten onze doelgroep")
+            )
 
     async def _partner_status(self, j: _Journey, _: int) -> None:
-        await self._partner_says(j, "status", PartnerStatus.ARRANGEMENT_RUNNING)
+        if self._partner_goes_on(j):
+            status = PartnerStatus.ARRANGEMENT_RUNNING
+            await self._partner_sends(j, "status", partial(self._partner().report, status=status))
 
     async def _partner_complete(self, j: _Journey, _: int) -> None:
-        await self._partner_says(j, "completed", PartnerOutcome.ARRANGEMENT_COMPLETED)
+        if self._partner_goes_on(j):
+            outcome = PartnerOutcome.ARRANGEMENT_COMPLETED
+            complete = partial(self._partner().complete, outcome=outcome)
+            await self._partner_sends(j, "completed", complete)
 
-    async def _partner_says(
-        self, j: _Journey, outcome: str, what: PartnerStatus | PartnerOutcome
-    ) -> None:
-        """A later word from the partner, unless the hand-off was withdrawn (consent taken
-        back, the client erased): then the partner stops."""
+    def _partner(self) -> DebtCounsellingPartner:
+        assert self.partner is not None
+        return self.partner
+
+    def _partner_goes_on(self, j: _Journey) -> bool:
+        """Unless the hand-off was withdrawn (consent taken back, the client erased): then
+        the partner has stopped."""
         hand_off = self.partner.hand_offs.get(j.partner_referral_id) if self.partner else None
-        if self.partner is None or hand_off is None or hand_off.withdrawn:
+        return hand_off is not None and not hand_off.withdrawn
+
+    async def _partner_sends(
+        self, j: _Journey, outcome: str, send: Callable[[str], Awaitable[None]]
+    ) -> None:
+        """One message of the partner on its inbound topic, about this journey's hand-off."""
+        try:
+            await send(j.partner_referral_id)
+        except KafkaError as error:
+            self._failed("partner", error)
             return
-        if isinstance(what, PartnerStatus):
-            await self.partner.report(hand_off.id, what)
-        else:
-            await self.partner.complete(hand_off.id, what)
         self.counts.of(j.organisation)["partner", outcome] += 1
 
     # ---------------------------------------------------------------- the progress bar
