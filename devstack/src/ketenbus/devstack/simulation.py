@@ -608,7 +608,7 @@ class Year:
             link = await asyncio.to_thread(self._unsubscribe_link, j.contact.get("email", ""))
             if link is not None:
                 break
-            await asyncio.sleep(self.clock.real_seconds(self.day))
+            await asyncio.sleep(self.clock.real_seconds(timedelta(days=1)))
         else:
             counts["opt_out", "no mail"] += 1
             return

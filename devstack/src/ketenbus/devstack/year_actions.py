@@ -83,7 +83,8 @@ def plan_actions(client: Client, opened: datetime, day: timedelta) -> list[Actio
         closes = slots[-1] + timedelta(hours=2) + day
     rows: list[Action] = []
     for n, starts in enumerate(slots):
-        rows.append(Action(max(opened, starts - 3 * day), Kind.SCHEDULE, n))
+        # Three days ahead in any year (a shortened one too): time for both reminders.
+        rows.append(Action(max(opened, starts - timedelta(days=3)), Kind.SCHEDULE, n))
         rows.append(Action(starts + timedelta(hours=1), Kind.REGISTER, n, ((Kind.SCHEDULE, n),)))
     for n, message in enumerate(client.messages):
         sent = opened + message.offset
