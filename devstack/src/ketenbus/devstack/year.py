@@ -66,6 +66,14 @@ class YearResult:
         return f"{self.options.start.astimezone(LOCAL):%Y}"
 
 
+def demo_caseloads(stack: EmbeddedStack, options: YearOptions) -> dict[str, str]:
+    """Intake's settings for organisations the size of the demo year: caseloads scaled to
+    its residents, so a small year meets waiting lists too."""
+    capacity = stack.home / "demo-caseloads.json"
+    capacity.write_text(json.dumps({"organisations": caseloads(options.clients)}, indent=2))
+    return {"CAPACITY_FILE": str(capacity)}
+
+
 def put_on_clock(
     stack: EmbeddedStack,
     options: YearOptions,
@@ -78,9 +86,7 @@ def put_on_clock(
     returns the clock's anchor."""
     anchor = time.time() + boot
     environment = options.clock_environment(anchor)
-    # Organisations the size of the demo year: intake's caseloads scaled to its residents.
-    capacity = stack.home / "demo-caseloads.json"
-    capacity.write_text(json.dumps({"organisations": caseloads(options.clients)}, indent=2))
+    sized = demo_caseloads(stack, options)
     if out:
         say = say or Narrator(DEFAULT)
         print(
@@ -93,7 +99,7 @@ def put_on_clock(
     with ThreadPoolExecutor(len(processes)) as stopping:
         list(stopping.map(stack.stop_service, processes))
     for name in SERVICES:
-        extra = {"CAPACITY_FILE": str(capacity)} if name == "intake" else {}
+        extra = sized if name == "intake" else {}
         stack.start_replicas(name, extra_env={**environment, **extra})
     stack.wait_ready(processes, timeout=120)
     return anchor

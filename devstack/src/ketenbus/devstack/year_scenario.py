@@ -212,7 +212,7 @@ def plan_year(start: datetime, days: int, clients: int, seed: int = 2025) -> lis
     planned = []
     for number in range(1, clients + 1):
         referred_at = start + timedelta(seconds=rng.uniform(0, window.total_seconds()))
-        outside = rng.random() < OUTSIDE_REGION
+        outside = rng.random() < OUTSIDE_REGION or number == 1  # one in any year
         organisation = None if outside else _pick(rng, SHARE)
         postcode = rng.choice(OUTSIDE_AREAS if organisation is None else AREAS[organisation])
         kind = _pick(rng, REFERRER_MIX)
