@@ -260,13 +260,15 @@ def _plan_changes_of_mind(rng: random.Random, planned: list[Client], by: datetim
         return at
 
     by_referral = sorted(planned, key=lambda c: c.referred_at)
+    # The partner declines the second hand-off of the year (the first goes all the way).
     courses = [(c, c.partner) for c in by_referral if c.partner is not None]
     if len(courses) > 1 and all(course.accepts for _, course in courses):
-        last, course = courses[-1]
-        last.partner = replace(course, accepts=False)
+        second, course = courses[1]
+        second.partner = replace(course, accepts=False)
     for client, at in few(WITHDRAWS_CONSENT, during(0.2, 0.8)):
         client.withdraws_consent = (at, "reminders")
-    # One accepted hand-off (not the first) the client calls off before the partner reports.
+    # One accepted hand-off (not the first) the client calls off before the partner reports:
+    # the third of the year, when there is one.
     accepted = [c for c in by_referral if c in engaged and c.partner and c.partner.accepts]
     if len(accepted) > 1:
         calls_off = accepted[1]
