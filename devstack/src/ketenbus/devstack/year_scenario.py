@@ -262,7 +262,7 @@ def _plan_changes_of_mind(rng: random.Random, planned: list[Client], by: datetim
     by_referral = sorted(planned, key=lambda c: c.referred_at)
     # The partner declines the second hand-off of the year (the first goes all the way).
     courses = [(c, c.partner) for c in by_referral if c.partner is not None]
-    if len(courses) > 1 and all(course.accepts for _, course in courses):
+    if len(courses) > 1:
         second, course = courses[1]
         second.partner = replace(course, accepts=False)
     for client, at in few(WITHDRAWS_CONSENT, during(0.2, 0.8)):
