@@ -247,6 +247,12 @@ def _plan_changes_of_mind(rng: random.Random, planned: list[Client], by: datetim
     ) -> list[tuple[Client, timedelta]]:
         chosen = [(c, when(c)) for c in engaged if channel in ("", c.preferred_channel)]
         chosen = [(c, at) for c, at in chosen if c.referred_at + at < by]
+        # The first of each kind is the year's earliest (a short year, or one with waiting
+        # lists, still sees it); the others fall anywhere.
+        earliest = min(chosen, key=lambda c: c[0].referred_at + c[1], default=None)
+        if earliest is not None:
+            chosen.remove(earliest)
+            chosen.insert(0, earliest)
         chosen = chosen[: max(1, round(rate * len(planned)))]
         for client, _ in chosen:
             engaged.remove(client)
@@ -265,8 +271,6 @@ def _plan_changes_of_mind(rng: random.Random, planned: list[Client], by: datetim
     if len(courses) > 1:
         second, course = courses[1]
         second.partner = replace(course, accepts=False)
-    for client, at in few(WITHDRAWS_CONSENT, during(0.2, 0.8)):
-        client.withdraws_consent = (at, "reminders")
     # One accepted hand-off (not the first) the client calls off before the partner reports:
     # the third of the year, when there is one.
     accepted = [c for c in by_referral if c in engaged and c.partner and c.partner.accepts]
@@ -279,6 +283,8 @@ def _plan_changes_of_mind(rng: random.Random, planned: list[Client], by: datetim
             answered + calls_off.partner.status_after / 2,
             "debt_counselling",
         )
+    for client, at in few(WITHDRAWS_CONSENT, during(0.2, 0.8)):
+        client.withdraws_consent = (at, "reminders")
     for channel in ("sms", "email"):
         for client, at in few(OPTS_OUT, during(0.3, 0.9), channel):
             client.opts_out_at = at
