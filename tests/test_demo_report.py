@@ -85,7 +85,7 @@ def test_a_missing_or_unequal_translation_is_found():
 
 
 def test_every_row_of_the_own_counts_has_words():
-    assert {f"own.{name}" for name in OWN_COUNTS} <= set(narration.NARRATION)
+    assert {f"own.{name}" for _, name in OWN_COUNTS} <= set(narration.NARRATION)
 
 
 def test_dutch_unless_english_is_chosen():
@@ -111,7 +111,7 @@ def a_year(language: Language) -> YearResult:
     options = YearOptions(days=30, clients=1234, speed=60_000)
     counts = YearCounts(planned=1234, declined=4)
     own = counts.of("welzijn-utrecht")
-    own.referrals, own.closed, own.intake_missed = 1230, 58, 3
+    own["referral", "received"], own["trajectory", "closed"], own["intake", "missed"] = 1230, 58, 3
     counts.lags = [0.5, 1.25, 2.5]
     counts.latest = ("intake appointment", datetime(2025, 3, 4, 9, 30, tzinfo=LOCAL))
     reports = Reports(

@@ -31,6 +31,16 @@ async def rule() -> None:
     raise DomainError("this appointment is already attended")
 
 
+class NotFound(DomainError):
+    status_code = 404
+    code = "not_found"
+
+
+@router.post("/missing")
+async def missing() -> None:
+    raise NotFound("no such appointment")
+
+
 def client(*, escaping_allowed: bool = False) -> httpx.AsyncClient:
     """With escaping_allowed=False an exception that leaves the app fails the test: the
     server would log it and may close the connection instead of answering."""
@@ -46,7 +56,10 @@ async def test_a_lost_race_is_answered_503_with_retry_after():
         response = await http.post("/conflict")
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
-    assert response.json() == {"detail": "temporarily unavailable, please retry"}
+    assert response.json() == {
+        "detail": "temporarily unavailable, please retry",
+        "code": "unavailable",
+    }
 
 
 async def test_a_database_error_that_will_not_pass_is_a_500_without_details():
@@ -61,7 +74,17 @@ async def test_a_broken_rule_is_a_409_with_its_reason():
     async with client() as http:
         response = await http.post("/rule")
     assert response.status_code == 409
-    assert response.json() == {"detail": "this appointment is already attended"}
+    assert response.json() == {
+        "detail": "this appointment is already attended",
+        "code": "rule_broken",
+    }
+
+
+async def test_a_rule_of_its_own_answers_its_own_status_and_code():
+    async with client() as http:
+        response = await http.post("/missing")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "no such appointment", "code": "not_found"}
 
 
 async def test_the_correlation_id_given_comes_back_and_one_is_made_when_missing():

@@ -20,7 +20,35 @@ T = TypeVar("T")
 
 
 class ChainError(Exception):
-    pass
+    """The chain said no (or never answered in time). `status` is the HTTP status and `code`
+    the service's reason (e.g. "unavailable", "no_consent", "not_found"; see
+    ketenbus.kit.errors.DomainError), None where there was none: decide on these, never on
+    the message."""
+
+    def __init__(self, message: str, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code = status, code
+
+    @classmethod
+    def of(cls, what: str, response: httpx.Response) -> ChainError:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        code = body.get("code") if isinstance(body, dict) else None
+        return cls(f"{what}: {response.status_code} {response.text}", response.status_code, code)
+
+    @property
+    def retryable(self) -> bool:
+        """The service's transaction did not commit (a write conflict, say) and it asks to
+        be asked again."""
+        return self.status == 503
+
+    @property
+    def missing_route(self) -> bool:
+        """The service has no such route (yet): a feature of the chain that has not landed
+        (a 404 without a code is the framework's own, not a service's "no such thing")."""
+        return self.status == 405 or (self.status == 404 and self.code is None)
 
 
 async def eventually(
@@ -102,7 +130,7 @@ class ChainClient:
             method, f"{self._address(service)}{path}", headers=headers, **kwargs
         )
         if response.status_code >= 400:
-            raise ChainError(f"{method} {service}{path}: {response.status_code} {response.text}")
+            raise ChainError.of(f"{method} {service}{path}", response)
         return response.json()
 
     async def refer(
@@ -349,6 +377,84 @@ class ChainClient:
             "POST", f"/v1/enrolments/{enrolment_id}/start", organisation, client_ref
         )
 
+    async def submit_homework(
+        self, organisation: str, client_ref: str, enrolment_id: str, step_id: str, answer: str
+    ) -> dict[str, Any]:
+        return await self._as_client(
+            "POST",
+            f"/v1/enrolments/{enrolment_id}/steps/{step_id}/homework",
+            organisation,
+            client_ref,
+            json={"answer": answer},
+        )
+
+    async def answer_questionnaire(
+        self,
+        organisation: str,
+        client_ref: str,
+        enrolment_id: str,
+        step_id: str,
+        scores: dict[str, int],
+    ) -> dict[str, Any]:
+        return await self._as_client(
+            "POST",
+            f"/v1/enrolments/{enrolment_id}/steps/{step_id}/questionnaire",
+            organisation,
+            client_ref,
+            json={"scores": scores},
+        )
+
+    async def give_feedback(
+        self, organisation: str, trajectory_id: str, submission_id: str, text: str
+    ) -> dict[str, Any]:
+        return await self._call(
+            "POST",
+            "trajectory",
+            f"/v1/trajectories/{trajectory_id}/homework/{submission_id}/feedback",
+            organisation,
+            "worker",
+            json={"text": text},
+        )
+
+    async def consents(self, organisation: str, client_ref: str) -> list[dict[str, Any]]:
+        return await self._call(  # type: ignore[no-any-return]
+            "GET", "intake", f"/v1/clients/{client_ref}/consents", organisation, "worker"
+        )
+
+    async def withdraw_consent(
+        self, organisation: str, client_ref: str, consent_id: str
+    ) -> dict[str, Any]:
+        return await self._call(
+            "POST",
+            "intake",
+            f"/v1/clients/{client_ref}/consents/{consent_id}/withdrawal",
+            organisation,
+            "worker",
+        )
+
+    async def erase_client(self, organisation: str, client_ref: str) -> dict[str, Any]:
+        return await self._call(
+            "POST", "intake", f"/v1/clients/{client_ref}/erasure", organisation, "worker"
+        )
+
+    async def sms_reply(self, organisation: str, sender: str, text: str) -> dict[str, Any]:
+        """A client's reply to an SMS, as the SMS provider forwards it to notifications."""
+        return await self._call(
+            "POST",
+            "notifications",
+            "/v1/inbound-sms",
+            organisation,
+            "notifications",
+            json={"from": sender, "body": text},
+        )
+
+    async def follow_link(self, url: str) -> int:
+        """A link in a mail, followed by the client (a one-click POST, RFC 8058)."""
+        response = await self.http.post(url)
+        if response.status_code >= 400:
+            raise ChainError.of(f"POST {url.split('/v1/')[0]}", response)
+        return response.status_code
+
     async def analytics(self, organisation: str, path: str, **params: Any) -> Any:
         """An analytics query as the organisation's manager; CSV and text come back as text."""
         headers = {"Authorization": f"Bearer {self.tokens(organisation, 'manager')}"}
@@ -356,12 +462,7 @@ class ChainClient:
             f"{self._address('analytics')}{path}", headers=headers, params=params
         )
         if response.status_code >= 400:
-            raise ChainError(f"GET analytics{path}: {response.status_code} {response.text}")
+            raise ChainError.of(f"GET analytics{path}", response)
         if params.get("format") in ("csv", "text"):
             return response.text
         return response.json()
-
-
-def missing_route(error: ChainError) -> bool:
-    """The service has no such route (yet): a feature of the chain that has not landed."""
-    return '{"detail":"Not Found"}' in str(error) or " 405 " in str(error)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import email
+import email.parser
 import email.policy
 import itertools
 import os
@@ -98,6 +99,24 @@ def read_mailbox(directory: Path | str) -> list[EmailMessage]:
             parsed = email.message_from_binary_file(raw, policy=_READING)
         messages.append(parsed)  # type: ignore[arg-type]  # policy.default gives EmailMessage
     return messages
+
+
+def latest_headers_to(directory: Path | str, address: str, header: str) -> str | None:
+    """`header` of the newest mail to `address` that has it, reading headers only, newest
+    first (cheap in a mailbox of thousands)."""
+    directory = Path(directory)
+    if not directory.exists():
+        return None
+    parser = email.parser.BytesHeaderParser(policy=_READING)
+    for path in sorted(directory.glob(f"*{_SUFFIX}"), reverse=True):
+        if path.name.startswith("."):
+            continue
+        with path.open("rb") as raw:
+            headers = parser.parse(raw)
+        to = headers["To"]
+        if to is not None and address in {a.addr_spec for a in to.addresses} and headers[header]:
+            return str(headers[header])
+    return None
 
 
 async def serve(host: str, port: int, directory: Path) -> None:

@@ -107,9 +107,20 @@ NARRATION: wording.Table = {
     "own.follow_up_missed": both("vervolgafspraken gemist", "follow-ups missed"),
     "own.modules_started": both("modules gestart", "modules started"),
     "own.modules_completed": both("modules afgerond", "modules completed"),
+    "own.questionnaires": both("zelfscans ingevuld", "self-scans filled in"),
+    "own.homework_submitted": both("huiswerk ingeleverd", "homework handed in"),
+    "own.homework_feedback": both("huiswerk met feedback", "homework answered with feedback"),
     "own.homework_contacts": both("huiswerkcontacten", "homework contacts"),
     "own.handoffs": both("overdrachten aan schuldhulpverlening", "hand-offs to debt counselling"),
+    "own.partner_accepted": both("  door de partner aangenomen", "  accepted by the partner"),
+    "own.partner_declined": both("  door de partner afgewezen", "  declined by the partner"),
+    "own.partner_status": both("  statusberichten van de partner", "  status reports"),
+    "own.partner_completed": both("  door de partner afgerond", "  completed by the partner"),
     "own.crises": both("crises", "crises"),
+    "own.consents_withdrawn": both("toestemmingen ingetrokken", "consents withdrawn"),
+    "own.opted_out_stop": both("afgemeld met STOP (sms)", "opted out by STOP (SMS)"),
+    "own.opted_out_link": both("afgemeld via de link (e-mail)", "opted out by the link (e-mail)"),
+    "own.erasures": both("verzoeken om verwijdering", "erasure requests"),
 }
 
 

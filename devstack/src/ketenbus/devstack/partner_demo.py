@@ -185,7 +185,7 @@ async def run_closed_loop(stack: EmbeddedStack, *, quiet: bool = False) -> LoopO
             asked = await worker.post(
                 f"{base}/partner-referrals", json={"partner_organisation_id": DEBT}
             )
-            if asked.status_code == 409 and "consent" in asked.text:
+            if asked.status_code == 409 and asked.json().get("code") == "no_consent":
                 return None  # trajectory has not heard of the consent yet
             if asked.status_code != 201:
                 raise ChainError(f"hand-off refused: {asked.status_code} {asked.text}")

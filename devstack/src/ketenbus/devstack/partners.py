@@ -297,10 +297,13 @@ class DebtCounsellingPartner(PartnerLine):
         *,
         sharing_key: bytes,
         accept: bool = True,
+        now: Callable[[], datetime] = _now,
     ) -> None:
+        """`now`: the partner's clock (a simulated year gives its own)."""
         super().__init__(organisation_id, kafka)
         self.sharing_key = sharing_key
         self.accept = accept
+        self.now = now
         self.hand_offs: dict[str, HandOff] = {}
 
     async def on_message(self, envelope: Envelope[Any]) -> None:
@@ -320,7 +323,7 @@ class DebtCounsellingPartner(PartnerLine):
                     PartnerReferralAccepted(
                         partner_organisation_id=self.organisation_id,
                         partner_referral_id=hand_off.id,
-                        accepted_at=_now(),
+                        accepted_at=self.now(),
                     ),
                 )
         elif isinstance(message, PartnerReferralWithdrawn):
@@ -344,6 +347,22 @@ class DebtCounsellingPartner(PartnerLine):
 
         return await self.wait_for(waiting, "a hand-off request", timeout)
 
+    async def request(self, partner_referral_id: str, timeout: float = 30.0) -> HandOff:
+        """This hand-off, once its request has arrived."""
+        return await self.wait_for(
+            lambda _: self.hand_offs.get(partner_referral_id), partner_referral_id, timeout
+        )
+
+    async def accept_request(self, partner_referral_id: str) -> None:
+        await self._answer(
+            self.hand_offs[partner_referral_id],
+            PartnerReferralAccepted(
+                partner_organisation_id=self.organisation_id,
+                partner_referral_id=partner_referral_id,
+                accepted_at=self.now(),
+            ),
+        )
+
     async def decline(self, partner_referral_id: str, reason: str) -> None:
         await self._answer(
             self.hand_offs[partner_referral_id],
@@ -351,7 +370,7 @@ class DebtCounsellingPartner(PartnerLine):
                 partner_organisation_id=self.organisation_id,
                 partner_referral_id=partner_referral_id,
                 reason=reason,
-                declined_at=_now(),
+                declined_at=self.now(),
             ),
         )
 
@@ -362,7 +381,7 @@ class DebtCounsellingPartner(PartnerLine):
                 partner_organisation_id=self.organisation_id,
                 partner_referral_id=partner_referral_id,
                 status=status,
-                changed_at=_now(),
+                changed_at=self.now(),
             ),
         )
 
@@ -373,6 +392,6 @@ class DebtCounsellingPartner(PartnerLine):
                 partner_organisation_id=self.organisation_id,
                 partner_referral_id=partner_referral_id,
                 outcome=outcome,
-                completed_at=_now(),
+                completed_at=self.now(),
             ),
         )

@@ -96,21 +96,20 @@ def sector_table(
 
 
 # Simulation count -> the all-time figure of analytics that must equal it.
-CHECKS: tuple[tuple[str, str], ...] = (
-    ("referrals", "referrals_received"),
-    ("waitlisted", "waitlisted"),
-    ("closed", "closed_cases"),
-    ("intake_attended", "intake_attended"),
-    ("intake_missed", "intake_missed"),
-    ("follow_up_attended", "follow_up_attended"),
-    ("follow_up_missed", "follow_up_missed"),
-    ("modules_started", "modules_started"),
-    ("modules_completed", "modules_completed"),
-    ("handoffs", "handoffs"),
-    ("closed_registration_minutes", "registration_minutes"),
-    ("closed_dossier_minutes", "dossier_minutes"),
+CHECKS: tuple[tuple[tuple[str, str], str], ...] = (
+    (("referral", "received"), "referrals_received"),
+    (("referral", "waitlisted"), "waitlisted"),
+    (("trajectory", "closed"), "closed_cases"),
+    (("intake", "attended"), "intake_attended"),
+    (("intake", "missed"), "intake_missed"),
+    (("follow_up", "attended"), "follow_up_attended"),
+    (("follow_up", "missed"), "follow_up_missed"),
+    (("module", "started"), "modules_started"),
+    (("module", "completed"), "modules_completed"),
+    (("hand_off", "requested"), "handoffs"),
+    (("minutes", "registration"), "registration_minutes"),
+    (("minutes", "dossier"), "dossier_minutes"),
 )
-
 
 Figures = dict[str, dict[str, Any]]
 
@@ -126,11 +125,11 @@ def inconsistencies(
     for organisation, own in sorted(counts.organisations.items()):
         row, earlier = totals.get(organisation, {}), (before or {}).get(organisation, {})
         for ours, theirs in CHECKS:
-            simulated = getattr(own, ours)
+            simulated = own[ours]
             counted = (row.get(theirs) or 0) - (earlier.get(theirs) or 0)
             if simulated != counted:
                 found.append(
-                    f"{organisation}: the simulation did {ours}={simulated}, "
+                    f"{organisation}: the simulation did {' '.join(ours)}={simulated}, "
                     f"analytics counts {theirs}={counted}"
                 )
     return found
@@ -289,35 +288,48 @@ async def write_reports(
     return Reports(directory, dashboards, figures_csv, mix_csv, sector_csv)
 
 
-# The simulation's own counters, in the order of "What the simulation itself did".
-OWN_COUNTS = (
-    "referrals",
-    "waitlisted",
-    "opened",
-    "closed",
-    "intake_missed",
-    "follow_up_missed",
-    "modules_started",
-    "modules_completed",
-    "homework_contacts",
-    "handoffs",
-    "crises",
+# What the simulation did (counted by kind and outcome) and the narration's word for it, in
+# the order a year goes: the chain's own work, then what residents and the debt-counselling
+# partner did (which of them happened and how often).
+OWN_COUNTS: tuple[tuple[tuple[str, str], str], ...] = (
+    (("referral", "received"), "referrals"),
+    (("referral", "waitlisted"), "waitlisted"),
+    (("trajectory", "opened"), "opened"),
+    (("trajectory", "closed"), "closed"),
+    (("intake", "missed"), "intake_missed"),
+    (("follow_up", "missed"), "follow_up_missed"),
+    (("module", "started"), "modules_started"),
+    (("module", "completed"), "modules_completed"),
+    (("questionnaire", "completed"), "questionnaires"),
+    (("homework", "submitted"), "homework_submitted"),
+    (("homework", "feedback"), "homework_feedback"),
+    (("homework", "answered"), "homework_contacts"),
+    (("hand_off", "requested"), "handoffs"),
+    (("partner", "accepted"), "partner_accepted"),
+    (("partner", "declined"), "partner_declined"),
+    (("partner", "status"), "partner_status"),
+    (("partner", "completed"), "partner_completed"),
+    (("referral", "crisis"), "crises"),
+    (("consent", "withdrawn"), "consents_withdrawn"),
+    (("opt_out", "stop_reply"), "opted_out_stop"),
+    (("opt_out", "link"), "opted_out_link"),
+    (("erasure", "requested"), "erasures"),
 )
 
 
 def own_counts_table(counts: YearCounts, say: Narrator) -> str:
     """What the simulation itself did, per organisation, in the narration's words."""
     organisations = sorted(counts.organisations)
-    words = {name: say(f"own.{name}") for name in OWN_COUNTS}
+    words = {key: say(f"own.{name}") for key, name in OWN_COUNTS}
     first = max(len(word) for word in words.values()) + 2
     widths = [max(len(o), 9) + 2 for o in organisations]
     lines = [" " * first + "".join(f"{o:>{w}}" for o, w in zip(organisations, widths, strict=True))]
-    for name in OWN_COUNTS:
+    for key, _ in OWN_COUNTS:
         values = "".join(
-            f"{say.number(getattr(counts.organisations[o], name)):>{w}}"
+            f"{say.number(counts.organisations[o][key]):>{w}}"
             for o, w in zip(organisations, widths, strict=True)
         )
-        lines.append(f"{words[name]:<{first}}{values}")
+        lines.append(f"{words[key]:<{first}}{values}")
     return "\n".join(lines)
 
 

@@ -3,16 +3,14 @@
 The services and the simulation read the same accelerated clock (ScaledClock: the same start,
 anchor and speed), so "three days before the appointment" is three simulated days for
 everyone. The simulation only does what people do: referrers refer, workers schedule,
-register and close, clients work in the portal. It counts what it did, so the report's
-figures can be checked against it. Anything the chain cannot do yet (a route that does not
-exist) is skipped and named in the report.
+register and close, clients work in the portal, the debt-counselling partner answers on its
+topic. It counts what it did, by kind and outcome, so the report's figures can be checked
+against it. Anything the chain cannot do yet (a route that does not exist) is skipped and
+named in the report.
 
-Every action of a resident's help runs at its own simulated moment, waiting only for the
-actions it needs (registering an appointment needs it scheduled; closing needs everything
-before it done), so one slow answer does not push the rest of the year back. When a
-trajectory opens (at once, or when a waiting resident's turn comes) the simulation learns
-from trajectory's topic, with one consumer, instead of asking trajectory's API again and
-again for every resident on a waiting list.
+A resident's help is a list of rows (year_actions): each runs at its own simulated moment as
+a task of its own, waiting only for the rows it needs, so actions due at the same moment run
+side by side and one slow answer does not push the rest of the year back.
 """
 
 from __future__ import annotations
@@ -24,30 +22,37 @@ import random
 import sys
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TextIO
+from functools import partial
+from typing import Any, TextIO, TypeVar
 from zoneinfo import ZoneInfo
 
 import httpx
-from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 
-from ketenbus.contracts.envelope import UndeliverableEvent, decode
-from ketenbus.contracts.events import TrajectoryOpened
-from ketenbus.contracts.topics import TRAJECTORIES
-from ketenbus.devstack.chain_client import ChainClient, ChainError, missing_route
-from ketenbus.devstack.kafka_access import KafkaAccess
-from ketenbus.devstack.working_hours import appointment_slot
+from ketenbus.contracts.events import PartnerOutcome, PartnerStatus
+from ketenbus.devstack.chain_client import ChainClient, ChainError
+from ketenbus.devstack.mail_sink import latest_headers_to
+from ketenbus.devstack.opened_trajectories import OpenedTrajectories
+from ketenbus.devstack.partners import DebtCounsellingPartner, PartnerTimeout
+from ketenbus.devstack.year_actions import Action, Key, Kind, appointment_slots, plan_actions
 from ketenbus.devstack.year_scenario import DEBT_COUNSELLING, Client, plan_year
-from ketenbus.kit.broker import partitions_of
 from ketenbus.kit.clock import ScaledClock
 
 LOCAL = ZoneInfo("Europe/Amsterdam")
-# Every so many residents works during the day: their follow-ups are in the evening slots.
-EVENING_CLIENTS = 8
 CONTACT_CHANNEL = {"face_to_face": "face_to_face", "phone": "phone", "video": "video"}
+# Each module's homework step and its self-scan (learning's catalogue).
+HOMEWORK_STEP = {
+    "grip-op-je-geld": "huiswerk-kasboek",
+    "omgaan-met-stress": "huiswerk-wat-helpt",
+    "sterker-in-je-netwerk": "huiswerk-een-persoon",
+}
+SELF_SCAN_STEP = "zelfscan"
+SELF_SCAN = ("money", "housing", "health", "social_contacts", "daily_activities", "wellbeing")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -91,27 +96,10 @@ class YearOptions:
         }
 
 
-@dataclass
-class OrganisationCounts:
-    referrals: int = 0
-    waitlisted: int = 0
-    opened: int = 0
-    crises: int = 0
-    intake_attended: int = 0
-    intake_missed: int = 0
-    follow_up_attended: int = 0
-    follow_up_missed: int = 0
-    contacts: int = 0
-    homework_contacts: int = 0
-    modules_assigned: int = 0
-    modules_started: int = 0
-    modules_completed: int = 0
-    handoffs: int = 0
-    aftercare: int = 0
-    closed: int = 0
-    # Minutes of the contacts of the cases that were closed (what time per case divides).
-    closed_registration_minutes: int = 0
-    closed_dossier_minutes: int = 0
+class OrganisationCounts(Counter[tuple[str, str]]):
+    """What the simulation did at one organisation, by kind and outcome:
+    `counts["intake", "missed"]`, `counts["partner", "declined"]`; and the contact minutes
+    of the closed cases (what time per case divides): `counts["minutes", "dossier"]`."""
 
 
 @dataclass
@@ -130,6 +118,10 @@ class YearCounts:
 
     def of(self, organisation: str) -> OrganisationCounts:
         return self.organisations.setdefault(organisation, OrganisationCounts())
+
+    def total(self, kind: str, outcome: str) -> int:
+        """Over all organisations."""
+        return sum(counts[kind, outcome] for counts in self.organisations.values())
 
     @property
     def worst_lag_hours(self) -> float:
@@ -150,108 +142,27 @@ class _Journey:
 
     client: Client
     organisation: str
+    contact: dict[str, Any]  # the phone and e-mail address the referrer gave
     trajectory_id: str = ""
     client_ref: str = ""
-    opened_at: datetime | None = None
+    opened: datetime | None = None  # when the worker started planning: the plan's zero
+    slots: list[datetime] = field(default_factory=list)
     appointments: dict[int, str] = field(default_factory=dict)
     enrolments: dict[int, str] = field(default_factory=dict)
+    submissions: dict[int, str] = field(default_factory=dict)
+    partner_referral_id: str = ""
     registration_minutes: int = 0
     dossier_minutes: int = 0
-    closed: bool = False
-
-
-Step = Callable[[], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class _Action:
-    """One thing someone does at a planned moment, once the actions it needs are done."""
-
-    moment: datetime
-    name: str
-    step: Step
-    needs: tuple[str, ...] = ()
 
 
 # The action running in this task and its planned moment: its first call measures the lag.
 _PLANNED: ContextVar[tuple[str, datetime] | None] = ContextVar("planned", default=None)
 
 
-class OpenedTrajectories:
-    """The trajectories trajectory opens, read from its topic by one consumer: a waiting
-    resident learns the moment their trajectory opens without anyone polling trajectory."""
-
-    def __init__(self, kafka: KafkaAccess) -> None:
-        self.kafka = kafka
-        self.opened: dict[str, TrajectoryOpened] = {}
-        self.waiting: dict[str, asyncio.Future[TrajectoryOpened]] = {}
-        self.consumer: AIOKafkaConsumer | None = None
-        self.reader: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        """Read from the topic's current end: everything the year opens comes after it."""
-        consumer = AIOKafkaConsumer(
-            **self.kafka.client_options(), group_id=None, enable_auto_commit=False
-        )
-        await consumer.start()
-        try:
-            partitions = await partitions_of(consumer, [TRAJECTORIES.name])
-            if not partitions:
-                raise ChainError(f"no topic {TRAJECTORIES.name} on {self.kafka.bootstrap}")
-            consumer.assign(partitions)
-            await consumer.seek_to_end(*partitions)
-            for partition in partitions:
-                await consumer.position(partition)  # fixed now, before the first referral
-        except BaseException:
-            await consumer.stop()
-            raise
-        self.consumer = consumer
-        self.reader = asyncio.create_task(self._read(consumer))
-
-    async def stop(self) -> None:
-        if self.reader is not None:
-            self.reader.cancel()
-            await asyncio.gather(self.reader, return_exceptions=True)
-        if self.consumer is not None:
-            await self.consumer.stop()
-
-    @property
-    def reading(self) -> bool:
-        return self.reader is not None and not self.reader.done()
-
-    async def _read(self, consumer: AIOKafkaConsumer) -> None:
-        while True:
-            for records in (await consumer.getmany(timeout_ms=1000)).values():
-                for record in records:
-                    self._take(record.value)
-
-    def _take(self, raw: bytes | None) -> None:
-        if raw is None or b".TrajectoryOpened." not in raw:
-            return
-        try:
-            event = decode(raw, {TrajectoryOpened.event_type(): TrajectoryOpened}).data
-        except UndeliverableEvent:
-            return
-        assert isinstance(event, TrajectoryOpened)
-        self.opened[event.referral_id] = event
-        waiter = self.waiting.pop(event.referral_id, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(event)
-
-    async def wait(self, referral_id: str, timeout: float) -> TrajectoryOpened | None:
-        """The referral's TrajectoryOpened, or None after `timeout` real seconds."""
-        if referral_id in self.opened:
-            return self.opened[referral_id]
-        waiter = self.waiting.get(referral_id)
-        if waiter is None:
-            waiter = self.waiting[referral_id] = asyncio.get_running_loop().create_future()
-        with contextlib.suppress(TimeoutError):
-            return await asyncio.wait_for(asyncio.shield(waiter), max(timeout, 0.0))
-        return None
-
-
 class Year:
-    """Runs the planned year against a running chain; `counts` is what it did."""
+    """Runs the planned year against a running chain; `counts` is what it did. `partner`:
+    the debt-counselling partner on its Kafka topics (started and stopped by the caller, on
+    this year's clock), without which hand-offs go unanswered."""
 
     def __init__(
         self,
@@ -261,8 +172,9 @@ class Year:
         *,
         out: TextIO | None = sys.stdout,
         concurrency: int = 12,
+        partner: DebtCounsellingPartner | None = None,
     ) -> None:
-        self.chain, self.options = chain, options
+        self.chain, self.options, self.partner = chain, options, partner
         self.clock = options.clock(anchor)
         self.out = out
         self.counts = YearCounts()
@@ -273,6 +185,28 @@ class Year:
         self.calls = asyncio.Semaphore(concurrency)
         self.finished = 0
         self.trajectories = OpenedTrajectories(chain.kafka) if chain.kafka else None
+        self.day = timedelta(days=1) * min(1.0, options.days / 365)
+        self.steps: dict[Kind, Callable[[_Journey, int], Awaitable[None]]] = {
+            Kind.SCHEDULE: self._schedule,
+            Kind.REGISTER: self._register,
+            Kind.MESSAGE: self._message,
+            Kind.ANSWER: self._answer,
+            Kind.ASSIGN: self._assign,
+            Kind.START: self._start,
+            Kind.QUESTIONNAIRE: self._questionnaire,
+            Kind.SUBMIT: self._submit,
+            Kind.HOMEWORK: self._homework,
+            Kind.COMPLETE: self._complete,
+            Kind.HAND_OFF: self._hand_off,
+            Kind.PARTNER_ANSWER: self._partner_answer,
+            Kind.PARTNER_STATUS: self._partner_status,
+            Kind.PARTNER_COMPLETE: self._partner_complete,
+            Kind.WITHDRAW_CONSENT: self._withdraw_consent,
+            Kind.OPT_OUT: self._opt_out,
+            Kind.AFTERCARE: self._aftercare,
+            Kind.CLOSE: self._close,
+            Kind.ERASE: self._erase,
+        }
 
     # ---------------------------------------------------------------- time
 
@@ -314,31 +248,35 @@ class Year:
             self._draw_progress(final=True)
         return self.counts
 
-    async def _act(self, feature: str, call: Callable[[], Awaitable[Any]]) -> Any:
-        """One call to the chain; a route that does not exist yet is noted, not fatal."""
+    async def _act(
+        self,
+        feature: str,
+        call: Callable[[], Awaitable[T]],
+        *,
+        waits_for: Collection[str] = (),
+        attempts: int = 6,
+    ) -> T | None:
+        """One call to the chain, asked again while the service answers 503 (its transaction
+        did not commit) or a code in `waits_for` (what it has not heard of yet through the
+        bus); a route that does not exist yet is noted, not fatal."""
         if feature in self.counts.missing:
             return None
-        try:
-            for attempt in range(6):
-                try:
-                    async with self._calling():
-                        return await call()
-                except ChainError as error:
-                    # 503: the service's transaction did not commit (a write conflict, say)
-                    # and it asks to be asked again.
-                    if " 503 " not in str(error) or attempt == 5:
-                        raise
-                await asyncio.sleep(0.2 * (attempt + 1))
-            return None
-        except ChainError as error:
-            if missing_route(error):
-                self.counts.missing.add(feature)
-            else:
+        for attempt in range(attempts):
+            try:
+                async with self._calling():
+                    return await call()
+            except ChainError as error:
+                if error.missing_route:
+                    self.counts.missing.add(feature)
+                    return None
+                if attempt == attempts - 1 or not (error.retryable or error.code in waits_for):
+                    self._failed(feature, error)
+                    return None
+            except httpx.HTTPError as error:
                 self._failed(feature, error)
-            return None
-        except httpx.HTTPError as error:
-            self._failed(feature, error)
-            return None
+                return None
+            await asyncio.sleep(min(0.25 * (attempt + 1), 2.0))
+        return None
 
     def _failed(self, feature: str, error: Exception) -> None:
         self.counts.failed += 1
@@ -369,38 +307,18 @@ class Year:
             self.counts.declined += 1
             return
         counts = self.counts.of(client.organisation)
-        counts.referrals += 1
-        counts.crises += client.crisis
-        counts.waitlisted += answer["status"] == "waitlisted"
-        journey = _Journey(client, client.organisation)
+        counts["referral", "received"] += 1
+        counts["referral", "crisis"] += client.crisis
+        counts["referral", "waitlisted"] += answer["status"] == "waitlisted"
+        journey = _Journey(client, client.organisation, body["client"])
         trajectory = await self._opened(journey, answer["referral_id"])
         if trajectory is None:
             return
-        counts.opened += 1
+        counts["trajectory", "opened"] += 1
         journey.trajectory_id = trajectory["trajectory_id"]
         journey.client_ref = trajectory["client_ref"]
         # The worker plans from the moment the new trajectory reaches them.
-        journey.opened_at = self.clock.now()
-        await self._follow(journey)
-
-    async def _follow(self, journey: _Journey) -> None:
-        """Every planned action of the journey as its own task at its own moment."""
-        actions = sorted(
-            (a for a in self._actions(journey) if a.moment < self.options.end),
-            key=lambda a: a.moment,
-        )
-        tasks: dict[str, asyncio.Task[None]] = {}
-        for action in actions:
-            needs = [tasks[name] for name in action.needs if name in tasks]
-            tasks[action.name] = asyncio.create_task(self._perform(action, needs))
-        await asyncio.gather(*tasks.values())
-
-    async def _perform(self, action: _Action, needs: list[asyncio.Task[None]]) -> None:
-        await self.until(action.moment)
-        if needs:
-            await asyncio.wait(needs)
-        _PLANNED.set((action.name, action.moment))
-        await action.step()
+        await self._follow(journey, self.clock.now())
 
     async def _opened(self, journey: _Journey, referral_id: str) -> dict[str, Any] | None:
         """Wait for the trajectory: at once when accepted, after the wait when waitlisted;
@@ -420,149 +338,68 @@ class Year:
                 "trajectory lookup", lambda: self.chain.find_trajectory(organisation, referral_id)
             )
             if found:
-                return found  # type: ignore[no-any-return]
+                return found
             await asyncio.sleep(max(self.clock.real_seconds(timedelta(days=1)), 0.5))
         return None
 
-    # ---------------------------------------------------------------- what happens, when
+    async def _follow(self, j: _Journey, opened: datetime) -> None:
+        """Every row of the journey as its own task at its own moment."""
+        j.opened, j.slots = opened, appointment_slots(j.client, opened)
+        rows = [a for a in plan_actions(j.client, opened, self.day) if a.moment < self.options.end]
+        tasks: dict[Key, asyncio.Task[None]] = {}
+        for row in rows:  # every task is made before any runs: each finds what it waits for
+            tasks[row.key] = asyncio.create_task(self._perform(j, row, tasks))
+        await asyncio.gather(*tasks.values())
 
-    def _actions(self, j: _Journey) -> list[_Action]:
-        assert j.opened_at is not None
-        t0, client = j.opened_at, j.client
-        day = timedelta(days=1) * min(1.0, self.options.days / 365)
-        actions: list[_Action] = []
-        # Appointments in working hours on working days (a few evening slots for clients who
-        # work), in the order planned; the case closes after the last one.
-        slots: list[datetime] = []
-        for appointment in client.appointments:
-            evening = appointment.kind == "follow_up" and client.number % EVENING_CLIENTS == 0
-            after = t0 + appointment.offset
-            if slots and after <= slots[-1]:
-                after = slots[-1] + timedelta(minutes=appointment.minutes)
-            slots.append(appointment_slot(after, evening=evening))
-        closes = t0 + client.closes_after
-        if slots and closes <= slots[-1] + timedelta(hours=2):
-            closes = slots[-1] + timedelta(hours=2) + day
-        for number, starts in enumerate(slots):
-            scheduled = f"schedule {number}"
-            actions.append(
-                _Action(max(t0, starts - 3 * day), scheduled, self._schedule(j, number, starts))
-            )
-            actions.append(
-                _Action(
-                    starts + timedelta(hours=1),
-                    f"register {number}",
-                    self._register(j, number, starts),
-                    needs=(scheduled,),
-                )
-            )
-        for number, message in enumerate(client.messages):
-            sent = t0 + message.offset
-            actions.append(
-                _Action(
-                    sent,
-                    f"message {number}",
-                    self._message(j, message.channel, sent, message.minutes),
-                )
-            )
-            answered = sent + message.answer_after
-            if answered < closes:
-                actions.append(
-                    _Action(
-                        answered,
-                        f"answer {number}",
-                        self._answer(j, message.channel, answered, message.minutes),
-                    )
-                )
-        for number, module in enumerate(client.modules):
-            assigned = t0 + module.offset
-            actions.append(
-                _Action(assigned, f"assign {number}", self._assign(j, number, module.module_id))
-            )
-            actions.append(
-                _Action(
-                    assigned + day,
-                    f"start {number}",
-                    self._start(j, number),
-                    needs=(f"assign {number}",),
-                )
-            )
-            if module.completes_after is not None:
-                done = assigned + module.completes_after
-                if done < closes:
-                    actions.append(
-                        _Action(
-                            done,
-                            f"complete {number}",
-                            self._complete(j, number),
-                            needs=(f"start {number}",),
-                        )
-                    )
-        for number, homework in enumerate(client.homework):
-            seen = t0 + homework.offset
-            if seen < closes:
-                actions.append(
-                    _Action(seen, f"homework {number}", self._homework(j, seen, homework.minutes))
-                )
-        if client.hand_off_at is not None:
-            actions.append(_Action(t0 + client.hand_off_at, "hand-off", self._hand_off(j)))
-        if client.aftercare:
-            actions.append(_Action(closes - day, "aftercare", self._aftercare(j)))
-        # Closing comes last: after everything planned before it is done.
-        before = tuple(a.name for a in actions if a.moment <= closes)
-        actions.append(_Action(closes, "close", self._close(j), needs=before))
-        return actions
+    async def _perform(
+        self, j: _Journey, row: Action, tasks: dict[Key, asyncio.Task[None]]
+    ) -> None:
+        await self.until(row.moment)
+        needs = [tasks[key] for key in row.after if key in tasks]
+        if needs:
+            await asyncio.wait(needs)
+        _PLANNED.set((row.kind.value, row.moment))
+        await self.steps[row.kind](j, row.number)
 
-    def _schedule(self, j: _Journey, number: int, starts: datetime) -> Step:
-        appointment = j.client.appointments[number]
+    # ---------------------------------------------------------------- the worker
 
-        async def schedule() -> None:
-            made = await self._act(
-                "appointments",
-                lambda: self.chain.schedule(
-                    j.organisation,
-                    j.trajectory_id,
-                    starts,
-                    kind=appointment.kind,
-                    modality=appointment.modality,
-                    duration_minutes=appointment.minutes,
-                ),
+    async def _schedule(self, j: _Journey, n: int) -> None:
+        appointment = j.client.appointments[n]
+        made = await self._act(
+            "appointments",
+            lambda: self.chain.schedule(
+                j.organisation,
+                j.trajectory_id,
+                j.slots[n],
+                kind=appointment.kind,
+                modality=appointment.modality,
+                duration_minutes=appointment.minutes,
+            ),
+        )
+        if made:
+            j.appointments[n] = made["appointment_id"]
+
+    async def _register(self, j: _Journey, n: int) -> None:
+        appointment, appointment_id = j.client.appointments[n], j.appointments.get(n)
+        if appointment_id is None:
+            return
+        outcome = "attended" if appointment.attended else "missed"
+        done = await self._act(
+            "appointments",
+            lambda: self.chain.register(j.organisation, j.trajectory_id, appointment_id, outcome),
+        )
+        if done is None:
+            return
+        self.counts.of(j.organisation)[appointment.kind, outcome] += 1
+        if appointment.attended:
+            await self._contact(
+                j,
+                channel=CONTACT_CHANNEL[appointment.modality],
+                minutes=appointment.minutes + appointment.paperwork,
+                occurred_at=j.slots[n],
+                # A tenth of workers register the default duration, not the real one.
+                default_duration=self.rng.random() < 0.1,
             )
-            if made:
-                j.appointments[number] = made["appointment_id"]
-
-        return schedule
-
-    def _register(self, j: _Journey, number: int, starts: datetime) -> Step:
-        appointment = j.client.appointments[number]
-
-        async def register() -> None:
-            appointment_id = j.appointments.get(number)
-            if appointment_id is None:
-                return
-            outcome = "attended" if appointment.attended else "missed"
-            done = await self._act(
-                "appointments",
-                lambda: self.chain.register(
-                    j.organisation, j.trajectory_id, appointment_id, outcome
-                ),
-            )
-            if done is None:
-                return
-            counts = self.counts.of(j.organisation)
-            name = f"{appointment.kind}_{outcome}"
-            setattr(counts, name, getattr(counts, name) + 1)
-            if appointment.attended:
-                await self._contact(
-                    j,
-                    channel=CONTACT_CHANNEL[appointment.modality],
-                    minutes=appointment.minutes,
-                    occurred_at=starts,
-                    # A tenth of workers register the default duration, not the real one.
-                    default_duration=self.rng.random() < 0.1,
-                )
-
-        return register
 
     async def _contact(self, j: _Journey, **contact: Any) -> bool:
         made = await self._act(
@@ -571,171 +408,279 @@ class Year:
         )
         if made is None:
             return False
-        self.counts.of(j.organisation).contacts += 1
+        self.counts.of(j.organisation)["contact", "registered"] += 1
         if contact.get("online_dossier"):
             j.dossier_minutes += contact["minutes"]
         else:
             j.registration_minutes += contact["minutes"]
         return True
 
-    def _message(self, j: _Journey, channel: str, sent: datetime, minutes: int) -> Step:
-        async def message() -> None:
-            await self._contact(
-                j,
-                channel=channel,
-                direction="client_to_worker",
-                minutes=5,
-                online_dossier=channel == "dossier_message",
-                occurred_at=sent,
-            )
+    def _planned(self, j: _Journey, offset: timedelta) -> datetime:
+        """The moment the plan gave, whenever the call goes out (contacts say when they were)."""
+        assert j.opened is not None
+        return j.opened + offset
 
-        return message
+    async def _message(self, j: _Journey, n: int) -> None:
+        message = j.client.messages[n]
+        await self._contact(
+            j,
+            channel=message.channel,
+            direction="client_to_worker",
+            minutes=5,
+            online_dossier=message.channel == "dossier_message",
+            occurred_at=self._planned(j, message.offset),
+        )
 
-    def _answer(self, j: _Journey, channel: str, answered: datetime, minutes: int) -> Step:
-        async def answer() -> None:
-            await self._contact(
-                j,
-                channel=channel,
-                direction="worker_to_client",
-                minutes=minutes,
-                online_dossier=channel == "dossier_message",
-                # Mostly on top of the face-to-face contact, now and then instead of it.
-                replaces_face_to_face=self.rng.random() < 0.2,
-                occurred_at=answered,
-            )
+    async def _answer(self, j: _Journey, n: int) -> None:
+        message = j.client.messages[n]
+        await self._contact(
+            j,
+            channel=message.channel,
+            direction="worker_to_client",
+            minutes=message.minutes,
+            online_dossier=message.channel == "dossier_message",
+            # Mostly on top of the face-to-face contact, now and then instead of it.
+            replaces_face_to_face=self.rng.random() < 0.2,
+            occurred_at=self._planned(j, message.offset + message.answer_after),
+        )
 
-        return answer
-
-    def _homework(self, j: _Journey, seen: datetime, minutes: int) -> Step:
-        async def homework() -> None:
-            # The worker reads what the client handed in and answers it: through the online
-            # dossier for blended clients, otherwise on paper, discussed by phone.
-            done = await self._contact(
-                j,
-                channel="homework",
-                direction="worker_to_client",
-                minutes=minutes,
-                online_dossier=j.client.blended,
-                occurred_at=seen,
-            )
-            if done:
-                self.counts.of(j.organisation).homework_contacts += 1
-
-        return homework
-
-    def _assign(self, j: _Journey, number: int, module_id: str) -> Step:
-        async def assign() -> None:
-            made = await self._act(
-                "modules",
-                lambda: self.chain.assign_module(j.organisation, j.trajectory_id, module_id),
-            )
-            if made:
-                j.enrolments[number] = made["enrolment_id"]
-                self.counts.of(j.organisation).modules_assigned += 1
-
-        return assign
-
-    async def _portal(self, j: _Journey, number: int, step: str) -> bool:
-        """The client in the portal; learning may not have heard of the module yet."""
-        enrolment = j.enrolments.get(number)
-        if enrolment is None:
-            return False
-        call = self.chain.start_module if step == "start" else self.chain.complete_module
-        for _ in range(20):
-            try:
-                async with self._calling():
-                    await call(j.organisation, j.client_ref, enrolment)
-                return True
-            except httpx.HTTPError as error:
-                self._failed(f"module {step}", error)
-                return False
-            except ChainError as error:
-                if " 404 " not in str(error) and " 503 " not in str(error):
-                    self._failed(f"module {step}", error)
-                    return False
-                await asyncio.sleep(0.5)
-        self._failed(f"module {step}", ChainError("learning never knew the enrolment"))
-        return False
-
-    def _start(self, j: _Journey, number: int) -> Step:
-        async def start() -> None:
-            if await self._portal(j, number, "start"):
-                self.counts.of(j.organisation).modules_started += 1
-
-        return start
-
-    def _complete(self, j: _Journey, number: int) -> Step:
-        async def complete() -> None:
-            if await self._portal(j, number, "complete"):
-                self.counts.of(j.organisation).modules_completed += 1
-
-        return complete
-
-    def _hand_off(self, j: _Journey) -> Step:
-        async def hand_off() -> None:
-            # First the client's consent, recorded at intake; trajectory hears of it through
-            # an event, so the hand-off may have to wait a moment for it.
-            consent = await self._act(
-                "consent for debt counselling",
-                lambda: self.chain.grant_consent(
-                    j.organisation,
-                    j.client_ref,
-                    DEBT_COUNSELLING,
-                    "debt_counselling",
-                    self.clock.now(),
+    async def _homework(self, j: _Journey, h: int) -> None:
+        """The worker reads what the client handed in and answers it: through the online
+        dossier for blended clients, otherwise on paper, discussed by phone; a module's
+        homework gets written feedback in the portal too."""
+        done = await self._contact(
+            j,
+            channel="homework",
+            direction="worker_to_client",
+            minutes=j.client.homework[h].minutes,
+            online_dossier=j.client.blended,
+            occurred_at=self._planned(j, j.client.homework[h].offset),
+        )
+        if not done:
+            return
+        counts = self.counts.of(j.organisation)
+        counts["homework", "answered"] += 1
+        submission = j.submissions.get(h)
+        if submission is not None:
+            given = await self._act(
+                "homework feedback",
+                lambda: self.chain.give_feedback(
+                    j.organisation, j.trajectory_id, submission, "Goed gedaan, we bespreken het."
                 ),
+                waits_for={"not_found"},  # trajectory hears of the homework through the bus
+                attempts=20,
             )
-            if consent is None:
-                return
-            for attempt in range(60):
-                try:
-                    async with self._calling():
-                        await self.chain.hand_off(j.organisation, j.trajectory_id, DEBT_COUNSELLING)
-                except httpx.HTTPError as error:
-                    self._failed("debt hand-off", error)
-                    return
-                except ChainError as error:
-                    if missing_route(error):
-                        self.counts.missing.add("debt hand-off")
-                        return
-                    if "has not consented" in str(error) or " 503 " in str(error):
-                        await asyncio.sleep(min(0.25 * (attempt + 1), 2.0))
-                        continue
-                    self._failed("debt hand-off", error)
-                    return
-                self.counts.of(j.organisation).handoffs += 1
-                return
-            self._failed("debt hand-off", ChainError("consent never reached trajectory"))
+            counts["homework", "feedback"] += given is not None
 
-        return hand_off
+    async def _assign(self, j: _Journey, m: int) -> None:
+        module_id = j.client.modules[m].module_id
+        made = await self._act(
+            "modules",
+            lambda: self.chain.assign_module(j.organisation, j.trajectory_id, module_id),
+        )
+        if made:
+            j.enrolments[m] = made["enrolment_id"]
+            self.counts.of(j.organisation)["module", "assigned"] += 1
 
-    def _aftercare(self, j: _Journey) -> Step:
-        async def aftercare() -> None:
+    async def _hand_off(self, j: _Journey, _: int) -> None:
+        """First the client's consent, recorded at intake; trajectory hears of it through an
+        event, so the hand-off may have to wait a moment for it."""
+        consent = await self._act(
+            "consent for debt counselling",
+            lambda: self.chain.grant_consent(
+                j.organisation, j.client_ref, DEBT_COUNSELLING, "debt_counselling", self.clock.now()
+            ),
+        )
+        if consent is None:
+            return
+        requested = await self._act(
+            "debt hand-off",
+            lambda: self.chain.hand_off(j.organisation, j.trajectory_id, DEBT_COUNSELLING),
+            waits_for={"no_consent"},
+            attempts=60,
+        )
+        if requested is not None:
+            j.partner_referral_id = requested["partner_referral_id"]
+            self.counts.of(j.organisation)["hand_off", "requested"] += 1
+
+    async def _aftercare(self, j: _Journey, _: int) -> None:
+        done = await self._act(
+            "aftercare", lambda: self.chain.start_aftercare(j.organisation, j.trajectory_id)
+        )
+        if done is not None:
+            self.counts.of(j.organisation)["aftercare", "started"] += 1
+
+    async def _close(self, j: _Journey, _: int) -> None:
+        reason = j.client.closure_reason
+        done = await self._act(
+            "closure", lambda: self.chain.close_trajectory(j.organisation, j.trajectory_id, reason)
+        )
+        if done is None:
+            return
+        counts = self.counts.of(j.organisation)
+        counts["trajectory", "closed"] += 1
+        counts["minutes", "registration"] += j.registration_minutes
+        counts["minutes", "dossier"] += j.dossier_minutes
+        self.counts.closure_reasons[reason] += 1
+
+    async def _withdraw_consent(self, j: _Journey, _: int) -> None:
+        """The client takes a consent back (no more reminders; no debt counselling after
+        all): the worker records it at intake."""
+        assert j.client.withdraws_consent is not None
+        purpose = j.client.withdraws_consent[1]
+        consents = await self._act(
+            "consent withdrawal", lambda: self.chain.consents(j.organisation, j.client_ref)
+        )
+        given = [c for c in consents or () if c["purpose"] == purpose and not c["withdrawn_at"]]
+        for consent_id in (c["consent_id"] for c in given):
             done = await self._act(
-                "aftercare", lambda: self.chain.start_aftercare(j.organisation, j.trajectory_id)
+                "consent withdrawal",
+                partial(self.chain.withdraw_consent, j.organisation, j.client_ref, consent_id),
             )
-            if done is not None:
-                self.counts.of(j.organisation).aftercare += 1
+            self.counts.of(j.organisation)["consent", "withdrawn"] += done is not None
 
-        return aftercare
+    async def _erase(self, j: _Journey, _: int) -> None:
+        done = await self._act(
+            "erasure", lambda: self.chain.erase_client(j.organisation, j.client_ref)
+        )
+        self.counts.of(j.organisation)["erasure", "requested"] += done is not None
 
-    def _close(self, j: _Journey) -> Step:
-        async def close() -> None:
-            reason = j.client.closure_reason
-            done = await self._act(
-                "closure",
-                lambda: self.chain.close_trajectory(j.organisation, j.trajectory_id, reason),
+    # ---------------------------------------------------------------- the client
+
+    async def _portal(
+        self, j: _Journey, m: int, feature: str, call: Callable[[str], Awaitable[T]]
+    ) -> T | None:
+        """The client in the portal; learning may not have heard of the module yet."""
+        enrolment = j.enrolments.get(m)
+        if enrolment is None:
+            return None
+        return await self._act(
+            feature, lambda: call(enrolment), waits_for={"not_found"}, attempts=20
+        )
+
+    async def _start(self, j: _Journey, m: int) -> None:
+        done = await self._portal(
+            j, m, "module start", lambda e: self.chain.start_module(j.organisation, j.client_ref, e)
+        )
+        self.counts.of(j.organisation)["module", "started"] += done is not None
+
+    async def _complete(self, j: _Journey, m: int) -> None:
+        done = await self._portal(
+            j,
+            m,
+            "module complete",
+            lambda e: self.chain.complete_module(j.organisation, j.client_ref, e),
+        )
+        self.counts.of(j.organisation)["module", "completed"] += done is not None
+
+    async def _questionnaire(self, j: _Journey, m: int) -> None:
+        scores = {area: self.rng.randint(3, 8) for area in SELF_SCAN}
+        done = await self._portal(
+            j,
+            m,
+            "questionnaire",
+            lambda e: self.chain.answer_questionnaire(
+                j.organisation, j.client_ref, e, SELF_SCAN_STEP, scores
+            ),
+        )
+        self.counts.of(j.organisation)["questionnaire", "completed"] += done is not None
+
+    async def _submit(self, j: _Journey, h: int) -> None:
+        module = j.client.homework[h].module
+        assert module is not None
+        step = HOMEWORK_STEP[j.client.modules[module].module_id]
+        handed_in = await self._portal(
+            j,
+            module,
+            "homework",
+            lambda e: self.chain.submit_homework(
+                j.organisation, j.client_ref, e, step, "Dit is me opgevallen."
+            ),
+        )
+        if handed_in is not None:
+            j.submissions[h] = handed_in["submission_id"]
+            self.counts.of(j.organisation)["homework", "submitted"] += 1
+
+    async def _opt_out(self, j: _Journey, _: int) -> None:
+        """No more messages: STOP in answer to an SMS, or the link in a reminder mail."""
+        counts = self.counts.of(j.organisation)
+        if j.client.preferred_channel == "sms":
+            answer = await self._act(
+                "opt-out", lambda: self.chain.sms_reply(j.organisation, j.contact["phone"], "STOP")
             )
-            if done is None:
-                return
-            counts = self.counts.of(j.organisation)
-            counts.closed += 1
-            counts.closed_registration_minutes += j.registration_minutes
-            counts.closed_dossier_minutes += j.dossier_minutes
-            self.counts.closure_reasons[reason] += 1
-            j.closed = True
+            counts["opt_out", "stop_reply"] += bool(answer and answer["opted_out"])
+            return
+        # The link of the latest mail; with none yet, the client uses the next one.
+        for _ in range(7):
+            link = await asyncio.to_thread(self._unsubscribe_link, j.contact.get("email", ""))
+            if link is not None:
+                break
+            await asyncio.sleep(self.clock.real_seconds(timedelta(days=1)))
+        else:
+            counts["opt_out", "no mail"] += 1
+            return
+        followed = await self._act("opt-out", lambda: self.chain.follow_link(link))
+        counts["opt_out", "link"] += followed is not None
 
-        return close
+    def _unsubscribe_link(self, address: str) -> str | None:
+        """The opt-out link of the latest mail to `address` in the mail sink."""
+        directory = self.chain.urls.get("mail.dir")
+        if not directory or not address:
+            return None
+        link = latest_headers_to(directory, address, "List-Unsubscribe")
+        return link.strip("<>") if link else None
+
+    # ---------------------------------------------------------------- the partner
+
+    async def _partner_answer(self, j: _Journey, _: int) -> None:
+        """The debt-counselling partner takes the request from its topic, and accepts or
+        declines it."""
+        course = j.client.partner
+        if self.partner is None or course is None or not j.partner_referral_id:
+            return
+        try:
+            await self.partner.request(j.partner_referral_id, timeout=60)
+        except PartnerTimeout as error:
+            self._failed("partner", error)
+            return
+        if course.accepts:
+            await self._partner_sends(j, "accepted", self.partner.accept_request)
+        else:
+            await self._partner_sends(
+                j, "declined", partial(self.partner.decline, reason="buiten onze doelgroep")
+            )
+
+    async def _partner_status(self, j: _Journey, _: int) -> None:
+        if self._partner_goes_on(j):
+            status = PartnerStatus.ARRANGEMENT_RUNNING
+            await self._partner_sends(j, "status", partial(self._partner().report, status=status))
+
+    async def _partner_complete(self, j: _Journey, _: int) -> None:
+        if self._partner_goes_on(j):
+            outcome = PartnerOutcome.ARRANGEMENT_COMPLETED
+            complete = partial(self._partner().complete, outcome=outcome)
+            await self._partner_sends(j, "completed", complete)
+
+    def _partner(self) -> DebtCounsellingPartner:
+        assert self.partner is not None
+        return self.partner
+
+    def _partner_goes_on(self, j: _Journey) -> bool:
+        """Unless the hand-off was withdrawn (consent taken back, the client erased): then
+        the partner has stopped."""
+        hand_off = self.partner.hand_offs.get(j.partner_referral_id) if self.partner else None
+        return hand_off is not None and not hand_off.withdrawn
+
+    async def _partner_sends(
+        self, j: _Journey, outcome: str, send: Callable[[str], Awaitable[None]]
+    ) -> None:
+        """One message of the partner on its inbound topic, about this journey's hand-off."""
+        try:
+            await send(j.partner_referral_id)
+        except KafkaError as error:
+            self._failed("partner", error)
+            return
+        self.counts.of(j.organisation)["partner", outcome] += 1
 
     # ---------------------------------------------------------------- the progress bar
 
@@ -753,14 +698,14 @@ class Year:
             share = 1.0
         width = 30
         bar = "#" * int(share * width) + "-" * (width - int(share * width))
-        orgs = self.counts.organisations.values()
+        total = self.counts.total
         lag = self.counts.lags[-1] if self.counts.lags else 0.0
         line = (
             f"\r  [{bar}] {share:4.0%}  {now.astimezone(LOCAL):%d %b %Y}  "
-            f"referrals {sum(o.referrals for o in orgs):4d}  "
-            f"open {sum(o.opened - o.closed for o in orgs):4d}  "
-            f"closed {sum(o.closed for o in orgs):4d}  "
-            f"waitlisted {sum(o.waitlisted for o in orgs):3d}  "
+            f"referrals {total('referral', 'received'):4d}  "
+            f"open {total('trajectory', 'opened') - total('trajectory', 'closed'):4d}  "
+            f"closed {total('trajectory', 'closed'):4d}  "
+            f"waitlisted {total('referral', 'waitlisted'):3d}  "
             f"behind {lag:5.1f} h"
         )
         print(line, end="\n" if final else "", file=self.out, flush=True)

@@ -10,14 +10,18 @@ import json
 import os
 import sys
 import time
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from ketenbus.contracts.values import Language
+from ketenbus.devstack import partner_keys
 from ketenbus.devstack.chain_client import ChainClient, ChainError, eventually
 from ketenbus.devstack.narration import Narrator, chosen_language
+from ketenbus.devstack.partners import DebtCounsellingPartner
 from ketenbus.devstack.report import (
     Reports,
     own_counts_table,
@@ -29,7 +33,7 @@ from ketenbus.devstack.report import (
 )
 from ketenbus.devstack.simulation import LOCAL, Year, YearCounts, YearOptions
 from ketenbus.devstack.stack import SERVICES, EmbeddedStack
-from ketenbus.devstack.year_scenario import AREAS, caseloads
+from ketenbus.devstack.year_scenario import AREAS, DEBT_COUNSELLING, caseloads
 from ketenbus.kit.wording import DEFAULT
 
 # Seconds the services get to start again on the new clock before the year begins (at
@@ -62,6 +66,14 @@ class YearResult:
         return f"{self.options.start.astimezone(LOCAL):%Y}"
 
 
+def demo_caseloads(stack: EmbeddedStack, options: YearOptions) -> dict[str, str]:
+    """Intake's settings for organisations the size of the demo year: caseloads scaled to
+    its residents, so a small year meets waiting lists too."""
+    capacity = stack.home / "demo-caseloads.json"
+    capacity.write_text(json.dumps({"organisations": caseloads(options.clients)}, indent=2))
+    return {"CAPACITY_FILE": str(capacity)}
+
+
 def put_on_clock(
     stack: EmbeddedStack,
     options: YearOptions,
@@ -74,9 +86,7 @@ def put_on_clock(
     returns the clock's anchor."""
     anchor = time.time() + boot
     environment = options.clock_environment(anchor)
-    # Organisations the size of the demo year: intake's caseloads scaled to its residents.
-    capacity = stack.home / "demo-caseloads.json"
-    capacity.write_text(json.dumps({"organisations": caseloads(options.clients)}, indent=2))
+    sized = demo_caseloads(stack, options)
     if out:
         say = say or Narrator(DEFAULT)
         print(
@@ -89,7 +99,7 @@ def put_on_clock(
     with ThreadPoolExecutor(len(processes)) as stopping:
         list(stopping.map(stack.stop_service, processes))
     for name in SERVICES:
-        extra = {"CAPACITY_FILE": str(capacity)} if name == "intake" else {}
+        extra = sized if name == "intake" else {}
         stack.start_replicas(name, extra_env={**environment, **extra})
     stack.wait_ready(processes, timeout=120)
     return anchor
@@ -118,7 +128,8 @@ async def play_year(
         if wait > 0:
             await asyncio.sleep(wait)
         year_started = time.monotonic()
-        counts = await Year(chain, options, anchor, out=out).run()
+        async with debt_partner(stack, options.clock(anchor).now) as partner:
+            counts = await Year(chain, options, anchor, out=out, partner=partner).run()
         timings["stage.year"] = time.monotonic() - year_started
         organisations = sorted(counts.organisations)
         settling = time.monotonic()
@@ -160,6 +171,22 @@ async def play_year(
     )
 
 
+@contextlib.asynccontextmanager
+async def debt_partner(
+    stack: EmbeddedStack, now: Callable[[], datetime]
+) -> AsyncIterator[DebtCounsellingPartner]:
+    """The debt-counselling partner on its own Kafka topics, on the year's clock."""
+    partner = DebtCounsellingPartner(
+        DEBT_COUNSELLING,
+        stack.kafka,
+        sharing_key=partner_keys.key(stack.home, DEBT_COUNSELLING),
+        accept=False,  # the year says when it answers, and how
+        now=now,
+    )
+    async with partner:
+        yield partner
+
+
 async def share_snapshots(chain: ChainClient, organisations: list[str], period: str) -> int:
     """Every organisation shares its year with the sector benchmark (one under a pseudonym),
     and waits until analytics has them all, so the dashboards can compare."""
@@ -193,7 +220,7 @@ def print_report(result: YearResult, stack: EmbeddedStack, out: TextIO | None = 
     out = out or sys.stdout
     say = Narrator(result.language)
     counts = result.counts
-    referred = sum(o.referrals for o in counts.organisations.values())
+    referred = counts.total("referral", "received")
     print(
         "\n"
         + say(

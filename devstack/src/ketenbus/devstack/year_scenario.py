@@ -11,7 +11,8 @@ intake puts people on them when an organisation's caseload is full.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 # Referrers of the local chain and what kind of referrer each is (see devstack/access.py).
@@ -60,7 +61,17 @@ MODULE_COMPLETION = 0.60
 CRISIS = 0.05
 DEBT_HAND_OFF = 0.45
 OUTSIDE_REGION = 0.02
-BLENDED = 0.55
+# The online dossier is used in roughly 4-25 % of closed cases (DOMAIN.md, magnitudes).
+BLENDED = 0.2
+# The debt-counselling partner declines a few hand-offs (not its kind of case, say).
+PARTNER_DECLINES = 0.2
+# A few residents change their mind about the chain (at least one of each in any year):
+# consent withdrawn (for reminders; for debt counselling once the partner has started), no
+# more messages (STOP by SMS, the link in an e-mail), their data erased after closure.
+WITHDRAWS_CONSENT = 0.03
+OPTS_OUT = 0.03  # by each route
+ERASURE = 0.03
+SMS_PREFERRED = 0.3
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,9 @@ class Appointment:
     modality: str
     attended: bool
     minutes: int
+    # Registered on top of the meeting itself: preparing it, the report, the calls it brings
+    # (to creditors in a debt case). With it time per case lands in the sector's 8-14 h.
+    paperwork: int = 0
 
 
 @dataclass(frozen=True)
@@ -87,15 +101,29 @@ class Module:
     offset: timedelta
     module_id: str
     completes_after: timedelta | None  # None: the client stops (drop-out)
+    questionnaire_after: timedelta | None = None  # the module's self-scan, from its start
 
 
 @dataclass(frozen=True)
 class Homework:
     """The worker reads what the client handed in (a module's exercise, a worksheet) and
-    answers it: a contact of its own, on the channel "homework"."""
+    answers it: a contact of its own, on the channel "homework". A module's homework is
+    handed in through the portal first, and the worker's answer goes back as feedback."""
 
     offset: timedelta
     minutes: int
+    module: int | None = None  # which of the client's modules; None: a worksheet on paper
+
+
+@dataclass(frozen=True)
+class PartnerCourse:
+    """How the debt-counselling partner takes a hand-off, counted from the request: it
+    answers within days, reports a status within weeks, completes within months."""
+
+    answers_after: timedelta
+    accepts: bool
+    status_after: timedelta
+    completes_after: timedelta
 
 
 @dataclass
@@ -114,9 +142,15 @@ class Client:
     modules: list[Module] = field(default_factory=list)
     homework: list[Homework] = field(default_factory=list)
     hand_off_at: timedelta | None = None
+    partner: PartnerCourse | None = None
     closes_after: timedelta = timedelta(days=120)
     closure_reason: str = "goal_reached"
     aftercare: bool = False
+    preferred_channel: str = "email"
+    # When the client withdraws a consent, and its purpose (reminders, debt_counselling).
+    withdraws_consent: tuple[timedelta, str] | None = None
+    opts_out_at: timedelta | None = None  # by STOP on SMS, by the e-mail's link otherwise
+    erases: bool = False  # asks for erasure once the case is closed
 
     @property
     def reference(self) -> str:
@@ -131,7 +165,7 @@ class Client:
             "date_of_birth": born.date().isoformat(),
             "postcode": f"{self.postcode} {rng.choice('ABCDEFGHJK')}{rng.choice('ABCDEFGHJK')}",
             "language": "nl" if rng.random() < 0.9 else "en",
-            "preferred_channel": "email" if rng.random() < 0.7 else "sms",
+            "preferred_channel": self.preferred_channel,
         }
         if client["preferred_channel"] == "email":
             client["email"] = f"client{self.number}@example.org"
@@ -178,7 +212,7 @@ def plan_year(start: datetime, days: int, clients: int, seed: int = 2025) -> lis
     planned = []
     for number in range(1, clients + 1):
         referred_at = start + timedelta(seconds=rng.uniform(0, window.total_seconds()))
-        outside = rng.random() < OUTSIDE_REGION
+        outside = rng.random() < OUTSIDE_REGION or number == 1  # one in any year
         organisation = None if outside else _pick(rng, SHARE)
         postcode = rng.choice(OUTSIDE_AREAS if organisation is None else AREAS[organisation])
         kind = _pick(rng, REFERRER_MIX)
@@ -193,10 +227,69 @@ def plan_year(start: datetime, days: int, clients: int, seed: int = 2025) -> lis
             postcode=postcode,
             crisis=rng.random() < CRISIS,
             blended=rng.random() < BLENDED,
+            preferred_channel="sms" if rng.random() < SMS_PREFERRED else "email",
         )
         _plan_help(rng, client, days)
         planned.append(client)
+    _plan_changes_of_mind(rng, planned, start + timedelta(days=days * 0.85))
     return sorted(planned, key=lambda c: c.referred_at)
+
+
+def _plan_changes_of_mind(rng: random.Random, planned: list[Client], by: datetime) -> None:
+    """A few residents who came to their intake change their mind, each about one thing, at
+    least one of each kind in any year (and `by` then, so a short year sees them too); one
+    debt hand-off is declined by the partner."""
+    engaged = [c for c in planned if c.organisation and c.appointments[-1].kind == "follow_up"]
+    rng.shuffle(engaged)
+
+    def few(
+        rate: float, when: Callable[[Client], timedelta], channel: str = ""
+    ) -> list[tuple[Client, timedelta]]:
+        chosen = [(c, when(c)) for c in engaged if channel in ("", c.preferred_channel)]
+        chosen = [(c, at) for c, at in chosen if c.referred_at + at < by]
+        # The first of each kind is the year's earliest (a short year, or one with waiting
+        # lists, still sees it); the others fall anywhere.
+        earliest = min(chosen, key=lambda c: c[0].referred_at + c[1], default=None)
+        if earliest is not None:
+            chosen.remove(earliest)
+            chosen.insert(0, earliest)
+        chosen = chosen[: max(1, round(rate * len(planned)))]
+        for client, _ in chosen:
+            engaged.remove(client)
+        return chosen
+
+    def during(early: float, late: float) -> Callable[[Client], timedelta]:
+        def at(client: Client) -> timedelta:
+            first, last = client.appointments[0].offset, client.appointments[-1].offset
+            return first + (last - first) * rng.uniform(early, late)
+
+        return at
+
+    by_referral = sorted(planned, key=lambda c: c.referred_at)
+    # The partner declines the second hand-off of the year (the first goes all the way).
+    courses = [(c, c.partner) for c in by_referral if c.partner is not None]
+    if len(courses) > 1:
+        second, course = courses[1]
+        second.partner = replace(course, accepts=False)
+    # One accepted hand-off (not the first) the client calls off before the partner reports:
+    # the third of the year, when there is one.
+    accepted = [c for c in by_referral if c in engaged and c.partner and c.partner.accepts]
+    if len(accepted) > 1:
+        calls_off = accepted[1]
+        assert calls_off.hand_off_at is not None and calls_off.partner is not None
+        engaged.remove(calls_off)
+        answered = calls_off.hand_off_at + calls_off.partner.answers_after
+        calls_off.withdraws_consent = (
+            answered + calls_off.partner.status_after / 2,
+            "debt_counselling",
+        )
+    for client, at in few(WITHDRAWS_CONSENT, during(0.2, 0.8)):
+        client.withdraws_consent = (at, "reminders")
+    for channel in ("sms", "email"):
+        for client, at in few(OPTS_OUT, during(0.3, 0.9), channel):
+            client.opts_out_at = at
+    for client, _ in few(ERASURE, lambda c: c.closes_after + c.closes_after / 10):
+        client.erases = True
 
 
 def _plan_help(rng: random.Random, client: Client, days: int) -> None:
@@ -211,7 +304,14 @@ def _plan_help(rng: random.Random, client: Client, days: int) -> None:
         no_show = NO_SHOW_DEBT_INTAKE if debt else NO_SHOW_INTAKE
         attended = rng.random() >= no_show
         client.appointments.append(
-            Appointment(at, "intake", "face_to_face", attended, rng.choice((45, 60, 60, 75)))
+            Appointment(
+                at,
+                "intake",
+                "face_to_face",
+                attended,
+                rng.choice((60, 75, 90)),
+                rng.randint(25, 45),
+            )
         )
         if attended:
             break
@@ -221,15 +321,19 @@ def _plan_help(rng: random.Random, client: Client, days: int) -> None:
             client.closure_reason = "no_contact"
             return
         at += rng.uniform(5, 9) * day
-    # Guidance: follow-ups every two to three weeks; blended clients get online contact on
-    # top, which (as the sector found) makes their help longer rather than shorter.
-    follow_ups = rng.randint(2, 6) + (1 if client.blended else 0)
+    # Guidance: follow-ups every three to four weeks for four to six months (the sector's
+    # 125-175 days); blended clients get online contact on top, which (as the sector found)
+    # makes their help longer rather than shorter.
+    follow_ups = rng.randint(4, 6) + (1 if client.blended else 0)
     for _ in range(follow_ups):
-        at += rng.uniform(12, 24) * day
+        at += rng.uniform(18, 30) * day
         modality = rng.choices(["face_to_face", "phone", "video"], weights=[6, 2, 1])[0]
         attended = rng.random() >= NO_SHOW_FOLLOW_UP
+        paperwork = rng.randint(15, 40) + (rng.randint(30, 60) if debt else 0)
         client.appointments.append(
-            Appointment(at, "follow_up", modality, attended, rng.choice((30, 45, 45, 60, 90)))
+            Appointment(
+                at, "follow_up", modality, attended, rng.choice((45, 60, 60, 75, 90)), paperwork
+            )
         )
     if client.blended:
         for _ in range(rng.randint(2, 6)):
@@ -241,18 +345,26 @@ def _plan_help(rng: random.Random, client: Client, days: int) -> None:
                     minutes=rng.choice((5, 10, 15, 20)),
                 )
             )
+    intake = client.appointments[-follow_ups - 1].offset
     if rng.random() < 0.5:
         completes = rng.random() < MODULE_COMPLETION
         client.modules.append(
             Module(
-                offset=client.appointments[-follow_ups - 1].offset + 2 * day,
+                offset=intake + 2 * day,
                 module_id=rng.choice(MODULES),
                 completes_after=rng.uniform(14, 40) * day if completes else None,
+                questionnaire_after=rng.uniform(1, 6) * day if rng.random() < 0.7 else None,
             )
         )
     _plan_homework(rng, client, at, day)
     if debt and rng.random() < DEBT_HAND_OFF:
-        client.hand_off_at = client.appointments[-follow_ups - 1].offset + 5 * day
+        client.hand_off_at = intake + 5 * day
+        client.partner = PartnerCourse(
+            answers_after=rng.uniform(1, 7) * day,
+            accepts=rng.random() >= PARTNER_DECLINES,
+            status_after=rng.uniform(20, 50) * day,
+            completes_after=rng.uniform(90, 200) * day,
+        )
     client.closes_after = at + rng.uniform(7, 21) * day
     client.closure_reason = rng.choices(
         ["goal_reached", "client_stopped", "referred_on", "no_contact"], weights=[70, 12, 8, 10]
@@ -269,7 +381,11 @@ def _plan_homework(rng: random.Random, client: Client, last: timedelta, day: tim
         handed_in = rng.randint(1, 3) if module.completes_after else rng.randint(0, 1)
         for _ in range(handed_in):
             client.homework.append(
-                Homework(module.offset + span * rng.uniform(0.2, 0.95), rng.choice((10, 15, 20)))
+                Homework(
+                    module.offset + span * rng.uniform(0.2, 0.9),
+                    rng.choice((10, 15, 20)),
+                    module=client.modules.index(module),
+                )
             )
     if client.blended and not client.modules and rng.random() < HOMEWORK_WITHOUT_MODULE:
         intake = next(a.offset for a in client.appointments if a.attended)

@@ -6,7 +6,13 @@ from __future__ import annotations
 
 
 class DomainError(Exception):
-    """A rule of the work was broken: the event or command can never succeed as it is."""
+    """A rule of the work was broken: the event or command can never succeed as it is.
+
+    An HTTP caller gets `status_code` and `code` in the answer (`{"detail": ..., "code":
+    ...}`): a program decides on the code, never on the sentence, which may be reworded."""
+
+    status_code = 409
+    code = "rule_broken"
 
 
 class TransientError(Exception):

@@ -109,7 +109,9 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DomainError)
     async def rule_broken(request: Request, error: DomainError) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=getattr(error, "status_code", 409))
+        return JSONResponse(
+            {"detail": str(error), "code": error.code}, status_code=error.status_code
+        )
 
     async def unavailable(request: Request, error: Exception) -> JSONResponse:
         if not is_transient(error):
@@ -118,7 +120,7 @@ def _add_error_handlers(app: FastAPI) -> None:
             "request met a passing failure", path=request.url.path, error=type(error).__name__
         )
         return JSONResponse(
-            {"detail": "temporarily unavailable, please retry"},
+            {"detail": "temporarily unavailable, please retry", "code": "unavailable"},
             status_code=503,
             headers={"Retry-After": "1"},
         )
@@ -144,6 +146,7 @@ INVALID_REQUEST_SCHEMA: dict[str, Any] = {
     "required": ["detail"],
     "properties": {
         "detail": {"type": "string"},
+        "code": {"type": "string", "description": "what a program decides on (DomainError)"},
         "problems": {
             "type": "array",
             "items": {

@@ -42,6 +42,7 @@ OUTSIDE_REGION_REDIRECT = (
 
 class NotFound(DomainError):
     status_code = 404
+    code = "not_found"
 
 
 class ReferralState(StrEnum):

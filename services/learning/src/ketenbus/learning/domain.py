@@ -30,6 +30,7 @@ from ketenbus.learning.catalogue import Module, Step
 
 class NotFound(DomainError):
     status_code = 404
+    code = "not_found"
 
 
 class EnrolmentStatus(StrEnum):

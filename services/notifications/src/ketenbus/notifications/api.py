@@ -34,6 +34,7 @@ STOP_WORDS = frozenset({"stop", "stop alles", "stopp", "uit", "afmelden", "unsub
 
 class NotFound(DomainError):
     status_code = 404
+    code = "not_found"
 
 
 Deps = Annotated[NotificationDependencies, Depends(service_dependencies)]

@@ -34,6 +34,7 @@ from ketenbus.trajectory.domain import (
     Appointment,
     Contact,
     Homework,
+    NoConsent,
     NotFound,
     PartnerReferral,
     Trajectory,
@@ -494,7 +495,7 @@ async def request_partner_referral(
         partner = body.partner_organisation_id
         consent = await tx.consents.for_hand_off(trajectory.client_ref, partner)
         if consent is None:
-            raise DomainError(
+            raise NoConsent(
                 f"the client has not consented to debt counselling with {partner}, or withdrew "
                 "it, or trajectory has not heard of it yet (record it at intake; intake must "
                 f"share a key with {partner} to seal the contact for it)"

@@ -56,6 +56,14 @@ from ketenbus.kit.errors import DomainError
 
 class NotFound(DomainError):
     status_code = 404
+    code = "not_found"
+
+
+class NoConsent(DomainError):
+    """The client has not consented to this hand-off (or withdrew it), or trajectory has
+    not heard of the consent yet: a caller that just recorded it may ask again."""
+
+    code = "no_consent"
 
 
 class AppointmentStatus(StrEnum):
