@@ -24,6 +24,7 @@ from ketenbus.contracts.events import (
     AppointmentCancelled,
     AppointmentRegistrationOverdue,
     AppointmentRescheduled,
+    KpiSnapshotPublished,
     ModuleAbandoned,
     PartnerReferralWithdrawn,
     ReferralRejected,
@@ -73,6 +74,7 @@ NOT_PRODUCED_BY_THE_YEAR = {
     ReminderFailed.event_type(): "the mail and SMS sinks take every message",
     AppointmentRegistrationOverdue.event_type(): "every appointment is registered in time",
     ModuleAbandoned.event_type(): "21 idle days; a shortened year's modules are shorter",
+    KpiSnapshotPublished.event_type(): "analytics publishes v2 (no funder); v1 stays readable",
     **{
         e.event_type(): "early-warning signals have their own flow, not in the year yet"
         for e in ALL_EVENTS
