@@ -121,6 +121,12 @@ NARRATION: wording.Table = {
     "own.opted_out_stop": both("afgemeld met STOP (sms)", "opted out by STOP (SMS)"),
     "own.opted_out_link": both("afgemeld via de link (e-mail)", "opted out by the link (e-mail)"),
     "own.erasures": both("verzoeken om verwijdering", "erasure requests"),
+    "progress": both(
+        "[{bar}] {share:>4}  {day}  aanmeldingen {referred:4d}  lopend {open:4d}  "
+        "afgesloten {closed:4d}  wachtlijst {waitlisted:3d}  achter {behind:>5} u",
+        "[{bar}] {share:>4}  {day}  referrals {referred:4d}  open {open:4d}  "
+        "closed {closed:4d}  waitlisted {waitlisted:3d}  behind {behind:>5} h",
+    ),
 }
 
 

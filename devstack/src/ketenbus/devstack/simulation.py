@@ -36,6 +36,7 @@ from aiokafka.errors import KafkaError
 from ketenbus.contracts.events import PartnerOutcome, PartnerStatus
 from ketenbus.devstack.chain_client import ChainClient, ChainError
 from ketenbus.devstack.mail_sink import latest_headers_to
+from ketenbus.devstack.narration import Narrator, chosen_language
 from ketenbus.devstack.opened_trajectories import OpenedTrajectories
 from ketenbus.devstack.partners import DebtCounsellingPartner, PartnerTimeout
 from ketenbus.devstack.year_actions import Action, Key, Kind, appointment_slots, plan_actions
@@ -173,8 +174,10 @@ class Year:
         out: TextIO | None = sys.stdout,
         concurrency: int = 12,
         partner: DebtCounsellingPartner | None = None,
+        say: Narrator | None = None,
     ) -> None:
         self.chain, self.options, self.partner = chain, options, partner
+        self.say = say or Narrator(chosen_language())
         self.clock = options.clock(anchor)
         self.out = out
         self.counts = YearCounts()
@@ -700,12 +703,15 @@ class Year:
         bar = "#" * int(share * width) + "-" * (width - int(share * width))
         total = self.counts.total
         lag = self.counts.lags[-1] if self.counts.lags else 0.0
-        line = (
-            f"\r  [{bar}] {share:4.0%}  {now.astimezone(LOCAL):%d %b %Y}  "
-            f"referrals {total('referral', 'received'):4d}  "
-            f"open {total('trajectory', 'opened') - total('trajectory', 'closed'):4d}  "
-            f"closed {total('trajectory', 'closed'):4d}  "
-            f"waitlisted {total('referral', 'waitlisted'):3d}  "
-            f"behind {lag:5.1f} h"
+        line = self.say(
+            "progress",
+            bar=bar,
+            share=self.say.percent(share),
+            day=f"{now.astimezone(LOCAL):%Y-%m-%d}",  # the same in either language
+            referred=total("referral", "received"),
+            open=total("trajectory", "opened") - total("trajectory", "closed"),
+            closed=total("trajectory", "closed"),
+            waitlisted=total("referral", "waitlisted"),
+            behind=self.say.number(lag, 1),
         )
-        print(line, end="\n" if final else "", file=self.out, flush=True)
+        print(f"\r  {line}", end="\n" if final else "", file=self.out, flush=True)

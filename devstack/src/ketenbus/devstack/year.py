@@ -129,7 +129,9 @@ async def play_year(
             await asyncio.sleep(wait)
         year_started = time.monotonic()
         async with debt_partner(stack, options.clock(anchor).now) as partner:
-            counts = await Year(chain, options, anchor, out=out, partner=partner).run()
+            counts = await Year(
+                chain, options, anchor, out=out, partner=partner, say=Narrator(language)
+            ).run()
         timings["stage.year"] = time.monotonic() - year_started
         organisations = sorted(counts.organisations)
         settling = time.monotonic()
