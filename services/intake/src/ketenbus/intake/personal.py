@@ -18,11 +18,14 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from ketenbus.contracts import sealing
 from ketenbus.contracts.values import Channel, Language, Sealed
+
+DetailsT = TypeVar("DetailsT", bound=BaseModel)
 
 
 def plausible_birth_date(born: date) -> date:
@@ -96,27 +99,6 @@ class SignalDetails(BaseModel):
     customer_number: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:/-]+$")
 
 
-def encrypt_signal_details(
-    signal_id: str, data_key: bytes, details: SignalDetails
-) -> dict[str, str]:
-    nonce, ciphertext = sealing.encrypt(
-        details.model_dump_json().encode(), data_key, signal_id.encode()
-    )
-    return {"nonce": nonce.hex(), "ciphertext": ciphertext.hex()}
-
-
-def decrypt_signal_details(
-    signal_id: str, data_key: bytes, stored: dict[str, str]
-) -> SignalDetails:
-    plaintext = sealing.decrypt(
-        bytes.fromhex(stored["nonce"]),
-        bytes.fromhex(stored["ciphertext"]),
-        data_key,
-        signal_id.encode(),
-    )
-    return SignalDetails.model_validate_json(plaintext)
-
-
 def identity_hash(pseudonym_key: bytes, details: PersonalDetails) -> str:
     """Recognises the same person again without keeping who it is in a searchable form."""
     name = unicodedata.normalize("NFKD", details.name).encode("ascii", "ignore").decode()
@@ -150,21 +132,25 @@ def unwrap_client_key(keys: IntakeKeys, client_ref: str, stored: dict[str, str])
     )
 
 
-def encrypt_details(client_ref: str, data_key: bytes, details: PersonalDetails) -> dict[str, str]:
+def encrypt_details(owner_id: str, data_key: bytes, details: BaseModel) -> dict[str, str]:
+    """Who a client or a signal is about, under its own data key and bound to its id: the
+    ciphertext opens for that owner only, and erasing the key erases the details."""
     nonce, ciphertext = sealing.encrypt(
-        details.model_dump_json().encode(), data_key, client_ref.encode()
+        details.model_dump_json().encode(), data_key, owner_id.encode()
     )
     return {"nonce": nonce.hex(), "ciphertext": ciphertext.hex()}
 
 
-def decrypt_details(client_ref: str, data_key: bytes, stored: dict[str, str]) -> PersonalDetails:
+def decrypt_details(
+    owner_id: str, data_key: bytes, stored: dict[str, str], kind: type[DetailsT]
+) -> DetailsT:
     plaintext = sealing.decrypt(
         bytes.fromhex(stored["nonce"]),
         bytes.fromhex(stored["ciphertext"]),
         data_key,
-        client_ref.encode(),
+        owner_id.encode(),
     )
-    return PersonalDetails.model_validate_json(plaintext)
+    return kind.model_validate_json(plaintext)
 
 
 def seal_contact_for_notifications(
