@@ -66,7 +66,7 @@ StatusReader = Annotated[
 ClientPath = Annotated[str, Path(pattern=r"^cl_[0-9a-f]{32}$")]
 ConsentPath = Annotated[str, Path(pattern=r"^cns_[0-9a-f]{32}$")]
 
-IdempotencyKey = key_header("referral")
+IdempotencyKey = Annotated[str | None, key_header("referral")]
 
 
 class ConsentIn(BaseModel):

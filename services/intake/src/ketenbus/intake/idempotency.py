@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from fastapi import Header, HTTPException, Response
 from fastapi import status as http
@@ -27,16 +27,14 @@ Lookup: TypeAlias = Callable[[IntakeTransaction, str], Awaitable[tuple[T, str | 
 
 
 def key_header(what: str) -> Any:
-    return Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            min_length=8,
-            max_length=64,
-            pattern=r"^[A-Za-z0-9_.:-]+$",
-            description=f"Send the same key again to get the same {what} instead of a second one.",
-        ),
-    ]
+    """The header's parameter, for `Annotated[str | None, key_header(what)]`."""
+    return Header(
+        alias="Idempotency-Key",
+        min_length=8,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description=f"Send the same key again to get the same {what} instead of a second one.",
+    )
 
 
 def replay_responses(what: str) -> dict[int | str, dict[str, Any]]:

@@ -57,7 +57,7 @@ Creditor = Annotated[
 Reader = Annotated[Caller, Depends(requires("signals:read"))]
 Worker = Annotated[Caller, Depends(requires("signals:write"))]
 SignalPath = Annotated[str, Path(pattern=r"^sig_[0-9a-f]{32}$")]
-IdempotencyKey = key_header("signal")
+IdempotencyKey = Annotated[str | None, key_header("signal")]
 
 
 class OutsideRegion(DomainError):

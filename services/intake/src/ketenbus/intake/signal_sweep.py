@@ -3,6 +3,8 @@ signal is flagged), and deletion six months after the signal arrived."""
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 from ketenbus.contracts.events import SignalDeletionReason
 from ketenbus.intake.bootstrap import IntakeDependencies
 from ketenbus.intake.signals import months_after
@@ -10,7 +12,7 @@ from ketenbus.intake.store import IntakeTransaction
 from ketenbus.kit.sweep import each_apart, every
 from ketenbus.kit.uow import UnitOfWork
 
-Uow = UnitOfWork[IntakeTransaction]
+Uow: TypeAlias = UnitOfWork[IntakeTransaction]
 
 
 async def flag_overdue(uow: Uow) -> int:
