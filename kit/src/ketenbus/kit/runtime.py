@@ -38,6 +38,7 @@ from ketenbus.kit.uow import Transaction, TxT, UnitOfWork
 log = get_logger(__name__)
 
 D = TypeVar("D")
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 
 
 @dataclass
@@ -121,6 +122,16 @@ class Runtime:
             keyring=Keyring.from_file(settings.api_keys_file, settings.api_keys_reload_seconds),
         )
         return runtime
+
+    def settings_as(self, settings_class: type[SettingsT]) -> SettingsT:
+        """The settings as the service's own class, for its bootstrap (`Service.settings_class`
+        made them; a service started with any other is a wiring error)."""
+        if not isinstance(self.settings, settings_class):
+            raise TypeError(
+                f"{self.service.name} runs on {type(self.settings).__name__}, "
+                f"not {settings_class.__name__}"
+            )
+        return self.settings
 
     def unit_of_work(self, transaction: Callable[..., TxT]) -> UnitOfWork[TxT]:
         """The service's unit of work over its database, its transactions made by

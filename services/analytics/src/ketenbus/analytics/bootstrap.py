@@ -24,8 +24,7 @@ class AnalyticsDependencies:
 
 
 async def bootstrap(runtime: Runtime) -> AnalyticsDependencies:
-    settings = runtime.settings
-    assert isinstance(settings, AnalyticsSettings)
+    settings = runtime.settings_as(AnalyticsSettings)
     store = FactStore(runtime.db)
     await store.ensure_indexes()
     seen = await store.event_counts()

@@ -3,13 +3,11 @@ consent and erasure, for the organisation that helps the client."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Annotated, TypeAlias
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from pymongo.errors import DuplicateKeyError
 
 from ketenbus.contracts.events import ClientErasureRequested, SignalDeletionReason, Urgency
 from ketenbus.contracts.values import (
@@ -24,12 +22,13 @@ from ketenbus.contracts.values import (
 from ketenbus.intake import reception
 from ketenbus.intake.bootstrap import IntakeDependencies
 from ketenbus.intake.domain import Consent, NotFound, Referral, ReferralState, Referrer
-from ketenbus.intake.handlers import let_in_from_waitlist
-from ketenbus.intake.personal import PersonalDetails, fingerprint
+from ketenbus.intake.handlers import recheck_waiting_list
+from ketenbus.intake.idempotency import KeyedRequest, key_header, replay_responses
+from ketenbus.intake.personal import PersonalDetails
 from ketenbus.intake.store import IntakeTransaction
 from ketenbus.kit.auth import Caller, requires
 from ketenbus.kit.errors import DomainError
-from ketenbus.kit.failures import is_transient, retrying
+from ketenbus.kit.failures import retrying
 from ketenbus.kit.logs import get_logger
 from ketenbus.kit.ratelimit import TOO_MANY, RateLimit, limited
 from ketenbus.kit.uow import UnitOfWork
@@ -67,16 +66,7 @@ StatusReader = Annotated[
 ClientPath = Annotated[str, Path(pattern=r"^cl_[0-9a-f]{32}$")]
 ConsentPath = Annotated[str, Path(pattern=r"^cns_[0-9a-f]{32}$")]
 
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=8,
-        max_length=64,
-        pattern=r"^[A-Za-z0-9_.:-]+$",
-        description="Send the same key again to get the same referral instead of a second one.",
-    ),
-]
+IdempotencyKey = Annotated[str | None, key_header("referral")]
 
 
 class ConsentIn(BaseModel):
@@ -154,7 +144,10 @@ class ConsentGrantIn(BaseModel):
 
 
 class ConsentOut(BaseModel):
-    consent_id: str
+    # Filled from the consent by attribute name; only the id is known by another name.
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
+
+    consent_id: str = Field(validation_alias="id")
     partner_organisation_id: str
     purpose: ConsentPurpose
     given_by: ConsentGiver
@@ -163,14 +156,7 @@ class ConsentOut(BaseModel):
 
     @classmethod
     def of(cls, consent: Consent) -> ConsentOut:
-        return cls(
-            consent_id=consent.id,
-            partner_organisation_id=consent.partner_organisation_id,
-            purpose=consent.purpose,
-            given_by=consent.given_by,
-            granted_at=consent.granted_at,
-            withdrawn_at=consent.withdrawn_at,
-        )
+        return cls.model_validate(consent)
 
 
 class ErasureOut(BaseModel):
@@ -194,11 +180,7 @@ def _status_of(referral: Referral) -> ReferralStatusOut:
     tags=["referrals"],
     status_code=status.HTTP_201_CREATED,
     response_model=ReferralStatusOut,
-    responses={
-        200: {"description": "Seen before under this Idempotency-Key: the same referral"},
-        409: {"description": "This Idempotency-Key was used before for a different referral"},
-        **TOO_MANY,
-    },
+    responses={**replay_responses("referral"), **TOO_MANY},
 )
 async def submit_referral(
     body: ReferralIn,
@@ -210,27 +192,7 @@ async def submit_referral(
     """Refer a resident, with their consent. The answer says where the referral stands:
     received and accepted, waitlisted, or declined with a reason and a redirect."""
     uow = deps.uow
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
-    request_print = fingerprint(deps.keys.pseudonym, canonical)
-
-    async def earlier() -> ReferralStatusOut | None:
-        if idempotency_key is None:
-            return None
-        async with uow.reading() as tx:
-            found = await tx.referrals.by_idempotency_key(caller.organisation_id, idempotency_key)
-        if found is None:
-            return None
-        referral, made_by = found
-        if made_by is not None and made_by != request_print:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT,
-                "this Idempotency-Key was used for a different referral; use a new key",
-            )
-        response.status_code = status.HTTP_200_OK
-        return _status_of(referral)
-
-    if (seen := await earlier()) is not None:
-        return seen
+    request = KeyedRequest.of(body, idempotency_key, deps.keys.pseudonym, "referral")
 
     # One id for every attempt: a retried transaction finds the place it claimed before.
     referral_id = new_id("ref")
@@ -254,33 +216,24 @@ async def submit_referral(
                 ),
                 deps.regions,
                 idempotency_key,
-                request_print,
+                request.request_print,
                 referral_id=referral_id,
             )
 
-    async def let_in(organisation_id: str) -> None:
-        async with uow.command() as tx:
-            await let_in_from_waitlist(tx, organisation_id, tx.clock.now())
-
-    try:
+    async def receive_claimed() -> Referral:
         async with reception.claimed_for(deps.caseloads, referral_id):
-            referral = await retrying(receive)
-    except DuplicateKeyError:
-        # The same key arrived twice at once; the other request made the referral.
-        if (seen := await earlier()) is not None:
-            return seen
-        raise
+            return await retrying(receive)
+
+    referral, replayed = await request.made_once(
+        uow,
+        response,
+        lambda tx, key: tx.referrals.by_idempotency_key(caller.organisation_id, key),
+        receive_claimed,
+    )
+    if replayed:
+        return _status_of(referral)
     if referral.state is ReferralState.WAITLISTED and referral.organisation_id is not None:
-        # Every place was held when this referral looked; one may have been given back since,
-        # by a close whose transaction could not yet see this referral waiting. Looking once
-        # more after the commit leaves no one waiting beside a free place. The referral is
-        # made whatever happens here, so a failure is left to the next close.
-        try:
-            await retrying(lambda: let_in(referral.organisation_id or ""))
-        except Exception as error:
-            if not is_transient(error):
-                raise
-            log.warning("waiting_list_not_rechecked", organisation_id=referral.organisation_id)
+        await recheck_waiting_list(uow, referral.organisation_id)
     return _status_of(referral)
 
 

@@ -60,8 +60,7 @@ class IntakeDependencies:
 
 
 async def bootstrap(runtime: Runtime) -> IntakeDependencies:
-    settings = runtime.settings
-    assert isinstance(settings, IntakeSettings)
+    settings = runtime.settings_as(IntakeSettings)
     await store.ensure_indexes(runtime.db)
     await signal_store.ensure_indexes(runtime.db)
     keys = intake_keys(settings)

@@ -15,8 +15,11 @@ from ketenbus.intake.regions import RegionTable
 from ketenbus.intake.settings import IntakeSettings
 from ketenbus.intake.store import ConcurrentChange, IntakeTransaction
 from ketenbus.kit.consumer import EventHandlers
-from ketenbus.kit.uow import EventUnitOfWork
+from ketenbus.kit.failures import is_transient, retrying
+from ketenbus.kit.logs import get_logger
+from ketenbus.kit.uow import EventUnitOfWork, UnitOfWork
 
+log = get_logger(__name__)
 handlers = EventHandlers("intake")
 
 
@@ -105,6 +108,24 @@ async def let_in_from_waitlist(tx: IntakeTransaction, organisation_id: str, at: 
             return
         waiting.admit(at)
         await tx.referrals.save(waiting)
+
+
+async def recheck_waiting_list(uow: UnitOfWork[IntakeTransaction], organisation_id: str) -> None:
+    """After a front door waitlisted a referral: every place was held when it looked; one may
+    have been given back since, by a close whose transaction could not yet see this referral
+    waiting. Looking once more after the commit leaves no one waiting beside a free place.
+    The referral is made whatever happens here, so a failure is left to the next close."""
+
+    async def let_in() -> None:
+        async with uow.command() as tx:
+            await let_in_from_waitlist(tx, organisation_id, tx.clock.now())
+
+    try:
+        await retrying(let_in)
+    except Exception as error:
+        if not is_transient(error):
+            raise
+        log.warning("waiting_list_not_rechecked", organisation_id=organisation_id)
 
 
 async def _referral(tx: IntakeTransaction, referral_id: str) -> Referral:

@@ -18,11 +18,14 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from ketenbus.contracts import sealing
 from ketenbus.contracts.values import Channel, Language, Sealed
+
+DetailsT = TypeVar("DetailsT", bound=BaseModel)
 
 
 def plausible_birth_date(born: date) -> date:
@@ -31,8 +34,9 @@ def plausible_birth_date(born: date) -> date:
     return born
 
 
-class PersonalDetails(BaseModel):
-    """Who the client is and how to reach them. Never logged, never on the bus in clear."""
+class _Resident(BaseModel):
+    """Who a person is and how to reach them, as any sender gives it: a referral's client
+    and a signal's resident alike. Never logged, never on the bus in clear."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -42,13 +46,18 @@ class PersonalDetails(BaseModel):
     phone: str | None = Field(default=None, pattern=r"^(\+31|0)[1-9][0-9 -]{7,12}$")
     email: EmailStr | None = None
     language: Language = Language.NL
-    preferred_channel: Channel = Channel.EMAIL
 
     _born = field_validator("date_of_birth")(plausible_birth_date)
 
     @property
     def postcode_area(self) -> str:
         return self.postcode[:4]
+
+
+class PersonalDetails(_Resident):
+    """Who the client is and how to reach them."""
+
+    preferred_channel: Channel = Channel.EMAIL
 
     def contact_card(self) -> bytes:
         """What notifications needs to reach the client, and no more."""
@@ -63,37 +72,18 @@ class PersonalDetails(BaseModel):
         ).encode()
 
 
-class SignalResident(BaseModel):
+class SignalResident(_Resident):
     """Who an early-warning signal is about, as the creditor knows them (the Wgs lets it send
-    name, address, date of birth, and phone and e-mail where known). Never logged, never on
-    the bus, kept encrypted with the signal's own key."""
+    name, address, date of birth, and phone and e-mail where known). Kept encrypted with the
+    signal's own key."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    name: str = Field(min_length=2, max_length=120)
-    date_of_birth: date
     street: str = Field(min_length=2, max_length=120, description="street and house number")
-    postcode: str = Field(pattern=r"^[1-9][0-9]{3} ?[A-Za-z]{2}$", description="e.g. 3511 AB")
     town: str = Field(min_length=2, max_length=80)
-    phone: str | None = Field(default=None, pattern=r"^(\+31|0)[1-9][0-9 -]{7,12}$")
-    email: EmailStr | None = None
-    language: Language = Language.NL
-
-    _born = field_validator("date_of_birth")(plausible_birth_date)
-
-    @property
-    def postcode_area(self) -> str:
-        return self.postcode[:4]
 
     def as_client(self) -> PersonalDetails:
         """The resident as a client, once they accepted help: the referral's own details."""
         return PersonalDetails(
-            name=self.name,
-            date_of_birth=self.date_of_birth,
-            postcode=self.postcode,
-            phone=self.phone,
-            email=self.email,
-            language=self.language,
+            **self.model_dump(include=set(_Resident.model_fields)),
             preferred_channel=Channel.EMAIL if self.email or not self.phone else Channel.SMS,
         )
 
@@ -107,27 +97,6 @@ class SignalDetails(BaseModel):
     resident: SignalResident
     arrears_amount: Decimal = Field(gt=0, le=1_000_000, decimal_places=2)
     customer_number: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:/-]+$")
-
-
-def encrypt_signal_details(
-    signal_id: str, data_key: bytes, details: SignalDetails
-) -> dict[str, str]:
-    nonce, ciphertext = sealing.encrypt(
-        details.model_dump_json().encode(), data_key, signal_id.encode()
-    )
-    return {"nonce": nonce.hex(), "ciphertext": ciphertext.hex()}
-
-
-def decrypt_signal_details(
-    signal_id: str, data_key: bytes, stored: dict[str, str]
-) -> SignalDetails:
-    plaintext = sealing.decrypt(
-        bytes.fromhex(stored["nonce"]),
-        bytes.fromhex(stored["ciphertext"]),
-        data_key,
-        signal_id.encode(),
-    )
-    return SignalDetails.model_validate_json(plaintext)
 
 
 def identity_hash(pseudonym_key: bytes, details: PersonalDetails) -> str:
@@ -163,21 +132,25 @@ def unwrap_client_key(keys: IntakeKeys, client_ref: str, stored: dict[str, str])
     )
 
 
-def encrypt_details(client_ref: str, data_key: bytes, details: PersonalDetails) -> dict[str, str]:
+def encrypt_details(owner_id: str, data_key: bytes, details: BaseModel) -> dict[str, str]:
+    """Who a client or a signal is about, under its own data key and bound to its id: the
+    ciphertext opens for that owner only, and erasing the key erases the details."""
     nonce, ciphertext = sealing.encrypt(
-        details.model_dump_json().encode(), data_key, client_ref.encode()
+        details.model_dump_json().encode(), data_key, owner_id.encode()
     )
     return {"nonce": nonce.hex(), "ciphertext": ciphertext.hex()}
 
 
-def decrypt_details(client_ref: str, data_key: bytes, stored: dict[str, str]) -> PersonalDetails:
+def decrypt_details(
+    owner_id: str, data_key: bytes, stored: dict[str, str], kind: type[DetailsT]
+) -> DetailsT:
     plaintext = sealing.decrypt(
         bytes.fromhex(stored["nonce"]),
         bytes.fromhex(stored["ciphertext"]),
         data_key,
-        client_ref.encode(),
+        owner_id.encode(),
     )
-    return PersonalDetails.model_validate_json(plaintext)
+    return kind.model_validate_json(plaintext)
 
 
 def seal_contact_for_notifications(

@@ -10,15 +10,13 @@ would be provisioned for a few calls a day. Should a creditor want a topic, a
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi import status as http
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
-from pymongo.errors import DuplicateKeyError
 
 from ketenbus.contracts.events import SignalDeletionReason, Urgency
 from ketenbus.contracts.values import (
@@ -33,13 +31,14 @@ from ketenbus.contracts.values import (
 from ketenbus.intake import reception
 from ketenbus.intake.api import Deps, UowDep
 from ketenbus.intake.domain import NotFound, ReferralState, Referrer
-from ketenbus.intake.handlers import let_in_from_waitlist
-from ketenbus.intake.personal import SignalDetails, SignalResident, fingerprint
+from ketenbus.intake.handlers import recheck_waiting_list
+from ketenbus.intake.idempotency import KeyedRequest, key_header, replay_responses
+from ketenbus.intake.personal import SignalDetails, SignalResident
 from ketenbus.intake.signals import OutreachAttempt, OutreachWindows, Signal, SignalState
 from ketenbus.intake.store import IntakeTransaction
 from ketenbus.kit.auth import Caller, requires
 from ketenbus.kit.errors import DomainError
-from ketenbus.kit.failures import is_transient, retrying
+from ketenbus.kit.failures import retrying
 from ketenbus.kit.logs import get_logger
 from ketenbus.kit.ratelimit import TOO_MANY, RateLimit, limited
 
@@ -58,16 +57,7 @@ Creditor = Annotated[
 Reader = Annotated[Caller, Depends(requires("signals:read"))]
 Worker = Annotated[Caller, Depends(requires("signals:write"))]
 SignalPath = Annotated[str, Path(pattern=r"^sig_[0-9a-f]{32}$")]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=8,
-        max_length=64,
-        pattern=r"^[A-Za-z0-9_.:-]+$",
-        description="Send the same key again to get the same signal instead of a second one.",
-    ),
-]
+IdempotencyKey = Annotated[str | None, key_header("signal")]
 
 
 class OutsideRegion(DomainError):
@@ -122,8 +112,12 @@ class SignalReceipt(BaseModel):
     received_at: datetime
 
 
+# The read models are filled from the domain's objects by attribute name (`of`); only a
+# field that a client knows by another name names the attribute it comes from.
 class AttemptOut(BaseModel):
-    attempt: int
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
+
+    attempt: int = Field(validation_alias="number")
     method: OutreachMethod
     reached: bool
     attempted_at: datetime
@@ -131,19 +125,15 @@ class AttemptOut(BaseModel):
 
     @classmethod
     def of(cls, attempt: OutreachAttempt) -> AttemptOut:
-        return cls(
-            attempt=attempt.number,
-            method=attempt.method,
-            reached=attempt.reached,
-            attempted_at=attempt.attempted_at,
-            recorded_by=attempt.recorded_by,
-        )
+        return cls.model_validate(attempt)
 
 
 class SignalOut(BaseModel):
     """A signal without who it is about: what a list shows."""
 
-    signal_id: str
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
+
+    signal_id: str = Field(validation_alias="id")
     state: SignalState
     creditor_organisation_id: str
     creditor_kind: CreditorKind
@@ -160,22 +150,7 @@ class SignalOut(BaseModel):
 
     @classmethod
     def of(cls, signal: Signal) -> SignalOut:
-        return cls(
-            signal_id=signal.id,
-            state=signal.state,
-            creditor_organisation_id=signal.creditor_organisation_id,
-            creditor_kind=signal.creditor_kind,
-            signal_date=signal.signal_date,
-            end_of_supply_on=signal.end_of_supply_on,
-            received_at=signal.received_at,
-            outreach_due_by=signal.outreach_due_by,
-            first_outreach_at=signal.first_outreach_at,
-            reached=signal.reached,
-            overdue=signal.overdue,
-            overdue_flagged_at=signal.overdue_flagged_at,
-            attempts=[AttemptOut.of(a) for a in signal.attempts],
-            referral_id=signal.referral_id,
-        )
+        return cls.model_validate(signal)
 
 
 class SignalWithDetails(SignalOut):
@@ -252,8 +227,7 @@ async def _own_signal(tx: IntakeTransaction, signal_id: str, caller: Caller) -> 
     status_code=http.HTTP_201_CREATED,
     response_model=SignalReceipt,
     responses={
-        200: {"description": "Seen before under this Idempotency-Key: the same signal"},
-        409: {"description": "This Idempotency-Key was used before for a different signal"},
+        **replay_responses("signal"),
         422: {"description": "Invalid, or the resident lives outside the chain's area"},
         **TOO_MANY,
     },
@@ -268,36 +242,16 @@ async def receive_signal(
     """A creditor reports arrears (Wgs early-warning signal). The organisation that serves
     the resident's postcode is asked to reach out; you hear nothing about the resident."""
     uow, settings = deps.uow, deps.settings
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
-    request_print = fingerprint(deps.keys.pseudonym, canonical)
-
-    async def earlier() -> SignalReceipt | None:
-        if idempotency_key is None:
-            return None
-        async with uow.reading() as tx:
-            found = await tx.signals.by_idempotency_key(caller.organisation_id, idempotency_key)
-        if found is None:
-            return None
-        signal, made_by = found
-        if made_by is not None and made_by != request_print:
-            raise HTTPException(
-                http.HTTP_409_CONFLICT,
-                "this Idempotency-Key was used for a different signal; use a new key",
-            )
-        response.status_code = http.HTTP_200_OK
-        return SignalReceipt(signal_id=signal.id, received_at=signal.received_at)
-
-    if (seen := await earlier()) is not None:
-        return seen
-    region = deps.regions.route(body.resident.postcode_area)
-    if region is None:
-        raise OutsideRegion(
-            "the resident lives outside the chain's area: send the signal to the resident's "
-            "own municipality (nothing of it was kept)"
-        )
+    request = KeyedRequest.of(body, idempotency_key, deps.keys.pseudonym, "signal")
     windows = OutreachWindows(settings.signal_outreach_window, settings.signal_end_of_supply_window)
 
     async def receive() -> Signal:
+        region = deps.regions.route(body.resident.postcode_area)
+        if region is None:
+            raise OutsideRegion(
+                "the resident lives outside the chain's area: send the signal to the resident's "
+                "own municipality (nothing of it was kept)"
+            )
         async with uow.command() as tx:
             signal = Signal.receive(
                 region=region,
@@ -313,16 +267,15 @@ async def receive_signal(
                 arrears_amount=body.arrears_amount,
                 customer_number=body.customer_number,
             )
-            await tx.signals.add(signal, details, idempotency_key, request_print)
+            await tx.signals.add(signal, details, idempotency_key, request.request_print)
             return signal
 
-    try:
-        signal = await retrying(receive)
-    except DuplicateKeyError:
-        # The same key arrived twice at once; the other request made the signal.
-        if (seen := await earlier()) is not None:
-            return seen
-        raise
+    signal, _ = await request.made_once(
+        uow,
+        response,
+        lambda tx, key: tx.signals.by_idempotency_key(caller.organisation_id, key),
+        lambda: retrying(receive),
+    )
     return SignalReceipt(signal_id=signal.id, received_at=signal.received_at)
 
 
@@ -424,7 +377,7 @@ async def record_answer(
     async with reception.claimed_for(deps.caseloads, referral_id):
         answer = await retrying(accept)
     if answer.referral_state is ReferralState.WAITLISTED:
-        await _recheck_waiting_list(uow, caller.organisation_id)
+        await recheck_waiting_list(uow, caller.organisation_id)
     return answer
 
 
@@ -435,21 +388,6 @@ async def _decline(signal_id: str, body: AnswerIn, caller: Caller, uow: UowDep) 
         signal.decline(body.answered_at)
         await tx.signals.save(signal)
     return AnswerOut(signal=SignalOut.of(signal))
-
-
-async def _recheck_waiting_list(uow: UowDep, organisation_id: str) -> None:
-    """As the front door does: a place given back while this referral joined the list."""
-
-    async def let_in() -> None:
-        async with uow.command() as tx:
-            await let_in_from_waitlist(tx, organisation_id, tx.clock.now())
-
-    try:
-        await retrying(let_in)
-    except Exception as error:
-        if not is_transient(error):
-            raise
-        log.warning("waiting_list_not_rechecked", organisation_id=organisation_id)
 
 
 @router.post(

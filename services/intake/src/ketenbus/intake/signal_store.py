@@ -22,8 +22,8 @@ from ketenbus.contracts import sealing
 from ketenbus.intake.personal import (
     IntakeKeys,
     SignalDetails,
-    decrypt_signal_details,
-    encrypt_signal_details,
+    decrypt_details,
+    encrypt_details,
     unwrap_client_key,
     wrap_client_key,
 )
@@ -83,7 +83,7 @@ class SignalRepository:
         await self.collection.insert_one(
             {
                 **_document(signal),
-                "details": encrypt_signal_details(signal.id, data_key, details),
+                "details": encrypt_details(signal.id, data_key, details),
                 "idempotency_key": idempotency_key,
                 "fingerprint": fingerprint,
             },
@@ -111,7 +111,7 @@ class SignalRepository:
         if stored is None or document is None:
             return None
         data_key = unwrap_client_key(self.keys, signal_id, stored)
-        return decrypt_signal_details(signal_id, data_key, document["details"])
+        return decrypt_details(signal_id, data_key, document["details"], SignalDetails)
 
     async def by_idempotency_key(
         self, creditor_organisation_id: str, key: str

@@ -3,33 +3,30 @@ signal is flagged), and deletion six months after the signal arrived."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
+from typing import TypeAlias
 
 from ketenbus.contracts.events import SignalDeletionReason
 from ketenbus.intake.bootstrap import IntakeDependencies
 from ketenbus.intake.signals import months_after
 from ketenbus.intake.store import IntakeTransaction
-from ketenbus.kit.failures import is_transient
-from ketenbus.kit.logs import get_logger
+from ketenbus.kit.sweep import each_apart, every
 from ketenbus.kit.uow import UnitOfWork
 
-log = get_logger(__name__)
-Uow = UnitOfWork[IntakeTransaction]
+Uow: TypeAlias = UnitOfWork[IntakeTransaction]
 
 
 async def flag_overdue(uow: Uow) -> int:
     async with uow.reading() as tx:
         candidates = await tx.signals.due_without_outreach(tx.clock.now())
 
-    async def flag(tx: IntakeTransaction, signal_id: str) -> bool:
+    async def flag(tx: IntakeTransaction, signal_id: str) -> int:
         signal = await tx.signals.get(signal_id)
         if signal is None or not signal.flag_if_overdue(tx.clock.now()):
-            return False  # deleted, or reached out to, since the list was read
+            return 0  # deleted, or reached out to, since the list was read
         await tx.signals.save(signal)
-        return True
+        return 1
 
-    return await _each(uow, candidates, flag)
+    return await each_apart(uow, candidates, flag, what="signal")
 
 
 async def delete_expired(uow: Uow, retention_months: int) -> int:
@@ -38,36 +35,22 @@ async def delete_expired(uow: Uow, retention_months: int) -> int:
             months_after(tx.clock.now(), -retention_months)
         )
 
-    async def delete(tx: IntakeTransaction, signal_id: str) -> bool:
+    async def delete(tx: IntakeTransaction, signal_id: str) -> int:
         signal = await tx.signals.get(signal_id)
         if signal is None:
-            return False
+            return 0
         signal.delete_data(SignalDeletionReason.RETENTION_EXPIRED, tx.clock.now())
         await tx.signals.delete(signal)
-        return True
+        return 1
 
-    return await _each(uow, candidates, delete)
-
-
-async def _each(
-    uow: Uow, signal_ids: list[str], change: Callable[[IntakeTransaction, str], Awaitable[bool]]
-) -> int:
-    """One transaction per signal: one that fails is tried again at the next round."""
-    changed = 0
-    for signal_id in signal_ids:
-        try:
-            async with uow.command() as tx:
-                changed += await change(tx, signal_id)
-        except Exception as error:
-            if not is_transient(error):
-                raise
-            log.warning("signal not checked this round", signal_id=signal_id)
-    return changed
+    return await each_apart(uow, candidates, delete, what="signal")
 
 
 async def watch_signal_deadlines(deps: IntakeDependencies) -> None:
     settings = deps.settings
-    while True:
+
+    async def check() -> None:
         await flag_overdue(deps.uow)
         await delete_expired(deps.uow, settings.signal_retention_months)
-        await asyncio.sleep(settings.signal_check_seconds)
+
+    await every(settings.signal_check_seconds, check, lease=None)

@@ -12,6 +12,7 @@ import calendar
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from ketenbus.contracts.envelope import Event
 from ketenbus.contracts.events import (
@@ -113,17 +114,14 @@ class Signal:
             outreach_due_by=windows.due_by(at, end_of_supply_on),
         )
         signal._record(
-            SignalReceived(
-                signal_id=signal.id,
-                organisation_id=signal.organisation_id,
-                municipality=signal.municipality,
-                creditor_organisation_id=creditor_organisation_id,
-                creditor_kind=creditor_kind,
-                signal_date=signal_date,
-                end_of_supply_on=end_of_supply_on,
-                received_at=at,
-                outreach_due_by=signal.outreach_due_by,
-            )
+            SignalReceived,
+            municipality=signal.municipality,
+            creditor_organisation_id=creditor_organisation_id,
+            creditor_kind=creditor_kind,
+            signal_date=signal_date,
+            end_of_supply_on=end_of_supply_on,
+            received_at=at,
+            outreach_due_by=signal.outreach_due_by,
         )
         return signal
 
@@ -150,15 +148,12 @@ class Signal:
         )
         self.attempts.append(attempt)
         self._record(
-            SignalOutreachAttempted(
-                signal_id=self.id,
-                organisation_id=self.organisation_id,
-                attempt=attempt.number,
-                method=method,
-                reached=reached,
-                attempted_at=attempted_at,
-                recorded_by=recorded_by,
-            )
+            SignalOutreachAttempted,
+            attempt=attempt.number,
+            method=method,
+            reached=reached,
+            attempted_at=attempted_at,
+            recorded_by=recorded_by,
         )
         return attempt
 
@@ -170,47 +165,26 @@ class Signal:
             return False
         self.overdue_flagged_at = now
         self._record(
-            SignalOutreachOverdue(
-                signal_id=self.id,
-                organisation_id=self.organisation_id,
-                received_at=self.received_at,
-                outreach_due_by=self.outreach_due_by,
-                flagged_at=now,
-            )
+            SignalOutreachOverdue,
+            received_at=self.received_at,
+            outreach_due_by=self.outreach_due_by,
+            flagged_at=now,
         )
         return True
 
     def accept(self, referral_id: str, at: datetime) -> None:
         self._ensure_answerable()
         self.state, self.answered_at, self.referral_id = SignalState.ACCEPTED, at, referral_id
-        self._record(
-            SignalHelpAccepted(
-                signal_id=self.id,
-                organisation_id=self.organisation_id,
-                referral_id=referral_id,
-                accepted_at=at,
-            )
-        )
+        self._record(SignalHelpAccepted, referral_id=referral_id, accepted_at=at)
 
     def decline(self, at: datetime) -> None:
         self._ensure_answerable()
         self.state, self.answered_at = SignalState.DECLINED, at
-        self._record(
-            SignalHelpDeclined(
-                signal_id=self.id, organisation_id=self.organisation_id, declined_at=at
-            )
-        )
+        self._record(SignalHelpDeclined, declined_at=at)
 
     def delete_data(self, reason: SignalDeletionReason, at: datetime) -> None:
         """What happened is kept in the events; who it was about goes (the store deletes)."""
-        self._record(
-            SignalDataDeleted(
-                signal_id=self.id,
-                organisation_id=self.organisation_id,
-                reason=reason,
-                deleted_at=at,
-            )
-        )
+        self._record(SignalDataDeleted, reason=reason, deleted_at=at)
 
     def expires_at(self, retention_months: int) -> datetime:
         return months_after(self.received_at, retention_months)
@@ -224,5 +198,8 @@ class Signal:
         if self.state is not SignalState.OPEN:
             raise SignalClosed(f"signal {self.id} is {self.state}: {consequence}")
 
-    def _record(self, event: Event) -> None:
-        self.events.append(event)
+    def _record(self, event_type: type[Event], **facts: Any) -> None:
+        """Every event of a signal names the signal and the organisation that serves it."""
+        self.events.append(
+            event_type(signal_id=self.id, organisation_id=self.organisation_id, **facts)
+        )

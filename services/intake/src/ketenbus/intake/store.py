@@ -419,7 +419,7 @@ class ClientRepository:
         client = await self.tx.db.clients.find_one({"_id": client_ref}, session=self.tx.session)
         if client is None:
             return data_key, None
-        return data_key, decrypt_details(client_ref, data_key, client["details"])
+        return data_key, decrypt_details(client_ref, data_key, client["details"], PersonalDetails)
 
     async def contact_for_notifications(self, client_ref: str) -> Sealed | None:
         data_key, details = await self._opened(client_ref)

@@ -8,17 +8,13 @@ run out mid-sweep) abandon a module once and announce it once."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
-from ketenbus.kit.failures import is_transient
 from ketenbus.kit.lease import Lease
-from ketenbus.kit.logs import get_logger
+from ketenbus.kit.sweep import each_apart, every
 from ketenbus.kit.uow import UnitOfWork
 from ketenbus.learning.bootstrap import LearningDependencies
 from ketenbus.learning.store import LearningTransaction
-
-log = get_logger(__name__)
 
 
 async def abandon_idle(
@@ -26,26 +22,21 @@ async def abandon_idle(
 ) -> int:
     async with uow.reading() as tx:
         candidates = await tx.enrolments.idle_since_before(tx.clock.now() - idle_for)
-    abandoned = 0
-    for enrolment_id in candidates:
-        if lease is not None and not await lease.held():
-            break  # another replica sweeps now
-        try:
-            async with uow.command() as tx:
-                enrolment = await tx.enrolments.get(enrolment_id)
-                if enrolment is not None and enrolment.abandon_if_idle(tx.clock.now(), idle_for):
-                    await tx.enrolments.save(enrolment)
-                    abandoned += 1
-        except Exception as error:
-            if not is_transient(error):
-                raise
-            log.warning("enrolment not checked this round", enrolment_id=enrolment_id)
-    return abandoned
+
+    async def abandon(tx: LearningTransaction, enrolment_id: str) -> int:
+        enrolment = await tx.enrolments.get(enrolment_id)
+        if enrolment is None or not enrolment.abandon_if_idle(tx.clock.now(), idle_for):
+            return 0
+        await tx.enrolments.save(enrolment)
+        return 1
+
+    return await each_apart(uow, candidates, abandon, what="enrolment", lease=lease)
 
 
 async def watch_idle_enrolments(deps: LearningDependencies) -> None:
-    lease = deps.abandonment_lease
-    while True:
-        if lease is None or await lease.held():
-            await abandon_idle(deps.uow, deps.settings.abandon_after, lease)
-        await asyncio.sleep(deps.settings.abandon_check_seconds)
+    settings, lease = deps.settings, deps.abandonment_lease
+    await every(
+        settings.abandon_check_seconds,
+        lambda: abandon_idle(deps.uow, settings.abandon_after, lease),
+        lease,
+    )

@@ -57,8 +57,7 @@ class LearningDependencies:
 
 
 async def bootstrap(runtime: Runtime) -> LearningDependencies:
-    settings = runtime.settings
-    assert isinstance(settings, LearningSettings)
+    settings = runtime.settings_as(LearningSettings)
     await store.ensure_indexes(runtime.db)
     master = settings.learning_master_key
     if master is None:

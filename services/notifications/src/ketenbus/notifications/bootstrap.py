@@ -79,8 +79,7 @@ class NotificationDependencies:
 
 
 async def bootstrap(runtime: Runtime) -> NotificationDependencies:
-    settings = runtime.settings
-    assert isinstance(settings, NotificationSettings)
+    settings = runtime.settings_as(NotificationSettings)
     await store.ensure_indexes(runtime.db)
     return NotificationDependencies.from_settings(
         settings,

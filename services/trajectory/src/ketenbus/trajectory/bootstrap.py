@@ -47,8 +47,7 @@ class TrajectoryDependencies:
 
 
 async def bootstrap(runtime: Runtime) -> TrajectoryDependencies:
-    settings = runtime.settings
-    assert isinstance(settings, TrajectorySettings)
+    settings = runtime.settings_as(TrajectorySettings)
     await store.ensure_indexes(runtime.db)
     return TrajectoryDependencies.from_settings(
         settings,

@@ -8,25 +8,21 @@ otherwise), so checks that overlap (a lease run out mid-pass) remind a worker on
 
 from __future__ import annotations
 
-import asyncio
-
-from ketenbus.kit.failures import is_transient
 from ketenbus.kit.lease import Lease
-from ketenbus.kit.logs import get_logger
+from ketenbus.kit.sweep import each_apart, every
 from ketenbus.kit.uow import UnitOfWork
 from ketenbus.trajectory.bootstrap import TrajectoryDependencies
 from ketenbus.trajectory.settings import TrajectorySettings
 from ketenbus.trajectory.store import TrajectoryTransaction
 
-log = get_logger(__name__)
-
 
 async def remind_unregistered_appointments(deps: TrajectoryDependencies) -> None:
     lease = deps.overdue_lease
-    while True:
-        if lease is None or await lease.held():
-            await remind_once(deps.uow, deps.settings, lease)
-        await asyncio.sleep(deps.settings.overdue_check_seconds)
+    await every(
+        deps.settings.overdue_check_seconds,
+        lambda: remind_once(deps.uow, deps.settings, lease),
+        lease,
+    )
 
 
 async def remind_once(
@@ -34,24 +30,18 @@ async def remind_once(
     settings: TrajectorySettings,
     lease: Lease | None = None,
 ) -> int:
-    """One pass over the store; returns how many workers were reminded."""
+    """One pass over the store; returns how many workers were reminded. A trajectory the
+    worker changed meanwhile is left to the next pass."""
     grace = settings.registration_grace
     async with uow.reading() as tx:
         due = await tx.trajectories.with_unregistered_appointments(tx.clock.now() - grace)
-    reminded = 0
-    for trajectory_id in due:
-        if lease is not None and not await lease.held():
-            break  # another replica checks now
-        try:
-            async with uow.command() as tx:
-                trajectory = await tx.trajectories.get(trajectory_id)
-                if trajectory is None:
-                    continue
-                reminded += len(trajectory.remind_overdue(tx.clock.now(), grace))
-                await tx.trajectories.save(trajectory)
-        except Exception as error:
-            if not is_transient(error):
-                raise
-            # The worker changed the trajectory meanwhile: the next pass looks again.
-            log.info("overdue check met a concurrent change", trajectory_id=trajectory_id)
-    return reminded
+
+    async def remind(tx: TrajectoryTransaction, trajectory_id: str) -> int:
+        trajectory = await tx.trajectories.get(trajectory_id)
+        if trajectory is None:
+            return 0
+        reminded = len(trajectory.remind_overdue(tx.clock.now(), grace))
+        await tx.trajectories.save(trajectory)
+        return reminded
+
+    return await each_apart(uow, due, remind, what="trajectory", lease=lease)
