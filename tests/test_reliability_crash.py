@@ -1,12 +1,13 @@
-"""A 10,000-event load through the five services, disturbed in the middle, then every effect
-exactly once, nothing lost:
-- all five services killed with SIGKILL and restarted;
-- one Kafka broker of three killed with SIGKILL and restarted (replication factor 3,
-  min.insync.replicas 2: acknowledged writes survive, and writes go on with two brokers);
-  the services are not restarted: they recover by themselves;
+"""A load through the five services, disturbed in the middle, then every effect exactly once,
+nothing lost:
+- all five services killed with SIGKILL and restarted, under 10,000 events;
+- one Kafka broker of three killed with SIGKILL and restarted, under 4,000 events
+  (replication factor 3, min.insync.replicas 2: acknowledged writes survive, and writes go on
+  with two brokers); the services are not restarted: they recover by themselves;
 - every service run as two replicas in one consumer group, and one replica of each killed
-  with SIGKILL and not restarted: once the group misses it (CONSUMER_SESSION_TIMEOUT_MS) the
-  other replica takes its partitions over, and redoes what it had not committed.
+  with SIGKILL and not restarted, under 4,000 events: once the group misses it
+  (CONSUMER_SESSION_TIMEOUT_MS) the other replica takes its partitions over, and redoes what
+  it had not committed.
 
 The load is what each service consumes, published as its owner would (the contracts package
 on a plain Kafka producer): a GP's referrals on its inbound topic for intake, accepted
@@ -36,6 +37,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,17 +78,32 @@ from .reliability import (
 pytestmark = [pytest.mark.stack, pytest.mark.chain, pytest.mark.long]
 
 
-# 10,000 events in all. A partner's referral costs intake the most (and sets off events of
-# its own); every event, and everything the services publish in turn, goes through analytics.
-SUBMITTED = 250  # intake
-ACCEPTED = 3_250  # trajectory
-ASSIGNED = 3_250  # learning, notifications
-WAITLISTED = 3_250  # notifications, learning
-LOAD = SUBMITTED + ACCEPTED + ASSIGNED + WAITLISTED
-assert LOAD == 10_000
+@dataclass(frozen=True)
+class Load:
+    """How many events of each kind. A partner's referral costs intake the most (and sets off
+    events of its own); every event, and everything the services publish in turn, goes
+    through analytics."""
+
+    submitted: int  # intake
+    accepted: int  # trajectory
+    assigned: int  # learning, notifications
+    waitlisted: int  # notifications, learning
+
+    @property
+    def total(self) -> int:
+        return self.submitted + self.accepted + self.assigned + self.waitlisted
+
+
+# Every service killed: the 10,000 events the reliability requirement names.
+FULL = Load(submitted=250, accepted=3_250, assigned=3_250, waitlisted=3_250)
+assert FULL.total == 10_000
+# A broker or one replica of each service lost: what is tested is the hand-over, which a
+# smaller load shows as well; with three brokers or ten services on two cores the full load
+# would take the suite a quarter of an hour.
+SMALL = Load(submitted=100, accepted=1_300, assigned=1_300, waitlisted=1_300)
 
 # Events the chain handles while one broker of three is away.
-WITHOUT_A_BROKER = 2_000
+WITHOUT_A_BROKER = 1_000
 
 PARTNER_INBOUND = [partner_inbound(p).name for p in KAFKA_PARTNERS]
 # The apps of these two subscribe to every partner's inbound topic (see their app.py).
@@ -104,14 +121,14 @@ ANALYTICS_TOPICS = READS["analytics"]
 ALL_READ = sorted({topic for topics in READS.values() for topic in topics})
 
 
-def the_load(sharing_key: bytes) -> list[Envelope[Any]]:
+def the_load(size: Load, sharing_key: bytes) -> list[Envelope[Any]]:
     """Interleaved, so every service has work from the first moment to the last."""
     now = datetime.now(UTC)
     streams = [
-        [partner_referral(n, sharing_key, now) for n in range(SUBMITTED)],
-        [accepted_referral(now) for _ in range(ACCEPTED)],
-        [assigned_module(now) for _ in range(ASSIGNED)],
-        [waitlisted_client(now, n + 1) for n in range(WAITLISTED)],
+        [partner_referral(n, sharing_key, now) for n in range(size.submitted)],
+        [accepted_referral(now) for _ in range(size.accepted)],
+        [assigned_module(now) for _ in range(size.assigned)],
+        [waitlisted_client(now, n + 1) for n in range(size.waitlisted)],
     ]
     load: list[Envelope[Any]] = []
     while any(streams):
@@ -119,7 +136,7 @@ def the_load(sharing_key: bytes) -> list[Envelope[Any]]:
             share = max(1, len(stream) // 20)
             load.extend(stream[:share])
             del stream[:share]
-    assert len(load) == LOAD
+    assert len(load) == size.total
     return load
 
 
@@ -218,7 +235,9 @@ async def kill_a_broker_mid_load(stack: Any, db: dict[str, Any]) -> dict[str, in
         return sum(now) >= sum(handled.values()) + WITHOUT_A_BROKER
 
     await eventually(went_on_without_it, "the chain to go on with two brokers", timeout=300)
-    await asyncio.to_thread(stack.start_broker, 2)
+    # A restarted node replays its log while the chain keeps two cores busy: a 2-core CI
+    # machine took more than the 90 s a broker gets at the stack's first start.
+    await asyncio.to_thread(stack.start_broker, 2, timeout=240)
     return handled
 
 
@@ -265,17 +284,18 @@ async def run_the_load(
     stack: Any,
     disturb: Callable[[Any, dict[str, Any]], Awaitable[dict[str, int]]],
     *,
+    size: Load,
     restart_services: bool,
 ) -> None:
-    """The 10,000 events through the five services, disturbed by `disturb` while they work;
-    then every effect once, nothing lost, every service ready."""
+    """The load through the five services, disturbed by `disturb` while they work; then
+    every effect once, nothing lost, every service ready."""
     kafka = stack.kafka
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongo_url, tz_aware=True)
     db = {service: mongo[stack.database_name(service)] for service in SERVICES}
     bus = Bus(kafka)
     await bus.start()
     try:
-        load = the_load(partner_keys.key(stack.home, GP))
+        load = the_load(size, partner_keys.key(stack.home, GP))
         started = time.monotonic()
         publishing = asyncio.create_task(publish(kafka, load))
 
@@ -330,14 +350,14 @@ async def run_the_load(
         # intake: every partner referral once.
         referrals = await db["intake"].referrals.find({}, projection=["referrer"]).to_list()
         references = Counter(r["referrer"]["reference"] for r in referrals)
-        assert len(referrals) == SUBMITTED
+        assert len(referrals) == size.submitted
         assert set(references.values()) == {1}
         received = Counter(d["referral_id"] for d in of(ReferralReceived))
         assert received == Counter(r["_id"] for r in referrals)
 
         # trajectory: one trajectory per accepted referral, announced once.
         accepted = {d["referral_id"] for d in of(ReferralAccepted)}
-        assert len(accepted) > ACCEPTED  # ours, and those intake accepted
+        assert len(accepted) > size.accepted  # ours, and those intake accepted
         trajectories = (
             await db["trajectory"].trajectories.find({}, projection=["referral_id"]).to_list()
         )
@@ -348,7 +368,7 @@ async def run_the_load(
         # learning: an enrolment per assigned module, a place on the waiting list per client.
         assigned = {d["enrolment_id"] for d in of(ModuleAssigned)}
         waiting = [d["client_ref"] for d in of(ClientWaitlisted)]
-        assert len(assigned) == ASSIGNED and len(waiting) > WAITLISTED
+        assert len(assigned) == size.assigned and len(waiting) > size.waitlisted
         enrolments = await db["learning"].enrolments.find({}, projection=["_id"]).to_list()
         assert sorted(e["_id"] for e in enrolments) == sorted(assigned)
         assert await db["learning"].waiting.count_documents({}) == len(set(waiting))
@@ -371,7 +391,7 @@ async def run_the_load(
                 on_its_topics.setdefault(envelope["type"], set()).add(envelope["id"])
         expected = {event_type: len(ids) for event_type, ids in on_its_topics.items()}
         assert counted == expected
-        assert sum(counted.values()) > LOAD - SUBMITTED
+        assert sum(counted.values()) > size.total - size.submitted
 
         print(
             f"\nkilled after {killed_after:.1f}s at {handled_at_kill}; "
@@ -400,7 +420,7 @@ async def test_every_service_killed_mid_load_and_restarted_ends_with_every_effec
     chain, tmp_path
 ):
     stack = the_chain(chain, tmp_path)
-    await run_the_load(stack, kill_every_service_mid_load, restart_services=True)
+    await run_the_load(stack, kill_every_service_mid_load, size=FULL, restart_services=True)
 
 
 @pytest.mark.timeout(900)
@@ -408,7 +428,7 @@ async def test_one_broker_of_three_killed_mid_load_and_restarted_loses_and_doubl
     chain, tmp_path
 ):
     stack = the_chain(chain, tmp_path, brokers=3)
-    await run_the_load(stack, kill_a_broker_mid_load, restart_services=False)
+    await run_the_load(stack, kill_a_broker_mid_load, size=SMALL, restart_services=False)
 
 
 @pytest.mark.timeout(900)
@@ -417,4 +437,4 @@ async def test_one_replica_of_each_service_killed_mid_load_hands_over_and_loses_
 ):
     # A dead replica is missed after 6 s (Kafka's least), not the kit's default 10 s.
     stack = the_chain(chain, tmp_path, replicas=2, session_timeout_ms=6_000)
-    await run_the_load(stack, kill_one_replica_of_each_mid_load, restart_services=False)
+    await run_the_load(stack, kill_one_replica_of_each_mid_load, size=SMALL, restart_services=False)
