@@ -8,11 +8,13 @@ from functools import cached_property
 from typing import Any
 
 import pytest
+from pymongo.errors import DuplicateKeyError
 
 from ketenbus.contracts import sealing
 from ketenbus.contracts.envelope import wrap
 from ketenbus.contracts.events import FirstContactMade, ReferralStatusChanged
 from ketenbus.contracts.values import new_id
+from ketenbus.intake import reception
 from ketenbus.intake.bootstrap import IntakeDependencies, intake_keys
 from ketenbus.intake.domain import NotFound, Organisation, Referral, ReferralState, triage
 from ketenbus.intake.handlers import handlers
@@ -104,3 +106,35 @@ def test_partners_refer_on_the_inbound_topics_of_the_partners_deployed():
     subscription = handlers.subscription(settings)
     assert subscription.closed == {"ketenbus.partners.gemeente-utrecht.inbound.v1"}
     assert "ketenbus.trajectory.trajectories.v1" in subscription.topics
+
+
+class OnePlaceHeld:
+    """The places document as `claimed_for` sees it: one place held by one referral."""
+
+    def __init__(self, holder: str) -> None:
+        self.holders = {"welzijn-amersfoort": holder}
+
+    async def release_unless_accepted(self, referral_id: str) -> list[str]:
+        freed = [o for o, holder in self.holders.items() if holder == referral_id]
+        for organisation_id in freed:
+            del self.holders[organisation_id]
+        return freed
+
+
+async def test_a_place_given_back_after_a_failed_command_rechecks_that_waiting_list():
+    places = OnePlaceHeld("ref_lost")
+    rechecked: list[str] = []
+
+    async def recheck(organisation_id: str) -> None:
+        rechecked.append(organisation_id)
+
+    with pytest.raises(DuplicateKeyError):
+        async with reception.claimed_for(places, "ref_lost", recheck):  # type: ignore[arg-type]
+            raise DuplicateKeyError("the other replica made it under this Idempotency-Key")
+    assert places.holders == {} and rechecked == ["welzijn-amersfoort"]
+
+    # A command that fails without having claimed anything gives nothing back.
+    with pytest.raises(RuntimeError):
+        async with reception.claimed_for(places, "ref_other", recheck):  # type: ignore[arg-type]
+            raise RuntimeError("refused")
+    assert rechecked == ["welzijn-amersfoort"]

@@ -221,7 +221,9 @@ async def submit_referral(
             )
 
     async def receive_claimed() -> Referral:
-        async with reception.claimed_for(deps.caseloads, referral_id):
+        async with reception.claimed_for(
+            deps.caseloads, referral_id, lambda freed: recheck_waiting_list(uow, freed)
+        ):
             return await retrying(receive)
 
     referral, replayed = await request.made_once(

@@ -4,7 +4,7 @@ route by postcode, record consent, recognise a person already in care, triage by
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -137,11 +137,19 @@ async def receive(
 
 
 @asynccontextmanager
-async def claimed_for(caseloads: Caseloads, referral_id: str) -> AsyncIterator[None]:
+async def claimed_for(
+    caseloads: Caseloads, referral_id: str, recheck: Callable[[str], Awaitable[None]]
+) -> AsyncIterator[None]:
     """Around the whole command (its retries included): if it fails, a place claimed for the
-    referral goes back, unless the referral did commit as accepted."""
+    referral goes back, unless the referral did commit as accepted. A place given back may
+    have been refused meanwhile to a referral now waiting (the same Idempotency-Key sent to
+    two replicas at once claims twice, and one loses), so the waiting list is looked at again."""
     try:
         yield
+    except Exception:
+        for organisation_id in await caseloads.release_unless_accepted(referral_id):
+            await recheck(organisation_id)
+        raise
     except BaseException:
         await caseloads.release_unless_accepted(referral_id)
         raise

@@ -374,7 +374,9 @@ async def record_answer(
                 referral_state=referral.state,
             )
 
-    async with reception.claimed_for(deps.caseloads, referral_id):
+    async with reception.claimed_for(
+        deps.caseloads, referral_id, lambda freed: recheck_waiting_list(uow, freed)
+    ):
         answer = await retrying(accept)
     if answer.referral_state is ReferralState.WAITLISTED:
         await recheck_waiting_list(uow, caller.organisation_id)

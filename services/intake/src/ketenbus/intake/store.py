@@ -290,16 +290,23 @@ class Caseloads:
             {"$pull": {"holders": referral_id}, "$unset": {f"since.{referral_id}": ""}},
         )
 
-    async def release_unless_accepted(self, referral_id: str) -> None:
+    async def release_unless_accepted(self, referral_id: str) -> list[str]:
         """After a failed command: the place goes back unless the referral did commit as
-        accepted (a commit whose result was unknown may have happened)."""
+        accepted (a commit whose result was unknown may have happened). Returns the
+        organisations that have a place free again."""
         referral = await self.db.referrals.find_one({"_id": referral_id}, projection=["state"])
         if referral is not None and referral["state"] == ReferralState.ACCEPTED.value:
-            return
-        await self.collection.update_many(
-            {"holders": referral_id},
-            {"$pull": {"holders": referral_id}, "$unset": {f"since.{referral_id}": ""}},
-        )
+            return []
+        freed = []
+        async for document in self.collection.find({"holders": referral_id}, projection=["_id"]):
+            organisation_id = document["_id"]
+            released = await self.collection.update_one(
+                {"_id": organisation_id, "holders": referral_id},
+                {"$pull": {"holders": referral_id}, "$unset": {f"since.{referral_id}": ""}},
+            )
+            if released.modified_count:
+                freed.append(organisation_id)
+        return freed
 
     async def occupied(self, organisation_id: str) -> int:
         document = await self.collection.find_one({"_id": organisation_id}) or {}
