@@ -2,10 +2,12 @@
 process on its own Kafka and SecantusDB (loopback only). Before issue 9 every referral wrote
 the organisation's caseload document in its transaction and a third of them got 503; now
 every one is answered 201 (or 200 for a repeated Idempotency-Key), and the capacity rule
-holds exactly: as many accepted as there are places, the rest on the waiting list, crises
-ahead of everyone else on it. The same again with intake as two replicas, the referrals
-spread over both and each repeat sent to the other replica at the same moment: the
-Idempotency-Key and the places hold across replicas, because both live in intake's database.
+holds exactly: as many accepted as there are places, the rest on the waiting list. Once
+against one intake process, once with the referrals spread over two replicas and each repeat
+sent to the other replica at the same moment: the Idempotency-Key and the places hold across
+replicas, because both live in intake's database. One stack with two replicas serves both
+runs, each for an organisation of its own (Amersfoort, Utrecht), so neither sees the other's
+places.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -31,14 +34,31 @@ REFERRALS = 200
 REPEATS = 10  # referrals sent twice at the same moment under the same Idempotency-Key
 
 
-def resident(number: int) -> dict[str, Any]:
-    """Made-up residents of Amersfoort (postcodes 3811-3813), one per number."""
+@dataclass(frozen=True)
+class Run:
+    replicas: int  # intake replicas the referrals are sent to
+    organisation_id: str
+    postcodes: tuple[str, ...]  # the organisation's areas in intake's region table
+
+    @property
+    def name(self) -> str:
+        return f"{self.replicas}r"
+
+
+RUNS = [
+    Run(1, "welzijn-utrecht", ("3511", "3514", "3521")),
+    Run(2, "welzijn-amersfoort", ("3811", "3812", "3813")),
+]
+
+
+def resident(run: Run, number: int) -> dict[str, Any]:
+    """Made-up residents of the run's organisation, one per number and run."""
     return {
-        "name": f"Testpersoon Nummer{number:04d}",
+        "name": f"Testpersoon Run{run.replicas} Nummer{number:04d}",
         "date_of_birth": f"19{50 + number % 50:02d}-0{1 + number % 9}-1{number % 10}",
-        "postcode": f"381{1 + number % 3} AB",
+        "postcode": f"{run.postcodes[number % len(run.postcodes)]} AB",
         "phone": f"06-{10_000_000 + number}",
-        "email": f"testpersoon{number}@example.org",
+        "email": f"testpersoon{run.replicas}.{number}@example.org",
         "language": "nl",
         "preferred_channel": "email",
     }
@@ -48,13 +68,13 @@ def crisis(number: int) -> bool:
     return number % 7 == 0
 
 
-def referral(number: int) -> dict[str, Any]:
+def referral(run: Run, number: int) -> dict[str, Any]:
     return {
         "referrer_type": "gp",
-        "referrer_reference": f"HDL-LOAD-{number}",
+        "referrer_reference": f"HDL-LOAD-{run.name}-{number}",
         "topic": "debts_material",
         "urgency": {"threatened_eviction": crisis(number), "disconnection": False},
-        "client": resident(number),
+        "client": resident(run, number),
         "consent": {
             "given_by": "client",
             "purposes": ["referral_feedback"],
@@ -63,17 +83,16 @@ def referral(number: int) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module", params=[1, 2], ids=["one-intake", "two-intake-replicas"])
-def load_stack(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[EmbeddedStack]:
+@pytest.fixture(scope="module")
+def load_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
     home = tmp_path_factory.mktemp("referral-load")
     capacity = home / "capacity.json"
-    capacity.write_text(json.dumps({"organisations": {"welzijn-amersfoort": PLACES}}))
+    places = {run.organisation_id: PLACES for run in RUNS}
+    capacity.write_text(json.dumps({"organisations": places}))
     stack = EmbeddedStack(
         home / "stack",
         partners=[GP],
-        replicas=request.param,
+        replicas=2,
         outlive_caller=False,
         database_prefix=f"load{uuid.uuid4().hex[:8]}",
     )
@@ -83,9 +102,9 @@ def load_stack(
             ("intake",),
             {
                 "CAPACITY_FILE": str(capacity),
-                # The rate limit is not what is tested here: room for the whole burst.
+                # The rate limit is not what is tested here: room for both runs' bursts.
                 "REFERRAL_RATE_PER_MINUTE": "100000",
-                "REFERRAL_BURST": str(REFERRALS + REPEATS),
+                "REFERRAL_BURST": str(len(RUNS) * (REFERRALS + REPEATS)),
             },
         )
         stack.wait_ready(stack.replicas_of("intake"), timeout=120)
@@ -94,19 +113,21 @@ def load_stack(
         stack.stop()
 
 
+@pytest.mark.parametrize("run", RUNS, ids=["one-intake", "two-intake-replicas"])
 async def test_concurrent_referrals_to_one_organisation_are_all_answered_and_triaged_exactly(
-    load_stack: EmbeddedStack,
+    load_stack: EmbeddedStack, run: Run
 ):
     # With two replicas, referral n goes to one and its repeat to the other.
-    urls = [f"{url}/v1/referrals" for url in load_stack.service_urls("intake")]
+    urls = [f"{url}/v1/referrals" for url in load_stack.service_urls("intake")][: run.replicas]
     token = load_stack.api_token(GP, "referrer")
     limits = httpx.Limits(max_connections=REFERRALS + REPEATS)
     async with httpx.AsyncClient(timeout=60.0, limits=limits) as http:
 
         async def refer(number: int, turn: int) -> tuple[int, httpx.Response]:
-            headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": f"load-{number:04d}"}
+            key = f"load-{run.name}-{number:04d}"
+            headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": key}
             url = urls[turn % len(urls)]
-            return number, await http.post(url, json=referral(number), headers=headers)
+            return number, await http.post(url, json=referral(run, number), headers=headers)
 
         answers = await asyncio.gather(
             *(refer(n, n) for n in range(REFERRALS)), *(refer(n, n + 1) for n in range(REPEATS))
@@ -134,7 +155,7 @@ async def test_concurrent_referrals_to_one_organisation_are_all_answered_and_tri
             assert states[body["referral_id"]] == "accepted"
 
     # The places held are exactly the accepted referrals.
-    held = await _places_held(load_stack, "welzijn-amersfoort")
+    held = await _places_held(load_stack, run.organisation_id)
     assert held == {referral for referral, state in states.items() if state == "accepted"}
 
 

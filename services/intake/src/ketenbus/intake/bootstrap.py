@@ -14,6 +14,7 @@ from ketenbus.intake.regions import CapacityTable, RegionTable
 from ketenbus.intake.settings import IntakeSettings
 from ketenbus.intake.store import Caseloads, IntakeTransaction
 from ketenbus.kit.clock import Clock
+from ketenbus.kit.lease import Lease
 from ketenbus.kit.ratelimit import RateLimit
 from ketenbus.kit.runtime import Runtime
 from ketenbus.kit.uow import UnitOfWork
@@ -32,6 +33,8 @@ class IntakeDependencies:
     # The partner front door's limits per organisation (per replica).
     referral_limit: RateLimit
     status_limit: RateLimit
+    # With replicas, the one holding it checks the signals' deadlines (ketenbus.kit.lease).
+    signal_lease: Lease | None = None
 
     @classmethod
     def from_settings(
@@ -42,6 +45,7 @@ class IntakeDependencies:
         clock: Clock,
         keys: IntakeKeys,
         caseloads: Caseloads,
+        signal_lease: Lease | None = None,
     ) -> IntakeDependencies:
         """Only the region table is read from disk: the tests build it too, around an
         in-memory unit of work."""
@@ -56,6 +60,7 @@ class IntakeDependencies:
             status_limit=RateLimit(
                 settings.referral_status_rate_per_minute, settings.referral_status_burst
             ),
+            signal_lease=signal_lease,
         )
 
 
@@ -81,6 +86,7 @@ async def bootstrap(runtime: Runtime) -> IntakeDependencies:
         clock=runtime.clock,
         keys=keys,
         caseloads=caseloads,
+        signal_lease=Lease(runtime.db, "signal-deadlines"),
     )
 
 
