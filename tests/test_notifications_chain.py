@@ -204,6 +204,9 @@ def accelerated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Embe
                 "NOTIFICATION_POLICIES_FILE": str(policies),
                 "DISPATCH_POLL_SECONDS": "0.05",
                 "GAUGE_SECONDS": "0.5",
+                # Overdue in the chain's time: 5 minutes would be a twelfth of a real second
+                # here, less than a busy machine may take between two dispatches.
+                "OVERDUE_AFTER": "PT2H",
                 "FEEDBACK_SHARING_KEY": FEEDBACK_KEY,
                 "ABANDON_AFTER": "PT20H",
                 "ABANDON_CHECK_SECONDS": "0.1",

@@ -69,7 +69,9 @@ async def test_sigkill_mid_stream_then_restart_gives_exactly_one_effect_per_even
     db = mongo[f"ketenbus_counting-{run}"]
     process = start_counting_service(run, port, kafka, mongo_url, log)
     try:
-        await eventually(lambda: ready(port), timeout=60)
+        # Seconds on a quiet machine; a whole-suite run on two busy cores once took more than
+        # the minute this used to allow.
+        await eventually(lambda: ready(port), timeout=180)
         broker = KafkaBroker(kafka.bootstrap, security=security(kafka.service_settings()))
         await broker.start()
         now = datetime.now(UTC)
