@@ -66,12 +66,14 @@ class YearResult:
         return f"{self.options.start.astimezone(LOCAL):%Y}"
 
 
-def demo_caseloads(stack: EmbeddedStack, options: YearOptions) -> dict[str, str]:
-    """Intake's settings for organisations the size of the demo year: caseloads scaled to
-    its residents, so a small year meets waiting lists too."""
+def demo_intake_settings(stack: EmbeddedStack, options: YearOptions) -> dict[str, str]:
+    """Intake's settings for the demo year: caseloads scaled to its residents, so a small
+    year meets waiting lists too; and the signals' deadlines checked every real second (a
+    simulated day at the demo's speed: the default minute would be two simulated months, and
+    a signal's window of 14 days would pass unflagged)."""
     capacity = stack.home / "demo-caseloads.json"
     capacity.write_text(json.dumps({"organisations": caseloads(options.clients)}, indent=2))
-    return {"CAPACITY_FILE": str(capacity)}
+    return {"CAPACITY_FILE": str(capacity), "SIGNAL_CHECK_SECONDS": "1"}
 
 
 def put_on_clock(
@@ -86,7 +88,7 @@ def put_on_clock(
     returns the clock's anchor."""
     anchor = time.time() + boot
     environment = options.clock_environment(anchor)
-    sized = demo_caseloads(stack, options)
+    sized = demo_intake_settings(stack, options)
     if out:
         say = say or Narrator(DEFAULT)
         print(
