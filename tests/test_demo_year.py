@@ -50,6 +50,11 @@ pytestmark = [pytest.mark.stack, pytest.mark.chain, pytest.mark.long]
 
 # What the shortened year must see at least once (the plan guarantees a few of each).
 DONE_IN_A_SHORT_YEAR = (
+    ("signal", "received"),
+    ("outreach", "attempted"),
+    ("signal", "reached"),
+    ("signal", "accepted"),
+    ("signal", "declined"),
     ("module", "started"),
     ("questionnaire", "completed"),
     ("homework", "submitted"),
@@ -181,6 +186,14 @@ async def test_a_shortened_year_reports_exactly_what_the_simulation_did(
     # The report in Dutch: the table in analytics' words, the narration around it too.
     assert result.language == "nl" and "Afgesloten casussen" in report
     assert "Stuurcijfers 2025 per organisatie" in report
+    # The early-warning figures as analytics counts them: the simulation's signals, and the
+    # one never followed up, flagged by intake once its window had passed.
+    assert "Vroegsignalering 2025 per organisatie" in report
+    signal_figures = result.signal_figures.values()
+    assert sum(f.get("signals_received", 0) for f in signal_figures) == counts.total(
+        "signal", "received"
+    )
+    assert sum(f.get("outreach_overdue", 0) for f in signal_figures) >= 1
     assert "De cijfers van analytics kloppen met de eigen tellingen van de simulatie" in report
     assert "Waar te kijken" in report and "/dashboard#key=" in report
     # Every label of "Waar te kijken" fits its column: the values start at one place.
