@@ -128,7 +128,7 @@ OPTIONS = YearOptions(
     clients=int(os.environ.get("KETENBUS_TEST_DEMO_CLIENTS", 24)),
     # Slow enough that a machine busy with other tests keeps up with the plan.
     speed=float(os.environ.get("KETENBUS_TEST_DEMO_SPEED", 60_000)),
-    seed=6,  # a month that sees every outcome of a signal and of a hand-off
+    seed=96,  # a month that sees every outcome of a signal and of a hand-off, and aftercare
 )
 
 
