@@ -11,12 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from ketenbus.analytics import labels
+from ketenbus.analytics import labels, signals
 from ketenbus.analytics.measures import FIELDS
 from ketenbus.contracts.values import Language
 from ketenbus.devstack import narration
 from ketenbus.devstack.errors import BadSetting
-from ketenbus.devstack.report import OWN_COUNTS, TABLE, Reports, sector_table, shown
+from ketenbus.devstack.report import (
+    OWN_COUNTS,
+    SIGNAL_TABLE,
+    TABLE,
+    Reports,
+    sector_table,
+    shown,
+)
 from ketenbus.devstack.simulation import LOCAL, YearCounts, YearOptions
 from ketenbus.devstack.stack import SERVICES
 from ketenbus.devstack.year import YearResult, print_report
@@ -37,6 +44,7 @@ ROWS = {
 
 def test_every_figure_of_the_table_has_analytics_words():
     assert {name for name, _ in TABLE} <= set(FIELDS) <= set(labels.FIGURES)
+    assert {name for name, _ in SIGNAL_TABLE} <= set(signals.COLUMNS) <= set(labels.FIGURES)
 
 
 def test_the_table_in_dutch():
@@ -107,11 +115,28 @@ class Place:
         return f"kb_{organisation}_{role}"
 
 
+SIGNAL_ROW = {
+    "signals_received": 12,
+    "residents_reached": 9,
+    "help_accepted": 7,
+    "help_declined": 2,
+    "outreach_overdue": 1,
+    "days_to_first_outreach": 4.3,
+}
+
+
+def figure(report: str, label: str) -> str:
+    """The value on the line of `label` (one organisation's column)."""
+    line = next(line for line in report.splitlines() if line.startswith(label + "  "))
+    return line.split()[-1]
+
+
 def a_year(language: Language) -> YearResult:
     options = YearOptions(days=30, clients=1234, speed=60_000)
     counts = YearCounts(planned=1234, declined=4)
     own = counts.of("welzijn-utrecht")
     own["referral", "received"], own["trajectory", "closed"], own["intake", "missed"] = 1230, 58, 3
+    own["signal", "received"] = 12
     counts.lags = [0.5, 1.25, 2.5]
     counts.latest = ("intake appointment", datetime(2025, 3, 4, 9, 30, tzinfo=LOCAL))
     reports = Reports(
@@ -131,6 +156,8 @@ def a_year(language: Language) -> YearResult:
         timings={"stage.year": 1234.4, "stage.catching_up": 5.0},
         labels=labels.column_labels(FIELDS, language),
         language=language,
+        signal_figures={"welzijn-utrecht": SIGNAL_ROW},
+        signal_labels=labels.column_labels(signals.COLUMNS, language),
     )
 
 
@@ -142,8 +169,18 @@ def printed(result: YearResult) -> str:
 
 def test_the_report_speaks_dutch_by_default():
     report = printed(a_year(Language.NL))
-    assert "Het jaar 2025: 1.234 inwoners gepland, 1.230 aangemeld in de regio" in report
+    assert (
+        "Het jaar 2025: 1.234 inwoners gepland, 12 signalen van schuldeisers, "
+        "1.230 aangemeld in de regio" in report
+    )
     assert "Stuurcijfers 2025 per organisatie" in report
+    # The early-warning figures, in analytics' words.
+    assert "Vroegsignalering 2025 per organisatie" in report
+    assert figure(report, "Signalen ontvangen") == "12"
+    assert figure(report, "Inwoners bereikt") == "9"
+    assert figure(report, "Hulp aanvaard") == "7" and figure(report, "Hulp afgewezen") == "2"
+    assert figure(report, "Niet op tijd benaderd") == "1"
+    assert figure(report, "Dagen tot eerste contactpoging") == "4,3"
     assert "Afgesloten casussen" in report and "Doorlooptijd (dagen)" in report
     assert "Wat de simulatie zelf deed" in report
     assert "afgesloten casussen" in report.split("Wat de simulatie zelf deed")[1]
@@ -158,7 +195,12 @@ def test_the_report_speaks_dutch_by_default():
 
 def test_the_report_in_english_when_chosen():
     report = printed(a_year(Language.EN))
-    assert "The year 2025: 1,234 residents planned, 1,230 referred into the region" in report
+    assert (
+        "The year 2025: 1,234 residents planned, 12 signals from creditors, "
+        "1,230 referred into the region" in report
+    )
+    assert "Early-warning signals 2025 per organisation" in report
+    assert figure(report, "Not reached out to in time") == "1"
     assert "Closed cases" in report and "Lead time (days)" in report
     assert "What the simulation itself did" in report
     assert "Analytics' figures agree with the simulation's own counts" in report

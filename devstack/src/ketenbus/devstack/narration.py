@@ -19,24 +19,29 @@ from ketenbus.kit.wording import both
 NARRATION: wording.Table = {
     "intro": both(
         "Ketenbus: een jaar in de keten. {residents} inwoners, drie welzijnsorganisaties, twee "
-        "huisartsenpraktijken, een gemeente met signalen uit de vroegsignalering en een partner "
-        "voor schuldhulpverlening. Caseload (trajecten tegelijk): {caseloads}.",
+        "huisartsenpraktijken, een gemeente, vier schuldeisers met signalen voor de "
+        "vroegsignalering en een partner voor schuldhulpverlening. Caseload (trajecten "
+        "tegelijk): {caseloads}.",
         "Ketenbus: a year in the chain. {residents} residents, three welfare organisations, two "
-        "GP practices, a municipality with early-warning signals and a debt-counselling "
-        "partner. Caseloads (trajectories at once): {caseloads}.",
+        "GP practices, a municipality, four creditors with early-warning signals and a "
+        "debt-counselling partner. Caseloads (trajectories at once): {caseloads}.",
     ),
     "on_clock": both(
         "de services gaan op de klok van de simulatie: {days} dagen op {speed}x ...",
         "putting the services on the simulation's clock: {days} days at {speed}x ...",
     ),
     "year": both(
-        "Het jaar {period}: {planned} inwoners gepland, {referred} aangemeld in de regio, "
-        "{declined} afgewezen (buiten de regio).",
-        "The year {period}: {planned} residents planned, {referred} referred into the region, "
-        "{declined} declined (outside the region).",
+        "Het jaar {period}: {planned} inwoners gepland, {signals} signalen van schuldeisers, "
+        "{referred} aangemeld in de regio, {declined} afgewezen (buiten de regio).",
+        "The year {period}: {planned} residents planned, {signals} signals from creditors, "
+        "{referred} referred into the region, {declined} declined (outside the region).",
     ),
     "steering_figures": both(
         "Stuurcijfers {period} per organisatie", "Steering figures {period} per organisation"
+    ),
+    "signal_figures": both(
+        "Vroegsignalering {period} per organisatie",
+        "Early-warning signals {period} per organisation",
     ),
     "sector_table": both(
         "De tabel van de sector {period}, {organisation}",
@@ -45,10 +50,10 @@ NARRATION: wording.Table = {
     "own_counts": both("Wat de simulatie zelf deed", "What the simulation itself did"),
     "agree": both(
         "De cijfers van analytics kloppen met de eigen tellingen van de simulatie "
-        "(aanmeldingen, wachtlijst, afgesloten casussen, no-shows, modules, overdrachten, "
-        "minuten).",
+        "(signalen, aanmeldingen, wachtlijst, afgesloten casussen, no-shows, modules, "
+        "overdrachten, minuten).",
         "Analytics' figures agree with the simulation's own counts "
-        "(referrals, waiting list, closed cases, no-shows, modules, hand-offs, minutes).",
+        "(signals, referrals, waiting list, closed cases, no-shows, modules, hand-offs, minutes).",
     ),
     "differ": both(
         "Analytics wijkt af van de eigen tellingen van de simulatie:",
@@ -99,6 +104,11 @@ NARRATION: wording.Table = {
         ", op zijn slechtst: {action} gepland op {moment}", ", at worst: {action} planned {moment}"
     ),
     # The rows of "What the simulation itself did", by the simulation's own counters.
+    "own.signals": both("signalen van schuldeisers", "signals from creditors"),
+    "own.outreach": both("  contactpogingen", "  outreach attempts"),
+    "own.signals_reached": both("  inwoners bereikt", "  residents reached"),
+    "own.signals_accepted": both("  hulp aanvaard (aanmelding)", "  help accepted (a referral)"),
+    "own.signals_declined": both("  hulp afgewezen", "  help declined"),
     "own.referrals": both("aanmeldingen", "referrals"),
     "own.waitlisted": both("op de wachtlijst gezet", "put on the waiting list"),
     "own.opened": both("trajecten geopend", "trajectories opened"),

@@ -54,6 +54,15 @@ TABLE: tuple[tuple[str, str], ...] = (
 )
 # "Of which" rows, indented under the row they split.
 PART_OF_ABOVE = frozenset({"registration_time_per_case", "dossier_time_per_case"})
+# The early-warning figures (GET /v1/signal-figures), in analytics' order and words.
+SIGNAL_TABLE: tuple[tuple[str, str], ...] = (
+    ("signals_received", "int"),
+    ("residents_reached", "int"),
+    ("help_accepted", "int"),
+    ("help_declined", "int"),
+    ("outreach_overdue", "int"),
+    ("days_to_first_outreach", "num"),
+)
 
 
 def shown(value: Any, how: str, language: Language = DEFAULT) -> str:
@@ -72,13 +81,14 @@ def sector_table(
     rows: dict[str, dict[str, Any]],
     labels: dict[str, str] | None = None,
     language: Language = DEFAULT,
+    table: tuple[tuple[str, str], ...] = TABLE,
 ) -> str:
-    """One column per organisation, one line per figure, in the words of `labels` (the
-    figures API's, by key; a figure without a label shows its key)."""
+    """One column per organisation, one line per figure of `table`, in the words of `labels`
+    (the figures API's, by key; a figure without a label shows its key)."""
     organisations = sorted(rows)
     words = {
         name: ("  " if name in PART_OF_ABOVE else "") + (labels or {}).get(name, name)
-        for name, _ in TABLE
+        for name, _ in table
     }
     label_width = max(len(label) for label in words.values())
     widths = [max(len(o), 9) for o in organisations]
@@ -86,7 +96,7 @@ def sector_table(
         " " * label_width
         + "".join(f"  {o:>{w}}" for o, w in zip(organisations, widths, strict=True))
     ]
-    for name, how in TABLE:
+    for name, how in table:
         cells = "".join(
             f"  {shown(rows[o].get(name), how, language):>{w}}"
             for o, w in zip(organisations, widths, strict=True)
@@ -109,6 +119,10 @@ CHECKS: tuple[tuple[tuple[str, str], str], ...] = (
     (("hand_off", "requested"), "handoffs"),
     (("minutes", "registration"), "registration_minutes"),
     (("minutes", "dossier"), "dossier_minutes"),
+    (("signal", "received"), "signals_received"),
+    (("signal", "reached"), "residents_reached"),
+    (("signal", "accepted"), "help_accepted"),
+    (("signal", "declined"), "help_declined"),
 )
 
 Figures = dict[str, dict[str, Any]]
@@ -148,11 +162,16 @@ async def sector_tables(
 
 
 async def totals(chain: ChainClient, organisations: Iterable[str]) -> Figures:
-    """Every organisation's figures over all time (one cell each)."""
+    """Every organisation's figures over all time (one cell each), with its early-warning
+    figures (signals received, reached, accepted, declined)."""
     found = {}
     for organisation in organisations:
         answer = await chain.analytics(organisation, "/v1/figures", period="all")
-        found[organisation] = answer["cells"][0] if answer["cells"] else {}
+        signals = await chain.analytics(organisation, "/v1/signal-figures", period="all")
+        found[organisation] = {
+            **(signals["rows"][0] if signals["rows"] else {}),
+            **(answer["cells"][0] if answer["cells"] else {}),
+        }
     return found
 
 
@@ -289,9 +308,14 @@ async def write_reports(
 
 
 # What the simulation did (counted by kind and outcome) and the narration's word for it, in
-# the order a year goes: the chain's own work, then what residents and the debt-counselling
-# partner did (which of them happened and how often).
+# the order a year goes: the creditors' signals and the outreach, the chain's own work, then
+# what residents and the debt-counselling partner did (which of them happened and how often).
 OWN_COUNTS: tuple[tuple[tuple[str, str], str], ...] = (
+    (("signal", "received"), "signals"),
+    (("outreach", "attempted"), "outreach"),
+    (("signal", "reached"), "signals_reached"),
+    (("signal", "accepted"), "signals_accepted"),
+    (("signal", "declined"), "signals_declined"),
     (("referral", "received"), "referrals"),
     (("referral", "waitlisted"), "waitlisted"),
     (("trajectory", "opened"), "opened"),

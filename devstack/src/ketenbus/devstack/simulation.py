@@ -2,11 +2,12 @@
 
 The services and the simulation read the same accelerated clock (ScaledClock: the same start,
 anchor and speed), so "three days before the appointment" is three simulated days for
-everyone. The simulation only does what people do: referrers refer, workers schedule,
-register and close, clients work in the portal, the debt-counselling partner answers on its
-topic. It counts what it did, by kind and outcome, so the report's figures can be checked
-against it. Anything the chain cannot do yet (a route that does not exist) is skipped and
-named in the report.
+everyone. The simulation only does what people do: referrers refer, creditors send
+early-warning signals, workers reach out to the signalled residents, schedule, register and
+close, clients work in the portal, the debt-counselling partner answers on its topic. It
+counts what it did, by kind and outcome, so the report's figures can be checked against it.
+Anything the chain cannot do yet (a route that does not exist) is skipped and named in the
+report.
 
 A resident's help is a list of rows (year_actions): each runs at its own simulated moment as
 a task of its own, waiting only for the rows it needs, so actions due at the same moment run
@@ -39,7 +40,14 @@ from ketenbus.devstack.mail_sink import latest_headers_to
 from ketenbus.devstack.narration import Narrator, chosen_language
 from ketenbus.devstack.opened_trajectories import OpenedTrajectories
 from ketenbus.devstack.partners import DebtCounsellingPartner, PartnerTimeout
-from ketenbus.devstack.year_actions import Action, Key, Kind, appointment_slots, plan_actions
+from ketenbus.devstack.year_actions import (
+    Action,
+    Key,
+    Kind,
+    appointment_slots,
+    plan_actions,
+    signal_actions,
+)
 from ketenbus.devstack.year_scenario import DEBT_COUNSELLING, Client, plan_year
 from ketenbus.kit.clock import ScaledClock
 
@@ -143,7 +151,10 @@ class _Journey:
 
     client: Client
     organisation: str
-    contact: dict[str, Any]  # the phone and e-mail address the referrer gave
+    contact: dict[str, Any]  # the phone and e-mail address the referrer (or creditor) gave
+    referral_id: str = ""
+    signal_id: str = ""
+    signal_received: datetime | None = None  # intake's moment of arrival
     trajectory_id: str = ""
     client_ref: str = ""
     opened: datetime | None = None  # when the worker started planning: the plan's zero
@@ -190,6 +201,9 @@ class Year:
         self.trajectories = OpenedTrajectories(chain.kafka) if chain.kafka else None
         self.day = timedelta(days=1) * min(1.0, options.days / 365)
         self.steps: dict[Kind, Callable[[_Journey, int], Awaitable[None]]] = {
+            Kind.SIGNAL: self._signal,
+            Kind.OUTREACH: self._outreach,
+            Kind.SIGNAL_ANSWER: self._signal_answer,
             Kind.SCHEDULE: self._schedule,
             Kind.REGISTER: self._register,
             Kind.MESSAGE: self._message,
@@ -293,9 +307,23 @@ class Year:
             self.finished += 1
 
     async def _travel(self, client: Client) -> None:
-        await self.until(client.referred_at)
+        await self.until(client.arrives_at)
         if self.clock.now() >= self.options.end:
             return
+        journey = await (self._signalled(client) if client.signal else self._referred(client))
+        if journey is None:
+            return
+        trajectory = await self._opened(journey, journey.referral_id)
+        if trajectory is None:
+            return
+        self.counts.of(journey.organisation)["trajectory", "opened"] += 1
+        journey.trajectory_id = trajectory["trajectory_id"]
+        journey.client_ref = trajectory["client_ref"]
+        # The worker plans from the moment the new trajectory reaches them.
+        await self._follow(journey, self.clock.now())
+
+    async def _referred(self, client: Client) -> _Journey | None:
+        """A referrer refers: the journey of a referral in the region."""
         _PLANNED.set(("referral", client.referred_at))
         body = client.referral(self.rng)
         answer = await self._act(
@@ -305,23 +333,28 @@ class Year:
             ),
         )
         if answer is None:
-            return
+            return None
         if client.organisation is None or answer["status"] == "declined":
             self.counts.declined += 1
-            return
-        counts = self.counts.of(client.organisation)
-        counts["referral", "received"] += 1
-        counts["referral", "crisis"] += client.crisis
-        counts["referral", "waitlisted"] += answer["status"] == "waitlisted"
+            return None
         journey = _Journey(client, client.organisation, body["client"])
-        trajectory = await self._opened(journey, answer["referral_id"])
-        if trajectory is None:
-            return
-        counts["trajectory", "opened"] += 1
-        journey.trajectory_id = trajectory["trajectory_id"]
-        journey.client_ref = trajectory["client_ref"]
-        # The worker plans from the moment the new trajectory reaches them.
-        await self._follow(journey, self.clock.now())
+        self._received(journey, answer["referral_id"], answer["status"])
+        return journey
+
+    async def _signalled(self, client: Client) -> _Journey | None:
+        """A creditor's signal, the outreach and the answer, each row at its moment: the
+        journey goes on when the resident accepted help (a referral)."""
+        assert client.organisation is not None  # creditors signal residents of the region
+        journey = _Journey(client, client.organisation, {})
+        await self._play(journey, signal_actions(client))
+        return journey if journey.referral_id else None
+
+    def _received(self, j: _Journey, referral_id: str, state: str) -> None:
+        counts = self.counts.of(j.organisation)
+        counts["referral", "received"] += 1
+        counts["referral", "crisis"] += j.client.crisis
+        counts["referral", "waitlisted"] += state == "waitlisted"
+        j.referral_id = referral_id
 
     async def _opened(self, journey: _Journey, referral_id: str) -> dict[str, Any] | None:
         """Wait for the trajectory: at once when accepted, after the wait when waitlisted;
@@ -346,9 +379,12 @@ class Year:
         return None
 
     async def _follow(self, j: _Journey, opened: datetime) -> None:
-        """Every row of the journey as its own task at its own moment."""
         j.opened, j.slots = opened, appointment_slots(j.client, opened)
-        rows = [a for a in plan_actions(j.client, opened, self.day) if a.moment < self.options.end]
+        await self._play(j, plan_actions(j.client, opened, self.day))
+
+    async def _play(self, j: _Journey, rows: list[Action]) -> None:
+        """Every row of the journey (within the year) as its own task at its own moment."""
+        rows = [a for a in rows if a.moment < self.options.end]
         tasks: dict[Key, asyncio.Task[None]] = {}
         for row in rows:  # every task is made before any runs: each finds what it waits for
             tasks[row.key] = asyncio.create_task(self._perform(j, row, tasks))
@@ -363,6 +399,64 @@ class Year:
             await asyncio.wait(needs)
         _PLANNED.set((row.kind.value, row.moment))
         await self.steps[row.kind](j, row.number)
+
+    # ---------------------------------------------------------------- early warning
+
+    async def _signal(self, j: _Journey, _: int) -> None:
+        """The creditor reports the resident's arrears; intake routes it to the organisation."""
+        assert j.client.signal is not None
+        creditor, report = j.client.signal.creditor, j.client.signal_report(self.rng)
+        j.contact = report["resident"]
+        receipt = await self._act(
+            "signals",
+            lambda: self.chain.send_signal(
+                creditor, report, idempotency_key=f"{j.client.reference}-{self.run_id}"
+            ),
+        )
+        if receipt is not None:
+            j.signal_id = receipt["signal_id"]
+            j.signal_received = datetime.fromisoformat(receipt["received_at"])
+            self.counts.of(j.organisation)["signal", "received"] += 1
+
+    def _when_signalled(self, j: _Journey, planned: datetime) -> datetime:
+        """The planned moment, but never before intake received the signal (a late run sent
+        it late) nor after now on its clock."""
+        assert j.signal_received is not None
+        return min(max(planned, j.signal_received), self.clock.now())
+
+    async def _outreach(self, j: _Journey, n: int) -> None:
+        assert j.client.signal is not None
+        attempt = j.client.signal.outreach[n]
+        if not j.signal_id:
+            return
+        at = self._when_signalled(j, attempt.at)
+        done = await self._act(
+            "signal outreach",
+            lambda: self.chain.record_outreach(
+                j.organisation, j.signal_id, attempt.method, attempt.reached, at
+            ),
+        )
+        if done is not None:
+            counts = self.counts.of(j.organisation)
+            counts["outreach", "attempted"] += 1
+            counts["signal", "reached"] += attempt.reached
+
+    async def _signal_answer(self, j: _Journey, _: int) -> None:
+        """The resident accepts help (with consent: the signal becomes a referral) or not."""
+        signal = j.client.signal
+        assert signal is not None and signal.answered_at is not None
+        if not j.signal_id:
+            return
+        accepts, at = bool(signal.accepts), self._when_signalled(j, signal.answered_at)
+        answer = await self._act(
+            "signal answer",
+            lambda: self.chain.answer_signal(j.organisation, j.signal_id, accepts, at),
+        )
+        if answer is None:
+            return
+        self.counts.of(j.organisation)["signal", "accepted" if accepts else "declined"] += 1
+        if accepts:
+            self._received(j, answer["referral_id"], answer["referral_state"])
 
     # ---------------------------------------------------------------- the worker
 

@@ -23,6 +23,7 @@ from ketenbus.devstack.chain_client import ChainClient, ChainError, eventually
 from ketenbus.devstack.narration import Narrator, chosen_language
 from ketenbus.devstack.partners import DebtCounsellingPartner
 from ketenbus.devstack.report import (
+    SIGNAL_TABLE,
     Reports,
     own_counts_table,
     sector_table,
@@ -60,18 +61,23 @@ class YearResult:
     language: Language = DEFAULT
     # Each organisation's sector table of the year, as analytics prints it for a terminal.
     sector_tables: dict[str, str] = field(default_factory=dict)
+    # The early-warning figures of the year per organisation, and their words.
+    signal_figures: dict[str, dict[str, Any]] = field(default_factory=dict)
+    signal_labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def period(self) -> str:
         return f"{self.options.start.astimezone(LOCAL):%Y}"
 
 
-def demo_caseloads(stack: EmbeddedStack, options: YearOptions) -> dict[str, str]:
-    """Intake's settings for organisations the size of the demo year: caseloads scaled to
-    its residents, so a small year meets waiting lists too."""
+def demo_intake_settings(stack: EmbeddedStack, options: YearOptions) -> dict[str, str]:
+    """Intake's settings for the demo year: caseloads scaled to its residents, so a small
+    year meets waiting lists too; and the signals' deadlines checked every real second (a
+    simulated day at the demo's speed: the default minute would be two simulated months, and
+    a signal's window of 14 days would pass unflagged)."""
     capacity = stack.home / "demo-caseloads.json"
     capacity.write_text(json.dumps({"organisations": caseloads(options.clients)}, indent=2))
-    return {"CAPACITY_FILE": str(capacity)}
+    return {"CAPACITY_FILE": str(capacity), "SIGNAL_CHECK_SECONDS": "1"}
 
 
 def put_on_clock(
@@ -86,7 +92,7 @@ def put_on_clock(
     returns the clock's anchor."""
     anchor = time.time() + boot
     environment = options.clock_environment(anchor)
-    sized = demo_caseloads(stack, options)
+    sized = demo_intake_settings(stack, options)
     if out:
         say = say or Narrator(DEFAULT)
         print(
@@ -150,6 +156,16 @@ async def play_year(
             year_figures[organisation] = next(
                 (c for c in answer["cells"] if c["period"] == period), {}
             )
+        signal_figures: dict[str, dict[str, Any]] = {}
+        signal_labels: dict[str, str] = {}
+        for organisation in organisations:
+            answer = await chain.analytics(
+                organisation, "/v1/signal-figures", period="year", lang=language
+            )
+            signal_labels = answer["labels"]
+            signal_figures[organisation] = next(
+                (r for r in answer["rows"] if r["period"] == period), {}
+            )
         tables = await sector_tables(chain, organisations, period, language)
         reports = await write_reports(
             chain, organisations, reports_dir or stack.home / "reports", language, period
@@ -170,6 +186,8 @@ async def play_year(
         labels=labels,
         language=language,
         sector_tables=tables,
+        signal_figures=signal_figures,
+        signal_labels=signal_labels,
     )
 
 
@@ -229,6 +247,7 @@ def print_report(result: YearResult, stack: EmbeddedStack, out: TextIO | None = 
             "year",
             period=result.period,
             planned=say.number(counts.planned),
+            signals=say.number(counts.total("signal", "received")),
             referred=say.number(referred),
             declined=say.number(counts.declined),
         ),
@@ -236,6 +255,11 @@ def print_report(result: YearResult, stack: EmbeddedStack, out: TextIO | None = 
     )
     print(f"\n{say('steering_figures', period=result.period)}\n", file=out)
     print(sector_table(result.year_figures, result.labels, result.language), file=out)
+    print(f"\n{say('signal_figures', period=result.period)}\n", file=out)
+    signals = sector_table(
+        result.signal_figures, result.signal_labels, result.language, SIGNAL_TABLE
+    )
+    print(signals, file=out)
     for organisation, table in sorted(result.sector_tables.items()):
         heading = say("sector_table", period=result.period, organisation=organisation)
         print(f"\n{heading}\n", file=out)

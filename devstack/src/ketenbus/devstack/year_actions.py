@@ -1,7 +1,9 @@
 """A resident's help as rows: who does what, when, and which earlier rows it waits for.
 
 Pure: from a planned client (year_scenario) and the moment their trajectory opened, the
-actions of their year. The simulation (simulation.py) plays the rows; a test can read them.
+actions of their year; before that, for a resident a creditor signalled, the signal's own rows
+(the report, the outreach, the answer). The simulation (simulation.py) plays the rows; a test
+can read them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ EVENING_CLIENTS = 8
 
 class Kind(StrEnum):
     """What is done, and by whom (the worker unless it says otherwise)."""
+
+    SIGNAL = "signal"  # a creditor reports the resident's arrears (early warning)
+    OUTREACH = "outreach"  # a letter, a call or a home visit to reach the resident
+    SIGNAL_ANSWER = "signal_answer"  # the resident, reached, accepts help or declines it
 
     SCHEDULE = "schedule"  # an appointment
     REGISTER = "register"  # the appointment attended or missed, and its contact
@@ -72,6 +78,19 @@ def appointment_slots(client: Client, opened: datetime) -> list[datetime]:
             after = slots[-1] + timedelta(minutes=appointment.minutes)
         slots.append(appointment_slot(after, evening=evening))
     return slots
+
+
+def signal_actions(client: Client) -> list[Action]:
+    """A signalled resident's rows before any referral: the creditor's signal, each outreach
+    attempt after the one before, and the answer after the attempt that reached them."""
+    signal = client.signal
+    assert signal is not None
+    rows = [Action(signal.sent_at, Kind.SIGNAL)]
+    for n, attempt in enumerate(signal.outreach):
+        rows.append(Action(attempt.at, Kind.OUTREACH, n, (rows[-1].key,)))
+    if signal.answered_at is not None:
+        rows.append(Action(signal.answered_at, Kind.SIGNAL_ANSWER, after=(rows[-1].key,)))
+    return rows
 
 
 def plan_actions(client: Client, opened: datetime, day: timedelta) -> list[Action]:

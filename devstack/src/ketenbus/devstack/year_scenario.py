@@ -6,6 +6,10 @@ debt intakes; about 60 % of self-help modules completed; a few crises; part of t
 cases handed to debt counselling; online contact mostly added on top of face-to-face contact
 (which is why blended cases take more hours and more days). Waiting lists are not planned:
 intake puts people on them when an organisation's caseload is full.
+
+Some residents come in by an early-warning signal of a creditor (docs/signals.md): the
+organisation reaches out, and only those who accept help are referred; the others' signals
+are declined, never reached, or (a few) never followed up in time.
 """
 
 from __future__ import annotations
@@ -14,6 +18,10 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from ketenbus.devstack.working_hours import appointment_slot
 
 # Referrers of the local chain and what kind of referrer each is (see devstack/access.py).
 GPS = ("huisarts-de-linde", "huisarts-oosterpoort")
@@ -25,6 +33,11 @@ AREAS: dict[str, tuple[str, ...]] = {
     "welzijn-amersfoort": ("3811", "3813", "3815", "3822", "3825", "3831"),
     "welzijn-heuvelrug": ("3701", "3703", "3705", "3941"),
 }
+TOWNS = {
+    "welzijn-utrecht": "Utrecht",
+    "welzijn-amersfoort": "Amersfoort",
+    "welzijn-heuvelrug": "Zeist",
+}
 SHARE = {"welzijn-utrecht": 0.5, "welzijn-amersfoort": 0.3, "welzijn-heuvelrug": 0.2}
 # Trajectories each organisation can run at once for every 100 residents the year refers
 # (intake ships 60, 30 and 20 for a region of 300): beyond it intake waitlists, so a smaller
@@ -35,7 +48,8 @@ MODULES = ("grip-op-je-geld", "omgaan-met-stress", "sterker-in-je-netwerk")
 FIRST_NAMES = ("Sanne", "Daan", "Fatima", "Mohammed", "Lotte", "Kees", "Anouk", "Yusuf", "Ilse")
 LAST_NAMES = ("de Vries", "Jansen", "El Amrani", "Bakker", "Yilmaz", "Visser", "Smit", "Bos")
 
-# Referrer type -> share of referrals.
+# Referrer type -> share of the year's residents ("early_warning": those a creditor's signal
+# is about; only those who accept help become referrals of that type).
 REFERRER_MIX = {
     "gp": 0.30,
     "self": 0.25,
@@ -45,6 +59,7 @@ REFERRER_MIX = {
     "school": 0.04,
     "outreach": 0.04,
 }
+REFERRALS_ONLY = {kind: share for kind, share in REFERRER_MIX.items() if kind != "early_warning"}
 TOPIC_MIX = {
     "debts_material": 0.38,
     "psychosocial": 0.22,
@@ -72,6 +87,26 @@ WITHDRAWS_CONSENT = 0.03
 OPTS_OUT = 0.03  # by each route
 ERASURE = 0.03
 SMS_PREFERRED = 0.3
+
+# Early-warning signals: the creditors of access.CREDITORS, their kind and their share of the
+# signals (rent and energy arrears most), and the arrears they report (euros, from-to).
+CREDITORS = {
+    "woonstichting-domstad": ("housing", 0.35, (450, 3200)),
+    "energie-stroomlijn": ("energy", 0.30, (180, 1400)),
+    "waterbedrijf-vallei": ("water", 0.15, (60, 400)),
+    "zorgverzekeraar-zuid": ("health_insurance", 0.20, (250, 1200)),
+}
+END_OF_SUPPLY = 0.3  # of energy signals: supply ends 20 working days after the notice
+SIGNAL_FORGOTTEN = 0.05  # no outreach at all: intake flags it once the window passed
+SIGNAL_NEVER_REACHED = 0.25  # of those followed up: three attempts, no answer
+SIGNAL_ACCEPTS = 0.75  # of those reached; the others decline help
+OUTREACH_METHODS = ("letter", "phone", "home_visit")  # in the order they are tried
+SIGNAL_OUTCOMES = {
+    "forgotten": SIGNAL_FORGOTTEN,
+    "not_reached": (1 - SIGNAL_FORGOTTEN) * SIGNAL_NEVER_REACHED,
+    "accepted": (1 - SIGNAL_FORGOTTEN) * (1 - SIGNAL_NEVER_REACHED) * SIGNAL_ACCEPTS,
+    "declined": (1 - SIGNAL_FORGOTTEN) * (1 - SIGNAL_NEVER_REACHED) * (1 - SIGNAL_ACCEPTS),
+}
 
 
 @dataclass(frozen=True)
@@ -126,6 +161,28 @@ class PartnerCourse:
     completes_after: timedelta
 
 
+@dataclass(frozen=True)
+class Outreach:
+    at: datetime
+    method: str  # letter | phone | home_visit
+    reached: bool
+
+
+@dataclass(frozen=True)
+class SignalCourse:
+    """A creditor's signal about the resident and what follows: the organisation's attempts
+    to reach them (none: never followed up), and their answer once reached."""
+
+    sent_at: datetime
+    creditor: str  # organisation id (access.CREDITORS)
+    creditor_kind: str
+    arrears: Decimal
+    end_of_supply: bool  # energy only: a notice that supply ends
+    outreach: tuple[Outreach, ...] = ()
+    accepts: bool | None = None  # None: never reached
+    answered_at: datetime | None = None
+
+
 @dataclass
 class Client:
     number: int
@@ -151,25 +208,41 @@ class Client:
     withdraws_consent: tuple[timedelta, str] | None = None
     opts_out_at: timedelta | None = None  # by STOP on SMS, by the e-mail's link otherwise
     erases: bool = False  # asks for erasure once the case is closed
+    # An early-warning client: referred (at `referred_at`) only when they accept help.
+    signal: SignalCourse | None = None
+
+    @property
+    def referred(self) -> bool:
+        return self.signal is None or bool(self.signal.accepts)
+
+    @property
+    def arrives_at(self) -> datetime:
+        """When the chain first hears of them: by their signal, or by their referral."""
+        return self.referred_at if self.signal is None else self.signal.sent_at
 
     @property
     def reference(self) -> str:
         return f"SIM-{self.referred_at:%Y}-{self.number:05d}"
 
-    def referral(self, rng: random.Random) -> dict[str, object]:
-        """What the referrer sends to intake's front door (the person is invented)."""
+    def person(self, rng: random.Random) -> dict[str, object]:
+        """Who the resident is and how to reach them (invented): an e-mail address only for
+        those who prefer e-mail, so intake reaches the others by SMS."""
         born = datetime(1950, 1, 1) + timedelta(days=rng.randrange(0, 365 * 55))
         name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
-        client: dict[str, object] = {
+        person: dict[str, object] = {
             "name": name,
             "date_of_birth": born.date().isoformat(),
             "postcode": f"{self.postcode} {rng.choice('ABCDEFGHJK')}{rng.choice('ABCDEFGHJK')}",
             "language": "nl" if rng.random() < 0.9 else "en",
-            "preferred_channel": self.preferred_channel,
         }
-        if client["preferred_channel"] == "email":
-            client["email"] = f"client{self.number}@example.org"
-        client["phone"] = f"06{rng.randrange(10_000_000, 99_999_999)}"
+        if self.preferred_channel == "email":
+            person["email"] = f"client{self.number}@example.org"
+        person["phone"] = f"06{rng.randrange(10_000_000, 99_999_999)}"
+        return person
+
+    def referral(self, rng: random.Random) -> dict[str, object]:
+        """What the referrer sends to intake's front door."""
+        client = self.person(rng) | {"preferred_channel": self.preferred_channel}
         return {
             "referrer_type": self.referrer_type,
             "referrer_reference": self.reference,
@@ -185,6 +258,26 @@ class Client:
                 "granted_at": self.referred_at.isoformat(),
             },
         }
+
+    def signal_report(self, rng: random.Random) -> dict[str, Any]:
+        """What the creditor sends to intake: the arrears, and who the resident is."""
+        signal = self.signal
+        assert signal is not None and self.organisation is not None
+        resident = self.person(rng) | {
+            "street": f"Dorpsstraat {rng.randint(1, 180)}",
+            "town": TOWNS[self.organisation],
+        }
+        report: dict[str, Any] = {
+            "creditor_kind": signal.creditor_kind,
+            "arrears_amount": str(signal.arrears),
+            # The day the creditor's own collection steps ended: a little before it reports.
+            "signal_date": (signal.sent_at - timedelta(days=rng.randint(1, 10))).date().isoformat(),
+            "customer_number": f"K-{rng.randrange(10**7, 10**8)}",
+            "resident": resident,
+        }
+        if signal.end_of_supply:  # supply ends 20 working days after the notice
+            report["end_of_supply_on"] = (signal.sent_at + timedelta(days=28)).date().isoformat()
+        return report
 
 
 def caseloads(clients: int) -> dict[str, int]:
@@ -206,8 +299,11 @@ def _referrer(rng: random.Random, kind: str, organisation: str | None) -> str:
 
 def plan_year(start: datetime, days: int, clients: int, seed: int = 2025) -> list[Client]:
     """Everyone referred in a year of `days` days: referrals spread over the first 85 % of the
-    period (later ones would not get far), each with the course their help will take."""
+    period (later ones would not get far), each with the course their help will take; and
+    the residents a creditor's signal is about, of whom those who accept help are referred."""
     rng = random.Random(seed)
+    # The signals' course has a random stream of its own: the rest of the year stays as drawn.
+    signals = random.Random(f"{seed}-signals")
     window = timedelta(days=days * 0.85)
     planned = []
     for number in range(1, clients + 1):
@@ -215,7 +311,8 @@ def plan_year(start: datetime, days: int, clients: int, seed: int = 2025) -> lis
         outside = rng.random() < OUTSIDE_REGION or number == 1  # one in any year
         organisation = None if outside else _pick(rng, SHARE)
         postcode = rng.choice(OUTSIDE_AREAS if organisation is None else AREAS[organisation])
-        kind = _pick(rng, REFERRER_MIX)
+        # A creditor signals to the resident's own municipality: only residents of the region.
+        kind = _pick(rng, REFERRER_MIX if organisation else REFERRALS_ONLY)
         topic = "debts_material" if kind == "early_warning" else _pick(rng, TOPIC_MIX)
         client = Client(
             number=number,
@@ -229,17 +326,80 @@ def plan_year(start: datetime, days: int, clients: int, seed: int = 2025) -> lis
             blended=rng.random() < BLENDED,
             preferred_channel="sms" if rng.random() < SMS_PREFERRED else "email",
         )
-        _plan_help(rng, client, days)
+        if kind == "early_warning":
+            _plan_signal(signals, client)
+        _plan_help(rng, client, days)  # for a signal: the help they get if they accept it
         planned.append(client)
+    _plan_signal_outcomes(signals, [c for c in planned if c.signal is not None])
     _plan_changes_of_mind(rng, planned, start + timedelta(days=days * 0.85))
     return sorted(planned, key=lambda c: c.referred_at)
+
+
+def _plan_signal(rng: random.Random, client: Client) -> None:
+    """The creditor's signal arrives at the client's planned moment; an end of supply makes
+    it a crisis."""
+    creditor = rng.choices(list(CREDITORS), weights=[c[1] for c in CREDITORS.values()])[0]
+    kind, _, (low, high) = CREDITORS[creditor]
+    end_of_supply = kind == "energy" and rng.random() < END_OF_SUPPLY
+    arrears = Decimal(rng.randint(low * 100, high * 100)) / 100
+    client.signal = SignalCourse(client.referred_at, creditor, kind, arrears, end_of_supply)
+    client.crisis = end_of_supply
+    _follow_up(rng, client, _pick(rng, SIGNAL_OUTCOMES))
+
+
+def _follow_up(rng: random.Random, client: Client, outcome: str, reaching: int = 0) -> None:
+    """The organisation's attempts, a few days apart in working hours (a letter first; a call
+    when supply is about to end) until one reaches the resident or three did not; reached,
+    they answer within days. Accepting, they are referred at that moment."""
+    signal = client.signal
+    assert signal is not None
+    client.referred_at = signal.sent_at
+    if outcome == "forgotten":
+        client.signal = replace(signal, outreach=(), accepts=None, answered_at=None)
+        return
+    methods = ("phone", "home_visit", "home_visit") if signal.end_of_supply else OUTREACH_METHODS
+    if not reaching:
+        reaching = 0 if outcome == "not_reached" else rng.choice((1, 1, 2, 2, 3))
+    first = timedelta(days=rng.uniform(0.5, 2) if signal.end_of_supply else rng.uniform(2, 7))
+    attempts: list[Outreach] = []
+    for n in range(1, (reaching or 3) + 1):
+        after = attempts[-1].at + timedelta(days=rng.uniform(3, 7)) if attempts else None
+        at = appointment_slot(after or signal.sent_at + first)
+        attempts.append(Outreach(at, methods[n - 1], reached=n == reaching))
+    answered = None
+    if reaching:  # at the contact itself, or after thinking it over
+        days = rng.choice((0, 0, 1, 3))
+        answered = appointment_slot(at + timedelta(days=days)) if days else at
+    client.signal = replace(
+        signal,
+        outreach=tuple(attempts),
+        accepts=None if answered is None else outcome == "accepted",
+        answered_at=answered,
+    )
+    if outcome == "accepted":
+        assert answered is not None
+        client.referred_at = answered
+
+
+def _plan_signal_outcomes(rng: random.Random, signalled: list[Client]) -> None:
+    """Every outcome that shows in the figures at least once in any year with three signals,
+    on its earliest ones (a short year sees them too): the first is never followed up (its
+    window is the longest wait), the second accepted, the third declined, both reached at the
+    first attempt."""
+    earliest = sorted(signalled, key=lambda c: c.arrives_at)
+    for client, outcome in zip(earliest, ("forgotten", "accepted", "declined"), strict=False):
+        _follow_up(rng, client, outcome, reaching=1)
 
 
 def _plan_changes_of_mind(rng: random.Random, planned: list[Client], by: datetime) -> None:
     """A few residents who came to their intake change their mind, each about one thing, at
     least one of each kind in any year (and `by` then, so a short year sees them too); one
     debt hand-off is declined by the partner."""
-    engaged = [c for c in planned if c.organisation and c.appointments[-1].kind == "follow_up"]
+    engaged = [
+        c
+        for c in planned
+        if c.organisation and c.referred and c.appointments[-1].kind == "follow_up"
+    ]
     rng.shuffle(engaged)
 
     def few(
@@ -267,7 +427,7 @@ def _plan_changes_of_mind(rng: random.Random, planned: list[Client], by: datetim
 
     by_referral = sorted(planned, key=lambda c: c.referred_at)
     # The partner declines the second hand-off of the year (the first goes all the way).
-    courses = [(c, c.partner) for c in by_referral if c.partner is not None]
+    courses = [(c, c.partner) for c in by_referral if c.referred and c.partner is not None]
     if len(courses) > 1:
         second, course = courses[1]
         second.partner = replace(course, accepts=False)
