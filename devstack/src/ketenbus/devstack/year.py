@@ -146,26 +146,12 @@ async def play_year(
         reporting = time.monotonic()
         period = f"{options.start.astimezone(LOCAL):%Y}"
         snapshots = await share_snapshots(chain, organisations, period)
-        year_figures: dict[str, dict[str, Any]] = {}
-        labels: dict[str, str] = {}
-        for organisation in organisations:
-            answer = await chain.analytics(
-                organisation, "/v1/figures", period="year", lang=language
-            )
-            labels = answer["labels"]
-            year_figures[organisation] = next(
-                (c for c in answer["cells"] if c["period"] == period), {}
-            )
-        signal_figures: dict[str, dict[str, Any]] = {}
-        signal_labels: dict[str, str] = {}
-        for organisation in organisations:
-            answer = await chain.analytics(
-                organisation, "/v1/signal-figures", period="year", lang=language
-            )
-            signal_labels = answer["labels"]
-            signal_figures[organisation] = next(
-                (r for r in answer["rows"] if r["period"] == period), {}
-            )
+        year_figures, labels = await figures_of_the_year(
+            chain, organisations, "/v1/figures", "cells", period, language
+        )
+        signal_figures, signal_labels = await figures_of_the_year(
+            chain, organisations, "/v1/signal-figures", "rows", period, language
+        )
         tables = await sector_tables(chain, organisations, period, language)
         reports = await write_reports(
             chain, organisations, reports_dir or stack.home / "reports", language, period
@@ -189,6 +175,25 @@ async def play_year(
         signal_figures=signal_figures,
         signal_labels=signal_labels,
     )
+
+
+async def figures_of_the_year(
+    chain: ChainClient,
+    organisations: list[str],
+    route: str,
+    rows: str,
+    period: str,
+    language: Language,
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Each organisation's row for the year `period` from an analytics figures route (its
+    rows under `rows`), and the route's labels in `language`."""
+    figures: dict[str, dict[str, Any]] = {}
+    labels: dict[str, str] = {}
+    for organisation in organisations:
+        answer = await chain.analytics(organisation, route, period="year", lang=language)
+        labels = answer["labels"]
+        figures[organisation] = next((r for r in answer[rows] if r["period"] == period), {})
+    return figures, labels
 
 
 @contextlib.asynccontextmanager
