@@ -203,6 +203,14 @@ async def kill_every_service_mid_load(stack: Any, db: dict[str, Any]) -> dict[st
     """Kill each service the moment its first batch is committed (its inbox holds its
     handled events), so that every one dies in the middle of its share of the load; start
     them again once the load is published. Returns each one's handled events at its death."""
+    return await kill_each_at_its_first_batch(stack, db, lambda service: service)
+
+
+async def kill_each_at_its_first_batch(
+    stack: Any, db: dict[str, Any], process_of: Callable[[str], str]
+) -> dict[str, int]:
+    """SIGKILL `process_of(service)` for every service the moment the service's first batch
+    is committed (its inbox holds handled events); each one's handled events at the kill."""
     handled_at_kill: dict[str, int] = {}
     deadline = time.monotonic() + 60
     while len(handled_at_kill) < len(SERVICES):
@@ -211,7 +219,7 @@ async def kill_every_service_mid_load(stack: Any, db: dict[str, Any]) -> dict[st
             if service in handled_at_kill:
                 continue
             if await db[service].inbox.count_documents({}) > 0:
-                stack.kill_service(service)
+                stack.kill_service(process_of(service))
                 handled_at_kill[service] = await db[service].inbox.count_documents({})
         await asyncio.sleep(0.01)
     return handled_at_kill
@@ -256,17 +264,7 @@ async def kill_one_replica_of_each_mid_load(stack: Any, db: dict[str, Any]) -> d
         return True
 
     await eventually(spread, "both replicas of every service to hold partitions", timeout=60)
-    handled_at_kill: dict[str, int] = {}
-    deadline = time.monotonic() + 60
-    while len(handled_at_kill) < len(SERVICES):
-        assert time.monotonic() < deadline, f"only {sorted(handled_at_kill)} got to work"
-        for service in SERVICES:
-            if service in handled_at_kill:
-                continue
-            if await db[service].inbox.count_documents({}) > 0:
-                stack.kill_service(f"{service}-2")
-                handled_at_kill[service] = await db[service].inbox.count_documents({})
-        await asyncio.sleep(0.01)
+    handled_at_kill = await kill_each_at_its_first_batch(stack, db, lambda s: f"{s}-2")
 
     partitions = await partition_counts(stack.kafka, {s: READS[s] for s in SERVICES})
 
