@@ -8,7 +8,18 @@ from ketenbus.contracts import topics
 
 def test_the_streams_a_rebuild_replays_keep_every_event() -> None:
     for topic in topics.INTERNAL_TOPICS:
-        assert topic.config() == {"retention.ms": "-1", "retention.bytes": "-1"}, topic.name
+        if topic.compaction is None:
+            assert topic.config() == {"retention.ms": "-1", "retention.bytes": "-1"}, topic.name
+
+
+def test_the_contacts_topic_is_compacted_and_keeps_tombstones_a_week() -> None:
+    """The latest card per key stays; a tombstone removes the card at the next compaction."""
+    settings = topics.CONTACTS.config()
+    assert settings["cleanup.policy"] == "compact"
+    assert settings["max.compaction.lag.ms"] == str(topics.DAY_MS)
+    assert settings["delete.retention.ms"] == str(7 * topics.DAY_MS)
+    compacted = [t.name for t in topics.INTERNAL_TOPICS if t.compaction is not None]
+    assert compacted == [topics.CONTACTS.name]
 
 
 def test_a_partners_topics_keep_thirty_days() -> None:

@@ -34,7 +34,7 @@ SERVICE_ACCESS: dict[str, Access] = {
     # early-warning signals and their outreach.
     "intake": Access(
         reads=(T.TRAJECTORIES,),
-        writes=(T.REFERRALS, T.CLIENTS, T.SIGNALS),
+        writes=(T.REFERRALS, T.CLIENTS, T.CONTACTS, T.SIGNALS),
         reads_partner_inbound=True,
         writes_partner_outbound=True,
     ),
@@ -47,7 +47,7 @@ SERVICE_ACCESS: dict[str, Access] = {
     ),
     # Reminders for appointments, waiting-list invitations; contact details from intake.
     "notifications": Access(
-        reads=(T.REFERRALS, T.CLIENTS, T.TRAJECTORIES, T.ENROLMENTS),
+        reads=(T.REFERRALS, T.CLIENTS, T.CONTACTS, T.TRAJECTORIES, T.ENROLMENTS),
         writes=(T.DELIVERIES,),
     ),
     # Self-help modules, assigned in a trajectory or started from the waiting list.

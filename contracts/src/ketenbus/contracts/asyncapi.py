@@ -37,6 +37,12 @@ def build_asyncapi(
                 channel_id,
                 {"address": address, "messages": {}},
             )
+            stream = event_class.stream
+            if stream is not None and stream.compaction is not None:
+                channel["description"] = (
+                    f"{stream.description} Compacted (cleanup.policy=compact): a record "
+                    "without a value (a tombstone) under a card's key removes the card."
+                )
             if "{organisation}" in address:
                 channel["parameters"] = {
                     "organisation": {"description": "the partner organisation id"}

@@ -45,8 +45,13 @@ class Event(BaseModel):
 
     @property
     def subject(self) -> str:
-        """The Kafka key: events about one client share it, so they stay in order."""
+        """Who the event is about: events about one client share it, so they stay in order."""
         return str(self.client_ref)  # type: ignore[attr-defined]
+
+    @property
+    def key(self) -> str:
+        """The Kafka key: the subject, but for a record a compacted topic keeps per key."""
+        return self.subject
 
     def destination(self) -> Topic:
         if self.stream is None:

@@ -7,7 +7,14 @@ from typing import ClassVar
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ketenbus.contracts.envelope import Event
-from ketenbus.contracts.topics import CLIENTS, REFERRALS, Topic, partner_outbound
+from ketenbus.contracts.topics import (
+    CLIENTS,
+    CONTACTS,
+    REFERRALS,
+    Topic,
+    contact_card_key,
+    partner_outbound,
+)
 from ketenbus.contracts.values import (
     Channel,
     ClientRef,
@@ -134,8 +141,18 @@ class ConsentWithdrawn(_ClientEvent):
     withdrawn_at: AwareDatetime
 
 
+# The recipient part of the contacts topic's key for notifications' card.
+NOTIFICATIONS_CARD = "notifications"
+
+
 class ClientContactShared(_ClientEvent):
-    """How to reach the client, sealed for notifications: never plaintext on the bus."""
+    """How to reach the client, sealed for notifications: never plaintext on the bus.
+
+    On the compacted contacts topic, keyed by client and recipient: the erasure or the
+    withdrawal of the last `reminders` consent writes a tombstone under the same key, and the
+    next compaction removes the card from the topic."""
+
+    stream: ClassVar[Topic | None] = CONTACTS
 
     client_ref: ClientRef
     organisation_id: OrganisationId
@@ -143,6 +160,10 @@ class ClientContactShared(_ClientEvent):
     preferred_channel: Channel
     contact: Sealed
     shared_at: AwareDatetime
+
+    @property
+    def key(self) -> str:
+        return contact_card_key(self.client_ref, NOTIFICATIONS_CARD)
 
 
 class PartnerContactSealed(_ClientEvent):
