@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
 from ketenbus.contracts.envelope import Envelope, wrap
+from ketenbus.contracts.topics import Compaction, Topic
 from ketenbus.kit.broker import security
 from ketenbus.kit.clock import SystemClock
 from ketenbus.kit.consumer import EventConsumer, EventHandlers
@@ -21,6 +22,13 @@ from ketenbus.kit.uow import UnitOfWork
 from .support import Dependencies, counted_event_class, create_topic, eventually, read_topic
 
 pytestmark = pytest.mark.stack
+
+QUICK = Compaction(
+    segment_ms=1000,
+    max_compaction_lag_ms=1000,
+    min_cleanable_dirty_ratio=0.01,
+    delete_retention_ms=60_000,
+)
 
 
 async def test_invalid_events_are_dead_lettered_with_a_reason_and_later_ones_processed(
@@ -218,3 +226,72 @@ async def test_batches_share_a_transaction_and_a_failure_falls_back_to_one_by_on
     batches = metrics.registry.get_sample_value("ketenbus_batch_events_count")
     batched = metrics.registry.get_sample_value("ketenbus_batch_events_sum")
     assert batched >= 300 and batches <= batched / 10
+
+
+async def test_a_compacted_topics_tombstones_reach_their_handler_in_order_with_the_events(
+    kafka, mongo_url
+):
+    """A card and the tombstone after it, in one batch: the card is kept first and then
+    forgotten, whichever batch or transaction they share. A card after its tombstone stays."""
+    topic = await create_topic(kafka)
+    Counted = counted_event_class(topic)
+    compacted = Topic(topic, "kittest", "a compacted test topic", compaction=QUICK)
+    mongo = AsyncMongoClient(mongo_url, tz_aware=True)
+    db = mongo[f"kit_{uuid.uuid4().hex[:10]}"]
+    service = f"kit-tombstones-{uuid.uuid4().hex[:6]}"
+    uow = UnitOfWork(mongo, db, service=service, clock=SystemClock())
+    handlers = EventHandlers(service)
+
+    @handlers.on(Counted)
+    async def keep(event: Envelope, uow: UnitOfWork) -> None:
+        async with uow.handling(event) as tx:
+            await tx.db.cards.replace_one(
+                {"_id": event.data.client_ref},
+                {"number": event.data.number},
+                upsert=True,
+                session=tx.session,
+            )
+
+    @handlers.on_tombstone(compacted)
+    async def forget(key: str, uow: UnitOfWork) -> None:
+        async with uow.command() as tx:
+            await tx.db.cards.delete_one({"_id": key}, session=tx.session)
+
+    broker = KafkaBroker(kafka.bootstrap, security=security(kafka.service_settings()))
+    metrics = KitMetrics(CollectorRegistry(), service)
+    consumer = EventConsumer(
+        handlers,
+        Dependencies(uow),
+        broker,
+        metrics,
+        registry={Counted.event_type(): Counted},
+        uow=uow,
+        batch_size=100,
+    )
+    consumer.subscribe()
+    sent = [("cl_a", 1), ("cl_b", 2), ("cl_a", None), ("cl_c", 3), ("cl_c", None), ("cl_c", 4)]
+    # All on the topic before the consumer starts: they arrive in one batch.
+    await broker.connect()
+    for client_ref, number in sent:
+        card = Counted(client_ref=client_ref, number=number) if number is not None else None
+        value = wrap(card, source="kittest").to_bytes() if card is not None else None
+        await broker.publish(value, topic, key=client_ref.encode())
+    await broker.start()
+    try:
+
+        async def both_tombstones_handled() -> bool:
+            handled = metrics.registry.get_sample_value(
+                "ketenbus_events_handled_total", {"event_type": "tombstone", "outcome": "processed"}
+            )
+            return handled == 2
+
+        await eventually(both_tombstones_handled)
+        cards = {c["_id"]: c["number"] async for c in db.cards.find()}
+        dead = await read_topic(kafka, f"{topic}.dlq", expected=0)
+    finally:
+        await broker.stop()
+        await mongo.close()
+    assert cards == {"cl_b": 2, "cl_c": 4}
+    assert dead == []  # a tombstone whose handler is declared is no bad message
+    with pytest.raises(ValueError, match="not compacted"):
+        handlers.on_tombstone(Topic(topic, "kittest", "not compacted"))

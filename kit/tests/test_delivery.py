@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
 from ketenbus.contracts.envelope import wrap
+from ketenbus.contracts.topics import Compaction, Topic
 from ketenbus.kit.broker import security
 from ketenbus.kit.clock import SystemClock
 from ketenbus.kit.errors import AlreadyHandled
@@ -21,6 +22,13 @@ from ketenbus.kit.uow import UnitOfWork
 from .support import counted_event_class, create_topic, fresh_topic, read_topic
 
 pytestmark = pytest.mark.stack
+
+QUICK = Compaction(
+    segment_ms=1000,
+    max_compaction_lag_ms=1000,
+    min_cleanable_dirty_ratio=0.01,
+    delete_retention_ms=60_000,
+)
 
 
 class Refused(Exception):
@@ -171,3 +179,27 @@ async def test_a_failing_batch_leaves_nothing(mongo):
 
     assert await uow.inbox.already_handled([first.id, second.id]) == set()
     assert await db.outbox.count_documents({}) == 0
+
+
+async def test_a_tombstone_goes_out_as_a_key_without_a_value_in_order_with_the_events(
+    mongo, broker, kafka
+):
+    topic = await create_topic(kafka)
+    Counted = counted_event_class(topic)
+    compacted = Topic(topic, "kittest", "a compacted test topic", compaction=QUICK)
+    uow, db = unit_of_work(mongo)
+    async with uow.command() as tx:
+        tx.publish(Counted(client_ref="cl_a", number=1))
+        tx.tombstone(compacted, "cl_a")
+        tx.publish(Counted(client_ref="cl_a", number=2))
+    with pytest.raises(ValueError, match="not compacted"):
+        async with uow.command() as tx:
+            tx.tombstone(Topic(topic, "kittest", "not compacted"), "cl_a")
+
+    relay = OutboxRelay(db, broker, KitMetrics(CollectorRegistry(), "kit-test"))
+    assert await relay.publish_pending() == 3
+
+    records = await read_topic(kafka, topic, expected=3)
+    assert [r.key for r in records] == [b"cl_a"] * 3
+    assert records[1].value is None  # a tombstone, not an empty value
+    assert [number_of(records[0]), number_of(records[2])] == [1, 2]

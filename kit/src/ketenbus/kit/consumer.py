@@ -9,7 +9,9 @@ What a consumer does with each kind of message (DESIGN.md, "Delivery guarantees"
   (`ketenbus_events_skipped{topic, event_type}`, a log line without content), because
   producers may add types to a stream before every consumer knows them; on a partner's
   inbound topic, whose vocabulary the chain sets, dead-lettered;
-- no envelope at all (not JSON, a tombstone, too large): dead-lettered.
+- no envelope at all (not JSON, a tombstone, too large): dead-lettered; but a tombstone on
+  a compacted topic whose tombstones the service declared it handles (`on_tombstone`) is
+  normal there: its handler is called with the key, in order with the events around it.
 
 A service declares what it handles, and where an event arrives elsewhere than on its
 stream, where (derived from the settings, so a deployment's partners are read, not patched in):
@@ -23,6 +25,15 @@ stream, where (derived from the settings, so a deployment's partners are read, n
     @handlers.on(PartnerOutcomeReported, topics=TrajectorySettings.partner_inbound_topics)
     async def record_partner_answer(event: Envelope[PartnerAnswer], uow: Uow) -> None:
         ...
+
+A compacted topic says "forget this key" with a tombstone (the key, no value); a service that
+mirrors such a topic declares what it does then:
+
+    @handlers.on_tombstone(CONTACTS)
+    async def forget_contact(key: str, uow: UnitOfWork[NotificationTransaction]) -> None:
+        ...
+
+A tombstone has no id for the inbox: its handler must be harmless twice (forgetting is).
 
 `handlers.bind(dependencies)` gives each handler its parameters after the event by name from
 the service's dependencies object (its bootstrap builds it: `uow`, tables, keys), once, at
@@ -59,7 +70,7 @@ from ketenbus.contracts.envelope import (
     decode,
 )
 from ketenbus.contracts.events import REGISTRY
-from ketenbus.contracts.topics import dead_letter_topic
+from ketenbus.contracts.topics import Topic, dead_letter_topic
 from ketenbus.kit.errors import AlreadyHandled, DomainError
 from ketenbus.kit.failures import is_transient, pause
 from ketenbus.kit.logs import get_logger, log_context
@@ -69,6 +80,8 @@ from ketenbus.kit.uow import UnitOfWork
 log = get_logger(__name__)
 
 Handler = Callable[..., Awaitable[None]]
+# The event type a tombstone is counted under in the metrics (it has no envelope, no type).
+TOMBSTONE = "tombstone"
 
 
 @dataclass(frozen=True)
@@ -107,6 +120,8 @@ class EventHandlers:
     service: str
     handlers: dict[type[Event], Handler] = field(default_factory=dict)
     arrives_on: dict[type[Event], ArrivesOn] = field(default_factory=dict)
+    # Compacted topic name -> what to do with a tombstone (a key without a value) there.
+    tombstones: dict[str, Handler] = field(default_factory=dict)
 
     def on(self, *events: type[Event], topics: ArrivesOn = ()) -> Callable[[Handler], Handler]:
         """Register a handler. `topics` for events that arrive elsewhere than their stream
@@ -119,6 +134,20 @@ class EventHandlers:
                 self.handlers[event] = handler
                 if callable(topics) or topics:
                     self.arrives_on[event] = topics if callable(topics) else tuple(topics)
+            return handler
+
+        return register
+
+    def on_tombstone(self, topic: Topic) -> Callable[[Handler], Handler]:
+        """Register what to do when `topic`, a compacted topic, forgets a key: the handler
+        gets the key (then its dependencies, as an event handler does)."""
+        if topic.compaction is None:
+            raise ValueError(f"{topic.name} is not compacted: a tombstone there is a mistake")
+
+        def register(handler: Handler) -> Handler:
+            if topic.name in self.tombstones:
+                raise ValueError(f"{topic.name}'s tombstones already have a handler")
+            self.tombstones[topic.name] = handler
             return handler
 
         return register
@@ -140,6 +169,7 @@ class EventHandlers:
                 closed.update(declared)
             elif event.stream is not None:
                 names.add(event.stream.name)
+        names.update(self.tombstones)
         return Subscription(tuple(sorted(names)), frozenset(closed))
 
     def topics(self, settings: Any = None) -> list[str]:
@@ -149,7 +179,8 @@ class EventHandlers:
         """Each handler with its dependencies given, by parameter name, from the service's
         dependencies object; what a handler asks for and the object lacks fails here."""
         return BoundHandlers(
-            {event: inject(fn, dependencies) for event, fn in self.handlers.items()}
+            {event: inject(fn, dependencies) for event, fn in self.handlers.items()},
+            {topic: inject(fn, dependencies) for topic, fn in self.tombstones.items()},
         )
 
 
@@ -159,6 +190,8 @@ class BoundHandlers:
     their `uow`); calling the whole calls the handler of the event's type."""
 
     by_event: dict[type[Event], Callable[..., Awaitable[None]]]
+    # Compacted topic name -> the tombstone handler, to be called with the key.
+    by_tombstone_topic: dict[str, Callable[[str], Awaitable[None]]] = field(default_factory=dict)
 
     async def __call__(self, envelope: Envelope[Any], **overrides: Any) -> None:
         await self.by_event[type(envelope.data)](envelope, **overrides)
@@ -261,7 +294,9 @@ class EventConsumer:
         session_timeout_ms: int = 10_000,
     ) -> None:
         self.service = handlers.service
-        self.handlers = handlers.bind(dependencies).by_event
+        bound = handlers.bind(dependencies)
+        self.handlers = bound.by_event
+        self.tombstone_handlers = bound.by_tombstone_topic
         subscription = handlers.subscription(settings)
         self.topics = list(subscription.topics)
         self.broker = broker
@@ -339,12 +374,55 @@ class EventConsumer:
     async def receive(self, message: KafkaMessage) -> None:
         """A batch of records, in partition order. Their offsets are committed when this
         returns, and rewound when it raises: nothing is committed before it is done."""
-        work = [item for record in message.raw_message if (item := await self._read(record))]
+        work: list[tuple[Envelope[Any], Any, Any]] = []
+        for record in message.raw_message:
+            forget = self.tombstone_handlers.get(record.topic) if record.value is None else None
+            if forget is None:
+                if item := await self._read(record):
+                    work.append(item)
+                continue
+            # A tombstone we handle: the events before it first, so that a contact card and
+            # the tombstone after it on its partition are handled in that order.
+            await self._handle_work(work)
+            work = []
+            await self._forget(forget, record)
+        await self._handle_work(work)
+
+    async def _handle_work(self, work: list[tuple[Envelope[Any], Any, Any]]) -> None:
         if self.uow is None or len(work) < 2:
             for envelope, handler, record in work:
                 await self._handle_one(envelope, handler, record)
             return
         await self._handle_batch(work)
+
+    async def _forget(self, handler: Callable[[str], Awaitable[None]], record: Any) -> None:
+        """A tombstone on a compacted topic: its handler is called with the key, retried as
+        an event's handler is; a failure that is not the infrastructure's, after the last
+        attempt, dead-letters it (a key, nothing more)."""
+        key = (record.key or b"").decode(errors="replace")
+        attempt = 0
+        while True:
+            try:
+                await handler(key)
+            except Exception as error:
+                attempt += 1
+                transient = is_transient(error)
+                if transient:
+                    self.health.failing_since = self.health.failing_since or time.monotonic()
+                if attempt < self.attempts:
+                    self.metrics.handler_retries.labels(TOMBSTONE).inc()
+                    await pause(attempt, self.retry_base, self.retry_max)
+                    continue
+                if transient:
+                    raise  # not committed: redelivered once the infrastructure is back
+                log.exception("tombstone handler failed; dead-lettering it", attempts=attempt)
+                reason = f"{type(error).__name__} after {attempt} attempts"
+                await self.dead_letter(record, "HandlerError", reason, TOMBSTONE)
+                self.health.failing_since = None
+                return
+            self.health.failing_since = None
+            self.metrics.events_handled.labels(TOMBSTONE, "processed").inc()
+            return
 
     async def _read(self, record: Any) -> tuple[Envelope[Any], Any, Any] | None:
         """The event and its handler, or None for a record that is not this service's work."""

@@ -3,6 +3,10 @@
 A service never publishes directly: it stages envelopes in the same Mongo transaction as
 its state change, and the relay publishes them afterwards. A crash between the two means
 publishing again, never losing; consumers' inboxes make the repeat harmless.
+
+Besides events, the outbox carries tombstones: a key without a value, which on a compacted
+topic tells its readers to forget the key and lets compaction drop the key's earlier records.
+A tombstone published twice says the same thing twice.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -17,7 +23,8 @@ from bson import Binary, ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from ketenbus.contracts.envelope import Envelope
+from ketenbus.contracts.envelope import Envelope, new_event_id
+from ketenbus.contracts.topics import Topic
 from ketenbus.kit.lease import Lease
 from ketenbus.kit.logs import get_logger
 from ketenbus.kit.metrics import KitMetrics
@@ -39,6 +46,23 @@ def headers_of(envelope: Envelope[Any]) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """`key` forgotten on the compacted `topic`: published as the key with no value."""
+
+    topic: Topic
+    key: str
+
+    def __post_init__(self) -> None:
+        if self.topic.compaction is None:
+            # On a topic that is not compacted a tombstone removes nothing: its readers
+            # would dead-letter it, and the records it means to remove stay.
+            raise ValueError(f"{self.topic.name} is not compacted: a tombstone removes nothing")
+
+
+Outgoing = Envelope[Any] | Tombstone
+
+
 class Outbox:
     def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.collection = db[OUTBOX]
@@ -46,29 +70,31 @@ class Outbox:
     async def ensure_indexes(self) -> None:
         await self.collection.create_index("position")
 
-    async def stage(self, session: AsyncClientSession, envelopes: list[Envelope[Any]]) -> None:
-        if not envelopes:
+    async def stage(self, session: AsyncClientSession, outgoing: Sequence[Outgoing]) -> None:
+        if not outgoing:
             return
         await self.collection.insert_many(
-            [
-                {
-                    "_id": envelope.id,
-                    # ObjectIds from one process increase: the order events were recorded in.
-                    "position": ObjectId(),
-                    "topic": envelope.data.destination().name,
-                    "key": envelope.subject,
-                    "value": Binary(envelope.to_bytes()),
-                    "headers": headers_of(envelope),
-                    "created_at": datetime.now(UTC),
-                }
-                for envelope in envelopes
-            ],
-            ordered=True,
-            session=session,
+            [_record(item) for item in outgoing], ordered=True, session=session
         )
 
     async def backlog(self) -> int:
         return await self.collection.count_documents({})
+
+
+def _record(item: Outgoing) -> dict[str, Any]:
+    if isinstance(item, Tombstone):
+        staged = {"_id": new_event_id(), "topic": item.topic.name, "key": item.key}
+        staged |= {"value": None, "headers": {}}
+    else:
+        staged = {
+            "_id": item.id,
+            "topic": item.data.destination().name,
+            "key": item.data.key,
+            "value": Binary(item.to_bytes()),
+            "headers": headers_of(item),
+        }
+    # ObjectIds from one process increase: the order the records were staged in.
+    return staged | {"position": ObjectId(), "created_at": datetime.now(UTC)}
 
 
 class Publisher(Protocol):
@@ -125,7 +151,8 @@ class OutboxRelay:
             return 0
         pending = [
             await self.publisher.publish(
-                bytes(record["value"]),
+                # None with a key: FastStream sends it as a tombstone, no value at all.
+                None if record["value"] is None else bytes(record["value"]),
                 record["topic"],
                 key=record["key"].encode(),
                 headers=record["headers"],

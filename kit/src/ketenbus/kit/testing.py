@@ -12,7 +12,8 @@ The fake keeps the unit of work's contract, so a handler cannot tell the differe
 
 - a repeat of a handled event raises `AlreadyHandled`;
 - a transaction that raises leaves the tables as they were and publishes nothing;
-- what a transaction published goes out (`published`) only when it completes.
+- what a transaction published goes out (`published`, and its tombstones in `tombstones`)
+  only when it completes.
 
 A test's fake transaction extends `InMemoryTransaction` with the repositories its handlers
 use, each over one table of `tables` (a dict per collection, keyed by id);
@@ -30,6 +31,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from ketenbus.contracts.envelope import Envelope, Event
 from ketenbus.kit.clock import Clock, FixedClock
 from ketenbus.kit.errors import AlreadyHandled, TransientError
+from ketenbus.kit.outbox import Tombstone
 from ketenbus.kit.uow import Transaction
 
 Tables = dict[str, dict[str, Any]]
@@ -64,6 +66,7 @@ class InMemoryUnitOfWork(Generic[TxT]):
         self.tables: Tables = tables if tables is not None else {}
         self.handled: set[str] = set()
         self.published: list[Envelope[Any]] = []
+        self.tombstones: list[Tombstone] = []
 
     @asynccontextmanager
     async def _transaction(self, **context: Any) -> AsyncIterator[TxT]:
@@ -79,7 +82,11 @@ class InMemoryUnitOfWork(Generic[TxT]):
         except BaseException:
             self.tables = before
             raise
-        self.published.extend(tx.outgoing)
+        for item in tx.outgoing:
+            if isinstance(item, Tombstone):
+                self.tombstones.append(item)
+            else:
+                self.published.append(item)
 
     @asynccontextmanager
     async def handling(self, envelope: Envelope[Any]) -> AsyncIterator[TxT]:

@@ -41,9 +41,10 @@ from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 from ketenbus.contracts.envelope import Envelope, Event, caused_by, new_event_id, wrap
+from ketenbus.contracts.topics import Topic
 from ketenbus.kit.clock import Clock
 from ketenbus.kit.inbox import Inbox
-from ketenbus.kit.outbox import Outbox
+from ketenbus.kit.outbox import Outbox, Outgoing, Tombstone
 
 
 class Transaction:
@@ -63,7 +64,7 @@ class Transaction:
         self.source, self.clock = source, clock
         # What the events it publishes are caused by: the consumed event, or a command's id.
         self.cause, self.correlation_id = cause, correlation_id
-        self.outgoing: list[Envelope[Any]] = []
+        self.outgoing: list[Outgoing] = []
 
     def publish(self, event: Event) -> Envelope[Any]:
         """Stage an event; it goes out only if the transaction commits."""
@@ -78,6 +79,11 @@ class Transaction:
     def publish_all(self, events: Iterable[Event]) -> None:
         for event in events:
             self.publish(event)
+
+    def tombstone(self, topic: Topic, key: str) -> None:
+        """Stage a tombstone for `key` on the compacted `topic`, in order with the events:
+        it goes out only if the transaction commits."""
+        self.outgoing.append(Tombstone(topic, key))
 
 
 TxT = TypeVar("TxT", bound=Transaction)
@@ -106,7 +112,7 @@ class Batch(Generic[TxT]):
     session: AsyncClientSession
     event_ids: frozenset[str]
     claims: list[Envelope[Any]] = field(default_factory=list)
-    outgoing: list[Envelope[Any]] = field(default_factory=list)
+    outgoing: list[Outgoing] = field(default_factory=list)
 
     @asynccontextmanager
     async def handling(self, envelope: Envelope[Any]) -> AsyncIterator[TxT]:
