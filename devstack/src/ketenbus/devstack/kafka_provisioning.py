@@ -1,7 +1,8 @@
 """Bringing a Kafka cluster to what the chain needs: users, ACLs, and every known topic.
 
 Topics come from the registry in ketenbus.contracts.topics, each with its dead-letter topic,
-its partition count and its retention; the broker never creates one by itself. A topic that
+its partition count and its retention (a compacted topic compacts within seconds here,
+`QUICK_COMPACTION`); the broker never creates one by itself. A topic that
 exists already keeps its partitions (they can only grow, and growing moves keys) and gets the
 registry's settings again. Users and ACLs come from ketenbus.contracts.access; aiokafka has no
 Admin API for SCRAM credentials or ACLs, so the stack's small Java tool (devstack/engines/kafka,
@@ -35,6 +36,18 @@ _TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error code
 T = TypeVar("T")
 
 
+# A compacted topic on the stack forgets within seconds, not the day of production
+# (topics.CONTACT_COMPACTION): a segment rolls at the first record a second after it began,
+# the log cleaner (its backoff is the broker's, kafka_server) cleans any dirt at all, and a
+# tombstone stays a minute. So a test can await a card's removal.
+QUICK_COMPACTION = topics.Compaction(
+    segment_ms=1000,
+    max_compaction_lag_ms=1000,
+    min_cleanable_dirty_ratio=0.01,
+    delete_retention_ms=60_000,
+)
+
+
 def wanted_topics(partner_ids: Sequence[str] = ()) -> dict[str, tuple[int, dict[str, str]]]:
     """Topic name -> (partitions, settings): internal and partner topics and their DLQs.
 
@@ -44,7 +57,10 @@ def wanted_topics(partner_ids: Sequence[str] = ()) -> dict[str, tuple[int, dict[
     registry = (*topics.INTERNAL_TOPICS, *topics.topics_for_partners(list(partner_ids)))
     wanted: dict[str, tuple[int, dict[str, str]]] = {}
     for topic in registry:
-        wanted[topic.name] = (topic.partitions, topic.config())
+        settings = topic.config()
+        if topic.compaction is not None:
+            settings |= QUICK_COMPACTION.config()
+        wanted[topic.name] = (topic.partitions, settings)
         wanted[topic.dlq] = (topic.partitions, topic.dlq_config())
     return wanted
 
