@@ -9,7 +9,8 @@ collection of every service's database and every record of every topic (the stre
 dead-letter topics, the partners' topics) is then read as text and searched for the name and
 its parts, the e-mail address, the phone number in three spellings, the date of birth in
 four and the postcode in three. None may be there. The client reference may remain only
-where docs/security.md says so ("What is forgotten when").
+where docs/security.md says so ("What is forgotten when"), and the sealed contact card for
+notifications is gone from the compacted contacts topic once compaction ran.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ketenbus.contracts.topics import CLIENTS
 from ketenbus.devstack.chain_client import ChainClient, eventually
 from ketenbus.devstack.stack import SERVICES, EmbeddedStack
 
+from . import contacts_topic
 from .reliability import read_everything
 
 pytestmark = [pytest.mark.stack, pytest.mark.chain]
@@ -146,17 +148,17 @@ async def dead_letter_of(stack: EmbeddedStack, client_ref: str) -> None:
     its type dead-letter it, so a copy of it sits on the clients topic's DLQ."""
     records = await read_everything(stack.kafka, [CLIENTS.name])
     [shared] = [
-        r for r in records if r.key == client_ref.encode() and b"ClientContactShared.v1" in r.value
+        r for r in records if r.key == client_ref.encode() and b"PartnerContactSealed.v1" in r.value
     ]
     producer = AIOKafkaProducer(**stack.kafka.client_options())
     await producer.start()
     try:
         await producer.send_and_wait(
             CLIENTS.name,
-            shared.value.replace(b"ClientContactShared.v1", b"ClientContactShared.v9"),
+            shared.value.replace(b"PartnerContactSealed.v1", b"PartnerContactSealed.v9"),
             key=shared.key,
             headers=[
-                (name, value.replace(b"ClientContactShared.v1", b"ClientContactShared.v9"))
+                (name, value.replace(b"PartnerContactSealed.v1", b"PartnerContactSealed.v9"))
                 for name, value in shared.headers
             ],
         )
@@ -236,6 +238,8 @@ async def test_after_erasure_no_store_and_no_topic_returns_the_person(stack):
 
         await eventually(reminded, "a reminder planned with the contact card")
         await dead_letter_of(stack, client_ref)
+        shared = await contacts_topic.records_of(stack.kafka, client_ref)
+        assert [r.value is not None for r in shared] == [True]  # the card, sealed
 
         # Before: the scan finds the person where the chain legitimately keeps them (the
         # goal the worker wrote, the references in every service), so it can fail.
@@ -255,6 +259,14 @@ async def test_after_erasure_no_store_and_no_topic_returns_the_person(stack):
                 return await handled(client, service, ERASURE) >= 1
 
             await eventually(forgotten, f"{service} to handle the erasure")
+
+        async def tombstone_handled() -> bool:
+            return await handled(client, "notifications", "tombstone") >= 1
+
+        await eventually(tombstone_handled, "notifications to handle the card's tombstone")
+        # Compaction removes the card under the tombstone; the tombstone holds only the key.
+        left = await contacts_topic.card_compacted_away(stack.kafka, client_ref)
+        assert [r.value for r in left] == [None]  # the tombstone alone, for a while
     finally:
         await client.close()
 
@@ -264,8 +276,9 @@ async def test_after_erasure_no_store_and_no_topic_returns_the_person(stack):
     # The reference: where the docs say it stays, and nowhere else (analytics has a token).
     stays = {place for place, text in stores if client_ref in text}
     assert stays == REFERENCE_STAYS_IN
-    # Sealed copies of the contact card stay on the clients topic (and its dead letter) and
-    # on the partner's outbound topic until retention, as docs/security.md says; nowhere else.
+    # Sealed copies of the contact card for the debt partner stay on the clients topic (and
+    # its dead letter) and on the partner's outbound topic until retention, as
+    # docs/security.md says; nowhere else: notifications' card left the contacts topic.
     sealed = {place for place, text in topics if client_ref in text and "ciphertext" in text}
     assert sealed == {
         ("topic", CLIENTS.name),

@@ -64,7 +64,7 @@ async def publish(kafka: KafkaAccess, event: Event, source: str, now: datetime) 
         await producer.send_and_wait(
             event.destination().name,
             envelope.to_bytes(),
-            key=envelope.subject.encode(),
+            key=event.key.encode(),
             headers=[(k, v.encode()) for k, v in headers_of(envelope).items()],
         )
     finally:

@@ -3,7 +3,7 @@ service's own dependencies are built around it, as its bootstrap builds them."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -12,6 +12,8 @@ from prometheus_client import CollectorRegistry
 from ketenbus.contracts import sealing
 from ketenbus.contracts.envelope import wrap
 from ketenbus.contracts.events import ConsentGranted, ConsentWithdrawn
+from ketenbus.contracts.events.intake import NOTIFICATIONS_CARD
+from ketenbus.contracts.topics import CONTACTS, contact_card_key
 from ketenbus.contracts.values import ConsentGiver, ConsentPurpose
 from ketenbus.kit.testing import InMemoryTransaction, InMemoryUnitOfWork
 from ketenbus.notifications.bootstrap import NotificationDependencies
@@ -38,8 +40,10 @@ class Contacts:
     def __init__(self, rows: dict[str, Any]) -> None:
         self.rows = rows
 
-    async def forget(self, client_ref: str) -> None:
-        self.rows.pop(client_ref, None)
+    async def forget(self, client_ref: str, shared_until: datetime | None = None) -> None:
+        card = self.rows.get(client_ref)
+        if card is not None and (shared_until is None or card["shared_at"] <= shared_until):
+            del self.rows[client_ref]
 
 
 class Reminders:
@@ -79,6 +83,10 @@ def consent(consent_id: str, purpose: ConsentPurpose = ConsentPurpose.REMINDERS)
     )
 
 
+def card(shared_at: datetime = AT) -> dict[str, Any]:
+    return {"sealed": "sealed card", "shared_at": shared_at}
+
+
 def withdrawal(consent_id: str) -> Any:
     return wrap(
         ConsentWithdrawn(
@@ -103,7 +111,7 @@ def dependencies(uow: InMemoryUnitOfWork[Tx]) -> NotificationDependencies:
 async def test_the_contact_card_goes_only_with_the_last_consent_to_reminders():
     uow = InMemoryUnitOfWork(Tx, service="notifications")
     handle = handlers.bind(dependencies(uow))
-    uow.tables["contacts"] = {CLIENT: "sealed card"}
+    uow.tables["contacts"] = {CLIENT: card()}
     await handle(consent("cns_" + "1" * 32))
     await handle(consent("cns_" + "2" * 32))
     # Consent to another purpose is another service's business: not even claimed here.
@@ -116,3 +124,27 @@ async def test_the_contact_card_goes_only_with_the_last_consent_to_reminders():
     assert CLIENT in uow.tables["contacts"]
     await handle(withdrawal("cns_" + "2" * 32))
     assert CLIENT not in uow.tables["contacts"]
+
+
+async def test_a_card_shared_after_the_withdrawal_came_with_a_later_consent_and_stays():
+    """The card travels on the contacts topic, the consents on the clients topic: a card of a
+    consent given again may arrive before the withdrawal of the one before it."""
+    uow = InMemoryUnitOfWork(Tx, service="notifications")
+    handle = handlers.bind(dependencies(uow))
+    uow.tables["contacts"] = {CLIENT: card(shared_at=AT + timedelta(minutes=5))}
+    await handle(consent("cns_" + "1" * 32))
+    await handle(withdrawal("cns_" + "1" * 32))
+    assert CLIENT in uow.tables["contacts"]
+
+
+async def test_the_tombstone_of_notifications_card_forgets_it_and_no_other_recipients_key():
+    uow = InMemoryUnitOfWork(Tx, service="notifications")
+    deps = dependencies(uow)
+    forget = handlers.bind(deps).by_tombstone_topic[CONTACTS.name]
+    uow.tables["contacts"] = {CLIENT: card()}
+    await forget(contact_card_key(CLIENT, "some-partner"))
+    assert CLIENT in uow.tables["contacts"]
+    await forget(contact_card_key(CLIENT, NOTIFICATIONS_CARD))
+    assert CLIENT not in uow.tables["contacts"]
+    await forget(contact_card_key(CLIENT, NOTIFICATIONS_CARD))  # twice: harmless
+    assert uow.handled == set()  # a tombstone has no id: nothing claimed in the inbox

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ketenbus.contracts.events import ClientContactShared, PartnerContactSealed, Urgency
+from ketenbus.contracts.events.intake import NOTIFICATIONS_CARD
+from ketenbus.contracts.topics import CONTACTS, contact_card_key
 from ketenbus.contracts.values import (
     ConsentGiver,
     ConsentPurpose,
@@ -128,7 +130,7 @@ async def receive(
             position = waitlist_position(referral.crisis, crises, everyone)
         triage(referral, organisation, position, now)
     # The contact card goes to notifications only with the `reminders` consent among these
-    # (record_consent shares it, after the ConsentGranted on the same partition).
+    # (record_consent shares it, on the contacts topic).
     for consent in consents:
         consent.referral_id = referral.id
         await record_consent(tx, consent, now)
@@ -159,8 +161,9 @@ async def share_contact_for_notifications(
     tx: IntakeTransaction, client_ref: str, organisation_id: str, at: datetime
 ) -> None:
     """Only under a `reminders` consent: notifications needs the address for nothing else.
-    Published after the consent's ConsentGranted, on the same topic and key, so notifications
-    knows of the consent before the card arrives."""
+    On the compacted contacts topic, not with the consent on the clients topic: the card may
+    reach notifications before the consent does (notifications keeps it; it sends nothing
+    without the consent), and the tombstone that takes it back follows it on its partition."""
     details = await tx.clients.details(client_ref)
     contact = await tx.clients.contact_for_notifications(client_ref)
     if contact is None or details is None:
@@ -175,6 +178,22 @@ async def share_contact_for_notifications(
             shared_at=at,
         )
     )
+
+
+def take_back_contact_from_notifications(tx: IntakeTransaction, client_ref: str) -> None:
+    """The card notifications holds is taken back by a tombstone under its key on the
+    compacted contacts topic: notifications forgets the card when it reads it, and the next
+    compaction removes the card from the topic. At an erasure, and when the client's last
+    `reminders` consent is withdrawn."""
+    tx.tombstone(CONTACTS, contact_card_key(client_ref, NOTIFICATIONS_CARD))
+
+
+async def reminders_withdrawn(tx: IntakeTransaction, client_ref: str) -> None:
+    """A consent to reminders withdrawn: with none left in force, the card is taken back
+    (another one in force keeps it shared)."""
+    consents = await tx.consents.of_client(client_ref)
+    if not any(c.active and c.purpose is ConsentPurpose.REMINDERS for c in consents):
+        take_back_contact_from_notifications(tx, client_ref)
 
 
 async def record_consent(tx: IntakeTransaction, consent: Consent, at: datetime) -> None:

@@ -28,13 +28,15 @@ from ketenbus.contracts.events import (
     WorkerNote,
     WorkerNotified,
 )
+from ketenbus.contracts.events.intake import NOTIFICATIONS_CARD
+from ketenbus.contracts.topics import CONTACTS, client_of_contact_card, contact_card_key
 from ketenbus.contracts.values import ConsentPurpose, ReminderPurpose
 from ketenbus.kit.consumer import EventHandlers
 from ketenbus.kit.logs import get_logger
-from ketenbus.kit.uow import EventUnitOfWork
+from ketenbus.kit.uow import EventUnitOfWork, UnitOfWork
 from ketenbus.notifications import planning
 from ketenbus.notifications.contact import open_card, phone_index
-from ketenbus.notifications.domain import Audience, ConsentState, Reminder, ReminderStatus
+from ketenbus.notifications.domain import Audience, Reminder, ReminderStatus
 from ketenbus.notifications.planning import ModuleWatch
 from ketenbus.notifications.policies import Policies
 from ketenbus.notifications.settings import NotificationSettings
@@ -51,13 +53,15 @@ async def keep_contact(
     event: Envelope[ClientContactShared], uow: Uow, contact_key: bytes, phone_key: bytes
 ) -> None:
     """Kept sealed as it came; only the keyed hash of the phone number is made here. Intake
-    shares a card only under a `reminders` consent, announced just before it on the same
-    partition: a card without one in force is not kept (data we may not use, we do not hold)."""
+    shares a card only under a `reminders` consent, but on the contacts topic, so the card may
+    come before that consent (on the clients topic): it is kept, and nothing is sent without
+    the consent. A card shared before the consent was withdrawn is not kept: its tombstone
+    follows it (data we may not use, we do not hold)."""
     shared = event.data
     card = open_card(shared.contact, contact_key)
     async with uow.handling(event) as tx:
-        if await tx.reminder_consents.state(shared.client_ref) is not ConsentState.GIVEN:
-            log.info("contact card without consent to reminders not kept")
+        if await tx.reminder_consents.withdrawn_since(shared.client_ref, shared.shared_at):
+            log.info("contact card of a withdrawn consent to reminders not kept")
             return
         await tx.contacts.keep(
             client_ref=shared.client_ref,
@@ -68,6 +72,18 @@ async def keep_contact(
             phone_index=phone_index(card.phone if card else None, phone_key),
             shared_at=shared.shared_at,
         )
+
+
+@handlers.on_tombstone(CONTACTS)
+async def forget_contact(key: str, uow: UnitOfWork[NotificationTransaction]) -> None:
+    """Intake took the card back (an erasure, the last consent to reminders withdrawn). The
+    tombstone follows the card on its partition, so a card read after the erasure or the
+    withdrawal is forgotten here too. Forgetting twice is harmless: no inbox claim."""
+    client_ref = client_of_contact_card(key)
+    if key != contact_card_key(client_ref, NOTIFICATIONS_CARD):
+        return  # another recipient's card: not ours to forget
+    async with uow.command() as tx:
+        await tx.contacts.forget(client_ref)
 
 
 # ---------------------------------------------------------------- consent
@@ -97,7 +113,9 @@ async def stop_reminding(event: Envelope[ConsentWithdrawn], uow: Uow) -> None:
             client_ref, withdrawn.consent_id, withdrawn.withdrawn_at
         ):
             return  # another consent to reminders is still in force
-        await tx.contacts.forget(client_ref)
+        # A card shared after the withdrawal came with a consent given since (the card
+        # travels on the contacts topic and may overtake this event): that one stays.
+        await tx.contacts.forget(client_ref, shared_until=withdrawn.withdrawn_at)
         waiting = [
             r for r in await tx.reminders.of_client(client_ref) if r.audience is Audience.CLIENT
         ]

@@ -76,8 +76,13 @@ class ContactBook:
         )
         return [document async for document in cursor]
 
-    async def forget(self, client_ref: str) -> None:
-        await self.collection.delete_one({"_id": client_ref}, session=self.tx.session)
+    async def forget(self, client_ref: str, shared_until: datetime | None = None) -> None:
+        """Delete the card; with `shared_until`, only a card shared then or before (one shared
+        later came with a consent given since)."""
+        query: dict[str, Any] = {"_id": client_ref}
+        if shared_until is not None:
+            query["shared_at"] = {"$lte": shared_until}
+        await self.collection.delete_one(query, session=self.tx.session)
 
 
 class ReminderConsents:
@@ -106,6 +111,14 @@ class ReminderConsents:
             session=self.tx.session,
         )
         return not (after or {}).get("active")
+
+    async def withdrawn_since(self, client_ref: str, at: datetime) -> bool:
+        """Whether the client's last consent to reminders was withdrawn at or after `at`,
+        and none given since."""
+        document = await self.collection.find_one({"_id": client_ref}, session=self.tx.session)
+        if document is None or document.get("active"):
+            return False
+        return bool(document.get("withdrawn")) and document["changed_at"] >= at
 
     async def state(self, client_ref: str) -> ConsentState:
         document = await self.collection.find_one({"_id": client_ref}, session=self.tx.session)
