@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 from bson import Binary, ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -60,7 +60,7 @@ class Tombstone:
             raise ValueError(f"{self.topic.name} is not compacted: a tombstone removes nothing")
 
 
-Outgoing = Envelope[Any] | Tombstone
+Outgoing: TypeAlias = Envelope[Any] | Tombstone
 
 
 class Outbox:
@@ -82,9 +82,15 @@ class Outbox:
 
 
 def _record(item: Outgoing) -> dict[str, Any]:
+    staged: dict[str, Any]
     if isinstance(item, Tombstone):
-        staged = {"_id": new_event_id(), "topic": item.topic.name, "key": item.key}
-        staged |= {"value": None, "headers": {}}
+        staged = {
+            "_id": new_event_id(),
+            "topic": item.topic.name,
+            "key": item.key,
+            "value": None,  # no value at all: the key forgotten
+            "headers": {},
+        }
     else:
         staged = {
             "_id": item.id,
