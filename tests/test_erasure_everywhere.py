@@ -4,18 +4,22 @@ The five services run as real processes on their own Apache Kafka and SecantusDB
 resident is referred with consent for reminders and debt counselling; the worker plans an
 appointment (with the resident's name in its goal), assigns a module, hands off to the debt
 partner; the resident hands in homework that names them; and one of their events goes to a
-dead-letter topic. Then the resident asks to be forgotten. Every document of every
+dead-letter topic, beside another client's dead letter and an unreadable one that names the
+resident's reference. Then the resident asks to be forgotten. Every document of every
 collection of every service's database and every record of every topic (the streams, the
 dead-letter topics, the partners' topics) is then read as text and searched for the name and
 its parts, the e-mail address, the phone number in three spellings, the date of birth in
 four and the postcode in three. None may be there. The client reference may remain only
-where docs/security.md says so ("What is forgotten when").
+where docs/security.md says so ("What is forgotten when"): not on a dead-letter topic, where
+trajectory purged the resident's letters, while the other client's letter stayed, and is
+still replayed and handled.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,9 +29,15 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
-from ketenbus.contracts.topics import CLIENTS
+from ketenbus.contracts.envelope import wrap
+from ketenbus.contracts.events import ConsentGranted
+from ketenbus.contracts.topics import CLIENTS, dead_letter_topic
+from ketenbus.contracts.values import ConsentGiver, ConsentPurpose
 from ketenbus.devstack.chain_client import ChainClient, eventually
 from ketenbus.devstack.stack import SERVICES, EmbeddedStack
+from ketenbus.kit import deadletters
+from ketenbus.kit.dead_letter_purges import PURGES
+from ketenbus.kit.outbox import headers_of
 
 from .reliability import read_everything
 
@@ -130,6 +140,17 @@ def findings(
     }
 
 
+async def purges_done(stack: EmbeddedStack) -> bool:
+    """Trajectory, the purger, has no purge of dead letters waiting (and asked for one)."""
+    mongo: AsyncMongoClient[Any] = AsyncMongoClient(stack.mongo_url, tz_aware=True)
+    try:
+        database = mongo[stack.database_name("trajectory")]
+        asked = PURGES in await database.list_collection_names()
+        return asked and await database[PURGES].count_documents({}) == 0
+    finally:
+        await mongo.close()
+
+
 async def handled(client: ChainClient, service: str, event_type: str) -> int:
     """How many events of a type the service has processed (its /metrics)."""
     pattern = re.compile(
@@ -168,6 +189,60 @@ async def dead_letter_of(stack: EmbeddedStack, client_ref: str) -> None:
         return any(r.key == client_ref.encode() for r in letters)
 
     await eventually(dead_lettered, "the person's dead letter on the clients DLQ")
+
+
+async def letters_beside(stack: EmbeddedStack, client_ref: str) -> tuple[int, Any]:
+    """Beside the person's dead letter, on its partition of the clients DLQ: another client's
+    event as a consumer puts it aside (it must stay, and replay), and an unreadable letter
+    under another key whose bytes name the person's reference (it must go). Returns the
+    partition and the other client's event."""
+    dlq = dead_letter_topic(CLIENTS.name)
+    [partition] = {
+        r.partition
+        for r in await read_everything(stack.kafka, [dlq])
+        if r.key == client_ref.encode()
+    }
+    other = wrap(
+        ConsentGranted(
+            consent_id=f"cns_{uuid.uuid4().hex}",
+            client_ref=f"cl_{uuid.uuid4().hex}",
+            organisation_id=ORG,
+            given_by=ConsentGiver.CLIENT,
+            partner_organisation_id=GP,
+            purpose=ConsentPurpose.REFERRAL_FEEDBACK,
+            granted_at=datetime.now(UTC),
+        ),
+        source="intake",
+    )
+    producer = AIOKafkaProducer(**stack.kafka.client_options())
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            dlq,
+            other.to_bytes(),
+            key=other.subject.encode(),
+            partition=partition,
+            headers=[
+                *((k, v.encode()) for k, v in headers_of(other).items()),
+                ("x-dlq-reason", b"InvalidEventData: before the fix"),
+                ("x-dlq-consumer", b"analytics"),
+                ("x-dlq-source", f"{CLIENTS.name}/{partition}/999999".encode()),
+            ],
+        )
+        await producer.send_and_wait(
+            dlq,
+            b"\xff not an envelope, about " + client_ref.encode(),
+            key=b"unreadable",
+            partition=partition,
+            headers=[
+                ("x-dlq-reason", b"MalformedEnvelope: not JSON"),
+                ("x-dlq-consumer", b"learning"),
+                ("x-dlq-source", f"{CLIENTS.name}/{partition}/999998".encode()),
+            ],
+        )
+    finally:
+        await producer.stop()
+    return partition, other
 
 
 @pytest.fixture
@@ -236,6 +311,7 @@ async def test_after_erasure_no_store_and_no_topic_returns_the_person(stack):
 
         await eventually(reminded, "a reminder planned with the contact card")
         await dead_letter_of(stack, client_ref)
+        partition, other = await letters_beside(stack, client_ref)
 
         # Before: the scan finds the person where the chain legitimately keeps them (the
         # goal the worker wrote, the references in every service), so it can fail.
@@ -255,6 +331,30 @@ async def test_after_erasure_no_store_and_no_topic_returns_the_person(stack):
                 return await handled(client, service, ERASURE) >= 1
 
             await eventually(forgotten, f"{service} to handle the erasure")
+        await eventually(
+            lambda: purges_done(stack), "trajectory to purge the person's dead letters"
+        )
+
+        # The DLQ partition, read from its start: the person's letters gone, the other
+        # client's letter there as it was put aside, waiting, and sent back and handled.
+        dlq = dead_letter_topic(CLIENTS.name)
+        left = await read_everything(stack.kafka, [dlq])
+        assert not [r for r in left if deadletters.concerns(r, [client_ref])]
+        [kept] = [r for r in left if r.key == other.subject.encode()]
+        assert (kept.partition, kept.value) == (partition, other.to_bytes())
+        assert dict(kept.headers)["x-dlq-source"] == f"{CLIENTS.name}/{partition}/999999".encode()
+        options = stack.kafka.client_options()
+        assert [
+            letter.key for letter in (await deadletters.read(options, CLIENTS.name)).waiting()
+        ] == [other.subject.encode()]
+        handled_before = await handled(client, "analytics", other.type)
+        replayed = await deadletters.replay(options, CLIENTS.name)
+        assert replayed.sent == 1
+
+        async def replayed_and_handled() -> bool:
+            return await handled(client, "analytics", other.type) == handled_before + 1
+
+        await eventually(replayed_and_handled, "analytics to handle the replayed letter")
     finally:
         await client.close()
 
@@ -264,11 +364,12 @@ async def test_after_erasure_no_store_and_no_topic_returns_the_person(stack):
     # The reference: where the docs say it stays, and nowhere else (analytics has a token).
     stays = {place for place, text in stores if client_ref in text}
     assert stays == REFERENCE_STAYS_IN
-    # Sealed copies of the contact card stay on the clients topic (and its dead letter) and
-    # on the partner's outbound topic until retention, as docs/security.md says; nowhere else.
+    # Sealed copies of the contact card stay on the clients topic and on the partner's
+    # outbound topic until retention, as docs/security.md says; nowhere else (its dead letter
+    # was purged).
     sealed = {place for place, text in topics if client_ref in text and "ciphertext" in text}
     assert sealed == {
         ("topic", CLIENTS.name),
-        ("topic", f"{CLIENTS.name}.dlq"),
         ("topic", f"ketenbus.partners.{DEBT}.outbound.v1"),
     }
+    assert not [name for (_, name), text in topics if name.endswith(".dlq") and client_ref in text]
