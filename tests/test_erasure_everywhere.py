@@ -12,7 +12,8 @@ its parts, the e-mail address, the phone number in three spellings, the date of 
 four and the postcode in three. None may be there. The client reference may remain only
 where docs/security.md says so ("What is forgotten when"): not on a dead-letter topic, where
 trajectory purged the resident's letters, while the other client's letter stayed, and is
-still replayed and handled.
+still replayed and handled; a letter about the resident put aside after the erasure is
+purged as well.
 """
 
 from __future__ import annotations
@@ -140,6 +141,12 @@ def findings(
     }
 
 
+async def dlq_ends(stack: EmbeddedStack) -> dict[Any, int]:
+    """The end offset of each partition of the clients DLQ."""
+    async with deadletters.Purging(stack.kafka.client_options()) as reading:
+        return await reading.ends(await reading.partitions([CLIENTS.name]))
+
+
 async def purges_done(stack: EmbeddedStack) -> bool:
     """Trajectory, the purger, has no purge of dead letters waiting (and asked for one)."""
     mongo: AsyncMongoClient[Any] = AsyncMongoClient(stack.mongo_url, tz_aware=True)
@@ -165,6 +172,17 @@ async def handled(client: ChainClient, service: str, event_type: str) -> int:
 async def dead_letter_of(stack: EmbeddedStack, client_ref: str) -> None:
     """One of the person's events as a version no consumer knows: the consumers that handle
     its type dead-letter it, so a copy of it sits on the clients topic's DLQ."""
+    await unreadable_copy_of(stack, client_ref)
+
+    async def dead_lettered() -> bool:
+        letters = await read_everything(stack.kafka, [f"{CLIENTS.name}.dlq"])
+        return any(r.key == client_ref.encode() for r in letters)
+
+    await eventually(dead_lettered, "the person's dead letter on the clients DLQ")
+
+
+async def unreadable_copy_of(stack: EmbeddedStack, client_ref: str) -> None:
+    """The person's contact card on the clients topic again, as a version no one reads."""
     records = await read_everything(stack.kafka, [CLIENTS.name])
     [shared] = [
         r for r in records if r.key == client_ref.encode() and b"ClientContactShared.v1" in r.value
@@ -183,12 +201,6 @@ async def dead_letter_of(stack: EmbeddedStack, client_ref: str) -> None:
         )
     finally:
         await producer.stop()
-
-    async def dead_lettered() -> bool:
-        letters = await read_everything(stack.kafka, [f"{CLIENTS.name}.dlq"])
-        return any(r.key == client_ref.encode() for r in letters)
-
-    await eventually(dead_lettered, "the person's dead letter on the clients DLQ")
 
 
 async def letters_beside(stack: EmbeddedStack, client_ref: str) -> tuple[int, Any]:
@@ -355,6 +367,18 @@ async def test_after_erasure_no_store_and_no_topic_returns_the_person(stack):
             return await handled(client, "analytics", other.type) == handled_before + 1
 
         await eventually(replayed_and_handled, "analytics to handle the replayed letter")
+
+        # A letter about the person put aside after the erasure (an event still on its way):
+        # trajectory sees it arrive and purges it too.
+        ends = await dlq_ends(stack)
+        await unreadable_copy_of(stack, client_ref)
+
+        async def late_letter_purged() -> bool:
+            moved = await dlq_ends(stack) != ends
+            left = await read_everything(stack.kafka, [dlq])
+            return moved and not [r for r in left if deadletters.concerns(r, [client_ref])]
+
+        await eventually(late_letter_purged, "the late dead letter purged", timeout=60)
     finally:
         await client.close()
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -183,6 +184,22 @@ class Purged:
     kept: int  # other letters of the purged partitions, published again
     partitions: int  # partitions that held a letter about the client
 
+    def __add__(self, other: Purged) -> Purged:
+        return Purged(
+            self.removed + other.removed, self.kept + other.kept, self.partitions + other.partitions
+        )
+
+
+# A client reference (ketenbus.contracts.values.ClientRef), wherever it is in a letter.
+CLIENT_REF = re.compile(rb"cl_[0-9a-f]{32}")
+
+
+def client_refs_in(record: Any) -> set[str]:
+    """Every client reference a dead letter holds, in its key, value or headers."""
+    places = [record.key or b"", record.value or b""]
+    places += [value or b"" for _, value in record.headers or ()]
+    return {found.decode() for place in places for found in CLIENT_REF.findall(place)}
+
 
 def concerns(record: Any, client_refs: Collection[str]) -> bool:
     """Whether a dead letter is about one of the clients: in its key, value or headers."""
@@ -191,71 +208,128 @@ def concerns(record: Any, client_refs: Collection[str]) -> bool:
     return any(ref.encode() in place for ref in client_refs for place in places)
 
 
+class Purging:
+    """The Kafka clients a purge works with (a reader, a writer, the admin client), started
+    once for many partitions: `async with Purging(options) as purging: ...`."""
+
+    def __init__(self, options: dict[str, Any], timeout: float = 60.0) -> None:
+        # Earliest: a letter past the partition's start is read from that start, not skipped.
+        self.consumer = AIOKafkaConsumer(
+            **options, enable_auto_commit=False, group_id=None, auto_offset_reset="earliest"
+        )
+        self.producer = AIOKafkaProducer(**options, enable_idempotence=True, acks="all")
+        self.admin = AIOKafkaAdminClient(**options)
+        self.timeout = timeout
+
+    async def __aenter__(self) -> Purging:
+        await self.consumer.start()
+        try:
+            await self.producer.start()
+            await self.admin.start()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.consumer.stop()
+        await self.producer.stop()
+        await self.admin.close()
+
+    async def partitions(self, topics: Sequence[str]) -> list[TopicPartition]:
+        """The partitions of the DLQs of `topics` (those that exist)."""
+        return await partitions_of(self.consumer, [dead_letter_topic(t) for t in topics])
+
+    async def ends(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        return await self.consumer.end_offsets(list(partitions)) if partitions else {}
+
+    async def holding(
+        self, partitions: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, tuple[int, int]]:
+        """(start, end) of each partition that holds records now: an empty one is passed
+        by without a read (most dead-letter partitions are empty)."""
+        if not partitions:
+            return {}
+        starts = await self.consumer.beginning_offsets(list(partitions))
+        ends = await self.ends(partitions)
+        return {p: (starts[p], ends[p]) for p in partitions if ends[p] > starts[p]}
+
+    async def letters(self, partition: TopicPartition, start: int | None, end: int) -> list[Any]:
+        """The records of a partition from `start` (None: its start) up to `end` (excluded)."""
+        self.consumer.assign([partition])
+        if start is None:
+            await self.consumer.seek_to_beginning(partition)
+        else:
+            self.consumer.seek(partition, start)
+        found: list[Any] = []
+        async with asyncio.timeout(self.timeout):
+            while await self.consumer.position(partition) < end:
+                batch = await self.consumer.getmany(partition, timeout_ms=300)
+                found += [r for r in batch.get(partition, ()) if r.offset < end]
+        return found
+
+    async def purge(
+        self, partition: TopicPartition, client_refs: Collection[str], end: int | None = None
+    ) -> Purged:
+        """Remove the letters about these clients from one partition (the module docstring):
+        those before `end`, by default its end now."""
+        if end is None:
+            end = (await self.ends([partition]))[partition]
+        records = await self.letters(partition, None, end)
+        about = [r for r in records if concerns(r, client_refs)]
+        if not about:
+            return Purged(0, 0, 0)
+        others = [r for r in records if not concerns(r, client_refs)]
+        sent = [
+            await self.producer.send(
+                partition.topic,
+                record.value,
+                key=record.key,
+                headers=list(record.headers or ()),
+                partition=partition.partition,
+                timestamp_ms=record.timestamp,
+            )
+            for record in others
+        ]
+        # Every kept letter is on the partition again before anything is deleted.
+        await asyncio.gather(*sent)
+        await self.admin.delete_records({partition: RecordsToDelete(end)})
+        return Purged(len(about), len(others), 1)
+
+
 async def purge(
     options: dict[str, Any],
     topics: Sequence[str],
     client_refs: Collection[str],
     *,
     still_ours: Callable[[], Awaitable[bool]] | None = None,
-    timeout: float = 60.0,
 ) -> Purged:
-    """Remove the dead letters about these clients from the DLQs of `topics` (see the module
-    docstring). `still_ours` is asked before each partition: when it says no (the lease went
-    to another replica), the purge stops; what it purged so far stays purged."""
-    removed = kept = purged = 0
+    """Remove the dead letters about these clients from the DLQs of `topics`. `still_ours` is
+    asked before each partition: when it says no (the lease went to another replica), the
+    purge stops; what it purged so far stays purged."""
     if not client_refs:
         return Purged(0, 0, 0)
-    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
-    producer = AIOKafkaProducer(**options, enable_idempotence=True, acks="all")
-    admin = AIOKafkaAdminClient(**options)
-    await consumer.start()
-    try:
-        await producer.start()
-        await admin.start()
-        partitions = await partitions_of(consumer, [dead_letter_topic(t) for t in topics])
-        for partition in partitions:
-            if still_ours is not None and not await still_ours():
-                break
-            end = (await consumer.end_offsets([partition]))[partition]
-            records = await _records_before(consumer, partition, end, timeout)
-            about = [r for r in records if concerns(r, client_refs)]
-            if not about:
-                continue
-            others = [r for r in records if not concerns(r, client_refs)]
-            sent = [
-                await producer.send(
-                    partition.topic,
-                    record.value,
-                    key=record.key,
-                    headers=list(record.headers or ()),
-                    partition=partition.partition,
-                    timestamp_ms=record.timestamp,
-                )
-                for record in others
-            ]
-            # Every kept letter is on the partition again before anything is deleted.
-            await asyncio.gather(*sent)
-            await admin.delete_records({partition: RecordsToDelete(end)})
-            removed, kept, purged = removed + len(about), kept + len(others), purged + 1
-    finally:
-        await consumer.stop()
-        await producer.stop()
-        await admin.close()
-    return Purged(removed, kept, purged)
+    async with Purging(options) as purging:
+        return await purge_with(purging, topics, client_refs, still_ours=still_ours)
 
 
-async def _records_before(
-    consumer: AIOKafkaConsumer, partition: TopicPartition, end: int, timeout: float
-) -> list[Any]:
-    """The records of one partition from its start up to `end` (not included)."""
-    consumer.assign([partition])
-    await consumer.seek_to_beginning(partition)
-    found: list[Any] = []
-    async with asyncio.timeout(timeout):
-        while await consumer.position(partition) < end:
-            batch = await consumer.getmany(partition, timeout_ms=300)
-            found += [r for r in batch.get(partition, ()) if r.offset < end]
-    return found
+async def purge_with(
+    purging: Purging,
+    topics: Sequence[str],
+    client_refs: Collection[str],
+    *,
+    still_ours: Callable[[], Awaitable[bool]] | None = None,
+) -> Purged:
+    total = Purged(0, 0, 0)
+    holding = await purging.holding(await purging.partitions(topics))
+    for partition, (_, end) in holding.items():
+        if still_ours is not None and not await still_ours():
+            break
+        total = total + await purging.purge(partition, client_refs, end)
+    return total
 
 
 def show(dead: DeadLetters, out: TextIO) -> None:
