@@ -33,8 +33,10 @@ are kept. A letter is about the client when its key, value or a header holds the
 reference (an unreadable letter is searched as bytes); the client's replay markers go too.
 A crash between the publishing and the deletion leaves the kept letters twice (replay sends
 such a message back once) and the client's letter in place until the purge runs again.
-Two purges of one partition at once could each keep what the other removes: whoever purges
-holds a lease (`ketenbus.kit.dead_letter_purges`). Its user also needs Delete on `<topic>.dlq`.
+Two purges of one partition at once could each keep what the other removes: trajectory
+purges under a lease (`ketenbus.kit.dead_letter_purges`), within seconds of an erasure and of
+a later letter about an erased client. The `purge` command takes no lease: it is for when
+trajectory is not running. Its user also needs Delete on `<topic>.dlq`.
 """
 
 from __future__ import annotations
