@@ -15,7 +15,7 @@ from pymongo import AsyncMongoClient
 from ketenbus.analytics.benchmark import pseudonym, snapshot, suppressed_positions
 from ketenbus.analytics.facts import Case, Contact, Facts
 from ketenbus.analytics.measures import BENCHMARK_DIMENSIONS, figures
-from ketenbus.analytics.periods import PeriodKind, overlap
+from ketenbus.analytics.periods import LOCAL, PeriodKind, is_over, overlap, period_of
 from ketenbus.contracts.envelope import decode, wrap
 from ketenbus.contracts.events import REGISTRY
 from ketenbus.contracts.values import new_id
@@ -205,6 +205,15 @@ def test_only_a_year_and_its_own_quarters_overlap():
     assert not overlap("2024", "2025-Q1")
 
 
+def test_a_quarter_or_year_is_over_once_its_last_day_has_ended_in_dutch_time():
+    new_year = datetime(2025, 12, 31, 23, 30, tzinfo=UTC)  # 00:30 on 1 January in Utrecht
+    assert is_over("2025", new_year) and is_over("2025-Q4", new_year)
+    assert not is_over("2026", new_year) and not is_over("2026-Q1", new_year)
+    before_midnight = datetime(2025, 9, 30, 21, 59, tzinfo=UTC)  # 23:59 in Utrecht
+    assert not is_over("2025-Q3", before_midnight) and is_over("2025-Q2", before_midnight)
+    assert not is_over("2025", before_midnight) and is_over("2024", before_midnight)
+
+
 def test_the_pseudonym_is_stable_and_does_not_show_the_name():
     facts = closed_cases(Facts(), 12, GENERAL, WITHOUT, minutes=30)
     one = published(facts, pseudonymise=True)
@@ -268,3 +277,29 @@ async def test_overlapping_periods_are_refused_and_the_same_period_replaces(chai
         assert old is not None and old["replaced_by"] == again.json()["snapshot_id"]
     finally:
         await mongo.close()
+
+
+@pytest.mark.stack
+async def test_a_period_that_has_not_ended_is_refused(chain):
+    """Through the real analytics service, on its own clock: the running quarter and year,
+    and a later quarter, are refused (409, naming the period), because a snapshot of a period
+    still running and its replacement would both stay on the topic; the quarter that ended
+    last is published."""
+    stack = chain(["analytics"])
+    org = "welzijn-heuvelrug"  # publishes nothing in the other tests of this stack
+    manager = {"Authorization": f"Bearer {stack.api_token(org, 'manager')}"}
+    now = datetime.now(LOCAL)  # the service's clock is the system's here
+    running_quarter = period_of(now, PeriodKind.QUARTER)
+    quarter = int(running_quarter[-1])
+    later = f"{now.year:04d}-Q{quarter + 1}" if quarter < 4 else f"{now.year + 1:04d}-Q1"
+    ended = f"{now.year:04d}-Q{quarter - 1}" if quarter > 1 else f"{now.year - 1:04d}-Q4"
+    async with httpx.AsyncClient(
+        base_url=stack.service_url("analytics"), headers=manager, timeout=30
+    ) as http:
+        for period in (running_quarter, f"{now.year:04d}", later):
+            refused = await http.post("/v1/benchmark/snapshots", json={"period": period})
+            assert refused.status_code == 409, refused.text
+            assert f"{period} has not ended yet" in refused.json()["detail"]
+        published = await http.post("/v1/benchmark/snapshots", json={"period": ended})
+        assert published.status_code == 201, published.text
+        assert published.json()["period"] == ended

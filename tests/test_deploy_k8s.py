@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from ketenbus.contracts import topics
+from ketenbus.contracts import access, topics
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"
@@ -152,11 +152,22 @@ def test_a_service_user_per_service_with_least_privilege(yaml: ModuleType) -> No
         assert ("group", service, "literal", "Read") in acls
         # No wildcard and no prefix: a service is granted named topics only.
         assert all(pattern == "literal" and name != "*" for _, name, pattern, _ in acls)
-        assert not any(op in {"All", "Alter", "Delete", "Create"} for *_, op in acls)
+        assert not any(op in {"All", "Alter", "Create"} for *_, op in acls)
+        deletes = {name for kind, name, _, op in acls if kind == "topic" and op == "Delete"}
+        dead_letters = {
+            topics.dead_letter_topic(t) for t in access.topics_with_dead_letters(PARTNERS)
+        }
+        # Only the purger deletes records, of the dead-letter topics, each of which it
+        # reads and writes (it forgets an erased client's letters there).
+        if service == access.DEAD_LETTER_PURGER:
+            assert deletes == dead_letters
+        else:
+            assert deletes == set()
         reads = {name for kind, name, _, op in acls if kind == "topic" and op == "Read"}
         writes = {name for kind, name, _, op in acls if kind == "topic" and op == "Write"}
-        # Every topic it reads, it may dead-letter.
-        assert {topics.dead_letter_topic(name) for name in reads} <= writes
+        assert deletes <= reads & writes
+        # Every topic it reads (other than a dead-letter topic it purges), it may dead-letter.
+        assert {topics.dead_letter_topic(name) for name in reads - deletes} <= writes
         # No service reads a partner's outbound topic or writes a partner's inbound topic.
         for org in PARTNERS:
             assert topics.partner_outbound(org).name not in reads

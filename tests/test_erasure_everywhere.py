@@ -4,19 +4,24 @@ The five services run as real processes on their own Apache Kafka and SecantusDB
 resident is referred with consent for reminders and debt counselling; the worker plans an
 appointment (with the resident's name in its goal), assigns a module, hands off to the debt
 partner; the resident hands in homework that names them; and one of their events goes to a
-dead-letter topic. Then the resident asks to be forgotten. Every document of every
+dead-letter topic, beside another client's dead letter and an unreadable one that names the
+resident's reference. Then the resident asks to be forgotten. Every document of every
 collection of every service's database and every record of every topic (the streams, the
 dead-letter topics, the partners' topics) is then read as text and searched for the name and
 its parts, the e-mail address, the phone number in three spellings, the date of birth in
 four and the postcode in three. None may be there. The client reference may remain only
-where docs/security.md says so ("What is forgotten when"), and the sealed contact card for
-notifications is gone from the compacted contacts topic once compaction ran.
+where docs/security.md says so ("What is forgotten when"): the sealed contact card for
+notifications is gone from the compacted contacts topic once compaction ran; on a
+dead-letter topic trajectory purged the resident's letters, while the other client's letter
+stayed, and is still replayed and handled; a letter about the resident put aside after the
+erasure is purged as well.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,9 +31,15 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
-from ketenbus.contracts.topics import CLIENTS
+from ketenbus.contracts.envelope import wrap
+from ketenbus.contracts.events import ConsentGranted
+from ketenbus.contracts.topics import CLIENTS, dead_letter_topic
+from ketenbus.contracts.values import ConsentGiver, ConsentPurpose
 from ketenbus.devstack.chain_client import ChainClient, eventually
 from ketenbus.devstack.stack import SERVICES, EmbeddedStack
+from ketenbus.kit import deadletters
+from ketenbus.kit.dead_letter_purges import PURGES
+from ketenbus.kit.outbox import headers_of
 
 from . import contacts_topic
 from .reliability import read_everything
@@ -132,6 +143,23 @@ def findings(
     }
 
 
+async def dlq_ends(stack: EmbeddedStack) -> dict[Any, int]:
+    """The end offset of each partition of the clients DLQ."""
+    async with deadletters.Purging(stack.kafka.client_options()) as reading:
+        return await reading.ends(await reading.partitions([CLIENTS.name]))
+
+
+async def purges_done(stack: EmbeddedStack) -> bool:
+    """Trajectory, the purger, has no purge of dead letters waiting (and asked for one)."""
+    mongo: AsyncMongoClient[Any] = AsyncMongoClient(stack.mongo_url, tz_aware=True)
+    try:
+        database = mongo[stack.database_name("trajectory")]
+        asked = PURGES in await database.list_collection_names()
+        return asked and await database[PURGES].count_documents({}) == 0
+    finally:
+        await mongo.close()
+
+
 async def handled(client: ChainClient, service: str, event_type: str) -> int:
     """How many events of a type the service has processed (its /metrics)."""
     pattern = re.compile(
@@ -146,6 +174,17 @@ async def handled(client: ChainClient, service: str, event_type: str) -> int:
 async def dead_letter_of(stack: EmbeddedStack, client_ref: str) -> None:
     """One of the person's events as a version no consumer knows: the consumers that handle
     its type dead-letter it, so a copy of it sits on the clients topic's DLQ."""
+    await unreadable_copy_of(stack, client_ref)
+
+    async def dead_lettered() -> bool:
+        letters = await read_everything(stack.kafka, [f"{CLIENTS.name}.dlq"])
+        return any(r.key == client_ref.encode() for r in letters)
+
+    await eventually(dead_lettered, "the person's dead letter on the clients DLQ")
+
+
+async def unreadable_copy_of(stack: EmbeddedStack, client_ref: str) -> None:
+    """The person's contact card on the clients topic again, as a version no one reads."""
     records = await read_everything(stack.kafka, [CLIENTS.name])
     [shared] = [
         r for r in records if r.key == client_ref.encode() and b"PartnerContactSealed.v1" in r.value
@@ -165,11 +204,59 @@ async def dead_letter_of(stack: EmbeddedStack, client_ref: str) -> None:
     finally:
         await producer.stop()
 
-    async def dead_lettered() -> bool:
-        letters = await read_everything(stack.kafka, [f"{CLIENTS.name}.dlq"])
-        return any(r.key == client_ref.encode() for r in letters)
 
-    await eventually(dead_lettered, "the person's dead letter on the clients DLQ")
+async def letters_beside(stack: EmbeddedStack, client_ref: str) -> tuple[int, Any]:
+    """Beside the person's dead letter, on its partition of the clients DLQ: another client's
+    event as a consumer puts it aside (it must stay, and replay), and an unreadable letter
+    under another key whose bytes name the person's reference (it must go). Returns the
+    partition and the other client's event."""
+    dlq = dead_letter_topic(CLIENTS.name)
+    [partition] = {
+        r.partition
+        for r in await read_everything(stack.kafka, [dlq])
+        if r.key == client_ref.encode()
+    }
+    other = wrap(
+        ConsentGranted(
+            consent_id=f"cns_{uuid.uuid4().hex}",
+            client_ref=f"cl_{uuid.uuid4().hex}",
+            organisation_id=ORG,
+            given_by=ConsentGiver.CLIENT,
+            partner_organisation_id=GP,
+            purpose=ConsentPurpose.REFERRAL_FEEDBACK,
+            granted_at=datetime.now(UTC),
+        ),
+        source="intake",
+    )
+    producer = AIOKafkaProducer(**stack.kafka.client_options())
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            dlq,
+            other.to_bytes(),
+            key=other.subject.encode(),
+            partition=partition,
+            headers=[
+                *((k, v.encode()) for k, v in headers_of(other).items()),
+                ("x-dlq-reason", b"InvalidEventData: before the fix"),
+                ("x-dlq-consumer", b"analytics"),
+                ("x-dlq-source", f"{CLIENTS.name}/{partition}/999999".encode()),
+            ],
+        )
+        await producer.send_and_wait(
+            dlq,
+            b"\xff not an envelope, about " + client_ref.encode(),
+            key=b"unreadable",
+            partition=partition,
+            headers=[
+                ("x-dlq-reason", b"MalformedEnvelope: not JSON"),
+                ("x-dlq-consumer", b"learning"),
+                ("x-dlq-source", f"{CLIENTS.name}/{partition}/999998".encode()),
+            ],
+        )
+    finally:
+        await producer.stop()
+    return partition, other
 
 
 @pytest.fixture
@@ -240,6 +327,7 @@ async def test_after_erasure_no_store_and_no_topic_returns_the_person(stack):
         await dead_letter_of(stack, client_ref)
         shared = await contacts_topic.records_of(stack.kafka, client_ref)
         assert [r.value is not None for r in shared] == [True]  # the card, sealed
+        partition, other = await letters_beside(stack, client_ref)
 
         # Before: the scan finds the person where the chain legitimately keeps them (the
         # goal the worker wrote, the references in every service), so it can fail.
@@ -267,6 +355,42 @@ async def test_after_erasure_no_store_and_no_topic_returns_the_person(stack):
         # Compaction removes the card under the tombstone; the tombstone holds only the key.
         left = await contacts_topic.card_compacted_away(stack.kafka, client_ref)
         assert [r.value for r in left] == [None]  # the tombstone alone, for a while
+        await eventually(
+            lambda: purges_done(stack), "trajectory to purge the person's dead letters"
+        )
+
+        # The DLQ partition, read from its start: the person's letters gone, the other
+        # client's letter there as it was put aside, waiting, and sent back and handled.
+        dlq = dead_letter_topic(CLIENTS.name)
+        left = await read_everything(stack.kafka, [dlq])
+        assert not [r for r in left if deadletters.concerns(r, [client_ref])]
+        [kept] = [r for r in left if r.key == other.subject.encode()]
+        assert (kept.partition, kept.value) == (partition, other.to_bytes())
+        assert dict(kept.headers)["x-dlq-source"] == f"{CLIENTS.name}/{partition}/999999".encode()
+        options = stack.kafka.client_options()
+        assert [
+            letter.key for letter in (await deadletters.read(options, CLIENTS.name)).waiting()
+        ] == [other.subject.encode()]
+        handled_before = await handled(client, "analytics", other.type)
+        replayed = await deadletters.replay(options, CLIENTS.name)
+        assert replayed.sent == 1
+
+        async def replayed_and_handled() -> bool:
+            return await handled(client, "analytics", other.type) == handled_before + 1
+
+        await eventually(replayed_and_handled, "analytics to handle the replayed letter")
+
+        # A letter about the person put aside after the erasure (an event still on its way):
+        # trajectory sees it arrive and purges it too.
+        ends = await dlq_ends(stack)
+        await unreadable_copy_of(stack, client_ref)
+
+        async def late_letter_purged() -> bool:
+            moved = await dlq_ends(stack) != ends
+            left = await read_everything(stack.kafka, [dlq])
+            return moved and not [r for r in left if deadletters.concerns(r, [client_ref])]
+
+        await eventually(late_letter_purged, "the late dead letter purged", timeout=60)
     finally:
         await client.close()
 
@@ -276,12 +400,12 @@ async def test_after_erasure_no_store_and_no_topic_returns_the_person(stack):
     # The reference: where the docs say it stays, and nowhere else (analytics has a token).
     stays = {place for place, text in stores if client_ref in text}
     assert stays == REFERENCE_STAYS_IN
-    # Sealed copies of the contact card for the debt partner stay on the clients topic (and
-    # its dead letter) and on the partner's outbound topic until retention, as
-    # docs/security.md says; nowhere else: notifications' card left the contacts topic.
+    # Sealed copies of the contact card for the debt partner stay on the clients topic and
+    # on the partner's outbound topic until retention, as docs/security.md says; nowhere
+    # else: notifications' card left the contacts topic, the dead letter was purged.
     sealed = {place for place, text in topics if client_ref in text and "ciphertext" in text}
     assert sealed == {
         ("topic", CLIENTS.name),
-        ("topic", f"{CLIENTS.name}.dlq"),
         ("topic", f"ketenbus.partners.{DEBT}.outbound.v1"),
     }
+    assert not [name for (_, name), text in topics if name.endswith(".dlq") and client_ref in text]

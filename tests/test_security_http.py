@@ -947,7 +947,7 @@ async def test_a_stop_reply_through_another_organisation_stops_nothing(world):
 async def test_no_one_imports_a_benchmark_snapshot_in_another_organisations_name(world):
     """A snapshot is A's own to publish: B can neither import figures labelled A nor write over
     the snapshot A published; a snapshot of an organisation outside the chain is imported."""
-    period = str(datetime.now(UTC).year)
+    period = str(datetime.now(UTC).year - 1)  # a year that has ended: a snapshot's period
     published = await world.ok(
         "POST", "analytics", "/v1/benchmark/snapshots", A, "manager", json={"period": period}
     )

@@ -13,8 +13,8 @@ import uuid
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 from aiokafka.errors import (
     KafkaConnectionError,
     KafkaError,
@@ -155,6 +155,34 @@ async def test_nobody_but_the_operator_creates_topics(kafka: KafkaAccess, user: 
         await admin.close()
     [(topic, code, _message)] = response.topic_errors
     assert (topic, code) == (name, 29)  # TOPIC_AUTHORIZATION_FAILED
+
+
+async def delete_records(options: dict[str, Any], topic: str) -> int:
+    """DeleteRecords before offset 0 of partition 0: authorised or not like any deletion, but
+    deletes nothing (the session's other tests keep their records). The low watermark."""
+    admin = AIOKafkaAdminClient(**options)
+    await admin.start()
+    try:
+        partition = TopicPartition(topic, 0)
+        deleted = await admin.delete_records({partition: RecordsToDelete(0)})
+    finally:
+        await admin.close()
+    return deleted[partition]
+
+
+async def test_only_the_purger_deletes_dead_letters_and_nobody_a_streams_records(
+    kafka: KafkaAccess,
+) -> None:
+    # Trajectory forgets erased clients' dead letters (ketenbus.kit.dead_letter_purges), on
+    # Kafka 4 through aiokafka's admin client; nobody else deletes, and nobody on a stream.
+    dlq = topics.dead_letter_topic(topics.CLIENTS.name)
+    purger = kafka.client_options(access.service_user(access.DEAD_LETTER_PURGER))
+    assert await delete_records(purger, dlq) >= 0
+    learning = kafka.client_options(access.service_user("learning"))
+    with pytest.raises(TopicAuthorizationFailedError):
+        await delete_records(learning, dlq)  # it writes letters there, it does not delete
+    with pytest.raises(TopicAuthorizationFailedError):
+        await delete_records(purger, topics.CLIENTS.name)
 
 
 async def test_a_topic_a_client_names_is_not_created_by_the_broker(kafka: KafkaAccess) -> None:

@@ -136,6 +136,9 @@ def users_yaml(partner_ids: list[str]) -> str:
         acls = [_acl("group", service, ["Read"])]
         acls += [_acl("topic", name, ["Describe", "Read"]) for name in reads]
         acls += [_acl("topic", name, ["Describe", "Write"]) for name in writes]
+        # The purger forgets erased clients' dead letters (DeleteRecords needs Delete).
+        purges = access.service_purges(service, partner_ids)
+        acls += [_acl("topic", name, list(access.PURGE_OPERATIONS)) for name in purges]
         parts.append(
             _user(
                 access.service_user(service),

@@ -19,6 +19,7 @@ from ketenbus.kit import deadletters
 from ketenbus.kit.broker import security
 from ketenbus.kit.clock import SystemClock
 from ketenbus.kit.consumer import EventConsumer, EventHandlers
+from ketenbus.kit.dead_letter_purges import ERASED, PURGES, DeadLetterPurger, DeadLetterPurges
 from ketenbus.kit.errors import DomainError
 from ketenbus.kit.metrics import KitMetrics
 from ketenbus.kit.uow import UnitOfWork
@@ -128,3 +129,90 @@ async def test_a_replayed_dead_letter_is_handled_once_by_each_consumer(
         for _, _, broker in consumers:
             await broker.stop()
         await mongo.close()
+
+
+async def test_a_purge_forgets_one_clients_letters_and_keeps_the_rest_as_it_was(kafka):
+    """The partition holding a letter about the erased client is written again without it:
+    the other client's letter and its replay marker stay (still replayed: nothing waits), a
+    letter naming the client only in its bytes goes, and a partition without the client is
+    not touched. A second purge finds nothing."""
+    topic = await create_topic(kafka, partitions=2)
+    dlq = f"{topic}.dlq"
+    erased, other = f"cl_{'a' * 32}", f"cl_{'b' * 32}"
+    options = kafka.client_options()
+    producer = AIOKafkaProducer(**options)
+    await producer.start()
+    try:
+
+        async def letter(partition: int, key: bytes, value: bytes, headers: list) -> None:
+            await producer.send_and_wait(dlq, value, key=key, partition=partition, headers=headers)
+
+        def put_aside(offset: int) -> list[tuple[str, bytes]]:
+            return [("x-dlq-source", f"{topic}/0/{offset}".encode()), ("x-dlq-consumer", b"kit")]
+
+        await letter(0, erased.encode(), b'{"about": "the erased client"}', put_aside(1))
+        await letter(0, other.encode(), b'{"about": "another client"}', put_aside(2))
+        await letter(0, other.encode(), b"", [(deadletters.REPLAYED, f"{topic}/0/2".encode())])
+        await letter(0, b"junk", b"\xff unreadable " + erased.encode(), put_aside(3))
+        await letter(1, other.encode(), b'{"on": "the other partition"}', put_aside(4))
+    finally:
+        await producer.stop()
+
+    purged = await deadletters.purge(options, [topic], [erased])
+    assert (purged.removed, purged.kept, purged.partitions) == (2, 2, 1)
+    left = await deadletters.read(options, topic)
+    assert not [x for x in left.letters if deadletters.concerns(x, [erased])]
+    assert sorted((x.partition, x.value) for x in left.letters) == [
+        (0, b'{"about": "another client"}'),
+        (1, b'{"on": "the other partition"}'),
+    ]
+    assert left.replayed_sources == {f"{topic}/0/2"}  # the marker stayed: replayed before
+    assert [x.source for x in left.waiting()] == [f"{topic}/0/4"]
+    [kept] = [x for x in left.letters if x.partition == 0]
+    assert kept.offset >= 4  # written again after the four records, which are deleted
+    again = await deadletters.purge(options, [topic], [erased])
+    assert (again.removed, again.kept, again.partitions) == (0, 0, 0)
+
+
+async def test_the_purger_forgets_an_erased_clients_letters_and_those_that_come_later(
+    kafka, mongo_url
+):
+    """The erasure's request is purged in a pass and then forgotten; a letter about the
+    erased client that arrives after it is purged in the next pass; another client's letter
+    stays through both. The ledger holds the reference's hash, never the reference."""
+    topic = await create_topic(kafka)
+    erased, other = f"cl_{uuid.uuid4().hex}", f"cl_{uuid.uuid4().hex}"
+    options = kafka.client_options()
+    mongo = AsyncMongoClient(mongo_url, tz_aware=True)
+    db = mongo[f"kit_{uuid.uuid4().hex[:10]}"]
+    uow = UnitOfWork(mongo, db, service="kit-purger", clock=SystemClock())
+    producer = AIOKafkaProducer(**options)
+    await producer.start()
+
+    async def letter(client_ref: str, what: bytes) -> None:
+        await producer.send_and_wait(f"{topic}.dlq", what, key=client_ref.encode())
+
+    try:
+        await letter(erased, b"before the erasure")
+        await letter(other, b"another client")
+        async with uow.command() as tx:
+            await DeadLetterPurges(tx).request(erased)
+        purger = DeadLetterPurger(db, options, [topic])
+        async with deadletters.Purging(options) as purging:
+            first = await purger.one_pass(purging)
+            assert (first.removed, first.kept) == (1, 1)
+            assert await db[PURGES].count_documents({}) == 0
+            [ledger] = await db[ERASED].find().to_list()
+            assert erased not in json.dumps(ledger, default=str)
+            nothing = await purger.one_pass(purging)  # its own re-published letter: not his
+            assert nothing.removed == 0
+
+            await letter(erased, b"after the erasure: an event still on its way")
+            late = await purger.one_pass(purging)
+            assert (late.removed, late.kept) == (1, 1)
+    finally:
+        await producer.stop()
+        await mongo.drop_database(db.name)
+        await mongo.close()
+    left = await deadletters.read(options, topic)
+    assert [x.value for x in left.letters] == [b"another client"]

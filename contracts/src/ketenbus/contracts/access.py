@@ -6,6 +6,12 @@ consumes and writes the streams it owns, plus the dead-letter topic of every top
 (the kit's consumer puts a bad message there); its consumer group is named after it. A partner
 writes only its own inbound topic and reads only its own outbound topic. Nobody but the
 operator creates topics or changes ACLs.
+
+One service, the purger, also reads, writes and deletes records of every dead-letter topic:
+after an erasure it forgets the client's dead letters (ketenbus.kit.dead_letter_purges). One
+service for all of them, so that the lease in its own database keeps two purges of a partition
+apart; trajectory, the case service, which already reads most streams and the partners'
+inbound topics, and which no other work on the bus depends on for its speed.
 """
 
 from __future__ import annotations
@@ -71,6 +77,27 @@ SERVICE_ACCESS: dict[str, Access] = {
 }
 
 
+# Forgets erased clients' dead letters on every dead-letter topic (see the docstring).
+DEAD_LETTER_PURGER = "trajectory"
+
+
+def topics_with_dead_letters(partner_ids: Sequence[str]) -> list[str]:
+    """Every topic some service reads, so whose `.dlq` may hold a dead letter."""
+    return sorted(
+        {name for service in SERVICE_ACCESS for name in service_topics(service, partner_ids)[0]}
+    )
+
+
+def service_purges(service: str, partner_ids: Sequence[str]) -> list[str]:
+    """The dead-letter topics whose records the service deletes (the purger: all of them)."""
+    if service != DEAD_LETTER_PURGER:
+        return []
+    return [topics.dead_letter_topic(name) for name in topics_with_dead_letters(partner_ids)]
+
+
+PURGE_OPERATIONS = ("Describe", "Read", "Write", "Delete")
+
+
 def service_user(service: str) -> str:
     return f"ketenbus-{service}"
 
@@ -91,7 +118,7 @@ class Grant:
     """One ALLOW ACL: `user` may do `operation` on a topic or group (literal or prefixed)."""
 
     user: str
-    operation: str  # Kafka's names: Read, Write, Describe
+    operation: str  # Kafka's names: Read, Write, Describe, Delete
     resource: str  # topic or group
     name: str
     pattern: str = "literal"  # or prefixed
@@ -119,6 +146,8 @@ def service_grants(service: str, partner_ids: Sequence[str]) -> list[Grant]:
         grants += [Grant(user, "Describe", "topic", name), Grant(user, "Read", "topic", name)]
     for name in writes:
         grants += [Grant(user, "Describe", "topic", name), Grant(user, "Write", "topic", name)]
+    for name in service_purges(service, partner_ids):
+        grants += [Grant(user, operation, "topic", name) for operation in PURGE_OPERATIONS]
     return grants
 
 

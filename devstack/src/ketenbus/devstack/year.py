@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -52,6 +52,8 @@ class YearResult:
     problems: list[str]
     reports: Reports
     snapshots: int = 0
+    # The whole calendar period they cover (a quarter or year that ended: shared_period).
+    snapshot_period: str = ""
     real_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     # Real seconds of each stage, in order, by the narration's key ("stage.year", ...).
@@ -145,7 +147,12 @@ async def play_year(
         timings["stage.catching_up"] = time.monotonic() - settling
         reporting = time.monotonic()
         period = f"{options.start.astimezone(LOCAL):%Y}"
-        snapshots = await share_snapshots(chain, organisations, period)
+        shared, ends = shared_period(options)
+        # Analytics takes a snapshot only of a period that has ended on its clock: the
+        # chain's clock passes the period's end at most a simulated day after the year's.
+        clock = options.clock(anchor)
+        await asyncio.sleep(clock.real_seconds(ends - clock.now()) + 0.1)
+        snapshots = await share_snapshots(chain, organisations, shared)
         year_figures, labels = await figures_of_the_year(
             chain, organisations, "/v1/figures", "cells", period, language
         )
@@ -167,6 +174,7 @@ async def play_year(
         problems,
         reports,
         snapshots=snapshots,
+        snapshot_period=shared,
         real_seconds=time.monotonic() - started,
         timings=timings,
         labels=labels,
@@ -212,9 +220,28 @@ async def debt_partner(
         yield partner
 
 
+def shared_period(options: YearOptions) -> tuple[str, datetime]:
+    """The whole calendar period the organisations share with the sector, and when it ends.
+    Analytics takes a snapshot only of a quarter or year that has ended (a snapshot of a
+    running period and its later replacement would both stay on the topic). So: the year the
+    demo began in, when the played days reach its end (the default year: 1 January to 1
+    January), else the last quarter they reach the end of (the tests' shortened year of March:
+    the first quarter). A day's grace, because a played year ends at the hour it began, just
+    after its last midnight. With no quarter ended in the played days, the one before them
+    (with no figures)."""
+    first = options.start.astimezone(LOCAL)
+    reach = (options.end + timedelta(days=1)).astimezone(LOCAL)
+    if reach.year > first.year:
+        return f"{first.year:04d}", datetime(first.year + 1, 1, 1, tzinfo=LOCAL)
+    ended = (reach.month - 1) // 3  # quarters of the year wholly before `reach`
+    if ended == 0:
+        return f"{reach.year - 1:04d}-Q4", datetime(reach.year, 1, 1, tzinfo=LOCAL)
+    return f"{reach.year:04d}-Q{ended}", datetime(reach.year, 3 * ended + 1, 1, tzinfo=LOCAL)
+
+
 async def share_snapshots(chain: ChainClient, organisations: list[str], period: str) -> int:
-    """Every organisation shares its year with the sector benchmark (one under a pseudonym),
-    and waits until analytics has them all, so the dashboards can compare."""
+    """Every organisation shares `period` (shared_period) with the sector benchmark (one under
+    a pseudonym), and waits until analytics has them all, so the dashboards can compare."""
     shared = 0
     for organisation in organisations:
         try:

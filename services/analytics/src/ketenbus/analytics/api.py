@@ -26,7 +26,7 @@ from ketenbus.analytics.measures import (
     figures,
     referral_mix,
 )
-from ketenbus.analytics.periods import PeriodKind, kind_of, overlap
+from ketenbus.analytics.periods import PeriodKind, is_over, kind_of, overlap
 from ketenbus.analytics.settings import AnalyticsSettings
 from ketenbus.analytics.store import AnalyticsTransaction
 from ketenbus.contracts.events import KpiSnapshotPublishedV2
@@ -94,6 +94,10 @@ class ReplacementUnderAnotherLabel(DomainError):
 
 class NotAWholeQuarterOrYear(DomainError):
     status_code = 422
+
+
+class PeriodNotOver(DomainError):
+    status_code = 409  # the same request is fine once the period has ended
 
 
 class UnknownDimension(DomainError):
@@ -331,11 +335,18 @@ async def _publishing(
     the snapshot it replaces, if any. Periods of one organisation are the same or disjoint:
     a year beside one of its quarters would give away, by subtraction, a cell suppressed in
     one of them. A replacement keeps the label: a pseudonym replacing a named snapshot would
-    link the two on the topic."""
+    link the two on the topic. Only a period that has ended: a snapshot of a running
+    quarter and its later replacement would both stay on the topic, and a cell suppressed in
+    one could follow by subtraction from the other."""
     if kind_of(period) not in (PeriodKind.QUARTER, PeriodKind.YEAR):
         raise NotAWholeQuarterOrYear(
             f"a benchmark snapshot covers a whole calendar quarter or year (2025-Q3, 2025), "
             f"not {period!r}"
+        )
+    if not is_over(period, tx.clock.now()):
+        raise PeriodNotOver(
+            f"{period} has not ended yet: a benchmark snapshot covers a quarter or year that "
+            "is over (publish it once it has ended)"
         )
     published = await tx.facts.publications(organisation)
     overlapping = sorted(p for p in published if overlap(p, period))
@@ -360,11 +371,12 @@ async def _publishing(
 async def publish_snapshot(
     body: SnapshotRequest, caller: Manager, uow: Uow, settings: Settings
 ) -> dict[str, Any]:
-    """Share your organisation's aggregates for a whole calendar quarter or year with the
-    sector: a row per work type, a column with and without the online dossier; cells of fewer
-    than ten closed cases go without figures, and so do the cells that would give them away
-    by subtraction from the totals. One snapshot per period: publishing the same period again
-    replaces it (under the same label); a period overlapping one you published is refused."""
+    """Share your organisation's aggregates for a whole calendar quarter or year that has
+    ended (409 for one that has not) with the sector: a row per work type, a column with and
+    without the online dossier; cells of fewer than ten closed cases go without figures, and
+    so do the cells that would give them away by subtraction from the totals. One snapshot
+    per period: publishing the same period again replaces it (under the same label); a period
+    overlapping one you published is refused."""
     key = settings.benchmark_pseudonym_key
     if body.pseudonymise and key is None:
         raise NoPseudonymKey("no pseudonym key is configured (BENCHMARK_PSEUDONYM_KEY)")
@@ -400,8 +412,8 @@ async def import_snapshot(
     goes on the benchmark topic, so every organisation can compare with it, and a rebuild
     keeps it. An organisation of the chain publishes its own snapshots (POST
     /v1/benchmark/snapshots): no one imports figures in its name, nor over one it published.
-    The rules of publishing hold for imports too: a whole quarter or year, no period
-    overlapping one imported before for that organisation, the same period replaces."""
+    The rules of publishing hold for imports too: a whole quarter or year that has ended, no
+    period overlapping one imported before for that organisation, the same period replaces."""
     chain = request.app.state.keyring.organisations()
     chain_labels = set(chain)
     if settings.benchmark_pseudonym_key is not None:

@@ -47,3 +47,10 @@ def overlap(one: str, other: str) -> bool:
     """Do two different calendar periods share a day? (2025 and 2025-Q3 do; 2025-Q2 and
     2025-Q3 do not.) Years and quarters only: the periods a benchmark snapshot covers."""
     return one != other and one[:4] == other[:4] and (len(one) == 4 or len(other) == 4)
+
+
+def is_over(period: str, now: datetime) -> bool:
+    """Has the quarter or year ended (in Dutch local time) by `now`? Labels of one kind sort
+    as their periods do ('2025-Q3' < '2025-Q4' < '2026-Q1'), so it is over when it comes
+    before the period `now` lies in."""
+    return period < period_of(now, kind_of(period))

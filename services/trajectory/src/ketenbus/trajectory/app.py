@@ -1,5 +1,6 @@
 """Trajectory wired: worker actions over HTTP, reactions to referrals, consents, modules,
-homework and partners' answers, and the check for appointments nobody registered."""
+homework and partners' answers, the check for appointments nobody registered, and the purge
+of erased clients' dead letters."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from ketenbus.contracts.events import (
 from ketenbus.kit.runtime import Service
 from ketenbus.trajectory import api
 from ketenbus.trajectory.bootstrap import TrajectoryDependencies, bootstrap
+from ketenbus.trajectory.dead_letters import purge_erased_clients_dead_letters
 from ketenbus.trajectory.handlers import handlers
 from ketenbus.trajectory.overdue import remind_unregistered_appointments
 from ketenbus.trajectory.settings import TrajectorySettings
@@ -60,5 +62,5 @@ service: Service[TrajectoryDependencies] = Service(
     ],
     settings_class=TrajectorySettings,
     bootstrap=bootstrap,
-    background=[remind_unregistered_appointments],
+    background=[remind_unregistered_appointments, purge_erased_clients_dead_letters],
 )

@@ -112,6 +112,9 @@ async def forget_client(event: Envelope[ClientErasureRequested], uow: Uow) -> No
         for trajectory in await tx.trajectories.of_client(event.data.client_ref):
             trajectory.forget(event.data.requested_at)
             await tx.trajectories.save(trajectory)
+        # The client's dead letters, on every DLQ of the chain: trajectory purges them
+        # (ketenbus.kit.dead_letter_purges), after this transaction, under a lease.
+        await tx.dead_letter_purges.request(event.data.client_ref)
 
 
 PARTNER_ANSWERS = (

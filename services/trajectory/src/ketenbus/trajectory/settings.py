@@ -29,6 +29,8 @@ class TrajectorySettings(ServiceSettings):
     registration_grace: timedelta = timedelta(hours=24)
     # How often (real seconds) the store is asked for appointments nobody registered.
     overdue_check_seconds: float = Field(default=5.0, gt=0)
+    # How often (real seconds) waiting purges of erased clients' dead letters are looked for.
+    dead_letter_purge_seconds: float = Field(default=2.0, gt=0)
     # Shared with learning only: the worker's feedback on homework crosses the bus sealed.
     feedback_sharing_key: SecretStr | None = None
 

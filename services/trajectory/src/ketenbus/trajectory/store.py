@@ -12,6 +12,7 @@ from pydantic import TypeAdapter
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ketenbus.contracts.values import Sealed
+from ketenbus.kit.dead_letter_purges import DeadLetterPurges
 from ketenbus.kit.errors import TransientError
 from ketenbus.kit.uow import Transaction
 from ketenbus.trajectory.domain import HandOffConsent, Trajectory
@@ -189,3 +190,7 @@ class TrajectoryTransaction(Transaction):
     @cached_property
     def consents(self) -> ConsentRepository:
         return ConsentRepository(self)
+
+    @cached_property
+    def dead_letter_purges(self) -> DeadLetterPurges:
+        return DeadLetterPurges(self)
