@@ -9,8 +9,10 @@ collection of every service's database and every record of every topic (the stre
 dead-letter topics, the partners' topics) is then read as text and searched for the name and
 its parts, the e-mail address, the phone number in three spellings, the date of birth in
 four and the postcode in three. None may be there. The client reference may remain only
-where docs/security.md says so ("What is forgotten when"), and the sealed contact card for
-notifications is gone from the compacted contacts topic once compaction ran.
+where docs/security.md says so ("What is forgotten when"), and the sealed contact cards for
+notifications and for the debt partner are gone from the compacted contacts topic once
+compaction ran (trajectory's copy of the partner's card is gone from its store); the one
+sealed copy left is the contact the hand-off gave the partner, on its outbound topic.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
+from ketenbus.contracts.events.intake import partner_card
 from ketenbus.contracts.topics import CLIENTS
 from ketenbus.devstack.chain_client import ChainClient, eventually
 from ketenbus.devstack.stack import SERVICES, EmbeddedStack
@@ -147,18 +150,18 @@ async def dead_letter_of(stack: EmbeddedStack, client_ref: str) -> None:
     """One of the person's events as a version no consumer knows: the consumers that handle
     its type dead-letter it, so a copy of it sits on the clients topic's DLQ."""
     records = await read_everything(stack.kafka, [CLIENTS.name])
-    [shared] = [
-        r for r in records if r.key == client_ref.encode() and b"PartnerContactSealed.v1" in r.value
-    ]
+    shared = next(
+        r for r in records if r.key == client_ref.encode() and b"ConsentGranted.v1" in r.value
+    )
     producer = AIOKafkaProducer(**stack.kafka.client_options())
     await producer.start()
     try:
         await producer.send_and_wait(
             CLIENTS.name,
-            shared.value.replace(b"PartnerContactSealed.v1", b"PartnerContactSealed.v9"),
+            shared.value.replace(b"ConsentGranted.v1", b"ConsentGranted.v9"),
             key=shared.key,
             headers=[
-                (name, value.replace(b"PartnerContactSealed.v1", b"PartnerContactSealed.v9"))
+                (name, value.replace(b"ConsentGranted.v1", b"ConsentGranted.v9"))
                 for name, value in shared.headers
             ],
         )
@@ -240,6 +243,10 @@ async def test_after_erasure_no_store_and_no_topic_returns_the_person(stack):
         await dead_letter_of(stack, client_ref)
         shared = await contacts_topic.records_of(stack.kafka, client_ref)
         assert [r.value is not None for r in shared] == [True]  # the card, sealed
+        sealed_for_partner = await contacts_topic.records_of(
+            stack.kafka, client_ref, partner_card(DEBT)
+        )
+        assert [r.value is not None for r in sealed_for_partner] == [True]
 
         # Before: the scan finds the person where the chain legitimately keeps them (the
         # goal the worker wrote, the references in every service), so it can fail.
@@ -247,6 +254,7 @@ async def test_after_erasure_no_store_and_no_topic_returns_the_person(stack):
         assert Finding(("trajectory", "trajectories"), "name") in findings(before, patterns)
         referenced = {place for place, text in before if client_ref in text}
         assert {s for s, _ in referenced} >= {"notifications", "learning", "analytics"}
+        assert ("trajectory", "partner_cards") in referenced  # kept for the hand-off
 
         erased = await client.http.post(
             f"{stack.service_url('intake')}/v1/clients/{client_ref}/erasure",
@@ -264,9 +272,17 @@ async def test_after_erasure_no_store_and_no_topic_returns_the_person(stack):
             return await handled(client, "notifications", "tombstone") >= 1
 
         await eventually(tombstone_handled, "notifications to handle the card's tombstone")
-        # Compaction removes the card under the tombstone; the tombstone holds only the key.
+
+        async def partner_tombstone_handled() -> bool:
+            # Both of the erasure's tombstones reach trajectory; it forgets the partner's card.
+            return await handled(client, "trajectory", "tombstone") >= 2
+
+        await eventually(partner_tombstone_handled, "trajectory to handle the card's tombstone")
+        # Compaction removes each card under its tombstone; the tombstone holds only the key.
         left = await contacts_topic.card_compacted_away(stack.kafka, client_ref)
         assert [r.value for r in left] == [None]  # the tombstone alone, for a while
+        left = await contacts_topic.card_compacted_away(stack.kafka, client_ref, partner_card(DEBT))
+        assert [r.value for r in left] == [None]
     finally:
         await client.close()
 
@@ -276,12 +292,8 @@ async def test_after_erasure_no_store_and_no_topic_returns_the_person(stack):
     # The reference: where the docs say it stays, and nowhere else (analytics has a token).
     stays = {place for place, text in stores if client_ref in text}
     assert stays == REFERENCE_STAYS_IN
-    # Sealed copies of the contact card for the debt partner stay on the clients topic (and
-    # its dead letter) and on the partner's outbound topic until retention, as
-    # docs/security.md says; nowhere else: notifications' card left the contacts topic.
+    # The one sealed copy of a contact card left is the contact the hand-off gave the debt
+    # partner, on its outbound topic until retention (30 days), as docs/security.md says:
+    # both cards left the contacts topic, and none is on the clients topic any more.
     sealed = {place for place, text in topics if client_ref in text and "ciphertext" in text}
-    assert sealed == {
-        ("topic", CLIENTS.name),
-        ("topic", f"{CLIENTS.name}.dlq"),
-        ("topic", f"ketenbus.partners.{DEBT}.outbound.v1"),
-    }
+    assert sealed == {("topic", f"ketenbus.partners.{DEBT}.outbound.v1")}
