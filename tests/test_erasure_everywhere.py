@@ -10,8 +10,10 @@ collection of every service's database and every record of every topic (the stre
 dead-letter topics, the partners' topics) is then read as text and searched for the name and
 its parts, the e-mail address, the phone number in three spellings, the date of birth in
 four and the postcode in three. None may be there. The client reference may remain only
-where docs/security.md says so ("What is forgotten when"): the sealed contact card for
-notifications is gone from the compacted contacts topic once compaction ran; on a
+where docs/security.md says so ("What is forgotten when"): the sealed contact cards for
+notifications and for the debt partner are gone from the compacted contacts topic once
+compaction ran (trajectory's copy of the partner's card is gone from its store), and the one
+sealed copy left is the contact the hand-off gave the partner, on its outbound topic; on a
 dead-letter topic trajectory purged the resident's letters, while the other client's letter
 stayed, and is still replayed and handled; a letter about the resident put aside after the
 erasure is purged as well.
@@ -33,6 +35,7 @@ from pymongo import AsyncMongoClient
 
 from ketenbus.contracts.envelope import wrap
 from ketenbus.contracts.events import ConsentGranted
+from ketenbus.contracts.events.intake import partner_card
 from ketenbus.contracts.topics import CLIENTS, dead_letter_topic
 from ketenbus.contracts.values import ConsentGiver, ConsentPurpose
 from ketenbus.devstack.chain_client import ChainClient, eventually
@@ -184,20 +187,21 @@ async def dead_letter_of(stack: EmbeddedStack, client_ref: str) -> None:
 
 
 async def unreadable_copy_of(stack: EmbeddedStack, client_ref: str) -> None:
-    """The person's contact card on the clients topic again, as a version no one reads."""
+    """One of the person's events (their consent) on the clients topic again, as a version no
+    one reads."""
     records = await read_everything(stack.kafka, [CLIENTS.name])
-    [shared] = [
-        r for r in records if r.key == client_ref.encode() and b"PartnerContactSealed.v1" in r.value
-    ]
+    shared = next(
+        r for r in records if r.key == client_ref.encode() and b"ConsentGranted.v1" in r.value
+    )
     producer = AIOKafkaProducer(**stack.kafka.client_options())
     await producer.start()
     try:
         await producer.send_and_wait(
             CLIENTS.name,
-            shared.value.replace(b"PartnerContactSealed.v1", b"PartnerContactSealed.v9"),
+            shared.value.replace(b"ConsentGranted.v1", b"ConsentGranted.v9"),
             key=shared.key,
             headers=[
-                (name, value.replace(b"PartnerContactSealed.v1", b"PartnerContactSealed.v9"))
+                (name, value.replace(b"ConsentGranted.v1", b"ConsentGranted.v9"))
                 for name, value in shared.headers
             ],
         )
@@ -327,6 +331,10 @@ async def test_after_erasure_no_store_and_no_topic_returns_the_person(stack):
         await dead_letter_of(stack, client_ref)
         shared = await contacts_topic.records_of(stack.kafka, client_ref)
         assert [r.value is not None for r in shared] == [True]  # the card, sealed
+        sealed_for_partner = await contacts_topic.records_of(
+            stack.kafka, client_ref, partner_card(DEBT)
+        )
+        assert [r.value is not None for r in sealed_for_partner] == [True]
         partition, other = await letters_beside(stack, client_ref)
 
         # Before: the scan finds the person where the chain legitimately keeps them (the
@@ -335,6 +343,7 @@ async def test_after_erasure_no_store_and_no_topic_returns_the_person(stack):
         assert Finding(("trajectory", "trajectories"), "name") in findings(before, patterns)
         referenced = {place for place, text in before if client_ref in text}
         assert {s for s, _ in referenced} >= {"notifications", "learning", "analytics"}
+        assert ("trajectory", "partner_cards") in referenced  # kept for the hand-off
 
         erased = await client.http.post(
             f"{stack.service_url('intake')}/v1/clients/{client_ref}/erasure",
@@ -352,9 +361,17 @@ async def test_after_erasure_no_store_and_no_topic_returns_the_person(stack):
             return await handled(client, "notifications", "tombstone") >= 1
 
         await eventually(tombstone_handled, "notifications to handle the card's tombstone")
-        # Compaction removes the card under the tombstone; the tombstone holds only the key.
+
+        async def partner_tombstone_handled() -> bool:
+            # Both of the erasure's tombstones reach trajectory; it forgets the partner's card.
+            return await handled(client, "trajectory", "tombstone") >= 2
+
+        await eventually(partner_tombstone_handled, "trajectory to handle the card's tombstone")
+        # Compaction removes each card under its tombstone; the tombstone holds only the key.
         left = await contacts_topic.card_compacted_away(stack.kafka, client_ref)
         assert [r.value for r in left] == [None]  # the tombstone alone, for a while
+        left = await contacts_topic.card_compacted_away(stack.kafka, client_ref, partner_card(DEBT))
+        assert [r.value for r in left] == [None]
         await eventually(
             lambda: purges_done(stack), "trajectory to purge the person's dead letters"
         )
@@ -400,12 +417,9 @@ async def test_after_erasure_no_store_and_no_topic_returns_the_person(stack):
     # The reference: where the docs say it stays, and nowhere else (analytics has a token).
     stays = {place for place, text in stores if client_ref in text}
     assert stays == REFERENCE_STAYS_IN
-    # Sealed copies of the contact card for the debt partner stay on the clients topic and
-    # on the partner's outbound topic until retention, as docs/security.md says; nowhere
-    # else: notifications' card left the contacts topic, the dead letter was purged.
+    # The one sealed copy of a contact card left is the contact the hand-off gave the debt
+    # partner, on its outbound topic until retention (30 days), as docs/security.md says:
+    # both cards left the contacts topic, and none is on the clients topic any more.
     sealed = {place for place, text in topics if client_ref in text and "ciphertext" in text}
-    assert sealed == {
-        ("topic", CLIENTS.name),
-        ("topic", f"ketenbus.partners.{DEBT}.outbound.v1"),
-    }
+    assert sealed == {("topic", f"ketenbus.partners.{DEBT}.outbound.v1")}
     assert not [name for (_, name), text in topics if name.endswith(".dlq") and client_ref in text]

@@ -33,6 +33,7 @@ from ketenbus.contracts.events import (
     ReferralSubmitted,
     Urgency,
 )
+from ketenbus.contracts.events.intake import partner_card
 from ketenbus.contracts.values import ConsentGiver, ConsentPurpose, ReferralTopic, ReferrerType
 from ketenbus.devstack import partner_keys, service_keys
 from ketenbus.devstack.chain_client import eventually
@@ -40,6 +41,8 @@ from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.devstack.partners import DebtCounsellingPartner, GpPractice
 from ketenbus.devstack.stack import EmbeddedStack
 from ketenbus.kit.broker import partitions_of
+
+from . import contacts_topic
 
 pytestmark = [pytest.mark.stack, pytest.mark.chain]
 
@@ -459,6 +462,22 @@ async def test_withdrawn_consent_stops_feedback_and_the_hand_off(chain_rules):
         "the withdrawal of the hand-off",
     )
     assert chain_rules.debt.hand_offs[hand_off["partner_referral_id"]].contact is None
+    # The card sealed for the partner is taken back: trajectory forgets it, and the
+    # withdrawal's tombstone compacts it off the contacts topic.
+    mongo: AsyncMongoClient[Any] = AsyncMongoClient(chain_rules.stack.mongo_url, tz_aware=True)
+    try:
+        cards = mongo[chain_rules.stack.database_name("trajectory")].partner_cards
+
+        async def card_forgotten() -> bool:
+            return await cards.count_documents({"client_ref": client_ref}) == 0
+
+        await eventually(card_forgotten, "trajectory to forget the partner's card")
+    finally:
+        await mongo.close()
+    left = await contacts_topic.card_compacted_away(
+        chain_rules.stack.kafka, client_ref, partner_card(DEBT)
+    )
+    assert [r.value for r in left] == [None]  # the tombstone alone, for a while
     await chain_rules.debt.report(hand_off["partner_referral_id"], PartnerStatus.STABILISING)
     again = await chain_rules.act(
         org, trajectory_id, "/partner-referrals", {"partner_organisation_id": DEBT}
@@ -518,6 +537,7 @@ async def test_after_erasure_no_store_can_tell_who_the_person_was(chain_rules):
 
         await eventually(forgotten, "trajectory to forget the client")
         assert await trajectories.consents.count_documents({"client_ref": client_ref}) == 0
+        assert await trajectories.partner_cards.count_documents({"client_ref": client_ref}) == 0
 
         # Nothing in any store reads as the person any more.
         for service in ("intake", "trajectory"):
@@ -645,6 +665,7 @@ async def test_no_topic_holds_anyones_name_phone_or_mail(chain_rules):
     assert sum(len(records) for records in everything.values()) > 50
     for topic, records in everything.items():
         for record in records:
+            value = record.value or b""  # a tombstone on the contacts topic has none
             for who in EVERYONE:
                 for trace in traces(who):
-                    assert trace.encode() not in record.value, f"{topic} holds {trace!r}"
+                    assert trace.encode() not in value, f"{topic} holds {trace!r}"

@@ -37,18 +37,21 @@ def _our_own_broker(kafka: KafkaAccess) -> None:
         pytest.skip("Kafka security is tested on the stack's own broker (unset the override)")
 
 
-async def produce(options: dict[str, Any], topic: str, timeout_ms: int = 10_000) -> None:
+async def produce(
+    options: dict[str, Any], topic: str, timeout_ms: int = 10_000, value: bytes | None = b"{}"
+) -> None:
     producer = AIOKafkaProducer(**options, request_timeout_ms=timeout_ms)
     await producer.start()
     try:
-        await producer.send_and_wait(topic, b"{}", key=b"k")
+        await producer.send_and_wait(topic, value, key=b"k")
     finally:
         await producer.stop()
 
 
-async def fetch(options: dict[str, Any], topic: str, group: str) -> None:
-    """Subscribe as a member of `group` and fetch once: Kafka refuses an unauthorised topic
-    (or group) in its answer, and aiokafka raises it."""
+async def fetch(options: dict[str, Any], topic: str, group: str | None) -> None:
+    """Subscribe as a member of `group` (None: as no group's member, so a service's live
+    group is left alone) and fetch once: Kafka refuses an unauthorised topic (or group) in its
+    answer, and aiokafka raises it."""
     consumer = AIOKafkaConsumer(
         topic,
         **options,
@@ -142,6 +145,24 @@ async def test_a_service_cannot_read_a_stream_it_does_not_consume(kafka: KafkaAc
     learning = kafka.client_options(access.service_user("learning"))
     with pytest.raises(TopicAuthorizationFailedError):
         await fetch(learning, topics.DELIVERIES.name, "learning")
+
+
+async def test_the_contact_cards_are_read_by_their_holders_and_written_by_intake_alone(
+    kafka: KafkaAccess,
+) -> None:
+    # Notifications and trajectory hold a sealed card (their own, the debt partner's).
+    for holder in ("notifications", "trajectory"):
+        await fetch(kafka.client_options(access.service_user(holder)), topics.CONTACTS.name, None)
+    learning = kafka.client_options(access.service_user("learning"))
+    with pytest.raises(TopicAuthorizationFailedError):
+        await fetch(learning, topics.CONTACTS.name, "learning")
+    # A tombstone is a write: only intake, which shares the cards, may take one back. (The
+    # key is no card's: the readers of the session's chain pass it by.)
+    intake = kafka.client_options(access.service_user("intake"))
+    await produce(intake, topics.CONTACTS.name, value=None)
+    trajectory = kafka.client_options(access.service_user("trajectory"))
+    with pytest.raises(TopicAuthorizationFailedError):
+        await produce(trajectory, topics.CONTACTS.name, value=None)
 
 
 @pytest.mark.parametrize("user", [access.service_user("intake"), access.partner_user(GP)])

@@ -4,6 +4,7 @@ topics are a mailbox, and a dead-letter topic never outlives the topic it came f
 from __future__ import annotations
 
 from ketenbus.contracts import topics
+from ketenbus.contracts.events.intake import NOTIFICATIONS_CARD, is_partner_card, partner_card
 
 
 def test_the_streams_a_rebuild_replays_keep_every_event() -> None:
@@ -34,3 +35,14 @@ def test_a_dead_letter_topic_never_keeps_a_record_longer_than_its_source() -> No
             assert topic.dlq_retention_ms <= topic.retention_ms, topic.name
     short = topics.Topic("t", "x", "a topic kept a day", retention_ms=topics.DAY_MS)
     assert short.dlq_retention_ms == topics.DAY_MS
+
+
+def test_each_recipients_card_of_a_client_has_a_key_of_its_own() -> None:
+    """Compaction keeps one record per key: notifications' card and each partner's card of
+    the same client must not replace one another."""
+    client = "cl_" + "a" * 32
+    mine = topics.contact_card_key(client, NOTIFICATIONS_CARD)
+    partners = {topics.contact_card_key(client, partner_card(p)) for p in ("schuld-a", "schuld-b")}
+    assert len(partners | {mine}) == 3
+    assert all(topics.client_of_contact_card(key) == client for key in partners | {mine})
+    assert all(is_partner_card(key) for key in partners) and not is_partner_card(mine)

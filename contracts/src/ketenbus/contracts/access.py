@@ -44,9 +44,10 @@ SERVICE_ACCESS: dict[str, Access] = {
         reads_partner_inbound=True,
         writes_partner_outbound=True,
     ),
-    # Trajectories from accepted referrals; hand-offs to and answers from debt counselling.
+    # Trajectories from accepted referrals; hand-offs to and answers from debt counselling
+    # (the contact card sealed for the partner from the contacts topic).
     "trajectory": Access(
-        reads=(T.REFERRALS, T.CLIENTS, T.ENROLMENTS, T.DELIVERIES),
+        reads=(T.REFERRALS, T.CLIENTS, T.CONTACTS, T.ENROLMENTS, T.DELIVERIES),
         writes=(T.TRAJECTORIES,),
         reads_partner_inbound=True,
         writes_partner_outbound=True,

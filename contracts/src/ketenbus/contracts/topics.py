@@ -107,7 +107,7 @@ REFERRALS = Topic(
 CLIENTS = Topic(
     "ketenbus.intake.clients.v1",
     "intake",
-    "Consent, sealed contact details for a debt-counselling partner, and erasure requests.",
+    "Consent and erasure requests.",
 )
 CONTACTS = Topic(
     "ketenbus.intake.contacts.v1",

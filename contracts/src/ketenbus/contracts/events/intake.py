@@ -143,6 +143,18 @@ class ConsentWithdrawn(_ClientEvent):
 
 # The recipient part of the contacts topic's key for notifications' card.
 NOTIFICATIONS_CARD = "notifications"
+# ... and the start of it for a partner's card: `partner/<organisation>`, one per partner.
+PARTNER_CARD_PREFIX = "partner/"
+
+
+def partner_card(partner_organisation_id: str) -> str:
+    """The recipient part of the key of the card sealed for a partner."""
+    return PARTNER_CARD_PREFIX + partner_organisation_id
+
+
+def is_partner_card(key: str) -> bool:
+    """Whether a key of the contacts topic is that of a card sealed for a partner."""
+    return key.partition("/")[2].startswith(PARTNER_CARD_PREFIX)
 
 
 class ClientContactShared(_ClientEvent):
@@ -170,7 +182,12 @@ class PartnerContactSealed(_ClientEvent):
     """How a partner the client consented to may reach them, sealed with that partner's key.
 
     Trajectory keeps it unopened and passes it on at the hand-off; it cannot read it.
+    On the compacted contacts topic, keyed by client and partner: the erasure or the
+    withdrawal of the debt-counselling consent writes a tombstone under the same key, and the
+    next compaction removes the card from the topic.
     """
+
+    stream: ClassVar[Topic | None] = CONTACTS
 
     client_ref: ClientRef
     organisation_id: OrganisationId
@@ -180,6 +197,10 @@ class PartnerContactSealed(_ClientEvent):
     # Name, phone and language only: the consented minimum.
     contact: Sealed
     sealed_at: AwareDatetime
+
+    @property
+    def key(self) -> str:
+        return contact_card_key(self.client_ref, partner_card(self.partner_organisation_id))
 
 
 class ClientErasureRequested(_ClientEvent):

@@ -338,6 +338,8 @@ async def _withdraw(client_ref: str, consent_id: str, caller: Caller, uow: Uow) 
         await tx.consents.save(consent)
         if consent.purpose is ConsentPurpose.REMINDERS:
             await reception.reminders_withdrawn(tx, client_ref)
+        if consent.purpose is ConsentPurpose.DEBT_COUNSELLING:
+            await reception.debt_counselling_withdrawn(tx, consent, now)
         if consent.purpose is ConsentPurpose.REFERRAL_FEEDBACK:
             for referral in await tx.referrals.of_client(client_ref):
                 if referral.referrer.organisation_id == consent.partner_organisation_id:
@@ -379,7 +381,7 @@ async def _erase(client_ref: str, caller: Caller, uow: Uow) -> ErasureOut:
         await _own_client(tx, client_ref, caller)
         now = tx.clock.now()
         await tx.clients.erase(client_ref, now)
-        reception.take_back_contact_from_notifications(tx, client_ref)
+        await reception.take_back_every_contact(tx, client_ref)
         for referral in await tx.referrals.of_client(client_ref):
             referral.withdraw_from_waitlist(now)
             await tx.referrals.save(referral)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ketenbus.contracts.events import ClientContactShared, PartnerContactSealed, Urgency
-from ketenbus.contracts.events.intake import NOTIFICATIONS_CARD
+from ketenbus.contracts.events.intake import NOTIFICATIONS_CARD, partner_card
 from ketenbus.contracts.topics import CONTACTS, contact_card_key
 from ketenbus.contracts.values import (
     ConsentGiver,
@@ -203,16 +203,20 @@ async def record_consent(tx: IntakeTransaction, consent: Consent, at: datetime) 
     await tx.consents.add(consent)
     if consent.purpose is ConsentPurpose.REMINDERS:
         await share_contact_for_notifications(tx, consent.client_ref, consent.organisation_id, at)
-        return
-    if consent.purpose is not ConsentPurpose.DEBT_COUNSELLING:
-        return
-    keys = tx.clients.keys
-    partner_key = keys.partner(consent.partner_organisation_id)
+    elif consent.purpose is ConsentPurpose.DEBT_COUNSELLING:
+        await seal_card_for_partner(tx, consent, at)
+
+
+async def seal_card_for_partner(tx: IntakeTransaction, consent: Consent, at: datetime) -> bool:
+    """The card for the debt-counselling partner, under its consent, on the compacted contacts
+    topic keyed by client and partner (a later card of the same partner replaces it there).
+    Trajectory keeps it for the hand-off. False when nothing could be sealed."""
+    partner_key = tx.clients.keys.partner(consent.partner_organisation_id)
     if partner_key is None:
-        return  # no key shared with this partner: nothing can be sealed for it
+        return False  # no key shared with this partner: nothing can be sealed for it
     contact = await tx.clients.contact_for_partner(consent.client_ref, partner_key)
     if contact is None:
-        return
+        return False
     tx.publish(
         PartnerContactSealed(
             client_ref=consent.client_ref,
@@ -224,3 +228,38 @@ async def record_consent(tx: IntakeTransaction, consent: Consent, at: datetime) 
             sealed_at=at,
         )
     )
+    return True
+
+
+def take_back_contact_from_partner(
+    tx: IntakeTransaction, client_ref: str, partner_organisation_id: str
+) -> None:
+    """The card sealed for a partner is taken back by a tombstone under its key: trajectory
+    forgets it when it reads it, and the next compaction removes it from the topic. What the
+    partner received at a hand-off is beyond the chain (docs/partners.md)."""
+    tx.tombstone(CONTACTS, contact_card_key(client_ref, partner_card(partner_organisation_id)))
+
+
+async def debt_counselling_withdrawn(tx: IntakeTransaction, consent: Consent, at: datetime) -> None:
+    """A consent to debt counselling withdrawn: the partner's card is taken back, unless
+    another consent of the client to that partner is still in force (a second referral brings
+    one): then the card is sealed again under that one, which replaces the withdrawn one's on
+    the topic, so no card stands under a withdrawn consent."""
+    remaining = await tx.consents.active(
+        consent.client_ref, consent.partner_organisation_id, ConsentPurpose.DEBT_COUNSELLING
+    )
+    if remaining is None or not await seal_card_for_partner(tx, remaining, at):
+        take_back_contact_from_partner(tx, consent.client_ref, consent.partner_organisation_id)
+
+
+async def take_back_every_contact(tx: IntakeTransaction, client_ref: str) -> None:
+    """At an erasure: notifications' card, and the card of every partner the client ever
+    consented to debt counselling with (a tombstone of a key without a card is harmless)."""
+    take_back_contact_from_notifications(tx, client_ref)
+    partners = {
+        c.partner_organisation_id
+        for c in await tx.consents.of_client(client_ref)
+        if c.purpose is ConsentPurpose.DEBT_COUNSELLING
+    }
+    for partner in sorted(partners):
+        take_back_contact_from_partner(tx, client_ref, partner)

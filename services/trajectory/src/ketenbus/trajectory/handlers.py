@@ -20,9 +20,11 @@ from ketenbus.contracts.events import (
     WaitlistExited,
     WithdrawalReason,
 )
+from ketenbus.contracts.events.intake import is_partner_card
+from ketenbus.contracts.topics import CONTACTS
 from ketenbus.contracts.values import ConsentPurpose
 from ketenbus.kit.consumer import EventHandlers
-from ketenbus.kit.uow import EventUnitOfWork
+from ketenbus.kit.uow import EventUnitOfWork, UnitOfWork
 from ketenbus.trajectory.domain import HandOffStatus, NotFound, Trajectory
 from ketenbus.trajectory.settings import TrajectorySettings
 from ketenbus.trajectory.store import TrajectoryTransaction
@@ -83,19 +85,40 @@ async def keep_consent(event: Envelope[ConsentGranted], uow: Uow) -> None:
 
 @handlers.on(PartnerContactSealed)
 async def keep_sealed_contact(event: Envelope[PartnerContactSealed], uow: Uow) -> None:
+    """Kept as the contacts topic holds it, the latest per client and partner. It may come
+    before its consent (on the clients topic): it is kept, and nothing is handed off without
+    that consent in force. A card whose consent was withdrawn already is not kept, and the
+    one it replaced on the topic goes too: its tombstone, or a card under a consent still in
+    force, follows it."""
+    sealed = event.data
     async with uow.handling(event) as tx:
-        await tx.consents.sealed_contact(event.data.consent_id, event.data.contact)
+        if await tx.consents.was_withdrawn(sealed.consent_id):
+            await tx.consents.forget_card(sealed.key)
+            return
+        await tx.consents.keep_card(sealed.key, sealed)
+
+
+@handlers.on_tombstone(CONTACTS)
+async def forget_sealed_contact(key: str, uow: UnitOfWork[TrajectoryTransaction]) -> None:
+    """Intake took a partner's card back (an erasure, a withdrawn consent to debt
+    counselling). Forgetting twice is harmless: a tombstone has no inbox claim."""
+    if not is_partner_card(key):
+        return  # notifications' card: not ours
+    async with uow.command() as tx:
+        await tx.consents.forget_card(key)
 
 
 @handlers.on(ConsentWithdrawn)
 async def stop_sharing(event: Envelope[ConsentWithdrawn], uow: Uow) -> None:
-    """Nothing more goes to that partner: the sealed contact is dropped and a hand-off under
-    way is withdrawn, so the partner stops too."""
+    """Nothing more goes to that partner: the card sealed under the consent is dropped (its
+    tombstone follows on the contacts topic) and a hand-off under way is withdrawn, so the
+    partner stops too."""
     withdrawn = event.data
     if withdrawn.purpose is not ConsentPurpose.DEBT_COUNSELLING:
         return
     async with uow.handling(event) as tx:
         await tx.consents.withdrawn(withdrawn.consent_id, withdrawn.withdrawn_at)
+        await tx.consents.forget_cards_of_consent(withdrawn.consent_id)
         for trajectory in await tx.trajectories.of_client(withdrawn.client_ref):
             trajectory.withdraw_partner_referrals(
                 withdrawn.partner_organisation_id,

@@ -1,5 +1,6 @@
 """Trajectory's own database: one document per trajectory (appointments, contacts, modules,
-homework and hand-offs inside it), and the consents for hand-offs with their sealed contact."""
+homework and hand-offs inside it), the consents for hand-offs, and the contact cards sealed
+for the partners."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from pydantic import TypeAdapter
 from pymongo.asynchronous.database import AsyncDatabase
 
+from ketenbus.contracts.events import PartnerContactSealed
 from ketenbus.contracts.values import Sealed
 from ketenbus.kit.dead_letter_purges import DeadLetterPurges
 from ketenbus.kit.errors import TransientError
@@ -27,6 +29,8 @@ async def ensure_indexes(db: AsyncDatabase[Any]) -> None:
     await db.trajectories.create_index("partner_referrals.id")
     await db.trajectories.create_index([("appointments.status", 1), ("appointments.ends_at", 1)])
     await db.consents.create_index([("client_ref", 1), ("partner_organisation_id", 1)])
+    await db.partner_cards.create_index([("client_ref", 1), ("partner_organisation_id", 1)])
+    await db.partner_cards.create_index("consent_id")
 
 
 class ConcurrentChange(TransientError):
@@ -120,12 +124,15 @@ def _trajectory(document: dict[str, Any]) -> Trajectory:
 
 
 class ConsentRepository:
-    """The client's consents to a hand-off, as intake announced them, with the contact that
-    intake sealed for the partner. Trajectory cannot open it; it only passes it on."""
+    """The client's consents to a hand-off, as intake announced them on the clients topic, and
+    the contact cards intake sealed for the partners, as the compacted contacts topic holds
+    them: the latest per client and partner, under the topic's key, gone at its tombstone.
+    Trajectory cannot open a card; it passes it on at a hand-off under the consent in force."""
 
     def __init__(self, tx: Transaction) -> None:
         self.tx = tx
         self.collection = tx.db.consents
+        self.cards = tx.db.partner_cards
 
     async def granted(
         self, consent_id: str, client_ref: str, partner_organisation_id: str, purpose: str
@@ -138,48 +145,77 @@ class ConsentRepository:
                     "partner_organisation_id": partner_organisation_id,
                     "purpose": purpose,
                 },
-                "$setOnInsert": {"withdrawn_at": None, "contact": None},
+                "$setOnInsert": {"withdrawn_at": None},
             },
             upsert=True,
-            session=self.tx.session,
-        )
-
-    async def sealed_contact(self, consent_id: str, contact: Sealed) -> None:
-        await self.collection.update_one(
-            {"_id": consent_id, "withdrawn_at": None},
-            {"$set": {"contact": contact.model_dump()}},
             session=self.tx.session,
         )
 
     async def withdrawn(self, consent_id: str, at: datetime) -> None:
         await self.collection.update_one(
             {"_id": consent_id},
-            {"$set": {"withdrawn_at": at, "contact": None}},
+            {"$set": {"withdrawn_at": at}},
             upsert=True,
             session=self.tx.session,
         )
 
+    async def was_withdrawn(self, consent_id: str) -> bool:
+        document = await self.collection.find_one(
+            {"_id": consent_id, "withdrawn_at": {"$ne": None}}, session=self.tx.session
+        )
+        return document is not None
+
+    async def keep_card(self, key: str, card: PartnerContactSealed) -> None:
+        """The card under its key on the contacts topic, replacing the one before it there."""
+        await self.cards.replace_one(
+            {"_id": key},
+            {
+                "client_ref": card.client_ref,
+                "partner_organisation_id": card.partner_organisation_id,
+                "consent_id": card.consent_id,
+                "contact": card.contact.model_dump(),
+                "sealed_at": card.sealed_at,
+            },
+            upsert=True,
+            session=self.tx.session,
+        )
+
+    async def forget_card(self, key: str) -> None:
+        await self.cards.delete_one({"_id": key}, session=self.tx.session)
+
+    async def forget_cards_of_consent(self, consent_id: str) -> None:
+        await self.cards.delete_many({"consent_id": consent_id}, session=self.tx.session)
+
     async def for_hand_off(
         self, client_ref: str, partner_organisation_id: str
     ) -> HandOffConsent | None:
-        document = await self.collection.find_one(
+        """The partner's card, when the consent it was sealed under is in force."""
+        card = await self.cards.find_one(
+            {"client_ref": client_ref, "partner_organisation_id": partner_organisation_id},
+            session=self.tx.session,
+        )
+        if card is None:
+            return None
+        consent = await self.collection.find_one(
             {
+                "_id": card["consent_id"],
                 "client_ref": client_ref,
                 "partner_organisation_id": partner_organisation_id,
                 "purpose": "debt_counselling",
                 "withdrawn_at": None,
-                "contact": {"$ne": None},
             },
             session=self.tx.session,
         )
-        if document is None:
-            return None
+        if consent is None:
+            return None  # not heard of yet, or withdrawn: nothing goes to the partner
         return HandOffConsent(
-            document["_id"], partner_organisation_id, Sealed.model_validate(document["contact"])
+            consent["_id"], partner_organisation_id, Sealed.model_validate(card["contact"])
         )
 
     async def forget_client(self, client_ref: str) -> None:
+        """The client's consents and every card sealed for a partner."""
         await self.collection.delete_many({"client_ref": client_ref}, session=self.tx.session)
+        await self.cards.delete_many({"client_ref": client_ref}, session=self.tx.session)
 
 
 class TrajectoryTransaction(Transaction):
