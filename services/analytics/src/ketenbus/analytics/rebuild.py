@@ -72,6 +72,11 @@ class Replayed:
     unreadable: int = 0
     ends: dict[TopicPartition, int] = field(default_factory=dict)
     seconds: float = 0.0
+    # Where the replay's time went: waiting for the broker's batches, reading them into
+    # events (JSON and validation), and projecting them.
+    read_seconds: float = 0.0
+    decode_seconds: float = 0.0
+    project_seconds: float = 0.0
     # In a rebuild: writing the projected documents, after the replay.
     write_seconds: float = 0.0
     documents: int = 0
@@ -233,8 +238,12 @@ async def replay(
         await consumer.seek_to_beginning(*partitions)
         pending = {tp for tp in partitions if result.ends[tp] > beginnings[tp]}
         seen: set[str] = set()
+        clock = time.perf_counter
         while pending:
+            fetched = clock()
             batches = await consumer.getmany(*pending, timeout_ms=1000, max_records=2000)
+            decoding = clock()
+            result.read_seconds += decoding - fetched
             for tp, records in batches.items():
                 for record in records:
                     if record.offset >= result.ends[tp]:
@@ -248,14 +257,18 @@ async def replay(
                         result.duplicates += 1
                         continue
                     seen.add(envelope.id)
+                    projecting = clock()
                     await apply(envelope)
+                    result.project_seconds += clock() - projecting
                     result.events += 1
+            result.decode_seconds += clock() - decoding
             for tp in list(pending):
                 if await consumer.position(tp) >= result.ends[tp]:
                     pending.discard(tp)
     finally:
         await consumer.stop()
     result.seconds = time.monotonic() - started
+    result.decode_seconds -= result.project_seconds
     return result
 
 
@@ -370,6 +383,11 @@ async def main_async(verify: bool, out: Any = sys.stdout, allow_truncated: bool 
             f"{replayed.unreadable} unreadable) from {len(replayed.ends)} partitions "
             f"in {replayed.seconds:.1f}s ({rate:.0f} events/s; {replayed.documents} documents "
             f"written in {replayed.write_seconds:.1f}s)",
+            file=out,
+        )
+        print(
+            f"time: reading {replayed.read_seconds:.2f}s, decoding {replayed.decode_seconds:.2f}s, "
+            f"projecting {replayed.project_seconds:.2f}s, writing {replayed.write_seconds:.2f}s",
             file=out,
         )
         if verify:
