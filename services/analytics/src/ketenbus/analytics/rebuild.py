@@ -139,8 +139,8 @@ class ReplayBook(FactBook):
         return token
 
     def forget(self, client_ref: str) -> None:
-        """FactStore.forget: one token for all of the person's facts (the ledger's, if the
-        live store knew of the erasure already)."""
+        """What FactStore.project_all does on an erasure: one token for all of the person's
+        facts (the ledger's, if the live store knew of the erasure already)."""
         anonymous = self.erased.get(client_ref) or self._from_ledger(client_ref)
         anonymous = self.erased.setdefault(client_ref, anonymous or f"anon_{uuid.uuid4().hex}")
         for doc in self.by_client.pop(client_ref, ()):
@@ -302,8 +302,7 @@ async def rebuild_into(
         await db[name].drop()
     replayed.documents = await book.write(db)
     store = FactStore(db)
-    for client_ref, token in book.erased.items():
-        await store.remember_erased(client_ref, token)
+    await store.remember_all_erased(book.erased)
     if counts:
         await db[EVENT_COUNTS].insert_many([{"_id": t, "count": n} for t, n in counts.items()])
     await FactStore(db).ensure_indexes()
