@@ -76,7 +76,10 @@ def _consumer(kafka: Kafka, group_id: str | None = None, **options: Any) -> AIOK
 WRITE_CHUNK = 5_000
 # A replay reads whole topics: larger fetches, fewer round trips to the broker (aiokafka's
 # defaults, 1 MB per partition and 500 records a poll, suit a live consumer).
-REPLAY_FETCH = {"max_partition_fetch_bytes": 8 * 2**20, "fetch_max_bytes": 64 * 2**20}
+REPLAY_FETCH: dict[str, Any] = {
+    "max_partition_fetch_bytes": 8 * 2**20,
+    "fetch_max_bytes": 64 * 2**20,
+}
 REPLAY_RECORDS = 10_000
 
 

@@ -77,7 +77,7 @@ class FactStore:
         tokens = await self._tokens(refs | set(erased_now))
         new_tokens = {ref: f"anon_{uuid.uuid4().hex}" for ref in erased_now if ref not in tokens}
         tokens.update(new_tokens)
-        writes: dict[str, list[UpdateOne[Any]]] = {}
+        writes: dict[str, list[UpdateOne]] = {}
         for update in updates:
             operations = _operations(update, tokens)
             if operations:
