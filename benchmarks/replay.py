@@ -18,7 +18,7 @@ from pymongo import AsyncMongoClient
 from benchmarks.drain import backlog, pids
 from benchmarks.machine import CpuMeter
 from ketenbus.analytics.handlers import handlers
-from ketenbus.analytics.rebuild import ReplayBook, ends_of
+from ketenbus.analytics.rebuild import ReplayBook, ends_of, every_figure
 from ketenbus.analytics.store import FactStore
 from ketenbus.contracts.envelope import Event, UndeliverableEvent, decode
 from ketenbus.contracts.events import REGISTRY
@@ -30,6 +30,9 @@ _REPLAYED = re.compile(
     r"replayed (\d+) events \((\d+) repeats skipped, (\d+) unreadable\) from (\d+) partitions "
     r"in ([\d.]+)s \(([\d.]+) events/s; (\d+) documents written in ([\d.]+)s\)"
 )
+_TIME = re.compile(
+    r"time: reading ([\d.]+)s, decoding ([\d.]+)s, projecting ([\d.]+)s, writing ([\d.]+)s"
+)
 
 
 def _children_cpu() -> float:
@@ -37,13 +40,23 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def verify(stack: EmbeddedStack, mongo_pid: int | None, timeout: float = 600.0) -> dict[str, Any]:
-    """`python -m ketenbus.analytics rebuild --verify` as an operator runs it."""
+def verify(
+    stack: EmbeddedStack, mongo_pid: int | None, timeout: float = 600.0, *, in_place: bool = False
+) -> dict[str, Any]:
+    """`python -m ketenbus.analytics rebuild --verify` as an operator runs it (`in_place`:
+    `rebuild` without --verify, the service stopped; whether its figures are right is then
+    for the caller to check)."""
     meter = CpuMeter({"mongo": mongo_pid, **pids(stack, "kafka")}).start()
     cpu_before = _children_cpu()
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "ketenbus.analytics", "rebuild", "--verify"],
+        [
+            sys.executable,
+            "-m",
+            "ketenbus.analytics",
+            "rebuild",
+            *([] if in_place else ["--verify"]),
+        ],
         env=stack.service_environment("analytics"),
         capture_output=True,
         text=True,
@@ -72,6 +85,10 @@ def verify(stack: EmbeddedStack, mongo_pid: int | None, timeout: float = 600.0) 
             documents=int(documents),
             write_seconds=float(writing),
         )
+    spent = _TIME.search(done.stdout)
+    if spent:
+        parts = ("reading", "decoding", "projecting", "writing")
+        result["breakdown_seconds"] = dict(zip(parts, map(float, spent.groups()), strict=True))
     return result
 
 
@@ -143,6 +160,35 @@ async def projection_before_after(
         "after_per_second": round(len(chosen) / after, 1) if after else None,
         "after_mongo_cpu_seconds": after_cpu.get("mongo"),
     }
+
+
+def analytics_database(stack: EmbeddedStack) -> str:
+    return stack.service_environment("analytics").get("MONGODB_DATABASE") or "ketenbus_analytics"
+
+
+async def figures_of(mongo_url: str, database: str) -> dict[str, Any]:
+    """Every figure of every organisation in analytics' database, as --verify compares them."""
+    client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url, tz_aware=True)
+    try:
+        return await every_figure(client[database])
+    finally:
+        await client.close()
+
+
+async def reference_figures(mongo_url: str, chosen: list[Event]) -> dict[str, Any]:
+    """The figures of these events projected in this process, in the order they were made:
+    what a rebuild of the topics that hold exactly them must show."""
+    book = ReplayBook()
+    for event in chosen:
+        book.project(event)
+    client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url, tz_aware=True)
+    scratch = client[f"bench_reference_{uuid.uuid4().hex[:8]}"]
+    try:
+        await book.write(scratch)
+        return await every_figure(scratch)
+    finally:
+        await client.drop_database(scratch.name)
+        await client.close()
 
 
 async def wait_caught_up(kafka: KafkaAccess, group: str, topics: list[str], timeout: float) -> bool:

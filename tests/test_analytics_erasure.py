@@ -12,13 +12,22 @@ from ketenbus.analytics.measures import figures
 from ketenbus.analytics.periods import PeriodKind
 from ketenbus.analytics.projection import FACT_COLLECTIONS
 from ketenbus.analytics.rebuild import ReplayBook
-from ketenbus.analytics.store import ERASED, FactStore, erased_key
+from ketenbus.analytics.store import (
+    ERASED,
+    EVENT_COUNTS,
+    AnalyticsTransaction,
+    FactStore,
+    erased_key,
+)
+from ketenbus.contracts.envelope import wrap
 from ketenbus.contracts.events import (
     ClientErasureRequested,
     TrajectoryClosed,
     TrajectoryOpened,
 )
 from ketenbus.contracts.values import new_id
+from ketenbus.kit.clock import SystemClock
+from ketenbus.kit.uow import UnitOfWork
 
 pytestmark = pytest.mark.stack
 
@@ -129,3 +138,75 @@ def test_a_replay_without_the_erasure_event_still_anonymises_from_the_ledger():
         book.project(event)
     refs = {doc["client_ref"] for doc in book.collections["cases"].values()}
     assert refs == {"anon_from_the_ledger", kept}
+
+
+def anonymous(documents: list[dict]) -> list[dict]:
+    """The random tokens differ from run to run; that a token is there is what counts."""
+    out = []
+    for doc in sorted(documents, key=lambda d: d["_id"]):
+        doc = dict(doc)
+        if str(doc.get("client_ref", "")).startswith("anon_"):
+            doc["client_ref"] = "anon"
+        out.append(doc)
+    return out
+
+
+async def test_a_batch_projected_in_bulk_leaves_what_one_event_at_a_time_leaves(mongo_url):
+    """The live consumer gathers a batch's events and writes their facts with one bulk write
+    per collection at its end: erasures in the middle of the batch, and a person erased in an
+    earlier batch, come out exactly as when each event has its own transaction."""
+    client = AsyncMongoClient(mongo_url, tz_aware=True)
+    one_by_one, in_bulk = (client[f"analytics_batch_{uuid.uuid4().hex[:8]}"] for _ in range(2))
+    erased_before, erased_now, kept = new_id("cl"), new_id("cl"), new_id("cl")
+    jan, mar, may = (datetime(2025, month, 6, tzinfo=UTC) for month in (1, 3, 5))
+
+    def erasure(ref: str) -> ClientErasureRequested:
+        return ClientErasureRequested(client_ref=ref, organisation_id=ORG, requested_at=jan)
+
+    opened_before, closed_before = case_of(erased_before, jan, mar)
+    earlier = [opened_before, erasure(erased_before)]
+    opened_now, closed_now = case_of(erased_now, jan, mar)
+    batch = [
+        closed_before,  # a person erased in an earlier batch: the trajectory closes,
+        *case_of(erased_before, mar, may),  # and a second one brings the reference again
+        opened_now,
+        erasure(erased_now),  # in the middle of the batch: before and after it are covered
+        closed_now,
+        *case_of(erased_now, mar, may),
+        *case_of(kept, jan, may),
+        opened_now,  # a repeat sets the same fields again
+    ]
+    uow = UnitOfWork(
+        client,
+        in_bulk,
+        service="analytics",
+        clock=SystemClock(),
+        transaction_class=AnalyticsTransaction,
+    )
+    try:
+        store = FactStore(one_by_one)
+        for event in earlier + batch:
+            await store.project(event)
+        await FactStore(in_bulk).project_all(earlier)
+        envelopes = [wrap(event, source="test") for event in batch]
+        async with uow.batch(envelopes) as handled:
+            for envelope in envelopes:
+                async with handled.handling(envelope) as tx:
+                    tx.projection.add(envelope)
+
+        for name in FACT_COLLECTIONS:
+            expected = anonymous(await one_by_one[name].find({}).to_list())
+            assert anonymous(await in_bulk[name].find({}).to_list()) == expected, name
+            for ref in (erased_before, erased_now):
+                assert await in_bulk[name].count_documents({"client_ref": ref}) == 0, name
+        tokens = {d["client_ref"] for d in await in_bulk["cases"].find({}).to_list()}
+        assert kept in tokens and len(tokens) == 3  # one token per erased person
+        ledger = {d["_id"]: d["token"] for d in await in_bulk[ERASED].find({}).to_list()}
+        assert set(ledger) == {erased_key(erased_before), erased_key(erased_now)}
+        assert set(ledger.values()) == tokens - {kept}
+        counted = {d["_id"]: d["count"] for d in await in_bulk[EVENT_COUNTS].find({}).to_list()}
+        assert sum(counted.values()) == len(batch)
+    finally:
+        await client.drop_database(one_by_one.name)
+        await client.drop_database(in_bulk.name)
+        await client.close()

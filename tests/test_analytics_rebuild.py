@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,10 +16,17 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 from pymongo import AsyncMongoClient
 
 from ketenbus.analytics.projection import FACT_COLLECTIONS
-from ketenbus.analytics.rebuild import HistoryIncomplete, ReplayBook, rebuild_into, replay
+from ketenbus.analytics.rebuild import (
+    HistoryIncomplete,
+    ReplayBook,
+    read_event,
+    rebuild_into,
+    replay,
+)
 from ketenbus.analytics.store import EVENT_COUNTS, FactStore
-from ketenbus.contracts.envelope import wrap
+from ketenbus.contracts.envelope import InvalidEventData, MalformedEnvelope, decode, wrap
 from ketenbus.contracts.events import (
+    REGISTRY,
     AppointmentAttended,
     AppointmentScheduled,
     ClientErasureRequested,
@@ -275,3 +283,25 @@ async def test_a_rebuild_counts_every_event_it_replays(kafka, mongo_url):
     finally:
         await client.drop_database(db.name)
         await client.close()
+
+
+def test_a_replay_reads_each_message_as_the_live_consumer_does():
+    """The replay takes the type from the record's header to parse a message once; a header
+    that is missing or does not match the body changes nothing in what is read or refused."""
+    event = case(random.Random(9), erase=False)[0]
+    envelope = wrap(event, source="intake")
+    body = envelope.to_bytes()
+    other_type = wrap(case(random.Random(9), erase=False)[1], source="intake").type
+
+    def record(value: bytes | None, ce_type: str | None) -> Any:
+        headers = [("ce_type", ce_type.encode())] if ce_type else []
+        return SimpleNamespace(value=value, headers=headers)
+
+    for ce_type in (envelope.type, None, other_type, "nl.ketenbus.nobody.Nothing.v1"):
+        assert read_event(record(body, ce_type)) == decode(body, REGISTRY)
+    invalid = body.replace(b'"received_at":"', b'"received_at":"not a time ')
+    for ce_type in (envelope.type, None):
+        with pytest.raises(InvalidEventData):
+            read_event(record(invalid, ce_type))
+    with pytest.raises(MalformedEnvelope, match="tombstone"):
+        read_event(record(None, envelope.type))

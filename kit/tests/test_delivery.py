@@ -203,3 +203,53 @@ async def test_a_tombstone_goes_out_as_a_key_without_a_value_in_order_with_the_e
     assert [r.key for r in records] == [b"cl_a"] * 3
     assert records[1].value is None  # a tombstone, not an empty value
     assert [number_of(records[0]), number_of(records[2])] == [1, 2]
+
+
+class Counts:
+    """Writes gathered over a unit of work: one $inc for all the events it saw."""
+
+    def __init__(self, db, session) -> None:
+        self.db, self.session, self.seen, self.flushes = db, session, 0, 0
+
+    def add(self) -> None:
+        self.seen += 1
+
+    async def flush(self) -> None:
+        self.flushes += 1
+        await self.db.effects.update_one(
+            {"_id": "count"}, {"$inc": {"n": self.seen}}, upsert=True, session=self.session
+        )
+
+
+async def test_gathered_writes_are_made_once_per_unit_of_work_and_undone_with_it(mongo):
+    Counted = counted_event_class(fresh_topic())
+    uow, db = unit_of_work(mongo)
+    first, second, third, fourth = (
+        wrap(Counted(client_ref="cl_a", number=n), source="kittest") for n in (1, 2, 3, 4)
+    )
+    made: list[Counts] = []
+
+    def counts(tx) -> Counts:
+        def make() -> Counts:
+            made.append(Counts(tx.db, tx.session))
+            return made[-1]
+
+        return tx.deferred("counts", make)
+
+    async with uow.batch([first, second]) as batch:
+        for envelope in (first, second):
+            async with batch.handling(envelope) as tx:
+                counts(tx).add()
+        assert await db.effects.count_documents({}) == 0  # not before the batch ends
+    async with uow.handling(third) as tx:
+        counts(tx).add()
+    with pytest.raises(Refused):
+        async with uow.handling(fourth) as tx:
+            counts(tx).add()
+            raise Refused()
+
+    assert [(c.seen, c.flushes) for c in made] == [(2, 1), (1, 1), (1, 0)]
+    assert (await db.effects.find_one({"_id": "count"}))["n"] == 3
+    with pytest.raises(RuntimeError, match="gathered while only reading"):
+        async with uow.reading() as tx:
+            counts(tx).add()

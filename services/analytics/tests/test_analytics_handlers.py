@@ -4,7 +4,6 @@ handler is bound to the service's own dependencies, with the fake unit of work i
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from functools import cached_property
 from typing import Any
 
 import pytest
@@ -13,30 +12,38 @@ from ketenbus.analytics.bootstrap import AnalyticsDependencies
 from ketenbus.analytics.gauges import BusinessGauges
 from ketenbus.analytics.handlers import handlers
 from ketenbus.analytics.settings import AnalyticsSettings
-from ketenbus.contracts.envelope import Event, wrap
+from ketenbus.contracts.envelope import wrap
 from ketenbus.contracts.events import ConsentWithdrawn
 from ketenbus.contracts.values import ConsentPurpose, new_id
 from ketenbus.kit.errors import AlreadyHandled
 from ketenbus.kit.testing import InMemoryTransaction, InMemoryUnitOfWork
 
 
-class Facts:
+class Projection:
+    """Gathers the events as the real one does; writes them into the tables when the unit of
+    work ends (its `flush`), and fails there for one client."""
+
     def __init__(self, counts: dict[str, Any], clients: dict[str, Any]) -> None:
         self.counts, self.clients = counts, clients
+        self.envelopes: list[Any] = []
 
-    async def project(self, event: Event) -> None:
-        self.clients[event.client_ref] = event.purpose  # type: ignore[attr-defined]
-        if event.client_ref == "cl_" + "0" * 32:  # type: ignore[attr-defined]
-            raise RuntimeError("the projection failed")
+    def add(self, envelope: Any) -> None:
+        self.envelopes.append(envelope)
 
-    async def count(self, event_type: str) -> None:
-        self.counts[event_type] = self.counts.get(event_type, 0) + 1
+    async def flush(self) -> None:
+        for envelope in self.envelopes:
+            self.clients[envelope.data.client_ref] = envelope.data.purpose
+            if envelope.data.client_ref == "cl_" + "0" * 32:
+                raise RuntimeError("the projection failed")
+            self.counts[envelope.type] = self.counts.get(envelope.type, 0) + 1
 
 
 class Tx(InMemoryTransaction):
-    @cached_property
-    def facts(self) -> Facts:
-        return Facts(self.table("event_counts"), self.table("clients"))
+    @property
+    def projection(self) -> Projection:
+        return self.deferred(
+            "facts", lambda: Projection(self.table("event_counts"), self.table("clients"))
+        )
 
 
 def withdrawn(client_ref: str | None = None) -> Any:

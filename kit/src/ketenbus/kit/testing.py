@@ -79,6 +79,8 @@ class InMemoryUnitOfWork(Generic[TxT]):
         )
         try:
             yield tx
+            for writes in tx.gathered.values():
+                await writes.flush()
         except BaseException:
             self.tables = before
             raise

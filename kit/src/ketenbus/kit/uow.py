@@ -14,6 +14,14 @@ Three ways in, each with one behaviour:
 A handler is given either the unit of work or a batch (`EventUnitOfWork`, the consumer
 decides) and reads the same either way: `async with uow.handling(event) as tx:`.
 
+Writes a handler would make for every event alike (a counter, a projection's upserts) it may
+gather instead, and write once for the whole batch: `tx.deferred(name, make)` gives the
+object registered under `name` for the unit of work (made by `make()` the first time; in a
+batch, one shared by all its events), and each such object's `flush()` is awaited when the
+unit of work ends, inside its transaction, before the inbox claims and the outbox. The
+gathered writes are not visible to reads before then, so only writes no handler reads back
+within the batch belong there.
+
 What a handler may do outside the transaction: only what is harmless twice. A batch that
 fails anywhere is undone and its events are handled again one by one, so a handler runs
 twice for an event whose batch failed; what it wrote through `tx` is undone with the batch,
@@ -31,7 +39,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import structlog
 from pymongo import AsyncMongoClient
@@ -47,6 +55,15 @@ from ketenbus.kit.inbox import Inbox
 from ketenbus.kit.outbox import Outbox, Outgoing, Tombstone
 
 
+class Deferred(Protocol):
+    """Writes gathered over a unit of work (`Transaction.deferred`), made when it ends."""
+
+    async def flush(self) -> None: ...
+
+
+D = TypeVar("D", bound=Deferred)
+
+
 class Transaction:
     """What a handler or command may touch: the service's database, inside one transaction."""
 
@@ -59,12 +76,22 @@ class Transaction:
         clock: Clock,
         cause: Envelope[Any] | None = None,
         correlation_id: str | None = None,
+        deferred: dict[str, Deferred] | None = None,
     ) -> None:
         self.db, self.session = db, session
         self.source, self.clock = source, clock
         # What the events it publishes are caused by: the consumed event, or a command's id.
         self.cause, self.correlation_id = cause, correlation_id
         self.outgoing: list[Outgoing] = []
+        # The unit of work's gathered writes: a batch gives every transaction the same.
+        self.gathered: dict[str, Deferred] = {} if deferred is None else deferred
+
+    def deferred(self, name: str, make: Callable[[], D]) -> D:
+        """The writes gathered under `name` in this unit of work, flushed when it ends."""
+        found = self.gathered.get(name)
+        if found is None:
+            found = self.gathered[name] = make()
+        return cast(D, found)
 
     def publish(self, event: Event) -> Envelope[Any]:
         """Stage an event; it goes out only if the transaction commits."""
@@ -113,6 +140,7 @@ class Batch(Generic[TxT]):
     event_ids: frozenset[str]
     claims: list[Envelope[Any]] = field(default_factory=list)
     outgoing: list[Outgoing] = field(default_factory=list)
+    gathered: dict[str, Deferred] = field(default_factory=dict)
 
     @asynccontextmanager
     async def handling(self, envelope: Envelope[Any]) -> AsyncIterator[TxT]:
@@ -124,6 +152,7 @@ class Batch(Generic[TxT]):
             source=self.uow.service,
             clock=self.uow.clock,
             cause=envelope,
+            deferred=self.gathered,
         )
         yield tx
         self.claims.append(envelope)
@@ -163,6 +192,7 @@ class UnitOfWork(Generic[TxT]):
         ):
             batch = Batch(self, session, frozenset(e.id for e in envelopes))
             yield batch
+            await _flush(batch.gathered)
             await self.inbox.claim_all(session, batch.claims)
             await self.outbox.stage(session, batch.outgoing)
         if batch.outgoing:
@@ -187,6 +217,7 @@ class UnitOfWork(Generic[TxT]):
             if cause is not None:
                 await self.inbox.claim(session, cause.id, cause.type)
             yield tx
+            await _flush(tx.gathered)
             await self.outbox.stage(session, tx.outgoing)
         if tx.outgoing:
             self.after_commit()
@@ -210,3 +241,10 @@ class UnitOfWork(Generic[TxT]):
             yield tx
             if tx.outgoing:
                 raise RuntimeError("events published while only reading; use command()")
+            if tx.gathered:
+                raise RuntimeError("writes gathered while only reading; use command()")
+
+
+async def _flush(gathered: dict[str, Deferred]) -> None:
+    for writes in gathered.values():
+        await writes.flush()

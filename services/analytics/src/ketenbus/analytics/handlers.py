@@ -23,6 +23,6 @@ async def project(
     event: Envelope[Any], uow: EventUnitOfWork[AnalyticsTransaction], seen: dict[str, int]
 ) -> None:
     async with uow.handling(event) as tx:
-        await tx.facts.project(event.data)
-        await tx.facts.count(event.type)
+        # Projected and counted when the unit of work ends: for a batch, in bulk.
+        tx.projection.add(event)
     seen[event.type] = seen.get(event.type, 0) + 1
