@@ -240,7 +240,7 @@ async def replay(
                     if record.offset >= result.ends[tp]:
                         continue
                     try:
-                        envelope = decode(record.value, REGISTRY)
+                        envelope = decode(record.value, REGISTRY, record.headers)
                     except UndeliverableEvent:
                         result.unreadable += 1  # the live consumer dead-lettered it too
                         continue
