@@ -14,6 +14,7 @@ from cloudevents.core.v1.event import CloudEvent
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ketenbus.contracts.asyncapi import build_asyncapi
 from ketenbus.contracts.envelope import (
     Envelope,
     InvalidEventData,
@@ -24,7 +25,7 @@ from ketenbus.contracts.envelope import (
     structured_headers,
     type_in_headers,
 )
-from ketenbus.contracts.events import REGISTRY
+from ketenbus.contracts.events import ALL_EVENTS, REGISTRY
 
 from .examples import envelopes
 
@@ -135,3 +136,21 @@ def test_a_binary_record_that_cannot_be_read_says_why_without_its_content(data):
     with pytest.raises(UnknownEventType) as unknown:
         decode(binary.value, REGISTRY, renamed)
     assert unknown.value.event_type == "nl.ketenbus.trajectory.Unheard.v1"
+
+
+@given(data=st.data())
+@each_example
+def test_the_asyncapi_document_says_what_the_records_carry(data):
+    document = build_asyncapi("chain", sends=ALL_EVENTS)
+    messages = {m["name"]: m for m in document["components"]["messages"].values()}
+    assert sorted(messages) == EVENT_TYPES
+
+    event_type = data.draw(st.sampled_from(EVENT_TYPES))
+    envelope = draw(data, event_type)
+    message = messages[event_type]
+    headers = structured_headers(envelope)
+    described = message["headers"]["properties"]
+    assert message["contentType"] == headers["content-type"] == "application/cloudevents+json"
+    assert sorted(described) == sorted(headers)
+    assert all(headers[name] == p["const"] for name, p in described.items() if "const" in p)
+    assert "structured content mode" in message["description"].lower()
