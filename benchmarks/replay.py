@@ -111,7 +111,7 @@ async def first_events(kafka: KafkaAccess, count: int) -> list[Event]:
             for records in batches.values():
                 for record in records:
                     try:
-                        found.append(decode(record.value, REGISTRY).data)
+                        found.append(decode(record.value, REGISTRY, record.headers).data)
                     except UndeliverableEvent:
                         continue
         return found[:count]

@@ -671,7 +671,7 @@ trips per event: 115 and 236 events/s before, 1,080 and 516 after; analytics' ow
 time is not in analytics' code.** The rebuild of main and of this branch in turn on one stack with
 the same events (`results/2026-12-02-1739-rebuild-alternating.json`, by hand): before 5,546
 and 4,269 events/s, after 6,323 and 7,854; the rebuild process's CPU 18.5 and 20.1 s before,
-17.2 and 16.2 after (each message parsed once, the type from its `ce_type` header; no cycle
+17.2 and 16.2 after (each message parsed once, the type from its header; no cycle
 collection over the growing projection). In every round the larger part is *reading*: the
 broker's JVM spends 10 to 12 s of CPU serving the 140 MB, 50 µs per event, and the rebuild
 waits for it. The development broker runs with the client compiler only

@@ -1,13 +1,29 @@
-"""The CloudEvents 1.0 envelope (structured JSON) every Ketenbus event travels in.
+"""The CloudEvents 1.0 envelope every Ketenbus event travels in, and its Kafka binding.
 
 `type` carries the event name and its version (`nl.ketenbus.intake.ReferralReceived.v1`),
 `subject` the pseudonymous client reference, which is also the Kafka key, so all events
 about one person stay in order on their partition.
+
+On Kafka the services produce the binding's *structured* mode: the whole envelope (JSON
+event format) is the record's value, with `content-type: application/cloudevents+json`.
+Structured, because one record is then one self-contained document: the outbox stores it,
+the dead-letter tools and the replays move and read it as bytes, and a partner's record
+forwarded elsewhere keeps its attributes. Beside it only headers outside the binding's
+`ce_` namespace (`event_type`, `correlation_id`), so a tool can route without parsing:
+`ce_` headers on a structured record make the CloudEvents SDK's mode detection
+(`from_kafka`: any `ce_` header means binary) read it as binary, the envelope as data.
+
+Readers accept both modes (`decode` with the record's headers): a *binary* record, with
+every attribute in a `ce_` header and the data alone as value, is read into the same
+`Envelope`. The Kafka key is the producer's own (`Event.key`), as the binding requires;
+no `partitionkey` attribute is added.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, ClassVar, Generic, Literal, TypeVar
@@ -17,6 +33,15 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from ketenbus.contracts.topics import Topic
 
 TYPE_PREFIX = "nl.ketenbus"
+
+# The Kafka binding: the media type of a structured record, the prefix of a binary record's
+# attribute headers; and our own header naming the type of a structured record.
+STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
+CONTENT_TYPE_HEADER = "content-type"
+ATTRIBUTE_HEADER_PREFIX = "ce_"
+TYPE_HEADER = "event_type"
+
+Headers = Iterable[tuple[str, bytes | str | None]]
 
 
 class Event(BaseModel):
@@ -119,6 +144,17 @@ def wrap(
     )
 
 
+def structured_headers(envelope: Envelope[Any]) -> dict[str, str]:
+    """The headers of an event's record in structured mode: the event format's media type,
+    and the type and correlation outside the binding's `ce_` names, so tools route without
+    parsing the value and no reader takes the record for a binary one."""
+    return {
+        CONTENT_TYPE_HEADER: STRUCTURED_CONTENT_TYPE,
+        TYPE_HEADER: envelope.type,
+        "correlation_id": envelope.correlationid,
+    }
+
+
 def caused_by(cause: Envelope[Any]) -> dict[str, str]:
     """The correlation and causation ids an event inherits from the event that caused it."""
     return {"correlation_id": cause.correlationid, "causation_id": cause.id}
@@ -127,9 +163,11 @@ def caused_by(cause: Envelope[Any]) -> dict[str, str]:
 class UndeliverableEvent(Exception):
     """A message that can never be processed as it is: it belongs in the dead-letter topic."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, event_type: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        # The type the message claims, once it was read that far (never its content).
+        self.event_type = event_type
 
 
 class MalformedEnvelope(UndeliverableEvent):
@@ -165,14 +203,69 @@ def _describe(issues: list[Any]) -> str:
     return shown + (f" (+{len(issues) - 3} more)" if len(issues) > 3 else "")
 
 
-def decode(raw: bytes | str, registry: dict[str, type[Event]]) -> Envelope[Event]:
+def _header_text(value: bytes | str | None) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else (value or "")
+
+
+def is_binary_mode(headers: Headers) -> bool:
+    """Whether a record is a binary-mode event: the binding's rule (a `content-type` of the
+    CloudEvents media type means structured), and then only with a `ce_specversion` header,
+    so a record with neither, or odd headers only, is read as the structured JSON it says."""
+    names = set()
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == CONTENT_TYPE_HEADER and _header_text(value).lower().startswith(
+            "application/cloudevents"
+        ):
+            return False
+        names.add(lowered)
+    return f"{ATTRIBUTE_HEADER_PREFIX}specversion" in names
+
+
+def type_in_headers(headers: Headers) -> str | None:
+    """The event type a record's headers name, without reading its value: `event_type` on
+    our structured records, `ce_type` on a binary one; None when they name none."""
+    found: dict[str, str] = {}
+    for name, value in headers:
+        if name.lower() in (TYPE_HEADER, f"{ATTRIBUTE_HEADER_PREFIX}type"):
+            found[name.lower()] = _header_text(value)
+    return found.get(TYPE_HEADER) or found.get(f"{ATTRIBUTE_HEADER_PREFIX}type")
+
+
+def _structured(value: bytes | str, headers: Headers) -> bytes:
+    """A binary-mode record as the structured document it stands for: the `ce_` headers as
+    attributes, `content-type` as `datacontenttype`, the value as `data`."""
+    attributes: dict[str, Any] = {}
+    for name, header in headers:
+        lowered = name.lower()
+        if lowered.startswith(ATTRIBUTE_HEADER_PREFIX):
+            attributes[lowered.removeprefix(ATTRIBUTE_HEADER_PREFIX)] = _header_text(header)
+        elif lowered == CONTENT_TYPE_HEADER:
+            attributes["datacontenttype"] = _header_text(header)
+    try:
+        # Parsed, not pasted in: a value could otherwise close the object and add attributes.
+        attributes["data"] = json.loads(value)
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedEnvelope("binary-mode event whose data is not JSON") from None
+    return json.dumps(attributes).encode()
+
+
+def decode(
+    raw: bytes | str, registry: dict[str, type[Event]], headers: Headers | None = None
+) -> Envelope[Event]:
     """Read one message into a typed envelope, or say exactly why it can't be read.
 
+    With the record's `headers`, a binary-mode record (see `is_binary_mode`) is read too;
+    without them, or with other headers, the value is the structured envelope.
     Strict JSON-mode validation: no silent coercion of "12" into 12. Error messages never
     echo the offending input, which may hold personal data.
     """
     if len(raw) > MAX_EVENT_BYTES:
         raise MalformedEnvelope(f"message of {len(raw)} bytes exceeds {MAX_EVENT_BYTES}")
+    if headers is not None:
+        headers = tuple(headers)
+        if is_binary_mode(headers):
+            raw = _structured(raw, headers)
     try:
         event_type = _TypeOnly.model_validate_json(raw).type
     except ValidationError as exc:
@@ -184,13 +277,18 @@ def decode(raw: bytes | str, registry: dict[str, type[Event]]) -> Envelope[Event
         known = sorted(t for t in registry if t.rpartition(".")[0] == name)
         if known:
             raise UnsupportedEventVersion(
-                f"{event_type}: version {version} is not supported (known: {', '.join(known)})"
+                f"{event_type}: version {version} is not supported (known: {', '.join(known)})",
+                event_type=event_type,
             )
-        raise UnknownEventType(f"unknown event type {event_type!r}")
+        raise UnknownEventType(f"unknown event type {event_type!r}", event_type=event_type)
     try:
         return envelope_of(event_class).model_validate_json(raw, strict=True)
     except ValidationError as exc:
         issues = exc.errors(include_url=False, include_input=False)
         if all(issue["loc"][:1] == ("data",) for issue in issues):
-            raise InvalidEventData(f"{event_type}: {_describe(issues)}") from None
-        raise MalformedEnvelope(f"invalid envelope: {_describe(issues)}") from None
+            raise InvalidEventData(
+                f"{event_type}: {_describe(issues)}", event_type=event_type
+            ) from None
+        raise MalformedEnvelope(
+            f"invalid envelope: {_describe(issues)}", event_type=event_type
+        ) from None

@@ -127,7 +127,7 @@ class PartnerLine:
             for records in batch.values():
                 for record in records:
                     try:
-                        envelope = decode(record.value, REGISTRY)
+                        envelope = decode(record.value, REGISTRY, record.headers)
                     except UndeliverableEvent:
                         self.unreadable.append(record.value)
                         continue

@@ -48,7 +48,6 @@ import asyncio
 import contextlib
 import dataclasses
 import inspect
-import json
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -433,12 +432,13 @@ class EventConsumer:
             )
             return None
         try:
-            envelope = decode(record.value, self.registry)
+            # The headers too: a binary-mode record (CloudEvents Kafka binding) is read as well.
+            envelope = decode(record.value, self.registry, record.headers or ())
         except UndeliverableEvent as error:
             if isinstance(error, UnknownEventType) and record.topic not in self.closed_topics:
-                self._skip(record)
+                self._skip(record, error.event_type)
                 return None
-            if self._concerns_others(error, record.value):
+            if self._concerns_others(error):
                 self.metrics.events_handled.labels("unreadable", "ignored").inc()
                 return None
             await self.dead_letter(record, type(error).__name__, error.reason, "unreadable")
@@ -494,14 +494,11 @@ class EventConsumer:
         ):
             await self._handle(envelope, handler, record)
 
-    def _skip(self, record: Any) -> None:
+    def _skip(self, record: Any, claimed_type: str | None) -> None:
         """A type this consumer has never heard of, on a stream: a producer got there first.
         Passed by and counted; when the consumer learns the type, a replay from the stream
         (or the dead-letter tool, for what did land there) brings the events in."""
-        try:
-            event_type = str(json.loads(record.value)["type"])[:120]
-        except (ValueError, KeyError, TypeError):  # decode() read it, so this does not happen
-            event_type = "unknown"
+        event_type = (claimed_type or "unknown")[:120]
         self.metrics.events_skipped.labels(record.topic, event_type).inc()
         self.metrics.events_handled.labels(event_type, "skipped").inc()
         # The type and where it lay; never the content.
@@ -511,16 +508,12 @@ class EventConsumer:
             source=f"{record.topic}/{record.partition}/{record.offset}",
         )
 
-    def _concerns_others(self, error: UndeliverableEvent, body: bytes) -> bool:
+    def _concerns_others(self, error: UndeliverableEvent) -> bool:
         """An event of a known type this service does not handle, in a version or shape it
         cannot read: the services that handle it dead-letter it, this one passes it by."""
-        if isinstance(error, (MalformedEnvelope, UnknownEventType)):
+        if isinstance(error, (MalformedEnvelope, UnknownEventType)) or error.event_type is None:
             return False
-        try:
-            event_type = json.loads(body)["type"]
-        except (ValueError, KeyError, TypeError):
-            return False
-        return str(event_type).rpartition(".")[0] not in self.handled_names
+        return error.event_type.rpartition(".")[0] not in self.handled_names
 
     async def _handle(self, envelope: Envelope[Any], handler: Any, record: Any) -> None:
         # No look in the inbox first: the claim inside the handler's transaction finds a

@@ -23,7 +23,7 @@ from bson import Binary, ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from ketenbus.contracts.envelope import Envelope, new_event_id
+from ketenbus.contracts.envelope import Envelope, new_event_id, structured_headers
 from ketenbus.contracts.topics import Topic
 from ketenbus.kit.lease import Lease
 from ketenbus.kit.logs import get_logger
@@ -34,16 +34,8 @@ log = get_logger(__name__)
 OUTBOX = "outbox"
 
 
-def headers_of(envelope: Envelope[Any]) -> dict[str, str]:
-    """CloudEvents Kafka binding headers, so tools can route without parsing the body."""
-    return {
-        "ce_specversion": envelope.specversion,
-        "ce_id": envelope.id,
-        "ce_type": envelope.type,
-        "ce_source": envelope.source,
-        "content-type": "application/cloudevents+json",
-        "correlation_id": envelope.correlationid,
-    }
+# The headers of an event's record: structured mode of the CloudEvents Kafka binding.
+headers_of = structured_headers
 
 
 @dataclass(frozen=True, slots=True)

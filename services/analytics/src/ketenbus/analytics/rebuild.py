@@ -52,6 +52,8 @@ from ketenbus.contracts.envelope import (
     UndeliverableEvent,
     decode,
     envelope_of,
+    is_binary_mode,
+    type_in_headers,
 )
 from ketenbus.contracts.events import REGISTRY, ClientErasureRequested
 from ketenbus.kit.broker import client_options, partitions_of
@@ -85,15 +87,16 @@ REPLAY_RECORDS = 10_000
 
 def read_event(record: Any) -> Envelope[Any]:
     """decode(), parsing the message once instead of twice: the event type is taken from
-    the record's CloudEvents header (`ce_type`, which the outbox relay sets) rather than
-    from a first pass over the JSON. Whatever does not read that way (no header, a header
-    that does not match the body, an invalid event) goes through decode() itself, so what
-    is read, or refused, is exactly what the live consumer reads or refuses."""
+    the record's headers (`event_type`, which the outbox relay sets) rather than from a
+    first pass over the JSON. Whatever does not read that way (a binary-mode record, no
+    header, a header that does not match the body, an invalid event) goes through decode()
+    itself, so what is read, or refused, is exactly what the live consumer reads or refuses."""
     value = record.value
     if value is None:
         raise MalformedEnvelope("the message has no value (a tombstone)")
-    event_type = next((v for k, v in record.headers or () if k == "ce_type"), None)
-    event_class = REGISTRY.get(event_type.decode(errors="replace")) if event_type else None
+    headers = tuple(record.headers or ())
+    event_type = None if is_binary_mode(headers) else type_in_headers(headers)
+    event_class = REGISTRY.get(event_type) if event_type else None
     if event_class is not None and len(value) <= MAX_EVENT_BYTES:
         try:
             envelope = envelope_of(event_class).model_validate_json(value, strict=True)
@@ -102,7 +105,7 @@ def read_event(record: Any) -> Envelope[Any]:
         else:
             if envelope.type == event_class.event_type():
                 return envelope
-    return decode(value, REGISTRY)
+    return decode(value, REGISTRY, headers)
 
 
 @dataclass
