@@ -8,6 +8,7 @@ import copy
 import json
 from datetime import UTC, datetime, timedelta
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -252,3 +253,10 @@ def test_a_waiting_referral_is_received_and_one_withdrawn_while_waiting_is_cance
 
     assert milestone(cancelled) == ("cancelled", "declined")
     assert cancelled["statusReason"]["coding"][0]["code"] == "no_consent"
+
+
+def test_the_partner_docs_show_the_example_bundle_as_shipped():
+    docs = resources.files("ketenbus.intake").joinpath("data/fhir-referral-bundle.json")
+    partners = Path(__file__).resolve().parents[3] / "docs" / "partners.md"
+
+    assert docs.read_text("utf-8").strip() in partners.read_text(encoding="utf-8")
