@@ -759,6 +759,8 @@ async def test_no_topic_holds_anyones_name_phone_or_mail(chain_rules):
     assert sum(len(records) for records in everything.values()) > 50
     for topic, records in everything.items():
         for record in records:
+            if record.value is None:
+                continue  # a tombstone (an erased client's contact card taken back) holds nothing
             for who in EVERYONE:
                 for trace in traces(who):
                     assert trace.encode() not in record.value, f"{topic} holds {trace!r}"
