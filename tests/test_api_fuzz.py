@@ -129,6 +129,7 @@ async def records(stack: EmbeddedStack) -> dict[str, str]:
         await chain.close()
     return {
         "referral_id": referral["referral_id"],
+        "task_id": referral["referral_id"].replace("_", "-", 1),  # the FHIR door's Task
         "trajectory_id": trajectory_id,
         "client_ref": client_ref,
         "appointment_id": appointment["appointment_id"],

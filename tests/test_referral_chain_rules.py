@@ -15,11 +15,13 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from typing import Any
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
+from fhir.resources.R4B.task import Task
 from pymongo import AsyncMongoClient
 
 from ketenbus.contracts import sealing
@@ -81,7 +83,10 @@ FRANK = person("Frans Koekkoek", "3701 FK", "06-77788899", "f.koekkoek@example.o
 KAFKA = person(
     "Kimberley Meijerink", "3513 KM", "06-88899900", "k.meijerink@example.org", "2001-03-14"
 )
-EVERYONE = [OUTSIDE, ANNA, BOB, CHRIS, DIRK, EVA, FRANK, KAFKA]
+GERDA = person(
+    "Geertruida Hoogendijk", "3514 GH", "06-99900011", "g.hoogendijk@example.org", "1968-06-15"
+)
+EVERYONE = [OUTSIDE, ANNA, BOB, CHRIS, DIRK, EVA, FRANK, KAFKA, GERDA]
 
 
 def traces(who: dict[str, Any]) -> list[str]:
@@ -628,6 +633,115 @@ async def test_an_unregistered_appointment_reminds_the_worker_and_is_never_marke
     assert overdue[0]["data"]["worker_id"] == "mw.heuvelrug"
     attended = await chain_rules.act(org, trajectory_id, f"/appointments/{appointment_id}/attended")
     assert attended.status_code == 200, attended.text
+
+
+def fhir_bundle(client: dict[str, Any], reference: str) -> dict[str, Any]:
+    """The example GP Bundle intake ships (docs/partners.md shows it), for this client."""
+    text = resources.files("ketenbus.intake").joinpath("data/fhir-referral-bundle.json")
+    bundle = json.loads(text.read_text("utf-8"))
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        if resource["resourceType"] == "ServiceRequest":
+            resource["identifier"][0]["value"] = reference
+        if resource["resourceType"] == "Patient":
+            given, family = client["name"].split(" ", 1)
+            resource["name"] = [{"use": "official", "given": [given], "family": family}]
+            resource["birthDate"] = client["date_of_birth"]
+            resource["address"] = [{"use": "home", "postalCode": client["postcode"]}]
+            resource["telecom"] = [
+                {"system": "email", "value": client["email"], "rank": 1},
+                {"system": "phone", "value": client["phone"], "rank": 2},
+            ]
+    return bundle
+
+
+async def test_a_fhir_bundle_is_a_referral_whose_task_follows_the_loop(chain_rules):
+    org = "welzijn-utrecht"
+    http, stack = chain_rules.http, chain_rules.stack
+    fhir_json = {"Content-Type": "application/fhir+json"}
+    headers = {**chain_rules.as_(GP, "referrer"), **fhir_json}
+    key = {"Idempotency-Key": f"HDL-{uuid.uuid4().hex}"}
+    bundle = fhir_bundle(GERDA, "HDL-FHIR-1")
+    submit = chain_rules.url("intake", "/v1/fhir/Bundle")
+
+    made = await http.post(submit, content=json.dumps(bundle), headers={**headers, **key})
+    again = await http.post(submit, content=json.dumps(bundle), headers={**headers, **key})
+    without_consent = {
+        **bundle,
+        "entry": [e for e in bundle["entry"] if e["resource"]["resourceType"] != "Consent"],
+    }
+    invalid = await http.post(submit, content=json.dumps(without_consent), headers=headers)
+    spoofed = await http.post(
+        submit,
+        content=json.dumps(bundle),
+        headers={**chain_rules.as_(OTHER_GP, "referrer"), **fhir_json},
+    )
+
+    assert made.status_code == 201, made.text
+    assert made.headers["content-type"].startswith("application/fhir+json")
+    task = made.json()
+    Task.model_validate(task)
+    assert made.headers["location"] == f"/v1/fhir/Task/{task['id']}"
+    assert (task["status"], task["businessStatus"]["coding"][0]["code"]) == (
+        "accepted",
+        "accepted",
+    )
+    assert task["focus"]["identifier"]["value"] == "HDL-FHIR-1"
+    assert (again.status_code, again.json()["id"]) == (200, task["id"])
+    assert invalid.status_code == 422
+    assert invalid.json()["resourceType"] == "OperationOutcome"
+    assert spoofed.status_code == 403
+    assert spoofed.json()["issue"][0]["expression"] == ["Task.requester.identifier"]
+    for answer in (made, again, invalid, spoofed):
+        for trace in traces(GERDA):
+            assert trace not in answer.text
+
+    # The same referral the JSON door knows: its loop on the GP's topic, its status.
+    [referral_id] = [i["value"] for i in task["identifier"]]
+    assert await chain_rules.gp.wait_for_statuses(referral_id, ["received", "accepted"]) == [
+        "received",
+        "accepted",
+    ]
+    assert (await chain_rules.gp.status(referral_id)).json()["status"] == "accepted"
+    task_url = chain_rules.url("intake", f"/v1/fhir/Task/{task['id']}")
+    other = await http.get(task_url, headers=chain_rules.as_(OTHER_GP, "referrer"))
+    assert other.status_code == 404 and other.json()["resourceType"] == "OperationOutcome"
+    assert referral_id not in other.text
+
+    async def task_becomes(status: str) -> dict[str, Any]:
+        async def read() -> Any:
+            answer = await http.get(task_url, headers=chain_rules.as_(GP, "referrer"))
+            assert answer.status_code == 200, answer.text
+            current = answer.json()
+            return current if current["status"] == status else None
+
+        current: dict[str, Any] = await eventually(read, f"the Task {status}")
+        Task.model_validate(current)
+        return current
+
+    trajectory = await chain_rules.trajectory(org, referral_id)
+    contact = await chain_rules.act(
+        org,
+        trajectory["trajectory_id"],
+        "/contacts",
+        {"channel": "phone", "minutes": 20, "occurred_at": datetime.now(UTC).isoformat()},
+    )
+    assert contact.status_code == 201, contact.text
+    in_progress = await task_becomes("in-progress")
+    assert in_progress["businessStatus"]["text"] == "Eerste contact"
+
+    closed = await chain_rules.act(
+        org, trajectory["trajectory_id"], "/closure", {"reason": "goal_reached"}
+    )
+    assert closed.status_code == 200, closed.text
+    completed = await task_becomes("completed")
+    assert completed["businessStatus"]["coding"][0]["code"] == "closed"
+    assert "statusReason" not in completed
+    loop = ["received", "accepted", "first_contact", "closed"]
+    assert await chain_rules.gp.wait_for_statuses(referral_id, loop) == loop
+    log = stack.log_path("intake").read_text(encoding="utf-8")
+    for trace in traces(GERDA):
+        assert trace not in log, f"intake's log holds {trace!r}"
 
 
 async def test_the_partner_api_and_topics_are_documented(chain_rules):

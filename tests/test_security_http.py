@@ -236,6 +236,8 @@ async def world(stack: EmbeddedStack) -> AsyncIterator[World]:
         trajectory = await eventually(opened, "A's trajectory")
         world.ids["trajectory_id"] = trajectory["trajectory_id"]
         world.ids["client_ref"] = trajectory["client_ref"]
+        # The same referral as a FHIR Task (a FHIR id has no underscore).
+        world.ids["task_id"] = referral["referral_id"].replace("_", "-", 1)
         starts = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
         appointment = await world.ok(
             "POST",
@@ -335,9 +337,9 @@ async def a_client_of_c_in_learning(world: World) -> str:
 def value_for(parameter: dict[str, Any]) -> str:
     """A value of the right form for a path or query parameter (`trj_000...`), else `x`."""
     pattern = parameter.get("schema", {}).get("pattern", "")
-    prefixed = re.fullmatch(r"\^([a-z]+)_\[0-9a-f\]\{32\}\$", pattern)
+    prefixed = re.fullmatch(r"\^([a-z]+)([_-])\[0-9a-f\]\{32\}\$", pattern)
     if prefixed:
-        return f"{prefixed.group(1)}_{'0' * 32}"
+        return f"{prefixed.group(1)}{prefixed.group(2)}{'0' * 32}"
     if pattern.startswith("^[a-z0-9]"):
         return "no-such-thing"
     return "x"
@@ -561,6 +563,12 @@ PROBES: dict[str, Probe] = {
     ),
     "status by another organisation": Probe(
         "intake", "GET", "/v1/referrals/{referral_id}/status", "referrer", owner=A_GP
+    ),
+    "fhir task by another referrer": Probe(
+        "intake", "GET", "/v1/fhir/Task/{task_id}", "referrer", organisation=B_GP, owner=A_GP
+    ),
+    "fhir task by another organisation": Probe(
+        "intake", "GET", "/v1/fhir/Task/{task_id}", "referrer", owner=A_GP
     ),
     "consents": Probe(
         "intake", "GET", "/v1/clients/{client_ref}/consents", "worker", watch=("consents",)
@@ -792,6 +800,8 @@ def test_every_endpoint_of_the_openapi_documents_is_probed(openapi):
     separate = {
         ("analytics", "GET", "/v1/sector-table"),
         ("intake", "POST", "/v1/referrals"),
+        # The FHIR door's Bundle in another organisation's name: tests/test_referral_chain_rules.py.
+        ("intake", "POST", "/v1/fhir/Bundle"),
         ("notifications", "POST", "/v1/inbound-sms"),
         ("analytics", "POST", "/v1/benchmark/imports"),
         # Early-warning signals: one organisation's worker against another's signal in
@@ -861,8 +871,9 @@ async def test_another_organisation_sees_and_changes_nothing(world, probe):
             assert answer.json() == []
     else:
         assert answer.status_code in probe.expect, (answer.status_code, answer.text)
-        # The service's own refusal, not a path that does not exist.
-        assert answer.json()["detail"] != "Not Found"
+        # The service's own refusal, not a path that does not exist (the FHIR door refuses with
+        # an OperationOutcome).
+        assert answer.json().get("detail") != "Not Found"
     for name, seen in before.items():
         assert await view(world, name) == seen, f"{name} changed"
     if probe.method == "GET" and probe.path != "/v1/business-case":

@@ -191,6 +191,19 @@ async def submit_referral(
 ) -> ReferralStatusOut:
     """Refer a resident, with their consent. The answer says where the referral stands:
     received and accepted, waitlisted, or declined with a reason and a redirect."""
+    referral, _ = await refer(body, caller, deps, idempotency_key, response)
+    return _status_of(referral)
+
+
+async def refer(
+    body: ReferralIn,
+    caller: Caller,
+    deps: IntakeDependencies,
+    idempotency_key: str | None,
+    response: Response,
+) -> tuple[Referral, bool]:
+    """The referral `body` received once per Idempotency-Key, whichever door it came in by
+    (this one, or the FHIR door in fhir_api): the referral, and True if it was made before."""
     uow = deps.uow
     request = KeyedRequest.of(body, idempotency_key, deps.keys.pseudonym, "referral")
 
@@ -233,10 +246,20 @@ async def submit_referral(
         receive_claimed,
     )
     if replayed:
-        return _status_of(referral)
+        return referral, True
     if referral.state is ReferralState.WAITLISTED and referral.organisation_id is not None:
         await recheck_waiting_list(uow, referral.organisation_id)
-    return _status_of(referral)
+    return referral, False
+
+
+async def referral_of(uow: Uow, referral_id: str, caller: Caller) -> Referral | None:
+    """The referral, for the organisation that made it; None for anyone else: another
+    organisation's referral is reported as absent, so not even its existence leaks."""
+    async with uow.reading() as tx:
+        referral = await tx.referrals.get(referral_id)
+    if referral is None or referral.referrer.organisation_id != caller.organisation_id:
+        return None
+    return referral
 
 
 @router.get(
@@ -251,10 +274,8 @@ async def referral_status(
     uow: UowDep,
 ) -> ReferralStatusOut:
     """Where a referral stands, for the organisation that made it and no one else."""
-    async with uow.reading() as tx:
-        referral = await tx.referrals.get(referral_id)
-    # Another organisation's referral is reported as absent: not even its existence leaks.
-    if referral is None or referral.referrer.organisation_id != caller.organisation_id:
+    referral = await referral_of(uow, referral_id, caller)
+    if referral is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such referral for your organisation")
     return _status_of(referral)
 

@@ -22,7 +22,7 @@ from ketenbus.contracts.events import (
     SignalReceived,
     WaitlistExited,
 )
-from ketenbus.intake import api, signal_api
+from ketenbus.intake import api, fhir_api, signal_api
 from ketenbus.intake.bootstrap import IntakeDependencies, bootstrap
 from ketenbus.intake.handlers import handlers
 from ketenbus.intake.partners import tell_partner
@@ -37,7 +37,7 @@ service: Service[IntakeDependencies] = Service(
     "signals from creditors, their outreach, and the answer that may make them a referral. "
     "Partners refer over HTTP (see /docs) or on their inbound topic.",
     handlers=handlers,
-    routers=[api.router, signal_api.router],
+    routers=[api.router, fhir_api.router, signal_api.router],
     publishes=[
         ReferralReceived,
         ReferralAccepted,
