@@ -14,8 +14,8 @@ from typing import Any
 
 from benchmarks import compare
 
-SERVICE_TARGET = 0.5  # of the baseline rate
-LATENCY_TARGET_MS = 1_000  # p99 referral -> TrajectoryOpened at 100 referrals/s
+SERVICE_TARGET = 0.5  # of the bare bulk loop's rate
+LATENCY_TARGET_MS = 500  # p99 referral -> TrajectoryOpened, appointment -> ReminderScheduled
 LATENCY_TARGET_RATE = 100
 REBUILD_TARGET = 15_000  # events/s
 # Issue 9: the rebuild at >= 50,000 events/s on a replay of >= 200,000 events (`--only rebuild`).
@@ -66,65 +66,79 @@ def _flag(results: dict[str, Any]) -> str:
     return " --quick" if results["plan"]["name"] == "quick" else ""
 
 
+def _latency_target(stages: list[dict[str, Any]], flow: str) -> list[str]:
+    """p99 of `flow` at the target rate, 0 errors, 0 lost; else where it saturated."""
+    name = {
+        "referrals": "referral → TrajectoryOpened",
+        "appointments": "appointment → ReminderScheduled",
+    }[flow]
+    target = f"p99 {name} ≤ {LATENCY_TARGET_MS} ms at {LATENCY_TARGET_RATE}/s, 0 errors, 0 lost"
+    within = [
+        s["rate"]
+        for s in stages
+        if s["errors"] == 0
+        and s["missing"] == 0
+        and (s["latency"].get("p99_ms") or float("inf")) <= LATENCY_TARGET_MS
+    ]
+    saturates = f"within the target up to {max(within)}/s" if within else "over it at every rate"
+    stage = next((s for s in stages if s["rate"] == LATENCY_TARGET_RATE), None)
+    if stage is None:
+        return [
+            target,
+            "not reached",
+            "**missed**",
+            f"{saturates}; the run stopped below {LATENCY_TARGET_RATE}/s (section 3)",
+        ]
+    p99 = stage["latency"].get("p99_ms")
+    met = (
+        p99 is not None
+        and p99 <= LATENCY_TARGET_MS
+        and stage["errors"] == 0
+        and stage["missing"] == 0
+    )
+    measured = (
+        f"p99 {_n(p99)} ms (achieved {_n(stage['achieved_rate'], 1)}/s, "
+        f"{stage['errors']} errors, {stage['missing']} missing)"
+    )
+    why = (
+        ""
+        if met
+        else f"{saturates}; "
+        + _busiest(stage.get("cpu_seconds", {}), stage["sent"], name.split()[0])
+    )
+    return [target, measured, "met" if met else "**missed**", why]
+
+
 def targets(results: dict[str, Any]) -> list[list[str]]:
     rows: list[list[str]] = []
     shapes = _baseline(results)
-    # The issue's baseline: per event one transaction with inbox, state and outbox writes.
-    limit, bulk = shapes.get("single"), shapes.get("bulk")
+    # Issue 9's yardstick: the bare bulk loop on the same engines in the same run (a batch
+    # of events in one transaction, inbox, state and outbox each one bulk write).
+    bulk = shapes.get("bulk")
     for row in (results.get("drains") or {}).get("services", []):
-        ratio = row["per_second"] / limit if limit else None
+        ratio = row["per_second"] / bulk if bulk else None
         met = ratio is not None and ratio >= SERVICE_TARGET and row.get("complete")
-        of_bulk = row["per_second"] / bulk if bulk else None
         why = "" if met else _busiest(row.get("cpu_seconds", {}), row["processed"], "event")
         rows.append(
             [
-                f"{row['service']}: ≥ {SERVICE_TARGET:g} × baseline "
-                f"(a transaction per event, {_n(limit)}/s)",
-                f"{_n(row['per_second'])}/s = {_n(ratio, 2)} × (bulk shape: {_n(of_bulk, 2)} ×)",
+                f"{row['service']}: ≥ {SERVICE_TARGET:g} × the bare bulk loop ({_n(bulk)}/s)",
+                f"{_n(row['per_second'])}/s = {_n(ratio, 2)} ×",
                 "met" if met else "**missed**",
                 why,
             ]
         )
-    stage = next(
-        (
-            s
-            for s in (results.get("chain") or {}).get("referrals", [])
-            if s["rate"] == LATENCY_TARGET_RATE
-        ),
-        None,
-    )
-    if stage is None:
-        rows.append(
-            [
-                f"p99 referral → TrajectoryOpened < 1 s at {LATENCY_TARGET_RATE}/s",
-                "not reached",
-                "**missed**",
-                "the chain saturated at a lower rate (see section 3)",
-            ]
-        )
-    else:
-        p99 = stage["latency"].get("p99_ms")
-        met = (
-            p99 is not None
-            and p99 < LATENCY_TARGET_MS
-            and stage["errors"] == 0
-            and stage["missing"] == 0
-        )
-        rows.append(
-            [
-                f"p99 referral → TrajectoryOpened < 1 s at {LATENCY_TARGET_RATE}/s",
-                f"p99 {_n(p99)} ms (achieved {_n(stage['achieved_rate'], 1)}/s, "
-                f"{stage['errors']} errors, {stage['missing']} missing)",
-                "met" if met else "**missed**",
-                "" if met else _busiest(stage.get("cpu_seconds", {}), stage["sent"], "referral"),
-            ]
-        )
+    chain = results.get("chain") or {}
+    for flow, stages in (
+        ("referrals", chain.get("referrals")),
+        ("appointments", chain.get("appointments")),
+    ):
+        rows.append(_latency_target(stages or [], flow))
     verify = (results.get("rebuild") or {}).get("verify") or {}
     rate = verify.get("per_second")
     met = bool(rate and rate >= REBUILD_TARGET)
     rows.append(
         [
-            f"analytics rebuild ≥ {REBUILD_TARGET:,} events/s",
+            f"analytics rebuild ≥ {REBUILD_TARGET:,} events/s (the floor; full run)",
             f"{_n(rate)} events/s ({_n(verify.get('events'))} events, figures agree: "
             f"{verify.get('agrees')})",
             "met" if met else "**missed**",
