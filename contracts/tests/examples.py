@@ -42,7 +42,10 @@ def _from_schema(schema: dict[str, Any], defs: dict[str, Any]) -> st.SearchStrat
     if kind == "integer":
         return st.integers(schema.get("minimum", -(2**31)), schema.get("maximum", 2**31))
     if kind == "number":
-        return st.floats(schema.get("minimum"), schema.get("maximum"), allow_nan=False)
+        # A JSON number is finite: infinity would travel as null.
+        return st.floats(
+            schema.get("minimum"), schema.get("maximum"), allow_nan=False, allow_infinity=False
+        )
     if kind == "boolean":
         return st.booleans()
     if kind == "null":
