@@ -10,10 +10,13 @@ from typing import Any, ClassVar
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from pymongo import AsyncMongoClient
 
 from ketenbus.contracts.envelope import Event
 from ketenbus.contracts.topics import Topic
 from ketenbus.devstack.kafka_access import KafkaAccess
+from ketenbus.kit.clock import SystemClock
+from ketenbus.kit.consumer import EventHandlers
 from ketenbus.kit.uow import UnitOfWork
 
 
@@ -22,6 +25,23 @@ class Dependencies:
     """What the tests' handlers are given: the unit of work, as a service's bootstrap gives it."""
 
     uow: UnitOfWork[Any]
+
+
+def a_consuming_service(
+    mongo_url: str, name: str
+) -> tuple[AsyncMongoClient[Any], Any, str, UnitOfWork[Any], EventHandlers]:
+    """A service of the test's own: its client, a database and a name no other test has,
+    its unit of work and its (still empty) handlers."""
+    mongo: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url, tz_aware=True)
+    db = mongo[f"kit_{uuid.uuid4().hex[:10]}"]
+    service = f"{name}-{uuid.uuid4().hex[:6]}"
+    return (
+        mongo,
+        db,
+        service,
+        UnitOfWork(mongo, db, service=service, clock=SystemClock()),
+        (EventHandlers(service)),
+    )
 
 
 def counted_event_class(topic_name: str) -> type[Event]:

@@ -8,18 +8,23 @@ import uuid
 import pytest
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
-from pymongo import AsyncMongoClient
 
 from ketenbus.contracts.envelope import Envelope, wrap
 from ketenbus.contracts.topics import Compaction, Topic
 from ketenbus.kit.broker import security
-from ketenbus.kit.clock import SystemClock
-from ketenbus.kit.consumer import EventConsumer, EventHandlers
+from ketenbus.kit.consumer import EventConsumer
 from ketenbus.kit.errors import DomainError
 from ketenbus.kit.metrics import KitMetrics
 from ketenbus.kit.uow import UnitOfWork
 
-from .support import Dependencies, counted_event_class, create_topic, eventually, read_topic
+from .support import (
+    Dependencies,
+    a_consuming_service,
+    counted_event_class,
+    create_topic,
+    eventually,
+    read_topic,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -36,11 +41,7 @@ async def test_invalid_events_are_dead_lettered_with_a_reason_and_later_ones_pro
 ):
     topic = await create_topic(kafka)
     Counted = counted_event_class(topic)
-    mongo = AsyncMongoClient(mongo_url, tz_aware=True)
-    db = mongo[f"kit_{uuid.uuid4().hex[:10]}"]
-    service = f"kit-consumer-{uuid.uuid4().hex[:6]}"
-    uow = UnitOfWork(mongo, db, service=service, clock=SystemClock())
-    handlers = EventHandlers(service)
+    mongo, db, service, uow, handlers = a_consuming_service(mongo_url, "kit-consumer")
 
     @handlers.on(Counted)
     async def count(event: Envelope, uow: UnitOfWork) -> None:
@@ -122,11 +123,7 @@ async def test_an_unknown_type_on_a_partners_topic_is_dead_lettered_not_skipped(
     partner's mistake, and the partner must hear of it (through the dead-letter hook)."""
     topic = await create_topic(kafka)
     Counted = counted_event_class(topic)
-    mongo = AsyncMongoClient(mongo_url, tz_aware=True)
-    db = mongo[f"kit_{uuid.uuid4().hex[:10]}"]
-    service = f"kit-consumer-{uuid.uuid4().hex[:6]}"
-    uow = UnitOfWork(mongo, db, service=service, clock=SystemClock())
-    handlers = EventHandlers(service)
+    mongo, db, service, uow, handlers = a_consuming_service(mongo_url, "kit-consumer")
 
     @handlers.on(Counted, topics=[topic])
     async def count(event: Envelope, uow: UnitOfWork) -> None:
@@ -162,11 +159,7 @@ async def test_an_unknown_type_on_a_partners_topic_is_dead_lettered_not_skipped(
 async def test_batches_share_a_transaction_and_a_failure_falls_back_to_one_by_one(kafka, mongo_url):
     topic = await create_topic(kafka)
     Counted = counted_event_class(topic)
-    mongo = AsyncMongoClient(mongo_url, tz_aware=True)
-    db = mongo[f"kit_{uuid.uuid4().hex[:10]}"]
-    service = f"kit-batch-{uuid.uuid4().hex[:6]}"
-    uow = UnitOfWork(mongo, db, service=service, clock=SystemClock())
-    handlers = EventHandlers(service)
+    mongo, db, service, uow, handlers = a_consuming_service(mongo_url, "kit-batch")
 
     @handlers.on(Counted)
     async def count(event: Envelope, uow: UnitOfWork) -> None:
@@ -236,11 +229,7 @@ async def test_a_compacted_topics_tombstones_reach_their_handler_in_order_with_t
     topic = await create_topic(kafka)
     Counted = counted_event_class(topic)
     compacted = Topic(topic, "kittest", "a compacted test topic", compaction=QUICK)
-    mongo = AsyncMongoClient(mongo_url, tz_aware=True)
-    db = mongo[f"kit_{uuid.uuid4().hex[:10]}"]
-    service = f"kit-tombstones-{uuid.uuid4().hex[:6]}"
-    uow = UnitOfWork(mongo, db, service=service, clock=SystemClock())
-    handlers = EventHandlers(service)
+    mongo, db, service, uow, handlers = a_consuming_service(mongo_url, "kit-tombstones")
 
     @handlers.on(Counted)
     async def keep(event: Envelope, uow: UnitOfWork) -> None:

@@ -4,7 +4,6 @@ records our services publish, and binary ones as the CloudEvents SDK publishes t
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 import pytest
@@ -13,17 +12,22 @@ from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
-from pymongo import AsyncMongoClient
 
 from ketenbus.contracts.envelope import Envelope, wrap
 from ketenbus.kit.broker import security
-from ketenbus.kit.clock import SystemClock
-from ketenbus.kit.consumer import EventConsumer, EventHandlers
+from ketenbus.kit.consumer import EventConsumer
 from ketenbus.kit.metrics import KitMetrics
 from ketenbus.kit.outbox import headers_of
 from ketenbus.kit.uow import UnitOfWork
 
-from .support import Dependencies, counted_event_class, create_topic, eventually, read_topic
+from .support import (
+    Dependencies,
+    a_consuming_service,
+    counted_event_class,
+    create_topic,
+    eventually,
+    read_topic,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -39,11 +43,7 @@ def binary_record(envelope: Envelope[Any]) -> binding.KafkaMessage:
 async def test_a_binary_mode_record_is_handled_as_the_structured_one_is(kafka, mongo_url):
     topic = await create_topic(kafka)
     Counted = counted_event_class(topic)
-    mongo = AsyncMongoClient(mongo_url, tz_aware=True)
-    db = mongo[f"kit_{uuid.uuid4().hex[:10]}"]
-    service = f"kit-modes-{uuid.uuid4().hex[:6]}"
-    uow = UnitOfWork(mongo, db, service=service, clock=SystemClock())
-    handlers = EventHandlers(service)
+    mongo, db, service, uow, handlers = a_consuming_service(mongo_url, "kit-modes")
 
     @handlers.on(Counted)
     async def count(event: Envelope, uow: UnitOfWork) -> None:
