@@ -134,7 +134,21 @@ def test_demo_runs_the_scenario_on_the_stack(
 
     [urls] = seen
     assert set(SERVICES) <= set(urls)
-    assert EmbeddedStack(home).is_running()  # the demo leaves the stack up
+    stack = EmbeddedStack(home)
+    assert stack.is_running()  # the demo leaves the stack up
+    left_over = [stack.mail_dir / "earlier.eml", stack.reports_dir / "figures.csv"]
+    for path in left_over:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("from the year before")
+    capsys.readouterr()
+
+    # Again: a year on top of the earlier one would mix both, so it begins empty.
+    assert ketenbus(home, "demo", "--timeout", "30") == 0
+    printed = capsys.readouterr().out
+    assert f"de stack in {home} draait al: hij stopt en begint leeg" in printed
+    assert "zijn gewist: de demo begint op een lege keten" in printed
+    assert len(seen) == 2 and stack.is_running()
+    assert not any(path.exists() for path in left_over)
 
 
 def test_down_without_a_stack_is_fine(home: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -17,6 +17,7 @@ from ketenbus.devstack import containers, kafka_provisioning, kafka_server
 from ketenbus.devstack.errors import StartFailed
 from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.devstack.ports import LOOPBACK, PORT_RANGE_VARIABLE, free_port
+from ketenbus.kit.broker import partitions_of
 
 pytestmark = pytest.mark.stack
 
@@ -136,6 +137,24 @@ async def test_a_restarted_cluster_keeps_its_topics_records_and_offsets(tmp_path
         for node in nodes:
             node.stop()
     assert [r.value for records in rest.values() for r in records] == [b"3", b"4"]
+
+    # Cleared (as `ketenbus demo` does): the same cluster, its topics made again, empty.
+    assert kafka_server.clear_storage(directory)
+    cluster, nodes = kafka_server.start_cluster(directory, logs, outlive_caller=False)
+    try:
+        kafka = cluster.access()
+        kafka_provisioning.provision(kafka)
+        consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=None)
+        await consumer.start()
+        try:
+            partitions = await partitions_of(consumer, [topics.BENCHMARKS.name])
+            ends = await consumer.end_offsets(partitions)
+        finally:
+            await consumer.stop()
+    finally:
+        for node in nodes:
+            node.stop()
+    assert partitions and set(ends.values()) == {0}
 
 
 def test_a_cluster_whose_port_is_taken_fails_saying_so(tmp_path: Path) -> None:

@@ -47,13 +47,17 @@ TEXTS: wording.Table = {
     ),
     "no_logs": both("geen logs in {directory}", "no logs in {directory}"),
     # ketenbus demo
-    "using_running": both(
-        "de stack die al draait in {home} wordt gebruikt",
-        "using the stack already running in {home}",
+    "restarting_empty": both(
+        "de stack in {home} draait al: hij stopt en begint leeg, want een jaar bovenop een eerder"
+        " jaar mengt ze allebei",
+        "the stack in {home} is running: it stops and begins empty, as a year on top of an"
+        " earlier one mixes both",
     ),
-    "running_unhealthy": both(
-        "de stack die draait is niet gezond: {reason}",
-        "the running stack is not healthy: {reason}",
+    "cleared": both(
+        "de gebeurtenissen, documenten, mail, sms en rapporten van de vorige stack in {home} zijn"
+        " gewist: de demo begint op een lege keten",
+        "cleared the events, documents, mail, SMS and reports of the last stack in {home}:"
+        " the demo begins on an empty chain",
     ),
     # ketenbus analytics rebuild
     "rebuild_differs": both(

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import subprocess
 import uuid
 from collections.abc import Sequence
@@ -121,6 +122,17 @@ def prepare(directory: Path, *, brokers: int = 1, partners: Sequence[str] = ()) 
         if formatting.returncode != 0:
             raise StartFailed(f"formatting Kafka storage failed:\n{output.decode()[-2000:]}")
     return cluster
+
+
+def clear_storage(directory: Path) -> bool:
+    """Forget every record of the stopped cluster in `directory`, saying whether it held any:
+    the next `prepare` formats empty storage. The users and ACLs live in the cluster's
+    metadata, so the record of what was applied goes too; TLS files and passwords stay."""
+    stores = [store for store in directory.glob("node-*/data") if store.is_dir()]
+    for store in stores:
+        shutil.rmtree(store)
+    (directory / "applied.sha256").unlink(missing_ok=True)
+    return bool(stores)
 
 
 def begin_node(

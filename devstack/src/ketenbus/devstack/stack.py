@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import sys
 import time
@@ -175,6 +176,10 @@ class EmbeddedStack:
     @property
     def sms_dir(self) -> Path:
         return self.home / "sms"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
 
     @property
     def mongo_dir(self) -> Path:
@@ -705,6 +710,22 @@ class EmbeddedStack:
         _stop_all(services, timeout)
         _stop_all(infrastructure, timeout)
         stack_state.remove(self.home)
+
+    def clear_data(self) -> bool:
+        """Forget every event, document, mail, SMS and report of this stopped stack, so its next
+        start begins on an empty chain; say whether there was anything. Keys, users and
+        certificates stay. Servers given from outside keep their data: not the stack's to clear."""
+        if self.is_running():
+            raise StackAlreadyRunning(f"a stack is running in {self.home}; stop it first")
+        kept = [self.mail_dir, self.sms_dir, self.reports_dir]
+        if not self._external_mongo:
+            kept.append(self.mongo_dir)
+        found = any(directory.exists() for directory in kept)
+        if self._external_kafka is None:
+            found = kafka_server.clear_storage(self.kafka_dir) or found
+        for directory in kept:
+            shutil.rmtree(directory, ignore_errors=True)
+        return found
 
     def urls(self) -> dict[str, str]:
         """Every address of the running stack by name: `<service>`, `<service>.metrics`,

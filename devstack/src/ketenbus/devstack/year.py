@@ -129,8 +129,8 @@ async def play_year(
     timings: dict[str, float] = {}
     chain = ChainClient(stack.urls(), stack.api_token, stack.kafka, stack.replica_urls())
     try:
-        # On a stack that ran a demo before, analytics already counted that one: the check
-        # compares what it counts from here on.
+        # `ketenbus demo` clears its own engines first, but servers given from outside keep
+        # what earlier demos left: the check compares what analytics counts from here on.
         before = await totals(chain, sorted(AREAS))
         wait = anchor - time.time()
         if wait > 0:
@@ -161,7 +161,7 @@ async def play_year(
         )
         tables = await sector_tables(chain, organisations, period, language)
         reports = await write_reports(
-            chain, organisations, reports_dir or stack.home / "reports", language, period
+            chain, organisations, reports_dir or stack.reports_dir, language, period
         )
         timings["stage.reports"] = time.monotonic() - reporting
     finally:
