@@ -10,7 +10,9 @@ the portal's JSON API, and reads their Tasks with their own portal token.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -138,6 +140,29 @@ def test_every_module_is_an_activity_definition_in_either_language():
     assert scan["topic"][0]["coding"][0]["code"] == "self-assessment"
     aftercare = CATALOGUE.modules["terugkijken-en-vooruitkijken"]  # a worker assigns it
     assert "topic" not in fhir.activity_definition(aftercare, Language.NL)
+
+
+def test_the_docs_example_task_is_what_the_code_makes():
+    """docs/learning.md shows a Task two steps into "Grip op je geld"; the same enrolment."""
+    page = (Path(__file__).resolve().parents[1] / "docs" / "learning.md").read_text("utf-8")
+    shown = re.search(r"A module worked on for a day.*?```json\n(.*?)```", page, re.DOTALL)
+    assert shown is not None
+    module = CATALOGUE.modules["grip-op-je-geld"]
+    at = datetime(2026, 3, 4, 9, 12, tzinfo=UTC)
+    enrolment = Enrolment.assign(
+        enrolment_id="enr_8c1d" + "0" * 28,
+        client_ref="cl_5e2a" + "0" * 28,
+        organisation_id=ORG,
+        module=module,
+        language=Language.NL,
+        trajectory_id=new_id("trj"),
+        at=at,
+    )
+    enrolment.start(at + timedelta(days=1))
+    enrolment.complete_step(module, "welkom", at + timedelta(days=1, minutes=5))
+    enrolment.complete_step(module, "wat-is-een-kasboek", at + timedelta(days=1, minutes=12))
+
+    assert json.loads(shown.group(1)) == task(enrolment)
 
 
 # ---------------------------------------------------------------------- through the service
