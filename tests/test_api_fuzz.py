@@ -58,6 +58,10 @@ EXAMPLES = int(os.environ.get("KETENBUS_FUZZ_EXAMPLES", "5"))
 CHECKS = [not_a_server_error, response_schema_conformance]
 # Erasing the real client would leave nothing for the operations after it.
 GENERATED_IDS_ONLY = {("POST", "/v1/clients/{client_ref}/erasure")}
+# A client's enrolments, as JSON or as FHIR Tasks, open with the client's own token only.
+CLIENT_TOKEN_ONLY = ("/v1/enrolments", "/v1/fhir/Task")
+# Where a path parameter names another record in one service than in the others.
+RECORD_OF = {("learning", "task_id"): "enrolment_task_id"}
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +138,7 @@ async def records(stack: EmbeddedStack) -> dict[str, str]:
         "client_ref": client_ref,
         "appointment_id": appointment["appointment_id"],
         "enrolment_id": enrolment["enrolment_id"],
+        "enrolment_task_id": enrolment["enrolment_id"].replace("_", "-", 1),  # learning's Task
         "submission_id": homework.json()["submission_id"],
         "consent_id": consents.json()[0]["consent_id"],
         "module_id": "grip-op-je-geld",
@@ -150,8 +155,8 @@ def key_for(stack: EmbeddedStack, operation: Any, records: dict[str, str]) -> di
     scopes = [scope for entry in requirement for scope in entry.get("HTTPBearer", [])]
     if not scopes:
         return {}  # a public route (/healthz, /docs, ...)
-    if operation.path.startswith("/v1/enrolments"):
-        return bearer(records["portal_token"])  # a client's enrolments: their token only
+    if scopes[0].startswith("enrolments:") and operation.path.startswith(CLIENT_TOKEN_ONLY):
+        return bearer(records["portal_token"])
     organisation, role = ROLE_OF.get(scopes[0]) or ROLE_OF[scopes[0].split(":")[0]]
     return bearer(stack.api_token(organisation, role))
 
@@ -197,8 +202,8 @@ def test_no_server_error_and_every_answer_as_documented(stack, records, service)
         headers = key_for(stack, operation, records)
         label = f"{operation.method.upper()} {operation.path}"
         ids = {
-            name: value
-            for name, value in records.items()
+            name: records[RECORD_OF.get((service, name), name)]
+            for name in records
             if f"{{{name}}}" in operation.path
             and (operation.method.upper(), operation.path) not in GENERATED_IDS_ONLY
         }

@@ -20,10 +20,10 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from ketenbus.contracts import sealing
-from ketenbus.contracts.envelope import Event, decode, wrap
+from ketenbus.contracts.envelope import Event, decode
 from ketenbus.contracts.events import (
     REGISTRY,
     AppointmentCancelled,
@@ -53,10 +53,10 @@ from ketenbus.devstack.chain_client import ChainClient, eventually
 from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.devstack.stack import EmbeddedStack
 from ketenbus.kit.clock import ScaledClock
-from ketenbus.kit.outbox import headers_of
 from ketenbus.notifications.timing import spoken_moment
 
 from . import contacts_topic
+from .relay import publish
 
 pytestmark = [pytest.mark.stack, pytest.mark.chain]
 
@@ -93,22 +93,6 @@ def person(name: str, postcode: str, *, email: str | None, phone: str | None, ch
             "granted_at": "2026-03-01T09:10:00+01:00",
         },
     }
-
-
-async def publish(kafka: KafkaAccess, event: Event, source: str, now: datetime) -> None:
-    """Put an event on its topic exactly as its owner's outbox relay would."""
-    envelope = wrap(event, source=source, time=now)
-    producer = AIOKafkaProducer(**kafka.client_options())
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            event.destination().name,
-            envelope.to_bytes(),
-            key=event.key.encode(),
-            headers=[(k, v.encode()) for k, v in headers_of(envelope).items()],
-        )
-    finally:
-        await producer.stop()
 
 
 async def events_on(kafka: KafkaAccess, topic: str) -> list[Event]:

@@ -259,6 +259,8 @@ async def world(stack: EmbeddedStack) -> AsyncIterator[World]:
             json={"module_id": "grip-op-je-geld"},
         )
         world.ids["enrolment_id"] = module["enrolment_id"]
+        # The same enrolment as a Koppeltaal FHIR Task.
+        world.ids["enrolment_task_id"] = module["enrolment_id"].replace("_", "-", 1)
         world.portal_tokens[A] = await world.client_in_learning(A, world.ids["client_ref"])
         world.portal_tokens[C] = await a_client_of_c_in_learning(world)
         homework = await world.ok(
@@ -384,7 +386,10 @@ def test_no_route_of_a_service_is_left_out_of_its_openapi(openapi):
 
 # Routes that open with a client's portal token only, never with an API key: a key with the
 # scope is refused too (403), so that the organisation's portal key reaches no client's data.
-CLIENT_TOKEN_ONLY = {("learning", re.compile(r"^/v1/enrolments(/|$)"))}
+CLIENT_TOKEN_ONLY = {
+    ("learning", re.compile(r"^/v1/enrolments(/|$)")),
+    ("learning", re.compile(r"^/v1/fhir/Task(/|$)")),  # the same enrolments, as FHIR
+}
 
 
 def client_token_only(service: str, path: str) -> bool:
@@ -739,6 +744,17 @@ PROBES: dict[str, Probe] = {
     "complete module": Probe(
         "learning", "POST", E + "/complete", "portal", watch=("enrolment",), organisation=C
     ),
+    "fhir task": Probe(
+        "learning", "GET", "/v1/fhir/Task/{enrolment_task_id}", "portal", organisation=C
+    ),
+    "fhir tasks of client": Probe(
+        "learning",
+        "GET",
+        "/v1/fhir/Task",
+        "portal",
+        params={"patient:identifier": "{client_ref}"},
+        organisation=C,
+    ),
     "read homework": Probe("learning", "GET", "/v1/homework/{submission_id}", "worker"),
     "portal token": Probe("learning", "POST", "/v1/clients/{client_ref}/portal-tokens", "worker"),
     # notifications
@@ -789,6 +805,8 @@ def test_every_endpoint_of_the_openapi_documents_is_probed(openapi):
     shared = {
         ("learning", "GET", "/v1/modules"),
         ("learning", "GET", "/v1/modules/{module_id}"),
+        ("learning", "GET", "/v1/fhir/ActivityDefinition"),
+        ("learning", "GET", "/v1/fhir/ActivityDefinition/{module_id}"),
         ("analytics", "POST", "/v1/benchmark/snapshots"),
         ("analytics", "GET", "/v1/benchmark"),
         # The programme business case: the published example, or parameters the caller sends.

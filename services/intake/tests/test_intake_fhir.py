@@ -21,6 +21,7 @@ from ketenbus.intake import fhir
 from ketenbus.intake.api import ReferralIn
 from ketenbus.intake.domain import Organisation, Referral, Referrer, triage
 from ketenbus.intake.regions import RegionTable
+from ketenbus.kit.fhir import outcome
 
 GP = "huisarts-de-linde"
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -48,7 +49,7 @@ def refused(bundle: dict[str, Any] | bytes, organisation: str = GP) -> fhir.Refu
         read(bundle, organisation)
     refusal = caught.value
     # Always a valid OperationOutcome, whatever was wrong.
-    OperationOutcome.model_validate(fhir.outcome(refusal.issues))
+    OperationOutcome.model_validate(outcome(refusal.issues))
     return refusal
 
 
@@ -111,7 +112,7 @@ def test_what_is_not_a_fhir_bundle_is_refused_with_400():
         "Bundle.entry[2].resource.birthDate",
         "Bundle.entry[3].resource.dateTime",
     }
-    said = json.dumps(fhir.outcome(refusal.issues))
+    said = json.dumps(outcome(refusal.issues))
     assert "12-04-1988" not in said and "gisteren" not in said
 
 
@@ -169,7 +170,7 @@ def test_valid_fhir_that_is_no_referral_the_chain_can_take_is_refused_with_422(c
 
     assert refusal.status_code == 422
     assert expression in where(refusal)
-    said = json.dumps(fhir.outcome(refusal.issues))
+    said = json.dumps(outcome(refusal.issues))
     for value in ("ZZ 1234", "1850-01-01", "Sanne", "marketing"):
         assert value not in said
 

@@ -11,9 +11,9 @@ an OperationOutcome that names where (a FHIRPath expression), never the value se
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
@@ -34,10 +34,9 @@ from ketenbus.contracts.values import (
 )
 from ketenbus.intake.api import ReferralIn
 from ketenbus.intake.domain import Referral, ReferralState
+from ketenbus.kit.fhir import BASE, Issue, instant, record_id, resource_id
 
-FHIR_JSON = "application/fhir+json"
 # The chain's own code systems and identifiers: what FHIR has no code for.
-BASE = "https://ketenbus.nl/fhir"
 ORGANISATION = f"{BASE}/NamingSystem/organisation"
 REFERRAL = f"{BASE}/NamingSystem/referral"
 REFERRER_TYPE = f"{BASE}/CodeSystem/referrer-type"
@@ -55,7 +54,6 @@ GIVER_OF_ROLE = {
     "GUARD": ConsentGiver.GUARDIAN,
 }
 CRISIS_FLAGS = ("threatened_eviction", "disconnection")
-MAX_ISSUES = 20
 
 # The closed loop as a Task: its status, and the Dutch milestone in businessStatus.
 MILESTONES = {
@@ -74,15 +72,6 @@ DECLINED_BECAUSE = {
 }
 
 
-@dataclass(frozen=True)
-class Issue:
-    """One OperationOutcome issue: an issue-type code, a sentence, and where."""
-
-    code: str
-    diagnostics: str
-    expression: str | None = None
-
-
 class Refused(Exception):
     """The request is not taken: answered as an OperationOutcome with this status."""
 
@@ -90,21 +79,6 @@ class Refused(Exception):
         super().__init__(issues[0].diagnostics if issues else "refused")
         self.status_code = status_code
         self.issues = issues
-
-
-def outcome(issues: Iterable[Issue]) -> dict[str, Any]:
-    """An OperationOutcome of errors."""
-    listed = []
-    for issue in list(issues)[:MAX_ISSUES]:
-        entry: dict[str, Any] = {
-            "severity": "error",
-            "code": issue.code,
-            "diagnostics": issue.diagnostics,
-        }
-        if issue.expression:
-            entry["expression"] = [issue.expression]
-        listed.append(entry)
-    return {"resourceType": "OperationOutcome", "issue": listed}
 
 
 # ------------------------------------------------------------------------------ the Bundle in
@@ -478,12 +452,11 @@ def _issues_of(error: ValidationError, where: Any) -> list[Issue]:
 
 
 def task_id(referral_id: str) -> str:
-    """A FHIR id has no underscore: `ref_<hex>` is `ref-<hex>` as a Task."""
-    return referral_id.replace("_", "-", 1)
+    return resource_id(referral_id)
 
 
 def referral_id(task_id: str) -> str:
-    return task_id.replace("-", "_", 1)
+    return record_id(task_id)
 
 
 def task_of(referral: Referral) -> dict[str, Any]:
@@ -522,9 +495,7 @@ def task_of(referral: Referral) -> dict[str, Any]:
             "text": referral.loop_redirect or because,
         }
     if referral.loop_changed_at is not None:
-        changed = referral.loop_changed_at
-        changed = changed if changed.tzinfo else changed.replace(tzinfo=UTC)
-        task["lastModified"] = changed.isoformat()
+        task["lastModified"] = instant(referral.loop_changed_at)
     return task
 
 
@@ -545,26 +516,5 @@ TASK_SCHEMA: dict[str, Any] = {
         "requester": {"type": "object"},
         "focus": {"type": "object"},
         "lastModified": {"type": "string"},
-    },
-}
-OUTCOME_SCHEMA: dict[str, Any] = {
-    "title": "FhirOperationOutcome",
-    "type": "object",
-    "required": ["resourceType", "issue"],
-    "properties": {
-        "resourceType": {"const": "OperationOutcome"},
-        "issue": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["severity", "code"],
-                "properties": {
-                    "severity": {"type": "string"},
-                    "code": {"type": "string"},
-                    "diagnostics": {"type": "string"},
-                    "expression": {"type": "array", "items": {"type": "string"}},
-                },
-            },
-        },
     },
 }

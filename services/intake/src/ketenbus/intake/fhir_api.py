@@ -4,8 +4,7 @@ same rate limits and the same reception path as POST /v1/referrals (api.refer)."
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 
@@ -19,8 +18,8 @@ from ketenbus.intake.api import (
     refer,
     referral_of,
 )
+from ketenbus.kit.fhir import Issue, answer, described, not_found, outcome, refusal
 from ketenbus.kit.ratelimit import TOO_MANY
-from ketenbus.kit.web import INVALID_REQUEST_SCHEMA
 
 router = APIRouter(prefix="/v1/fhir", tags=["fhir"])
 
@@ -29,27 +28,8 @@ TaskPath = Annotated[str, Path(pattern=r"^ref-[0-9a-f]{32}$")]
 ACCEPTED = ("application/fhir+json", "application/json")
 
 
-def _fhir(content: dict[str, Any], status_code: int, **headers: str) -> Response:
-    return Response(
-        json.dumps(content), status_code=status_code, media_type=fhir.FHIR_JSON, headers=headers
-    )
-
-
-def _refused(refusal: fhir.Refused) -> Response:
-    return _fhir(fhir.outcome(refusal.issues), refusal.status_code)
-
-
-def _described(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {fhir.FHIR_JSON: {"schema": schema}}}
-
-
-def _outcome(description: str, *, or_plain: bool = False) -> dict[str, Any]:
-    """`or_plain`: this status may also come from the checks every route shares (the key's
-    scope, the Idempotency-Key's form), answered as every route answers them."""
-    described = _described(fhir.OUTCOME_SCHEMA, description)
-    if or_plain:
-        described["content"]["application/json"] = {"schema": INVALID_REQUEST_SCHEMA}
-    return described
+def _refused(refused: fhir.Refused) -> Response:
+    return answer(outcome(refused.issues), refused.status_code)
 
 
 BUNDLE_EXAMPLE = {
@@ -90,17 +70,17 @@ BUNDLE_BODY = {
     status_code=status.HTTP_201_CREATED,
     response_class=Response,
     responses={
-        201: _described(fhir.TASK_SCHEMA, "A new referral: its Task"),
-        200: _described(fhir.TASK_SCHEMA, "Seen before under this Idempotency-Key: its Task"),
-        400: _outcome("Not a valid FHIR R4 Bundle"),
-        403: _outcome(
+        201: described(fhir.TASK_SCHEMA, "A new referral: its Task"),
+        200: described(fhir.TASK_SCHEMA, "Seen before under this Idempotency-Key: its Task"),
+        400: refusal("Not a valid FHIR R4 Bundle"),
+        403: refusal(
             "The Task's requester is another organisation than the key's (or the key lacks "
             "referrals:write)",
             or_plain=True,
         ),
-        409: _outcome("This Idempotency-Key was used before for a different referral"),
-        415: _outcome("Send application/fhir+json"),
-        422: _outcome(
+        409: refusal("This Idempotency-Key was used before for a different referral"),
+        415: refusal("Send application/fhir+json"),
+        422: refusal(
             "Valid FHIR, but not a referral the chain can take (or an Idempotency-Key of the "
             "wrong form)",
             or_plain=True,
@@ -116,8 +96,8 @@ async def submit_bundle(
     status follows the closed loop; nothing about the person comes back."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in ACCEPTED:
-        return _fhir(
-            fhir.outcome([fhir.Issue("not-supported", "send application/fhir+json")]),
+        return answer(
+            outcome([Issue("not-supported", "send application/fhir+json")]),
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
         )
     try:
@@ -129,9 +109,9 @@ async def submit_bundle(
     except HTTPException as error:
         if error.status_code != status.HTTP_409_CONFLICT:
             raise
-        return _fhir(fhir.outcome([fhir.Issue("conflict", str(error.detail))]), error.status_code)
+        return answer(outcome([Issue("conflict", str(error.detail))]), error.status_code)
     task = fhir.task_of(referral)
-    return _fhir(
+    return answer(
         task,
         status.HTTP_200_OK if replayed else status.HTTP_201_CREATED,
         Location=f"/v1/fhir/Task/{task['id']}",
@@ -142,8 +122,8 @@ async def submit_bundle(
     "/Task/{task_id}",
     response_class=Response,
     responses={
-        200: _described(fhir.TASK_SCHEMA, "Where the referral stands"),
-        404: _outcome("No such Task for your organisation"),
+        200: described(fhir.TASK_SCHEMA, "Where the referral stands"),
+        404: refusal("No such Task for your organisation"),
         **TOO_MANY,
     },
 )
@@ -153,8 +133,5 @@ async def read_task(task_id: TaskPath, caller: StatusReader, uow: UowDep) -> Res
     completed (closed), cancelled; the Dutch milestone in businessStatus."""
     referral = await referral_of(uow, fhir.referral_id(task_id), caller)
     if referral is None:
-        return _fhir(
-            fhir.outcome([fhir.Issue("not-found", "no such Task for your organisation")]),
-            status.HTTP_404_NOT_FOUND,
-        )
-    return _fhir(fhir.task_of(referral), status.HTTP_200_OK)
+        return not_found("no such Task for your organisation")
+    return answer(fhir.task_of(referral))

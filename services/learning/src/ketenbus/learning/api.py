@@ -519,14 +519,24 @@ async def read_homework(
 # ---------------------------------------------------------------- helpers
 
 
-async def _own(tx: LearningTransaction, enrolment_id: str, caller: PortalCaller) -> Enrolment:
+async def own_enrolment(
+    tx: LearningTransaction, enrolment_id: str, caller: PortalCaller
+) -> Enrolment | None:
+    """The caller's own enrolment; another organisation's, or another client's, does not exist
+    for this caller (the FHIR Task read asks the same)."""
     enrolment = await tx.enrolments.get(enrolment_id)
-    # Another organisation's enrolment, or another client's, does not exist for this caller.
     if (
         enrolment is None
         or enrolment.organisation_id != caller.organisation_id
         or enrolment.client_ref != caller.client_ref
     ):
+        return None
+    return enrolment
+
+
+async def _own(tx: LearningTransaction, enrolment_id: str, caller: PortalCaller) -> Enrolment:
+    enrolment = await own_enrolment(tx, enrolment_id, caller)
+    if enrolment is None:
         raise NotFound(f"no enrolment {enrolment_id} at your organisation")
     return enrolment
 

@@ -1,5 +1,6 @@
 """Learning wired: the module catalogue, enrolments from assignments and from clients who
-wait, the client portal's HTTP API, and the check for modules left idle."""
+wait, the client portal's HTTP API (and its Koppeltaal view in FHIR), and the check for
+modules left idle."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from ketenbus.contracts.events import (
     QuestionnaireCompleted,
 )
 from ketenbus.kit.runtime import Service
-from ketenbus.learning import api
+from ketenbus.learning import api, fhir_api
 from ketenbus.learning.abandonment import watch_idle_enrolments
 from ketenbus.learning.bootstrap import LearningDependencies, bootstrap
 from ketenbus.learning.handlers import handlers
@@ -23,7 +24,7 @@ service: Service[LearningDependencies] = Service(
     description="Self-help modules and questionnaires: assigned or chosen while waiting, "
     "worked through step by step, completed or left idle.",
     handlers=handlers,
-    routers=[api.router],
+    routers=[api.router, fhir_api.router],
     publishes=[
         ModuleStarted,
         ModuleStepCompleted,
