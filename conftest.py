@@ -2,6 +2,7 @@
 
 import os
 
+from ketenbus.devstack.kafka_server import QUICK_START_VARIABLE
 from ketenbus.devstack.ports import PORT_RANGE_VARIABLE
 from ketenbus.devstack.pytest_fixtures import (  # noqa: F401 - fixtures, found by name
     chain,
@@ -11,6 +12,9 @@ from ketenbus.devstack.pytest_fixtures import (  # noqa: F401 - fixtures, found 
     partner_organisations,
     stack_home,
 )
+
+# The suite's brokers live for a test file each: tuned to start, not to run (kafka_server.py).
+os.environ.setdefault(QUICK_START_VARIABLE, "1")
 
 # Under pytest-xdist each worker starts stacks of its own: give each its own ports to pick
 # from (3,000 each from 20,000 up, below the kernel's ephemeral ports).

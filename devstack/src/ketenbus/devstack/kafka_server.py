@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
 import uuid
@@ -39,12 +40,22 @@ from ketenbus.devstack.private_files import write_private
 from ketenbus.devstack.processes import PendingStart, RunningProcess
 
 READY_LINE = "Kafka Server started"
-# A development broker: a heap that is enough (Kafka's scripts default to 1 GiB), and a JVM
-# tuned to start rather than to run for weeks. The client compiler alone and the serial
-# collector halve the CPU a node burns to start (16 s -> 8 s on a 2-core machine), which the
-# test suite pays at every stack it starts; a broker of the embedded stack never gets hot
-# enough for the optimising compiler to pay back.
-_JVM = ["-Xms128m", "-Xmx512m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]
+# A development broker: a heap that is enough (Kafka's scripts default to 1 GiB) and the serial
+# collector. A broker that lives for seconds (the storage tool, each stack the test suite
+# starts) also stops at the client compiler: it halves the CPU a node burns to start (16 s ->
+# 8 s on a 2-core machine). One that runs a demo year or a benchmark gets hot enough for the
+# optimising compiler to pay back (the broker's CPU serving the rebuild benchmark: 10-12 s
+# with the client compiler alone, 2-4 s without), so it keeps it.
+_JVM = ["-Xms128m", "-Xmx512m", "-XX:+UseSerialGC"]
+_QUICK_START = [*_JVM, "-XX:TieredStopAtLevel=1"]
+# Set (to 1) by the test suite: its brokers live for one test file each.
+QUICK_START_VARIABLE = "KETENBUS_KAFKA_QUICK_START"
+
+
+def _broker_jvm() -> list[str]:
+    return _QUICK_START if os.environ.get(QUICK_START_VARIABLE) == "1" else _JVM
+
+
 _LOG4J = """\
 # Written by ketenbus.devstack: broker logs to standard output, which is the node's log file.
 rootLogger.level=INFO
@@ -147,7 +158,7 @@ def begin_node(
     properties = cluster.node_directory(node) / "server.properties"
     argv = [
         engines.java_binary(),
-        *_JVM,
+        *_broker_jvm(),
         f"-Dlog4j2.configurationFile={cluster.directory / 'log4j2.properties'}",
         "-cp",
         engines.kafka_classpath(),
@@ -325,7 +336,7 @@ def _format(cluster: Cluster, properties: Path, admin_password: str) -> subproce
     return subprocess.Popen(
         [
             engines.java_binary(),
-            *_JVM,
+            *_QUICK_START,
             "-cp",
             engines.kafka_classpath(),
             "kafka.tools.StorageTool",
