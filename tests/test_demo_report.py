@@ -137,8 +137,8 @@ def a_year(language: Language) -> YearResult:
     own = counts.of("welzijn-utrecht")
     own["referral", "received"], own["trajectory", "closed"], own["intake", "missed"] = 1230, 58, 3
     own["signal", "received"] = 12
-    counts.lags = [0.5, 1.25, 2.5]
-    counts.latest = ("intake appointment", datetime(2025, 3, 4, 9, 30, tzinfo=LOCAL))
+    for hours, action in ((0.5, "register"), (2.5, "intake appointment"), (1.25, "message")):
+        counts.note_lag(hours, (action, datetime(2025, 3, 4, 9, 30, tzinfo=LOCAL)))
     reports = Reports(
         Path("/r"),
         {"welzijn-utrecht": Path("/r/dashboard-welzijn-utrecht.html")},

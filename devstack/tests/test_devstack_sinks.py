@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ketenbus.devstack.mail_sink import Mailbox, latest_headers_to, read_mailbox, start_mail_sink
+from ketenbus.devstack.mail_sink import LatestHeaders, Mailbox, read_mailbox, start_mail_sink
 from ketenbus.devstack.processes import RunningProcess
 from ketenbus.devstack.sms_sink import (
     clear_script,
@@ -141,10 +141,18 @@ def test_a_script_with_an_impossible_status_is_refused(sms_sink: RunningProcess)
 
 def test_the_newest_mail_to_an_address_gives_its_header(tmp_path: Path) -> None:
     box = Mailbox(tmp_path)
+    links = LatestHeaders(tmp_path, "List-Unsubscribe")
     for to, link in (("a@example.org", "<https://x/1>"), ("b@example.org", "<https://x/2>")):
         box.store("n@ketenbus", [to], f"To: {to}\r\nList-Unsubscribe: {link}\r\n\r\nhi".encode())
     box.store("n@ketenbus", ["a@example.org"], b"To: a@example.org\r\n\r\nno link here")
-    assert latest_headers_to(tmp_path, "a@example.org", "List-Unsubscribe") == "<https://x/1>"
-    assert latest_headers_to(tmp_path, "c@example.org", "List-Unsubscribe") is None
-    assert latest_headers_to(tmp_path, "@example.org", "List-Unsubscribe") is None  # exact
-    assert latest_headers_to(tmp_path / "none", "a@example.org", "List-Unsubscribe") is None
+    assert links.of("a@example.org") == "<https://x/1>"
+    assert links.of("c@example.org") is None
+    assert links.of("@example.org") is None  # exact
+    # Mail that arrives after the first question is read at the next.
+    box.store(
+        "n@ketenbus",
+        ["a@example.org"],
+        b"To: a@example.org\r\nList-Unsubscribe: <https://x/3>\r\n\r\n",
+    )
+    assert links.of("a@example.org") == "<https://x/3>"
+    assert LatestHeaders(tmp_path / "none", "List-Unsubscribe").of("a@example.org") is None

@@ -36,7 +36,7 @@ from aiokafka.errors import KafkaError
 
 from ketenbus.contracts.events import PartnerOutcome, PartnerStatus
 from ketenbus.devstack.chain_client import ChainClient, ChainError
-from ketenbus.devstack.mail_sink import latest_headers_to
+from ketenbus.devstack.mail_sink import LatestHeaders
 from ketenbus.devstack.narration import Narrator, chosen_language
 from ketenbus.devstack.opened_trajectories import OpenedTrajectories
 from ketenbus.devstack.partners import DebtCounsellingPartner, PartnerTimeout
@@ -123,6 +123,7 @@ class YearCounts:
     # How late each action's first call went out against its planned moment, in simulated
     # hours, and the action that was latest (its name and planned moment).
     lags: list[float] = field(default_factory=list)
+    worst_lag_hours: float = 0.0
     latest: tuple[str, datetime] | None = None
 
     def of(self, organisation: str) -> OrganisationCounts:
@@ -132,10 +133,11 @@ class YearCounts:
         """Over all organisations."""
         return sum(counts[kind, outcome] for counts in self.organisations.values())
 
-    @property
-    def worst_lag_hours(self) -> float:
-        """How far behind its plan the simulation ran, at worst, in simulated hours."""
-        return max(self.lags, default=0.0)
+    def note_lag(self, hours: float, planned: tuple[str, datetime]) -> None:
+        """An action's first call went out `hours` after its `planned` moment."""
+        if hours > self.worst_lag_hours:
+            self.worst_lag_hours, self.latest = hours, planned
+        self.lags.append(hours)
 
     def lag_hours(self, share: float) -> float:
         """The lag that this share of the actions stayed within (0.95: the 95th percentile)."""
@@ -199,6 +201,8 @@ class Year:
         self.calls = asyncio.Semaphore(concurrency)
         self.finished = 0
         self.trajectories = OpenedTrajectories(chain.kafka) if chain.kafka else None
+        mail = chain.urls.get("mail.dir")
+        self.unsubscribe_links = LatestHeaders(mail, "List-Unsubscribe") if mail else None
         self.day = timedelta(days=1) * min(1.0, options.days / 365)
         self.steps: dict[Kind, Callable[[_Journey, int], Awaitable[None]]] = {
             Kind.SIGNAL: self._signal,
@@ -244,9 +248,7 @@ class Year:
             if planned is not None:
                 _PLANNED.set(None)
                 lag = max((self.clock.now() - planned[1]).total_seconds() / 3600, 0.0)
-                if lag > self.counts.worst_lag_hours:
-                    self.counts.latest = planned
-                self.counts.lags.append(lag)
+                self.counts.note_lag(lag, planned)
             yield
 
     # ---------------------------------------------------------------- the year
@@ -721,10 +723,7 @@ class Year:
 
     def _unsubscribe_link(self, address: str) -> str | None:
         """The opt-out link of the latest mail to `address` in the mail sink."""
-        directory = self.chain.urls.get("mail.dir")
-        if not directory or not address:
-            return None
-        link = latest_headers_to(directory, address, "List-Unsubscribe")
+        link = self.unsubscribe_links.of(address) if self.unsubscribe_links and address else None
         return link.strip("<>") if link else None
 
     # ---------------------------------------------------------------- the partner
