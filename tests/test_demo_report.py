@@ -26,7 +26,7 @@ from ketenbus.devstack.report import (
 )
 from ketenbus.devstack.simulation import LOCAL, YearCounts, YearOptions
 from ketenbus.devstack.stack import SERVICES
-from ketenbus.devstack.year import YearResult, print_report
+from ketenbus.devstack.year import YearResult, print_report, referral_limits
 from ketenbus.kit import wording
 from ketenbus.kit.wording import number
 
@@ -209,3 +209,12 @@ def test_the_report_in_english_when_chosen():
     assert "at most 2.5 simulated hours behind its plan" in report and "at 60,000x" in report
     for dutch in ("Duurde", "Waar te kijken", "Afgesloten casussen", "achter op haar planning"):
         assert dutch not in report
+
+
+def test_the_referral_limits_follow_the_years_pace_and_never_fall_below_the_default() -> None:
+    # 3,000 residents in a year of 394 real seconds: some 457 referrals a real minute.
+    region = referral_limits(YearOptions(clients=3000, speed=80_000))
+    assert region == {"REFERRAL_RATE_PER_MINUTE": "1370", "REFERRAL_BURST": "114"}
+    # 50 residents in a year of 66 real minutes refer fewer than the default stops.
+    slow = referral_limits(YearOptions(clients=50, speed=8_000))
+    assert slow == {"REFERRAL_RATE_PER_MINUTE": "60", "REFERRAL_BURST": "20"}

@@ -74,12 +74,30 @@ class YearResult:
 
 def demo_intake_settings(stack: EmbeddedStack, options: YearOptions) -> dict[str, str]:
     """Intake's settings for the demo year: caseloads scaled to its residents, so a small
-    year meets waiting lists too; and the signals' deadlines checked every real second (a
+    year meets waiting lists too; the signals' deadlines checked every real second (a
     simulated day at the demo's speed: the default minute would be two simulated months, and
-    a signal's window of 14 days would pass unflagged)."""
+    a signal's window of 14 days would pass unflagged); and the partners' referral limits
+    scaled to the year's pace."""
     capacity = stack.home / "demo-caseloads.json"
     capacity.write_text(json.dumps({"organisations": caseloads(options.clients)}, indent=2))
-    return {"CAPACITY_FILE": str(capacity), "SIGNAL_CHECK_SECONDS": "1"}
+    return {
+        "CAPACITY_FILE": str(capacity),
+        "SIGNAL_CHECK_SECONDS": "1",
+        **referral_limits(options),
+    }
+
+
+def referral_limits(options: YearOptions) -> dict[str, str]:
+    """The limits stop a partner's system in a loop at 60 referrals a real minute, while a
+    GP practice refers a few a day. The demo presses a year into minutes: 3,000 residents
+    are some 450 referrals a real minute, which the default limit refused by the hundred.
+    Three times the year's average, for its busy weeks, and never below the default."""
+    year_minutes = options.days * 86_400 / options.speed / 60
+    per_minute = options.clients / year_minutes
+    return {
+        "REFERRAL_RATE_PER_MINUTE": str(max(60, round(3 * per_minute))),
+        "REFERRAL_BURST": str(max(20, round(per_minute / 4))),
+    }
 
 
 def put_on_clock(
