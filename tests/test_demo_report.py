@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 
 from ketenbus.analytics import labels, signals
+from ketenbus.analytics.app import service as analytics
 from ketenbus.analytics.measures import FIELDS
 from ketenbus.contracts.values import Language
 from ketenbus.devstack import narration
 from ketenbus.devstack.errors import BadSetting
 from ketenbus.devstack.report import (
+    ANALYTICS_TOPICS,
     OWN_COUNTS,
     SIGNAL_TABLE,
     TABLE,
@@ -218,3 +220,8 @@ def test_the_referral_limits_follow_the_years_pace_and_never_fall_below_the_defa
     # 50 residents in a year of 66 real minutes refer fewer than the default stops.
     slow = referral_limits(YearOptions(clients=50, speed=8_000))
     assert slow == {"REFERRAL_RATE_PER_MINUTE": "60", "REFERRAL_BURST": "20"}
+
+
+def test_the_demo_waits_for_the_topics_analytics_reads_and_no_other() -> None:
+    # A topic it never reads would count as a backlog that never shrinks.
+    assert sorted(analytics.handlers.topics()) == ANALYTICS_TOPICS
