@@ -18,6 +18,7 @@ from ketenbus.contracts.events import (
 )
 from ketenbus.contracts.values import Language, StepKind, new_id
 from ketenbus.kit.errors import DomainError
+from ketenbus.learning import store
 from ketenbus.learning.catalogue import Catalogue, Module
 from ketenbus.learning.domain import Enrolment, EnrolmentStatus
 
@@ -193,6 +194,31 @@ def test_a_never_started_assignment_counts_as_abandoned_from_the_assignment():
     assert enrolment.events[-1].steps_completed == 0  # type: ignore[attr-defined]
 
 
+def test_a_module_left_idle_before_it_was_begun_counts_as_started_when_begun():
+    # A client who opens their homework only weeks later: the module was counted as left
+    # unfinished meanwhile, and is started now (before, it was completed without ever
+    # being counted as started, and the figures missed it).
+    for begin in (
+        lambda e: e.start(T0 + timedelta(days=30)),
+        lambda e: e.complete_step(MONEY, "welkom", T0 + timedelta(days=30)),
+    ):
+        enrolment = assigned()
+        assert enrolment.abandon_if_idle(T0 + timedelta(days=21), timedelta(days=21))
+        begin(enrolment)
+        started = [e for e in enrolment.events if isinstance(e, ModuleStarted)]
+        assert [e.started_at for e in started] == [T0 + timedelta(days=30)]
+        assert enrolment.status is EnrolmentStatus.STARTED
+        assert (enrolment.started_at, enrolment.abandoned_at) == (T0 + timedelta(days=30), None)
+
+    # Begun, left, picked up again: started once.
+    enrolment = assigned()
+    enrolment.start(T0)
+    assert enrolment.abandon_if_idle(T0 + timedelta(days=21), timedelta(days=21))
+    enrolment.complete_step(MONEY, "welkom", T0 + timedelta(days=30))
+    enrolment.start(T0 + timedelta(days=31))
+    assert [e.started_at for e in enrolment.events if isinstance(e, ModuleStarted)] == [T0]
+
+
 def test_only_a_waiting_client_enrols_themselves_and_only_in_self_help():
     def choose(module: Module, waiting: bool) -> Enrolment:
         return Enrolment.choose(
@@ -218,3 +244,22 @@ def test_homework_answers_never_show_in_a_repr():
     enrolment = assigned()
     enrolment.submit_homework(MONEY, "huiswerk-kasboek", "Mijn huur is te hoog", T0)
     assert "huur" not in repr(enrolment)
+
+
+def test_an_enrolment_stored_before_started_at_was_kept_reads_as_begun_when_it_was():
+    stored = {
+        "_id": new_id("enr"),
+        "client_ref": new_id("cl"),
+        "organisation_id": "welzijn-utrecht",
+    }
+    stored |= {"module_id": MONEY.id, "enrolled_at": T0, "last_progress_at": T0 + timedelta(days=2)}
+    step = {"step_id": "welkom", "completed_at": T0 + timedelta(days=1)}
+
+    def read(**fields: object) -> Enrolment:
+        return store._enrolment(stored | fields)
+
+    assert read(status="enrolled").started_at is None
+    assert read(status="abandoned").started_at is None  # left before a step: not known begun
+    assert read(status="started").started_at == T0 + timedelta(days=2)
+    assert read(status="abandoned", steps_done=[step]).started_at == T0 + timedelta(days=1)
+    assert read(status="completed", steps_done=[step], started_at=T0).started_at == T0

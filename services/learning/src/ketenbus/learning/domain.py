@@ -86,6 +86,8 @@ class Enrolment:
     submissions: list[Submission] = field(default_factory=list)
     answers: list[Answers] = field(default_factory=list)
     last_progress_at: datetime | None = None
+    # When the client first opened it: a module left idle before it was begun is begun later.
+    started_at: datetime | None = None
     # Since when nothing happened: what the abandonment check looks at.
     idle_since: datetime | None = None
     abandoned_at: datetime | None = None
@@ -151,9 +153,11 @@ class Enrolment:
     # ------------------------------------------------------------------ working through it
 
     def start(self, at: datetime) -> None:
-        if self.status is not EnrolmentStatus.ENROLLED:
-            return  # opening a module again is not starting it again
-        self.status = EnrolmentStatus.STARTED
+        """The client opens the module for the first time; opening it again is not starting it
+        again. One left idle before it was begun is begun now, and counted as started."""
+        if self.started_at is not None or self.status is EnrolmentStatus.COMPLETED:
+            return
+        self.status, self.started_at, self.abandoned_at = EnrolmentStatus.STARTED, at, None
         self._progress(at)
         self._record(
             ModuleStarted(**self._about(), self_enrolled=self.self_enrolled, started_at=at)
@@ -273,8 +277,10 @@ class Enrolment:
         if self.status is EnrolmentStatus.COMPLETED:
             raise DomainError(f"enrolment {self.id} is completed")
         if self.status is EnrolmentStatus.ABANDONED:
-            # Back after a while: welcome. It counts as started again, not as new.
-            self.status, self.abandoned_at = EnrolmentStatus.STARTED, None
+            # Back after a while: welcome. Where it was left, not new: begun before or not yet.
+            begun = self.started_at is not None
+            self.status = EnrolmentStatus.STARTED if begun else EnrolmentStatus.ENROLLED
+            self.abandoned_at = None
 
     def _step_done(self, module: Module, step: Step, at: datetime) -> None:
         self.start(at)

@@ -201,7 +201,20 @@ _ENROLMENT = TypeAdapter(Enrolment)
 
 
 def _enrolment(document: dict[str, Any]) -> Enrolment:
+    if "started_at" not in document:
+        document = {**document, "started_at": _begun_before_it_was_kept(document)}
     return _ENROLMENT.validate_python({**document, "id": document["_id"]})
+
+
+def _begun_before_it_was_kept(document: dict[str, Any]) -> datetime | None:
+    """Enrolments stored before `started_at` was kept: begun if started, completed, or left
+    with steps done; the first step's moment, else the last progress, is as near as we know."""
+    if document.get("status") == "enrolled" or (
+        document.get("status") == "abandoned" and not document.get("steps_done")
+    ):
+        return None
+    steps = document.get("steps_done") or []
+    return steps[0]["completed_at"] if steps else document.get("last_progress_at")
 
 
 class PortalTokens:
