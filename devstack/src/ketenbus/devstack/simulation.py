@@ -68,12 +68,12 @@ T = TypeVar("T")
 class YearOptions:
     start: datetime = datetime(2025, 1, 1, 7, 0, tzinfo=LOCAL)
     days: int = 365
-    # Sized for a two-core machine: the five services and their Python MongoDB server answer
-    # some eight to ten calls a second there (about 65 ms of CPU each, all processes
-    # together); a resident makes about 17 calls in a year, so 200 residents at this speed
-    # make about nine a second (the year in 394 s; one real second is 22 simulated hours).
-    clients: int = 200
-    speed: float = 80_000.0
+    # Sized to finish in about five minutes on a two-core machine: the year in 243 s (one
+    # real second is 36 simulated hours), 300 residents making some 18 actions a second, a
+    # third of what the chain answers there before it falls behind (measured: 4 min 49 s,
+    # at most 16 simulated hours behind, 0.9 for 95 % of the actions; docs/analytics.md).
+    clients: int = 300
+    speed: float = 130_000.0
     seed: int = 2025
 
     @classmethod
