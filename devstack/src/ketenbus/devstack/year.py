@@ -89,8 +89,9 @@ def demo_intake_settings(stack: EmbeddedStack, options: YearOptions) -> dict[str
 
 def referral_limits(options: YearOptions) -> dict[str, str]:
     """The limits stop a partner's system in a loop at 60 referrals a real minute, while a
-    GP practice refers a few a day. The demo presses a year into minutes: 3,000 residents
-    are some 450 referrals a real minute, which the default limit refused by the hundred.
+    GP practice refers a few a day. The demo presses a year into minutes: 3,000 residents in
+    the default year are some 740 referrals a real minute, which that limit refused by the
+    hundred.
     Three times the year's average, for its busy weeks, and never below the default."""
     year_minutes = options.days * 86_400 / options.speed / 60
     per_minute = options.clients / year_minutes
