@@ -18,10 +18,10 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from ketenbus.contracts import sealing
-from ketenbus.contracts.envelope import Event, decode, wrap
+from ketenbus.contracts.envelope import Event, decode
 from ketenbus.contracts.events import (
     REGISTRY,
     AppointmentMissed,
@@ -48,27 +48,13 @@ from ketenbus.devstack import chain_client
 from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.devstack.sms_sink import read_sms_attempts, script_statuses
 from ketenbus.kit.clock import ScaledClock
-from ketenbus.kit.outbox import headers_of
+
+from .relay import publish
 
 pytestmark = [pytest.mark.stack, pytest.mark.chain]
 
 ORG = "welzijn-utrecht"
 TEAM = "team@welzijn-utrecht.example"
-
-
-async def publish(kafka: KafkaAccess, event: Event, source: str, now: datetime) -> None:
-    envelope = wrap(event, source=source, time=now)
-    producer = AIOKafkaProducer(**kafka.client_options())
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            event.destination().name,
-            envelope.to_bytes(),
-            key=event.key.encode(),
-            headers=[(k, v.encode()) for k, v in headers_of(envelope).items()],
-        )
-    finally:
-        await producer.stop()
 
 
 async def events_on(kafka: KafkaAccess, topic: str) -> list[Event]:
