@@ -19,8 +19,10 @@ gather instead, and write once for the whole batch: `tx.deferred(name, make)` gi
 object registered under `name` for the unit of work (made by `make()` the first time; in a
 batch, one shared by all its events), and each such object's `flush()` is awaited when the
 unit of work ends, inside its transaction, before the inbox claims and the outbox. The
-gathered writes are not visible to reads before then, so only writes no handler reads back
-within the batch belong there.
+gathered writes are not visible to the database's reads before then, so only writes no
+handler reads back within the batch belong there, unless the object that gathers them
+answers those reads too (trajectory's repository keeps every trajectory it read or changed
+in the unit of work: `ketenbus.trajectory.gathered`).
 
 What a handler may do outside the transaction: only what is harmless twice. A batch that
 fails anywhere is undone and its events are handled again one by one, so a handler runs
