@@ -634,8 +634,8 @@ events/s (0.08x the bare bulk loop, the 20:32 run) to 810/s (0.22x, 21:33) and 6
 12 s and the figures agree, but half of the actions come more than 3,900 simulated hours
 late, so the year they describe is not the planned one (few closures, long waiting lists),
 and 696 actions were refused as out of order. Every action is still several round trips per
-service (issue 9's bulk domain writes: analytics and trajectory have them, the other
-services not yet), and secantusd-rs is now the largest single consumer. The default demo is sized to what the
+service (issue 9's bulk domain writes: analytics and trajectory have them, the others
+not yet), and secantusd-rs is now the largest single consumer. The default demo is sized to what the
 machine keeps up with: 300 residents at 130,000x, 4 min 49 s, at most 15.7 simulated hours
 behind.
 """
