@@ -10,13 +10,17 @@ from typing import Any, ClassVar
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faststream.kafka import KafkaBroker
+from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
 from ketenbus.contracts.envelope import Event
 from ketenbus.contracts.topics import Topic
 from ketenbus.devstack.kafka_access import KafkaAccess
+from ketenbus.kit.broker import security
 from ketenbus.kit.clock import SystemClock
-from ketenbus.kit.consumer import EventHandlers
+from ketenbus.kit.consumer import EventConsumer, EventHandlers
+from ketenbus.kit.metrics import KitMetrics
 from ketenbus.kit.uow import UnitOfWork
 
 
@@ -42,6 +46,31 @@ def a_consuming_service(
         UnitOfWork(mongo, db, service=service, clock=SystemClock()),
         (EventHandlers(service)),
     )
+
+
+def a_subscribed_consumer(
+    kafka: KafkaAccess,
+    handlers: EventHandlers,
+    uow: UnitOfWork[Any],
+    service: str,
+    event: type[Event],
+    *,
+    batch_size: int | None = None,
+    **options: Any,
+) -> tuple[KafkaBroker, EventConsumer]:
+    """The service's consumer of `event` on a broker of its own, subscribed, not started.
+    With `batch_size`, a batch's events share one unit of work; `options` as EventConsumer
+    takes them (retry_base_seconds)."""
+    broker = KafkaBroker(kafka.bootstrap, security=security(kafka.service_settings()))
+    metrics = KitMetrics(CollectorRegistry(), service)
+    registry = {event.event_type(): event}
+    if batch_size is not None:
+        options |= {"uow": uow, "batch_size": batch_size}
+    consumer = EventConsumer(
+        handlers, Dependencies(uow), broker, metrics, registry=registry, **options
+    )
+    consumer.subscribe()
+    return broker, consumer
 
 
 def counted_event_class(topic_name: str) -> type[Event]:

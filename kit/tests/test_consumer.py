@@ -6,20 +6,15 @@ import json
 import uuid
 
 import pytest
-from faststream.kafka import KafkaBroker
-from prometheus_client import CollectorRegistry
 
 from ketenbus.contracts.envelope import Envelope, wrap
 from ketenbus.contracts.topics import Compaction, Topic
-from ketenbus.kit.broker import security
-from ketenbus.kit.consumer import EventConsumer
 from ketenbus.kit.errors import DomainError
-from ketenbus.kit.metrics import KitMetrics
 from ketenbus.kit.uow import UnitOfWork
 
 from .support import (
-    Dependencies,
     a_consuming_service,
+    a_subscribed_consumer,
     counted_event_class,
     create_topic,
     eventually,
@@ -50,17 +45,10 @@ async def test_invalid_events_are_dead_lettered_with_a_reason_and_later_ones_pro
         async with uow.handling(event) as tx:
             await tx.db.effects.insert_one({"_id": event.data.number}, session=tx.session)
 
-    broker = KafkaBroker(kafka.bootstrap, security=security(kafka.service_settings()))
-    metrics = KitMetrics(CollectorRegistry(), service)
-    consumer = EventConsumer(
-        handlers,
-        Dependencies(uow),
-        broker,
-        metrics,
-        registry={Counted.event_type(): Counted},
-        retry_base_seconds=0.01,
+    broker, consumer = a_subscribed_consumer(
+        kafka, handlers, uow, service, Counted, retry_base_seconds=0.01
     )
-    consumer.subscribe()
+    metrics = consumer.metrics
     await broker.start()
     try:
         good = [wrap(Counted(client_ref="cl_a", number=n), source="kittest") for n in (1, 2, 3)]
@@ -130,12 +118,7 @@ async def test_an_unknown_type_on_a_partners_topic_is_dead_lettered_not_skipped(
         async with uow.handling(event) as tx:
             await tx.db.effects.insert_one({"_id": event.data.number}, session=tx.session)
 
-    broker = KafkaBroker(kafka.bootstrap, security=security(kafka.service_settings()))
-    metrics = KitMetrics(CollectorRegistry(), service)
-    consumer = EventConsumer(
-        handlers, Dependencies(uow), broker, metrics, registry={Counted.event_type(): Counted}
-    )
-    consumer.subscribe()
+    broker, _ = a_subscribed_consumer(kafka, handlers, uow, service, Counted)
     await broker.start()
     try:
         good = wrap(Counted(client_ref="cl_a", number=1), source="kittest")
@@ -172,19 +155,10 @@ async def test_batches_share_a_transaction_and_a_failure_falls_back_to_one_by_on
             )
             tx.publish(Counted(client_ref=event.data.client_ref, number=-event.data.number))
 
-    broker = KafkaBroker(kafka.bootstrap, security=security(kafka.service_settings()))
-    metrics = KitMetrics(CollectorRegistry(), service)
-    consumer = EventConsumer(
-        handlers,
-        Dependencies(uow),
-        broker,
-        metrics,
-        registry={Counted.event_type(): Counted},
-        retry_base_seconds=0.01,
-        uow=uow,
-        batch_size=100,
+    broker, consumer = a_subscribed_consumer(
+        kafka, handlers, uow, service, Counted, retry_base_seconds=0.01, batch_size=100
     )
-    consumer.subscribe()
+    metrics = consumer.metrics
     envelopes = [wrap(Counted(client_ref="cl_a", number=n), source="kittest") for n in range(400)]
     # Everything is on the topic before the consumer starts, so it arrives in full batches.
     for envelope in [*envelopes, envelopes[10]]:
@@ -246,18 +220,8 @@ async def test_a_compacted_topics_tombstones_reach_their_handler_in_order_with_t
         async with uow.command() as tx:
             await tx.db.cards.delete_one({"_id": key}, session=tx.session)
 
-    broker = KafkaBroker(kafka.bootstrap, security=security(kafka.service_settings()))
-    metrics = KitMetrics(CollectorRegistry(), service)
-    consumer = EventConsumer(
-        handlers,
-        Dependencies(uow),
-        broker,
-        metrics,
-        registry={Counted.event_type(): Counted},
-        uow=uow,
-        batch_size=100,
-    )
-    consumer.subscribe()
+    broker, consumer = a_subscribed_consumer(kafka, handlers, uow, service, Counted, batch_size=100)
+    metrics = consumer.metrics
     sent = [("cl_a", 1), ("cl_b", 2), ("cl_a", None), ("cl_c", 3), ("cl_c", None), ("cl_c", 4)]
     # All on the topic before the consumer starts: they arrive in one batch.
     await broker.connect()

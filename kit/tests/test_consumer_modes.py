@@ -10,19 +10,14 @@ import pytest
 from cloudevents.core.bindings import kafka as binding
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
-from faststream.kafka import KafkaBroker
-from prometheus_client import CollectorRegistry
 
 from ketenbus.contracts.envelope import Envelope, wrap
-from ketenbus.kit.broker import security
-from ketenbus.kit.consumer import EventConsumer
-from ketenbus.kit.metrics import KitMetrics
 from ketenbus.kit.outbox import headers_of
 from ketenbus.kit.uow import UnitOfWork
 
 from .support import (
-    Dependencies,
     a_consuming_service,
+    a_subscribed_consumer,
     counted_event_class,
     create_topic,
     eventually,
@@ -51,17 +46,10 @@ async def test_a_binary_mode_record_is_handled_as_the_structured_one_is(kafka, m
             seen = {"_id": event.data.number, "id": event.id, "subject": event.subject}
             await tx.db.effects.insert_one(seen | {"source": event.source}, session=tx.session)
 
-    broker = KafkaBroker(kafka.bootstrap, security=security(kafka.service_settings()))
-    metrics = KitMetrics(CollectorRegistry(), service)
-    consumer = EventConsumer(
-        handlers,
-        Dependencies(uow),
-        broker,
-        metrics,
-        registry={Counted.event_type(): Counted},
-        retry_base_seconds=0.01,
+    broker, consumer = a_subscribed_consumer(
+        kafka, handlers, uow, service, Counted, retry_base_seconds=0.01
     )
-    consumer.subscribe()
+    metrics = consumer.metrics
     await broker.start()
 
     async def publish(record: binding.KafkaMessage) -> None:

@@ -10,21 +10,24 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
-from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
 from ketenbus.contracts.envelope import Envelope, wrap
 from ketenbus.devstack.kafka_access import ADMIN
 from ketenbus.kit import deadletters
-from ketenbus.kit.broker import security
 from ketenbus.kit.clock import SystemClock
 from ketenbus.kit.consumer import EventConsumer, EventHandlers
 from ketenbus.kit.dead_letter_purges import ERASED, PURGES, DeadLetterPurger, DeadLetterPurges
 from ketenbus.kit.errors import DomainError
-from ketenbus.kit.metrics import KitMetrics
 from ketenbus.kit.uow import UnitOfWork
 
-from .support import Dependencies, counted_event_class, create_topic, eventually, read_topic
+from .support import (
+    a_subscribed_consumer,
+    counted_event_class,
+    create_topic,
+    eventually,
+    read_topic,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -50,16 +53,9 @@ async def test_a_replayed_dead_letter_is_handled_once_by_each_consumer(
             async with uow.handling(event) as tx:
                 await tx.db.effects.insert_one({"_id": event.data.number}, session=tx.session)
 
-        broker = KafkaBroker(kafka.bootstrap, security=security(kafka.service_settings()))
-        consumer = EventConsumer(
-            handlers,
-            Dependencies(uow),
-            broker,
-            KitMetrics(CollectorRegistry(), service),
-            registry={Counted.event_type(): Counted},
-            retry_base_seconds=0.01,
+        broker, consumer = a_subscribed_consumer(
+            kafka, handlers, uow, service, Counted, retry_base_seconds=0.01
         )
-        consumer.subscribe()
         consumers.append((db, consumer, broker))
     for name, value in kafka.service_environment(ADMIN).items():  # the operator's tool
         monkeypatch.setenv(name, value)
