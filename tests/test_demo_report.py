@@ -26,7 +26,7 @@ from ketenbus.devstack.report import (
     sector_table,
     shown,
 )
-from ketenbus.devstack.simulation import LOCAL, YearCounts, YearOptions
+from ketenbus.devstack.simulation import LOCAL, YearCounts, YearOptions, moment_after_signal
 from ketenbus.devstack.stack import SERVICES
 from ketenbus.devstack.year import YearResult, print_report, referral_limits
 from ketenbus.kit import wording
@@ -225,3 +225,19 @@ def test_the_referral_limits_follow_the_years_pace_and_never_fall_below_the_defa
 def test_the_demo_waits_for_the_topics_analytics_reads_and_no_other() -> None:
     # A topic it never reads would count as a backlog that never shrinks.
     assert sorted(analytics.handlers.topics()) == ANALYTICS_TOPICS
+
+
+def test_an_outreach_is_never_dated_before_intake_received_the_signal():
+    """Intake's clock may run minutes of simulated time ahead of the simulation's (each
+    process reckons from its own start): its receipt wins over our `now`, or intake would
+    refuse the outreach as coming before the signal."""
+    received = datetime(2026, 3, 2, 10, 0)
+    behind = datetime(2026, 3, 2, 9, 58)
+    assert moment_after_signal(datetime(2026, 3, 2, 9, 0), received, behind) == received
+    # A late run acts late: not at the planned moment already past, at now.
+    later = datetime(2026, 3, 2, 15, 0)
+    assert moment_after_signal(datetime(2026, 3, 3, 9, 0), received, later) == later
+    # On time: as planned.
+    assert moment_after_signal(datetime(2026, 3, 2, 12, 0), received, later) == datetime(
+        2026, 3, 2, 12, 0
+    )

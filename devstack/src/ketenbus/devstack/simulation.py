@@ -147,6 +147,16 @@ class YearCounts:
         return ordered[min(int(share * len(ordered)), len(ordered) - 1)]
 
 
+def moment_after_signal(planned: datetime, received: datetime, now: datetime) -> datetime:
+    """When an outreach or the resident's answer is recorded: as planned, but not after now
+    (a late run acts late), and never before intake received the signal. The last rule
+    wins: intake stamped its receipt on its own clock, and each process reckons simulated
+    time from its own start, so intake's may run ahead of ours (at 130,000x a real
+    millisecond is two simulated minutes); `now` first would date the outreach before the
+    signal, which intake refuses."""
+    return max(min(planned, now), received)
+
+
 @dataclass
 class _Journey:
     """One client's way through the chain, as far as the simulation has come."""
@@ -421,10 +431,8 @@ class Year:
             self.counts.of(j.organisation)["signal", "received"] += 1
 
     def _when_signalled(self, j: _Journey, planned: datetime) -> datetime:
-        """The planned moment, but never before intake received the signal (a late run sent
-        it late) nor after now on its clock."""
         assert j.signal_received is not None
-        return min(max(planned, j.signal_received), self.clock.now())
+        return moment_after_signal(planned, j.signal_received, self.clock.now())
 
     async def _outreach(self, j: _Journey, n: int) -> None:
         assert j.client.signal is not None
