@@ -30,7 +30,8 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from ketenbus.contracts.envelope import Envelope, Event
 from ketenbus.kit.clock import Clock, FixedClock
-from ketenbus.kit.errors import AlreadyHandled, TransientError
+from ketenbus.kit.errors import AlreadyHandled
+from ketenbus.kit.gathered import ConcurrentChange  # as the real stores raise it
 from ketenbus.kit.outbox import Tombstone
 from ketenbus.kit.uow import Transaction
 
@@ -114,10 +115,6 @@ class Aggregate(Protocol):
 
 
 A = TypeVar("A", bound=Aggregate)
-
-
-class ConcurrentChange(TransientError):
-    """As the real stores raise it: the aggregate changed since it was read."""
 
 
 class InMemoryAggregates(Generic[A]):

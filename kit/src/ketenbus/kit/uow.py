@@ -21,8 +21,9 @@ batch, one shared by all its events), and each such object's `flush()` is awaite
 unit of work ends, inside its transaction, before the inbox claims and the outbox. The
 gathered writes are not visible to the database's reads before then, so only writes no
 handler reads back within the batch belong there, unless the object that gathers them
-answers those reads too (trajectory's repository keeps every trajectory it read or changed
-in the unit of work: `ketenbus.trajectory.gathered`).
+answers those reads too: `ketenbus.kit.gathered.GatheredDocuments` keeps every aggregate a
+repository read or changed in the unit of work, answers the later reads from it, and writes
+the changed ones in one bulk write (trajectory's and learning's repositories use it).
 
 What a handler may do outside the transaction: only what is harmless twice. A batch that
 fails anywhere is undone and its events are handled again one by one, so a handler runs
