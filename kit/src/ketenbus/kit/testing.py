@@ -33,7 +33,7 @@ from ketenbus.kit.clock import Clock, FixedClock
 from ketenbus.kit.errors import AlreadyHandled
 from ketenbus.kit.gathered import ConcurrentChange  # as the real stores raise it
 from ketenbus.kit.outbox import Tombstone
-from ketenbus.kit.uow import Transaction
+from ketenbus.kit.uow import Transaction, flush_gathered
 
 Tables = dict[str, dict[str, Any]]
 
@@ -80,8 +80,7 @@ class InMemoryUnitOfWork(Generic[TxT]):
         )
         try:
             yield tx
-            for writes in tx.gathered.values():
-                await writes.flush()
+            await flush_gathered(tx.gathered)
         except BaseException:
             self.tables = before
             raise
