@@ -177,9 +177,13 @@ class GatheredDocuments(Generic[T]):
         inserted when added, else replaced (with a version, only at the version it was read
         at). The unit of work calls it at its end; a repository may call it before a query
         the kept objects cannot answer (the objects stay kept, and may change again)."""
-        ids, self.changed = list(self.changed), {}
-        if not ids:
+        changed, self.changed = list(self.changed), {}
+        if not changed:
             return
+        # The inserts first, then the replaces, each in the order made: a bulk write sends a
+        # command per run of one kind. Each object is written once, so the order between
+        # them matters only where one write frees a unique key another takes: none of ours does.
+        ids = [i for i in changed if i in self.added] + [i for i in changed if i not in self.added]
         writes = [await self._write(item_id) for item_id in ids]
         try:
             result = await self.collection.bulk_write(writes, session=self.session)
