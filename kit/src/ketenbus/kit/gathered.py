@@ -1,6 +1,6 @@
 """A repository's aggregates as one unit of work sees them (its `deferred` writes,
 ketenbus.kit.uow): each read once and then kept, and what was added and saved written in
-one ordered bulk write when the unit of work ends.
+one bulk write when the unit of work ends.
 
 Events about one client come in order, so a consumed batch touches the same aggregate
 again and again (a module assigned, its homework, completed): a find and a write per
@@ -8,24 +8,35 @@ event, a round trip each. Kept, an aggregate is read once per unit of work and w
 once, in its final state. Kept also means seen: a handler later in the batch gets the very
 object the handlers before it changed, which the database will not have until the end.
 
-A repository gives the store a `Codec` (the aggregate's id, its document and back) and,
-for optimistic concurrency, the name of an int field the aggregate and its document share:
+A repository gives it a `Codec` (the aggregate's id, its document and back) and, for
+optimistic concurrency, the name of an int field the aggregate and its document share, and
+asks `GatheredDocuments.of(tx, ...)` for it on every call (trajectory's store.py):
 
     def _documents(self) -> GatheredDocuments[Trajectory]:
-        return GatheredDocuments.of(self.tx, self.tx.db.trajectories, CODEC, version="version")
+        return GatheredDocuments.of(self.tx, self.collection, STORED, version="version")
 
-    async def get(self, trajectory_id):      return await self._documents().get(trajectory_id)
-    async def by_referral(self, referral_id):
+    async def by_referral(self, referral_id: str) -> Trajectory | None:
         return await self._documents().one(
             {"referral_id": referral_id}, lambda t: t.referral_id == referral_id
         )
-    async def save(self, trajectory):        self._documents().save(trajectory)
 
-Every read names its query twice: as the database's filter, and as a test on an object
-(`matches`), which answers it for the kept ones. A query the kept objects cannot answer (a
-count, a projection) comes after `flush()`, which puts them in the database first. What the
-repository deletes it also lets go of with `forget(matches)`, so a delete in the middle of a
-batch takes what the batch added or changed before it.
+    async def save(self, trajectory: Trajectory) -> None:
+        self._documents().save(trajectory)
+        self._publish(trajectory)       # events at once: the outbox keeps the handlers' order
+
+Reads: `get(id)`; `one(query, matches)`; `merged(documents, matches)` for a list the
+repository queried itself. The last two name their query twice, as the database's filter
+and as a test on an object (`matches`), which answers it for the kept ones. A query the kept objects
+cannot answer (a count, a projection) comes after `flush()`, which writes them first.
+Writes: `add`, `save`; `forget(matches)` lets go of what the repository deletes, so that a
+delete in the middle of a batch takes what the batch added or changed before it.
+
+When the unit of work ends: the added inserted, then the saved replaced, in one bulk write.
+A replace that finds its document changed (another version) or gone raises
+`ConcurrentChange` (transient: the batch is undone and retried); a failed write comes out
+as the single `DuplicateKeyError` or `WriteError` it would have been alone, without the
+document pymongo puts in a bulk error (an aggregate holds personal data, which no log may
+show).
 
 Outside a transaction (`uow.reading()`) there is no unit of work to keep anything for:
 `of()` gives a store for that one read, and refuses writes.
