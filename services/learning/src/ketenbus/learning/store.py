@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import asdict
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -252,14 +251,15 @@ class WaitingList:
         return document is not None
 
 
-def _document(enrolment: Enrolment) -> dict[str, Any]:
-    document = asdict(enrolment)
-    document["_id"] = document.pop("id")
-    del document["events"]
-    return document
-
-
 _ENROLMENT = TypeAdapter(Enrolment)
+
+
+def _document(enrolment: Enrolment) -> dict[str, Any]:
+    """The same dict `dataclasses.asdict` gives (enumerations and datetimes as they are),
+    made by pydantic's serializer, some ten times faster: asdict deep-copies every value."""
+    document = _ENROLMENT.dump_python(enrolment, exclude={"events"})
+    document["_id"] = document.pop("id")
+    return document
 
 
 def _enrolment(document: dict[str, Any]) -> Enrolment:
