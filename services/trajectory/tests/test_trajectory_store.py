@@ -29,11 +29,11 @@ from ketenbus.contracts.values import Language, Phase, new_id
 from ketenbus.kit.clock import FixedClock
 from ketenbus.kit.consumer import BoundHandlers
 from ketenbus.kit.failures import is_transient
+from ketenbus.kit.gathered import ConcurrentChange
 from ketenbus.kit.uow import UnitOfWork
 from ketenbus.trajectory import store
 from ketenbus.trajectory.bootstrap import TrajectoryDependencies
 from ketenbus.trajectory.domain import Trajectory
-from ketenbus.trajectory.gathered import ConcurrentChange
 from ketenbus.trajectory.handlers import handlers
 from ketenbus.trajectory.settings import TrajectorySettings
 from ketenbus.trajectory.store import TrajectoryTransaction

@@ -30,9 +30,10 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from ketenbus.contracts.envelope import Envelope, Event
 from ketenbus.kit.clock import Clock, FixedClock
-from ketenbus.kit.errors import AlreadyHandled, TransientError
+from ketenbus.kit.errors import AlreadyHandled
+from ketenbus.kit.gathered import ConcurrentChange  # as the real stores raise it
 from ketenbus.kit.outbox import Tombstone
-from ketenbus.kit.uow import Transaction
+from ketenbus.kit.uow import Transaction, flush_gathered
 
 Tables = dict[str, dict[str, Any]]
 
@@ -79,8 +80,7 @@ class InMemoryUnitOfWork(Generic[TxT]):
         )
         try:
             yield tx
-            for writes in tx.gathered.values():
-                await writes.flush()
+            await flush_gathered(tx.gathered)
         except BaseException:
             self.tables = before
             raise
@@ -114,10 +114,6 @@ class Aggregate(Protocol):
 
 
 A = TypeVar("A", bound=Aggregate)
-
-
-class ConcurrentChange(TransientError):
-    """As the real stores raise it: the aggregate changed since it was read."""
 
 
 class InMemoryAggregates(Generic[A]):

@@ -18,11 +18,13 @@ Writes a handler would make for every event alike (a counter, a projection's ups
 gather instead, and write once for the whole batch: `tx.deferred(name, make)` gives the
 object registered under `name` for the unit of work (made by `make()` the first time; in a
 batch, one shared by all its events), and each such object's `flush()` is awaited when the
-unit of work ends, inside its transaction, before the inbox claims and the outbox. The
-gathered writes are not visible to the database's reads before then, so only writes no
-handler reads back within the batch belong there, unless the object that gathers them
-answers those reads too (trajectory's repository keeps every trajectory it read or changed
-in the unit of work: `ketenbus.trajectory.gathered`).
+unit of work ends, inside its transaction, before the inbox claims and the outbox (in the
+order they were made; one made while another flushes, after it). The gathered writes are
+not visible to the database's reads before then, so only writes no handler reads back
+within the batch belong there, unless the object that gathers them answers those reads
+too: `ketenbus.kit.gathered.GatheredDocuments` keeps every aggregate a repository read or
+changed in the unit of work, answers the later reads from it, and writes the changed ones
+in one bulk write (trajectory's and learning's repositories use it).
 
 What a handler may do outside the transaction: only what is harmless twice. A batch that
 fails anywhere is undone and its events are handled again one by one, so a handler runs
@@ -194,7 +196,7 @@ class UnitOfWork(Generic[TxT]):
         ):
             batch = Batch(self, session, frozenset(e.id for e in envelopes))
             yield batch
-            await _flush(batch.gathered)
+            await flush_gathered(batch.gathered)
             await self.inbox.claim_all(session, batch.claims)
             await self.outbox.stage(session, batch.outgoing)
         if batch.outgoing:
@@ -219,7 +221,7 @@ class UnitOfWork(Generic[TxT]):
             if cause is not None:
                 await self.inbox.claim(session, cause.id, cause.type)
             yield tx
-            await _flush(tx.gathered)
+            await flush_gathered(tx.gathered)
             await self.outbox.stage(session, tx.outgoing)
         if tx.outgoing:
             self.after_commit()
@@ -247,6 +249,10 @@ class UnitOfWork(Generic[TxT]):
                 raise RuntimeError("writes gathered while only reading; use command()")
 
 
-async def _flush(gathered: dict[str, Deferred]) -> None:
-    for writes in gathered.values():
-        await writes.flush()
+async def flush_gathered(gathered: dict[str, Deferred]) -> None:
+    """Each gathered object flushed once, in the order made; one made while another flushes
+    (learning's client keys, looked up as its enrolments are sealed) is flushed after it."""
+    flushed = 0
+    while flushed < len(gathered):
+        await list(gathered.values())[flushed].flush()
+        flushed += 1

@@ -4,19 +4,20 @@ for the partners."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import asdict
 from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+from pydantic import TypeAdapter
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ketenbus.contracts.events import PartnerContactSealed
 from ketenbus.contracts.values import Sealed
 from ketenbus.kit.dead_letter_purges import DeadLetterPurges
+from ketenbus.kit.gathered import GatheredDocuments
 from ketenbus.kit.uow import Transaction
 from ketenbus.trajectory.domain import HandOffConsent, Trajectory
-from ketenbus.trajectory.gathered import GatheredTrajectories, trajectory_of
 
 
 async def ensure_indexes(db: AsyncDatabase[Any]) -> None:
@@ -34,40 +35,43 @@ async def ensure_indexes(db: AsyncDatabase[Any]) -> None:
 
 class TrajectoryRepository:
     """The trajectories as one unit of work sees them. In a transaction each is read once and
-    kept (`GatheredTrajectories`, shared by every event of a consumed batch): a later read,
+    kept (`GatheredDocuments`, shared by every event of a consumed batch): a later read,
     by whatever key, gets the same object with what the handlers before changed, and `add`
-    and `save` gather what the unit of work writes in one bulk write when it ends. Their
-    events are published at once, so the outbox keeps the handlers' order. Outside a
-    transaction (`uow.reading()`) reads go to the database, and nothing is written."""
+    and `save` gather what the unit of work writes in one bulk write when it ends, a changed
+    one only at the version it was read at. Their events are published at once, so the
+    outbox keeps the handlers' order. Outside a transaction (`uow.reading()`) reads go to
+    the database, and nothing is written."""
 
     def __init__(self, tx: Transaction) -> None:
         self.tx = tx
         self.collection = tx.db.trajectories
 
     async def add(self, trajectory: Trajectory) -> None:
-        self._gathered().add(trajectory)
+        self._documents().add(trajectory)
         self._publish(trajectory)
 
     async def save(self, trajectory: Trajectory) -> None:
         """Written when the unit of work ends, at the version it was read at; raises
         ConcurrentChange there when someone else changed it meanwhile."""
-        self._gathered().save(trajectory)
+        self._documents().save(trajectory)
         self._publish(trajectory)
 
     async def get(self, trajectory_id: str) -> Trajectory | None:
-        return await self._one({"_id": trajectory_id}, lambda t: t.id == trajectory_id)
+        return await self._documents().get(trajectory_id)
 
     async def by_referral(self, referral_id: str) -> Trajectory | None:
-        return await self._one({"referral_id": referral_id}, lambda t: t.referral_id == referral_id)
+        return await self._documents().one(
+            {"referral_id": referral_id}, lambda t: t.referral_id == referral_id
+        )
 
     async def by_enrolment(self, enrolment_id: str) -> Trajectory | None:
-        return await self._one(
+        return await self._documents().one(
             {"modules.enrolment_id": enrolment_id},
             lambda t: any(m.enrolment_id == enrolment_id for m in t.modules),
         )
 
     async def by_partner_referral(self, partner_referral_id: str) -> Trajectory | None:
-        return await self._one(
+        return await self._documents().one(
             {"partner_referrals.id": partner_referral_id},
             lambda t: any(p.id == partner_referral_id for p in t.partner_referrals),
         )
@@ -75,7 +79,7 @@ class TrajectoryRepository:
     async def of_client(self, client_ref: str) -> list[Trajectory]:
         query = {"client_ref": client_ref}
         documents = await self.collection.find(query, session=self.tx.session).to_list()
-        return self._merged(documents, lambda t: t.client_ref == client_ref)
+        return await self._documents().merged(documents, lambda t: t.client_ref == client_ref)
 
     async def find(self, organisation_id: str, **criteria: str) -> list[Trajectory]:
         """The organisation's newest hundred that meet the criteria (trajectory's fields)."""
@@ -86,7 +90,7 @@ class TrajectoryRepository:
             .limit(100)
             .to_list()
         )
-        found = self._merged(
+        found = await self._documents().merged(
             documents,
             lambda t: all(getattr(t, field) == value for field, value in query.items()),
         )
@@ -112,49 +116,33 @@ class TrajectoryRepository:
         )
         return [d["_id"] async for d in cursor.limit(200)]
 
-    async def _one(
-        self, query: dict[str, Any], matches: Callable[[Trajectory], bool]
-    ) -> Trajectory | None:
-        """The kept trajectory that matches, else the database's: what it finds is kept,
-        unless kept already (then the kept one, if it still matches: it may have changed)."""
-        gathered = self._kept()
-        if gathered is None:
-            document = await self.collection.find_one(query, session=self.tx.session)
-            return trajectory_of(document) if document else None
-        kept = gathered.matching(matches)
-        if kept:
-            return kept[0]
-        document = await self.collection.find_one(query, session=self.tx.session)
-        if document is None:
-            return None
-        trajectory = gathered.keep(document)
-        return trajectory if matches(trajectory) else None
-
-    def _merged(
-        self, documents: list[dict[str, Any]], matches: Callable[[Trajectory], bool]
-    ) -> list[Trajectory]:
-        """What the database found, the kept object in place of a kept one's document, and
-        the kept ones it cannot know of (added, or changed to match), each once."""
-        gathered = self._kept()
-        if gathered is None:
-            return [trajectory_of(d) for d in documents]
-        found = {t.id: t for t in map(gathered.keep, documents)}
-        found.update((t.id, t) for t in gathered.matching(matches))
-        return [t for t in found.values() if matches(t)]
-
-    def _kept(self) -> GatheredTrajectories | None:
-        """The unit of work's trajectories; None outside a transaction, where there is no
-        unit of work to keep them for (and `uow.reading()` refuses anything gathered)."""
-        return self._gathered() if self.tx.session.in_transaction else None
-
-    def _gathered(self) -> GatheredTrajectories:
-        return self.tx.deferred(
-            "trajectories", lambda: GatheredTrajectories(self.collection, self.tx.session)
-        )
+    def _documents(self) -> GatheredDocuments[Trajectory]:
+        return GatheredDocuments.of(self.tx, self.collection, STORED, version="version")
 
     def _publish(self, trajectory: Trajectory) -> None:
         self.tx.publish_all(trajectory.events)
         trajectory.events.clear()
+
+
+class StoredTrajectory:
+    """A trajectory as its document (`Codec`): its events are not kept, they go out."""
+
+    def id_of(self, trajectory: Trajectory) -> str:
+        return trajectory.id
+
+    async def to_document(self, trajectory: Trajectory) -> dict[str, Any]:
+        document = asdict(trajectory)
+        document["_id"] = document.pop("id")
+        del document["events"]
+        return document
+
+    async def from_document(self, document: dict[str, Any]) -> Trajectory:
+        """Enumerations and nested appointments included."""
+        return _TRAJECTORY.validate_python({**document, "id": document["_id"]})
+
+
+_TRAJECTORY = TypeAdapter(Trajectory)
+STORED = StoredTrajectory()
 
 
 class ConsentRepository:

@@ -1,0 +1,258 @@
+"""A repository's aggregates as one unit of work sees them (its `deferred` writes,
+ketenbus.kit.uow): each read once and then kept, and what was added and saved written in
+one bulk write when the unit of work ends.
+
+Events about one client come in order, so a consumed batch touches the same aggregate
+again and again (a module assigned, its homework, completed): a find and a write per
+event, a round trip each. Kept, an aggregate is read once per unit of work and written
+once, in its final state. Kept also means seen: a handler later in the batch gets the very
+object the handlers before it changed, which the database will not have until the end.
+
+A repository gives it a `Codec` (the aggregate's id, its document and back) and, for
+optimistic concurrency, the name of an int field the aggregate and its document share, and
+asks `GatheredDocuments.of(tx, ...)` for it on every call (trajectory's store.py):
+
+    def _documents(self) -> GatheredDocuments[Trajectory]:
+        return GatheredDocuments.of(self.tx, self.collection, STORED, version="version")
+
+    async def by_referral(self, referral_id: str) -> Trajectory | None:
+        return await self._documents().one(
+            {"referral_id": referral_id}, lambda t: t.referral_id == referral_id
+        )
+
+    async def save(self, trajectory: Trajectory) -> None:
+        self._documents().save(trajectory)
+        self._publish(trajectory)       # events at once: the outbox keeps the handlers' order
+
+Reads: `get(id)`; `one(query, matches)`; `merged(documents, matches)` for a list the
+repository queried itself. The last two name their query twice, as the database's filter
+and as a test on an object (`matches`), which answers it for the kept ones. A query the kept objects
+cannot answer (a count, a projection) comes after `flush()`, which writes them first.
+Writes: `add`, `save`; `forget(matches)` lets go of what the repository deletes, so that a
+delete in the middle of a batch takes what the batch added or changed before it.
+
+When the unit of work ends: the added inserted, then the saved replaced, in one bulk write.
+A replace that finds its document changed (another version) or gone raises
+`ConcurrentChange` (transient: the batch is undone and retried); a failed write comes out
+as the single `DuplicateKeyError` or `WriteError` it would have been alone, without the
+document pymongo puts in a bulk error (an aggregate holds personal data, which no log may
+show).
+
+Outside a transaction (`uow.reading()`) there is no unit of work to keep anything for:
+`of()` gives a store for that one read, and refuses writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, Protocol, TypeVar
+
+from pymongo import InsertOne, ReplaceOne
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
+
+from ketenbus.kit.errors import TransientError
+from ketenbus.kit.uow import Transaction
+
+T = TypeVar("T")
+
+Document = dict[str, Any]
+
+
+class ConcurrentChange(TransientError):
+    """Someone else changed (or deleted) the aggregate since we read it: read again and retry."""
+
+
+class Codec(Protocol[T]):
+    """How a repository stores its aggregate. Async both ways, for a codec that needs the
+    database (learning's seals homework answers with a key it looks up)."""
+
+    def id_of(self, item: T) -> str: ...
+
+    async def to_document(self, item: T) -> Document: ...
+
+    async def from_document(self, document: Document) -> T: ...
+
+
+class GatheredDocuments(Generic[T]):
+    def __init__(
+        self,
+        collection: AsyncCollection[Any],
+        session: AsyncClientSession,
+        codec: Codec[T],
+        *,
+        version: str | None = None,
+    ) -> None:
+        self.collection, self.session, self.codec = collection, session, codec
+        # The int field the aggregate and its document share, for optimistic concurrency.
+        self.version = version
+        self.kept: dict[str, T] = {}
+        # Kept, but not stored yet: inserted when flushed.
+        self.added: set[str] = set()
+        # With a version: the version each stored one was read at.
+        self.read_at: dict[str, int] = {}
+        # What to write, in the order first added or saved (a dict as an ordered set).
+        self.changed: dict[str, None] = {}
+
+    @classmethod
+    def of(
+        cls,
+        tx: Transaction,
+        collection: AsyncCollection[Any],
+        codec: Codec[T],
+        *,
+        version: str | None = None,
+    ) -> GatheredDocuments[T]:
+        """The unit of work's store for the collection (one for every event of a batch);
+        outside a transaction, one for this read alone."""
+        if not tx.session.in_transaction:
+            return cls(collection, tx.session, codec, version=version)
+        return tx.deferred(
+            f"documents of {collection.name}",
+            lambda: cls(collection, tx.session, codec, version=version),
+        )
+
+    # ------------------------------------------------------------------ reads
+
+    async def get(self, item_id: str) -> T | None:
+        kept = self.kept.get(item_id)
+        if kept is not None:
+            return kept
+        document = await self.collection.find_one({"_id": item_id}, session=self.session)
+        return await self._keep(document) if document else None
+
+    async def one(self, query: Document, matches: Callable[[T], bool]) -> T | None:
+        """The kept object that matches, else the database's: what it finds is kept, unless
+        kept already (then the kept one, if it still matches: it may have changed)."""
+        kept = self._matching(matches)
+        if kept:
+            return kept[0]
+        document = await self.collection.find_one(query, session=self.session)
+        if document is None:
+            return None
+        item = await self._keep(document)
+        return item if matches(item) else None
+
+    async def merged(self, documents: list[Document], matches: Callable[[T], bool]) -> list[T]:
+        """The objects of the documents the repository found (its own query, sorted and
+        limited as it likes): the kept object in place of a kept one's document, and the kept
+        ones the database cannot know of (added, or changed to match), each once, in no
+        particular order."""
+        found: dict[str, T] = {}
+        for document in documents:
+            item = await self._keep(document)
+            found[self.codec.id_of(item)] = item
+        found.update((self.codec.id_of(item), item) for item in self._matching(matches))
+        return [item for item in found.values() if matches(item)]
+
+    # ------------------------------------------------------------------ writes
+
+    def add(self, item: T) -> None:
+        """Inserted when the unit of work ends (one that is stored already fails there)."""
+        self._writing()
+        item_id = self.codec.id_of(item)
+        if item_id in self.kept:
+            raise ValueError(f"{item_id} exists already")
+        self.kept[item_id] = item
+        self.added.add(item_id)
+        self.changed[item_id] = None
+
+    def save(self, item: T) -> None:
+        """Replaced when the unit of work ends; with a version, only at the version it was
+        read at, and one version further however often the unit of work saved it."""
+        self._writing()
+        item_id = self.codec.id_of(item)
+        kept = self.kept.setdefault(item_id, item)
+        if kept is not item:
+            raise ValueError(f"a second copy of {item_id} in one unit of work")
+        if self.version is not None and item_id not in self.added:
+            # Read in an earlier unit of work (and saved in this one): as it was read.
+            read_at = self.read_at.setdefault(item_id, getattr(item, self.version))
+            setattr(item, self.version, read_at + 1)
+        self.changed[item_id] = None
+
+    def forget(self, matches: Callable[[T], bool]) -> None:
+        """Let go of the kept objects that match, and of their writes: for a repository
+        that deletes them from the database (in the same session), so that later reads in
+        the unit of work find nothing of them and its end writes nothing back."""
+        for item_id, item in list(self.kept.items()):
+            if matches(item):
+                del self.kept[item_id]
+                self.added.discard(item_id)
+                self.read_at.pop(item_id, None)
+                self.changed.pop(item_id, None)
+
+    async def flush(self) -> None:
+        """Each changed object written once, in its final state, in one ordered bulk write:
+        inserted when added, else replaced (with a version, only at the version it was read
+        at). The unit of work calls it at its end; a repository may call it before a query
+        the kept objects cannot answer (the objects stay kept, and may change again)."""
+        changed, self.changed = list(self.changed), {}
+        if not changed:
+            return
+        # The inserts first, then the replaces, each in the order made: a bulk write sends a
+        # command per run of one kind. Each object is written once, so the order between
+        # them matters only where one write frees a unique key another takes: none of ours does.
+        ids = [i for i in changed if i in self.added] + [i for i in changed if i not in self.added]
+        writes = [await self._write(item_id) for item_id in ids]
+        try:
+            result = await self.collection.bulk_write(writes, session=self.session)
+        except BulkWriteError as error:
+            # Not chained: the bulk error holds whole documents, which a log must not show.
+            raise _single_write_error(error, self.collection.name) from None
+        replaced = [item_id for item_id in ids if item_id not in self.added]
+        if result.matched_count != len(replaced):
+            raise ConcurrentChange(", ".join(replaced))
+        self.added.difference_update(ids)
+        if self.version is not None:
+            for item_id in ids:
+                self.read_at[item_id] = getattr(self.kept[item_id], self.version)
+
+    # ------------------------------------------------------------------ inside
+
+    async def _keep(self, document: Document) -> T:
+        """The object of this stored document: the one kept under its id already, which may
+        have changed since, or else the document's, kept from now on."""
+        kept = self.kept.get(document["_id"])
+        if kept is not None:
+            return kept
+        item = await self.codec.from_document(document)
+        kept = self.kept.setdefault(document["_id"], item)  # the same, read meanwhile
+        if kept is item and self.version is not None:
+            self.read_at[document["_id"]] = getattr(item, self.version)
+        return kept
+
+    def _matching(self, matches: Callable[[T], bool]) -> list[T]:
+        return [item for item in self.kept.values() if matches(item)]
+
+    def _writing(self) -> None:
+        if not self.session.in_transaction:
+            raise RuntimeError("writes gathered while only reading; use command()")
+
+    async def _write(self, item_id: str) -> InsertOne[Any] | ReplaceOne[Any]:
+        item = self.kept[item_id]
+        document = await self.codec.to_document(item)
+        if item_id in self.added:
+            return InsertOne(document)
+        where: Document = {"_id": item_id}
+        if self.version is not None:
+            where[self.version] = self.read_at[item_id]
+        return ReplaceOne(where, document)
+
+
+def _single_write_error(error: BulkWriteError, collection: str) -> Exception:
+    """The first failed write, raised as one insert or replace would have raised it: a
+    second aggregate under a unique key as DuplicateKeyError, a conflict with its code and
+    labels (so that it still reads as transient); without the document pymongo adds to it
+    (an aggregate holds personal data, which has no place in a log)."""
+    failed = error.details.get("writeErrors") or []
+    labels = error.details.get("errorLabels") or []
+    if not failed:
+        return WriteError(
+            f"the bulk write to {collection} failed", error.code, {"errorLabels": labels}
+        )
+    first = {key: value for key, value in failed[0].items() if key != "op"}
+    kind = DuplicateKeyError if first.get("code") == 11000 else WriteError
+    details = {"errorLabels": labels} | first
+    return kind(first.get("errmsg", "write failed"), first.get("code"), details)
