@@ -412,6 +412,27 @@ async def test_a_consent_withdrawn_in_the_batch_that_planned_reminders_cancels_t
     assert {d["closed_reason"] for d in stored} == {"the client withdrew consent to reminders"}
 
 
+async def test_a_reminder_comes_back_from_the_database_as_it_was_written(service: Service):
+    appointment = Appointment()
+    await service.in_batch([appointment.scheduled(NOW + timedelta(days=3))])
+    async with service.uow.command() as tx:
+        [first, _] = await tx.reminders.of_appointment(appointment.appointment_id)
+        first.failed_channels.append(Channel.SMS)
+        first.move(
+            due_at=NOW + timedelta(days=1),
+            starts_at=NOW + timedelta(days=2),
+            modality=Modality.PHONE,
+            at=NOW,
+        )
+        await tx.reminders.save(first)
+
+    async with service.uow.reading() as tx:
+        again = await tx.reminders.get(first.id)
+
+    assert again == first
+    assert again is not None and again.offset == timedelta(hours=24)
+
+
 async def test_a_reminder_written_twice_is_one_clean_duplicate_key_error(service: Service):
     reminder = Reminder.schedule(
         client_ref=new_id("cl"),
