@@ -357,6 +357,14 @@ async def test_a_module_watch_is_read_once_and_written_once_per_batch(service: S
     }
     assert len(service.commands.named("insert")) == 1
 
+    # A later batch finds it stored: the same upsert replaces it, no second watch.
+    service.commands.sent.clear()
+    await service.in_batch([module_started(client_ref, enrolment, NOW + timedelta(hours=3))])
+    [written] = service.commands.named("update", "module_watches")
+    assert [u["upsert"] for u in written["updates"]] == [True]
+    [watch] = await service.uow.db.module_watches.find().to_list()
+    assert watch["last_progress_at"] == NOW + timedelta(hours=3)
+
 
 async def test_an_erasure_reaches_what_its_own_batch_planned(service: Service):
     earlier = Appointment()

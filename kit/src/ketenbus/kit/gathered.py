@@ -9,8 +9,9 @@ once, in its final state. Kept also means seen: a handler later in the batch get
 object the handlers before it changed, which the database will not have until the end.
 
 A repository gives it a `Codec` (the aggregate's id, its document and back) and, for
-optimistic concurrency, the name of an int field the aggregate and its document share, and
-asks `GatheredDocuments.of(tx, ...)` for it on every call (trajectory's store.py):
+optimistic concurrency, the name of an int field the aggregate and its document share (or,
+for objects saved whether or not they are stored yet, `upsert=True`), and asks
+`GatheredDocuments.of(tx, ...)` for it on every call (trajectory's store.py):
 
     def _documents(self) -> GatheredDocuments[Trajectory]:
         return GatheredDocuments.of(self.tx, self.collection, STORED, version="version")
@@ -25,18 +26,19 @@ asks `GatheredDocuments.of(tx, ...)` for it on every call (trajectory's store.py
         self._publish(trajectory)       # events at once: the outbox keeps the handlers' order
 
 Reads: `get(id)`; `one(query, matches)`; `merged(documents, matches)` for a list the
-repository queried itself. The last two name their query twice, as the database's filter
-and as a test on an object (`matches`), which answers it for the kept ones. A query the kept objects
-cannot answer (a count, a projection) comes after `flush()`, which writes them first.
-Writes: `add`, `save`; `forget(matches)` lets go of what the repository deletes, so that a
-delete in the middle of a batch takes what the batch added or changed before it.
+repository queried itself (none: the kept ones alone). The last two name their query twice,
+as the database's filter and as a test on an object (`matches`), which answers it for the
+kept ones. A query the kept objects cannot answer (a count, a projection) comes after
+`flush()`, which writes them first. Writes: `add`, `save`; `forget(matches)` lets go of
+what the repository deletes, so that a delete in the middle of a batch takes what the batch
+added or changed before it.
 
-When the unit of work ends: the added inserted, then the saved replaced, in one bulk write.
-A replace that finds its document changed (another version) or gone raises
-`ConcurrentChange` (transient: the batch is undone and retried); a failed write comes out
-as the single `DuplicateKeyError` or `WriteError` it would have been alone, without the
-document pymongo puts in a bulk error (an aggregate holds personal data, which no log may
-show).
+When the unit of work ends: the added inserted, then the saved replaced (with `upsert`,
+inserted when not stored yet: notifications' module watches), in one bulk write. A replace
+that finds its document changed (another version) or gone raises `ConcurrentChange`
+(transient: the batch is undone and retried); a failed write comes out as the single
+`DuplicateKeyError` or `WriteError` it would have been alone, without the document pymongo
+puts in a bulk error (an aggregate holds personal data, which no log may show).
 
 Outside a transaction (`uow.reading()`) there is no unit of work to keep anything for:
 `of()` gives a store for that one read, and refuses writes.
@@ -83,10 +85,16 @@ class GatheredDocuments(Generic[T]):
         codec: Codec[T],
         *,
         version: str | None = None,
+        upsert: bool = False,
     ) -> None:
+        if version is not None and upsert:
+            # An upsert at a version it was not read at would insert a second copy.
+            raise ValueError("a versioned object is replaced as read, not upserted")
         self.collection, self.session, self.codec = collection, session, codec
         # The int field the aggregate and its document share, for optimistic concurrency.
         self.version = version
+        # A saved object may not be stored yet: its replace inserts it then.
+        self.upsert = upsert
         self.kept: dict[str, T] = {}
         # Kept, but not stored yet: inserted when flushed.
         self.added: set[str] = set()
@@ -103,14 +111,15 @@ class GatheredDocuments(Generic[T]):
         codec: Codec[T],
         *,
         version: str | None = None,
+        upsert: bool = False,
     ) -> GatheredDocuments[T]:
         """The unit of work's store for the collection (one for every event of a batch);
         outside a transaction, one for this read alone."""
         if not tx.session.in_transaction:
-            return cls(collection, tx.session, codec, version=version)
+            return cls(collection, tx.session, codec, version=version, upsert=upsert)
         return tx.deferred(
             f"documents of {collection.name}",
-            lambda: cls(collection, tx.session, codec, version=version),
+            lambda: cls(collection, tx.session, codec, version=version, upsert=upsert),
         )
 
     # ------------------------------------------------------------------ reads
@@ -159,8 +168,9 @@ class GatheredDocuments(Generic[T]):
         self.changed[item_id] = None
 
     def save(self, item: T) -> None:
-        """Replaced when the unit of work ends; with a version, only at the version it was
-        read at, and one version further however often the unit of work saved it."""
+        """Replaced when the unit of work ends (with `upsert`, inserted if not stored yet);
+        with a version, only at the version it was read at, and one version further however
+        often the unit of work saved it."""
         self._writing()
         item_id = self.codec.id_of(item)
         kept = self.kept.setdefault(item_id, item)
@@ -186,8 +196,9 @@ class GatheredDocuments(Generic[T]):
     async def flush(self) -> None:
         """Each changed object written once, in its final state, in one ordered bulk write:
         inserted when added, else replaced (with a version, only at the version it was read
-        at). The unit of work calls it at its end; a repository may call it before a query
-        the kept objects cannot answer (the objects stay kept, and may change again)."""
+        at; with `upsert`, inserted if not stored). The unit of work calls it at its end; a
+        repository may call it before a query the kept objects cannot answer (the objects
+        stay kept, and may change again)."""
         changed, self.changed = list(self.changed), {}
         if not changed:
             return
@@ -202,7 +213,7 @@ class GatheredDocuments(Generic[T]):
             # Not chained: the bulk error holds whole documents, which a log must not show.
             raise _single_write_error(error, self.collection.name) from None
         replaced = [item_id for item_id in ids if item_id not in self.added]
-        if result.matched_count != len(replaced):
+        if result.matched_count + result.upserted_count != len(replaced):
             raise ConcurrentChange(", ".join(replaced))
         self.added.difference_update(ids)
         if self.version is not None:
@@ -238,7 +249,7 @@ class GatheredDocuments(Generic[T]):
         where: Document = {"_id": item_id}
         if self.version is not None:
             where[self.version] = self.read_at[item_id]
-        return ReplaceOne(where, document)
+        return ReplaceOne(where, document, upsert=self.upsert)
 
 
 def _single_write_error(error: BulkWriteError, collection: str) -> Exception:

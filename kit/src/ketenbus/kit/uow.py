@@ -24,7 +24,7 @@ not visible to the database's reads before then, so only writes no handler reads
 within the batch belong there, unless the object that gathers them answers those reads
 too: `ketenbus.kit.gathered.GatheredDocuments` keeps every aggregate a repository read or
 changed in the unit of work, answers the later reads from it, and writes the changed ones
-in one bulk write (trajectory's and learning's repositories use it).
+in one bulk write (trajectory's, learning's and notifications' repositories use it).
 
 What a handler may do outside the transaction: only what is harmless twice. A batch that
 fails anywhere is undone and its events are handled again one by one, so a handler runs

@@ -6,12 +6,13 @@ keyed hash of the phone number (for STOP replies). Everything here is forgotten 
 deleted, except the reminders, which stay as what happened under a random token.
 
 Reminders and module watches, which nearly every consumed event writes, are kept and gathered
-over a unit of work and written in one bulk write at its end (`gathered`); a later handler of
-the batch reads them as the handlers before it left them. Contact cards, consents, opt-outs
-and daily counts are written at once: they are rare (once per client, or per message sent),
-the handlers read them back within the batch (a withdrawal asks which consents are left, a
-card asks whether consent was withdrawn since) and the dispatcher reads them in other units
-of work, so the database's own answer, in the transaction, is the one to read.
+over a unit of work and written in one bulk write at its end (the kit's `GatheredDocuments`);
+a later handler of the batch reads them as the handlers before it left them. Contact cards,
+consents, opt-outs and daily counts are written at once: they are rare (once per client, or
+per message sent), the handlers read them back within the batch (a withdrawal asks which
+consents are left, a card asks whether consent was withdrawn since) and the dispatcher reads
+them in other units of work, so the database's own answer, in the transaction, is the one to
+read.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ketenbus.contracts.values import Channel, Language, Sealed
+from ketenbus.kit.gathered import GatheredDocuments
 from ketenbus.kit.uow import Transaction
 from ketenbus.notifications.domain import (
     PENDING,
@@ -36,7 +38,6 @@ from ketenbus.notifications.domain import (
     Reminder,
     ReminderStatus,
 )
-from ketenbus.notifications.gathered import Gathered
 from ketenbus.notifications.planning import ModuleWatch
 
 
@@ -201,18 +202,18 @@ class DailySends:
 
 class ReminderBook:
     """The reminders as one unit of work sees them. In a transaction each is read once and
-    kept (`Gathered`, shared by every event of a consumed batch): a later read gets the same
-    object, with what the handlers before changed, and `add` and `save` gather what the unit
-    of work writes in one bulk write when it ends. Their events are published at once, so the
-    outbox keeps the handlers' order. Outside a transaction (`uow.reading()`) reads go to the
-    database, and nothing is written."""
+    kept (`GatheredDocuments`, shared by every event of a consumed batch): a later read gets
+    the same object, with what the handlers before changed, and `add` and `save` gather what
+    the unit of work writes in one bulk write when it ends. Their events are published at
+    once, so the outbox keeps the handlers' order. Outside a transaction (`uow.reading()`)
+    reads go to the database, and nothing is written."""
 
     def __init__(self, tx: Transaction) -> None:
         self.tx = tx
         self.collection = tx.db.reminders
 
     async def add(self, reminder: Reminder) -> None:
-        self._gathered().add(reminder)
+        self._documents().add(reminder)
         self._publish(reminder)
 
     async def add_all(self, reminders: list[Reminder]) -> None:
@@ -220,7 +221,7 @@ class ReminderBook:
             await self.add(reminder)
 
     async def save(self, reminder: Reminder) -> None:
-        self._gathered().save(reminder)
+        self._documents().save(reminder)
         self._publish(reminder)
 
     async def save_all(self, reminders: list[Reminder]) -> None:
@@ -228,14 +229,7 @@ class ReminderBook:
             await self.save(reminder)
 
     async def get(self, reminder_id: str) -> Reminder | None:
-        gathered = self._kept()
-        kept = gathered.get(reminder_id) if gathered else None
-        if kept is not None:
-            return kept
-        document = await self.collection.find_one({"_id": reminder_id}, session=self.tx.session)
-        if document is None:
-            return None
-        return gathered.keep(document) if gathered else _reminder(document)
+        return await self._documents().get(reminder_id)
 
     async def of_appointment(self, appointment_id: str) -> list[Reminder]:
         return await self._find(
@@ -261,12 +255,11 @@ class ReminderBook:
             {"$set": {"client_ref": token}},
             session=self.tx.session,
         )
-        gathered = self._kept()
-        if gathered is None:
-            return
-        for reminder in gathered.matching(lambda r: r.client_ref == client_ref):
+        documents = self._documents()
+        # No documents of our own to merge: the kept ones alone.
+        for reminder in await documents.merged([], lambda r: r.client_ref == client_ref):
             reminder.client_ref = token
-            gathered.save(reminder)
+            documents.save(reminder)
 
     async def waiting(self, client_ref: str, purpose: str) -> list[Reminder]:
         return await self._find(
@@ -332,28 +325,11 @@ class ReminderBook:
     ) -> list[Reminder]:
         """What the database finds, merged with what the unit of work keeps, by due time."""
         cursor = self.collection.find(query, session=self.tx.session).sort("due_at", 1)
-        documents = await cursor.to_list()
-        gathered = self._kept()
-        if gathered is None:
-            return [_reminder(d) for d in documents]
-        return sorted(gathered.merged(documents, matches), key=lambda r: r.due_at)
+        found = await self._documents().merged(await cursor.to_list(), matches)
+        return sorted(found, key=lambda r: r.due_at)
 
-    def _kept(self) -> Gathered[Reminder] | None:
-        """The unit of work's reminders; None outside a transaction, where there is no unit
-        of work to keep them for (and `uow.reading()` refuses anything gathered)."""
-        return self._gathered() if self.tx.session.in_transaction else None
-
-    def _gathered(self) -> Gathered[Reminder]:
-        return self.tx.deferred(
-            "reminders",
-            lambda: Gathered(
-                self.collection,
-                self.tx.session,
-                key=lambda r: r.id,
-                document_of=_document,
-                object_of=_reminder,
-            ),
-        )
+    def _documents(self) -> GatheredDocuments[Reminder]:
+        return GatheredDocuments.of(self.tx, self.collection, STORED_REMINDER)
 
     def _publish(self, reminder: Reminder) -> None:
         self.tx.publish_all(reminder.events)
@@ -369,55 +345,53 @@ class ModuleWatches:
         self.collection = tx.db.module_watches
 
     async def get(self, enrolment_id: str) -> ModuleWatch | None:
-        gathered = self._kept()
-        kept = gathered.get(enrolment_id) if gathered else None
-        if kept is not None:
-            return kept
-        document = await self.collection.find_one({"_id": enrolment_id}, session=self.tx.session)
-        if document is None:
-            return None
-        return gathered.keep(document) if gathered else _watch(document)
+        return await self._documents().get(enrolment_id)
 
     async def save(self, watch: ModuleWatch) -> None:
-        """Written (inserted or replaced) when the unit of work ends."""
-        self._gathered().save(watch)
+        """Written (inserted or replaced: a watch is saved whether or not it is stored yet)
+        when the unit of work ends."""
+        self._documents().save(watch)
 
     async def forget(self, client_ref: str) -> None:
+        """Every watch of the client: stored, and what this unit of work kept or made."""
+        self._documents().forget(lambda w: w.client_ref == client_ref)
         await self.collection.delete_many({"client_ref": client_ref}, session=self.tx.session)
-        gathered = self._kept()
-        if gathered is not None:
-            gathered.drop(lambda w: w.client_ref == client_ref)
 
-    def _kept(self) -> Gathered[ModuleWatch] | None:
-        return self._gathered() if self.tx.session.in_transaction else None
-
-    def _gathered(self) -> Gathered[ModuleWatch]:
-        return self.tx.deferred(
-            "module_watches",
-            lambda: Gathered(
-                self.collection,
-                self.tx.session,
-                key=lambda w: w.enrolment_id,
-                document_of=_watch_document,
-                object_of=_watch,
-                upsert=True,
-            ),
-        )
+    def _documents(self) -> GatheredDocuments[ModuleWatch]:
+        return GatheredDocuments.of(self.tx, self.collection, STORED_WATCH, upsert=True)
 
 
-def _document(reminder: Reminder) -> dict[str, Any]:
-    document = _fields(reminder, _REMINDER_FIELDS)
-    document["_id"] = document.pop("id")
-    document["failed_channels"] = list(reminder.failed_channels)
-    if isinstance(reminder.offset, timedelta):
-        document["offset"] = reminder.offset.total_seconds()  # BSON has no durations
-    return document
+class StoredReminder:
+    """A reminder as its document (`Codec`): its events are not kept, they go out."""
+
+    def id_of(self, reminder: Reminder) -> str:
+        return reminder.id
+
+    async def to_document(self, reminder: Reminder) -> dict[str, Any]:
+        document = _fields(reminder, _REMINDER_FIELDS)
+        document["_id"] = document.pop("id")
+        document["failed_channels"] = list(reminder.failed_channels)
+        if isinstance(reminder.offset, timedelta):
+            document["offset"] = reminder.offset.total_seconds()  # BSON has no durations
+        return document
+
+    async def from_document(self, document: dict[str, Any]) -> Reminder:
+        return _REMINDER.validate_python({**document, "id": document["_id"]})
 
 
-def _watch_document(watch: ModuleWatch) -> dict[str, Any]:
-    document = _fields(watch, _WATCH_FIELDS)
-    document["_id"] = document.pop("enrolment_id")
-    return document
+class StoredWatch:
+    """A module watch as its document (`Codec`), under its enrolment's id."""
+
+    def id_of(self, watch: ModuleWatch) -> str:
+        return watch.enrolment_id
+
+    async def to_document(self, watch: ModuleWatch) -> dict[str, Any]:
+        document = _fields(watch, _WATCH_FIELDS)
+        document["_id"] = document.pop("enrolment_id")
+        return document
+
+    async def from_document(self, document: dict[str, Any]) -> ModuleWatch:
+        return _WATCH.validate_python({**document, "enrolment_id": document["_id"]})
 
 
 def _fields(value: object, names: tuple[str, ...]) -> dict[str, Any]:
@@ -430,14 +404,8 @@ _REMINDER_FIELDS = tuple(f.name for f in fields(Reminder) if f.name != "events")
 _WATCH_FIELDS = tuple(f.name for f in fields(ModuleWatch))
 _REMINDER = TypeAdapter(Reminder)
 _WATCH = TypeAdapter(ModuleWatch)
-
-
-def _reminder(document: dict[str, Any]) -> Reminder:
-    return _REMINDER.validate_python({**document, "id": document["_id"]})
-
-
-def _watch(document: dict[str, Any]) -> ModuleWatch:
-    return _WATCH.validate_python({**document, "enrolment_id": document["_id"]})
+STORED_REMINDER = StoredReminder()
+STORED_WATCH = StoredWatch()
 
 
 class NotificationTransaction(Transaction):
