@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import traceback
 import uuid
+import warnings
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -25,7 +26,16 @@ from ketenbus.contracts.events import (
     TrajectoryPhaseChanged,
     WaitlistExited,
 )
-from ketenbus.contracts.values import Language, Phase, new_id
+from ketenbus.contracts.values import (
+    AppointmentKind,
+    ClosureReason,
+    ContactChannel,
+    ContactDirection,
+    Language,
+    Modality,
+    Phase,
+    new_id,
+)
 from ketenbus.kit.clock import FixedClock
 from ketenbus.kit.consumer import BoundHandlers
 from ketenbus.kit.failures import is_transient
@@ -33,12 +43,21 @@ from ketenbus.kit.gathered import ConcurrentChange
 from ketenbus.kit.uow import UnitOfWork
 from ketenbus.trajectory import store
 from ketenbus.trajectory.bootstrap import TrajectoryDependencies
-from ketenbus.trajectory.domain import Trajectory
+from ketenbus.trajectory.domain import (
+    Appointment,
+    AppointmentStatus,
+    Contact,
+    HandOffStatus,
+    Homework,
+    ModuleAssignment,
+    PartnerReferral,
+    Trajectory,
+)
 from ketenbus.trajectory.handlers import handlers
 from ketenbus.trajectory.settings import TrajectorySettings
 from ketenbus.trajectory.store import TrajectoryTransaction
 
-from .test_trajectory_domain import NOW, accepted
+from .test_trajectory_domain import NOW, accepted, opened
 
 pytestmark = pytest.mark.stack
 
@@ -274,3 +293,81 @@ async def test_a_second_trajectory_for_a_referral_is_refused_as_before(service: 
     logged = "".join(traceback.format_exception(raised.value))
     assert referral.referral_id in logged
     assert referral.client_ref not in logged
+
+
+def every_field_set() -> Trajectory:
+    """A trajectory with something in every field and every list, nested ones included."""
+    later = NOW + timedelta(days=1)
+    trajectory = Trajectory.open(accepted(), at=NOW)
+    trajectory.phase, trajectory.debt_journey_phase = Phase.GUIDANCE, 3
+    trajectory.appointments.append(
+        Appointment(
+            id=new_id("apt"),
+            kind=AppointmentKind.FOLLOW_UP,
+            starts_at=later,
+            duration_minutes=45,
+            modality=Modality.VIDEO,
+            worker_id="wrk_1",
+            goal="the budget",
+            ends_at=later + timedelta(minutes=45),
+            status=AppointmentStatus.MISSED,
+            overdue_reported_at=later,
+        )
+    )
+    trajectory.contacts.append(
+        Contact(
+            id=new_id("con"),
+            channel=ContactChannel.PHONE,
+            direction=ContactDirection.CLIENT_TO_WORKER,
+            minutes=10,
+            default_duration=True,
+            online_dossier=False,
+            replaces_face_to_face=True,
+            occurred_at=later,
+            worker_id="wrk_1",
+        )
+    )
+    trajectory.modules.append(ModuleAssignment(new_id("enr"), "budget-basics", NOW, later))
+    trajectory.homework.append(
+        Homework(new_id("hws"), new_id("enr"), "budget-basics", "step-1", NOW, later, "wrk_1")
+    )
+    trajectory.partner_referrals.append(
+        PartnerReferral(
+            id=new_id("prf"),
+            partner_organisation_id="schuldhulp-midden",
+            consent_id=new_id("cns"),
+            requested_at=NOW,
+            status=HandOffStatus.DECLINED,
+            progress="declined",
+            reason="no capacity",
+            updated_at=later,
+        )
+    )
+    trajectory.first_contact_at = trajectory.aftercare_started_at = later
+    trajectory.aftercare_suggested = True
+    trajectory.closed_at = trajectory.forgotten_at = later
+    trajectory.closure_reason = ClosureReason.GOAL_REACHED
+    trajectory.version = 7
+    return trajectory
+
+
+def typed(value: Any) -> Any:
+    """The value with the type of everything in it, dicts in their order."""
+    if isinstance(value, dict):
+        return [(key, typed(item)) for key, item in value.items()]
+    if isinstance(value, list):
+        return [typed(item) for item in value]
+    return (type(value), value)
+
+
+@pytest.mark.parametrize("trajectory", [every_field_set(), opened()], ids=["full", "new"])
+async def test_a_trajectory_is_stored_as_dataclasses_asdict_stored_it(trajectory: Trajectory):
+    as_before = asdict(trajectory)
+    as_before["_id"] = as_before.pop("id")
+    del as_before["events"]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pydantic's warning of a value it did not expect
+        document = await store.STORED.to_document(trajectory)
+
+    assert typed(document) == typed(as_before)
