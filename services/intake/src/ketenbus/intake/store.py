@@ -255,7 +255,11 @@ class Caseloads:
 
     async def claim(self, organisation_id: str, referral_id: str) -> Organisation:
         """A place for this referral if one is free (or it holds one already). The answer is
-        the caseload as this referral sees it: room left if and only if the place is its."""
+        the caseload as this referral sees it: room left if and only if the place is its.
+
+        One round trip when a place is free, two when not; the holders are never read back:
+        the list is as long as the caseload, and reading it for every referral made the
+        claim cost more the more places were held (issue 9)."""
         capacity = self.capacity_of(organisation_id)
         if capacity is None:
             return Organisation(organisation_id, None)
@@ -277,12 +281,17 @@ class Caseloads:
             ).modified_count
             == 1
         )
-        document = await self.collection.find_one({"_id": organisation_id}) or {}
-        holders: list[str] = document.get("holders", [])
-        if taken or referral_id in holders:
-            # One place less than held, so that triage's take_place counts this one.
-            return Organisation(organisation_id, capacity, occupied=len(holders) - 1)
-        return Organisation(organisation_id, capacity, occupied=max(len(holders), capacity))
+        if taken or await self._holds(organisation_id, referral_id):
+            # The last free place as triage sees it: its take_place counts this one.
+            return Organisation(organisation_id, capacity, occupied=capacity - 1)
+        return Organisation(organisation_id, capacity, occupied=capacity)
+
+    async def _holds(self, organisation_id: str, referral_id: str) -> bool:
+        """Whether the referral holds a place already (a retried command, a redelivery)."""
+        held = await self.collection.find_one(
+            {"_id": organisation_id, "holders": referral_id}, projection=["_id"]
+        )
+        return held is not None
 
     async def release(self, organisation_id: str, referral_id: str) -> None:
         await self.collection.update_one(
