@@ -303,3 +303,18 @@ async def test_a_place_is_claimed_in_one_round_trip_and_found_again_by_its_holde
     service.commands.sent.clear()
     assert (await caseloads.claim(AMERSFOORT, "ref_second")).has_room
     assert service.commands.sent == [("update", "places")]
+
+
+async def test_a_referral_is_looked_up_by_its_key_through_an_index(service: Service):
+    """The partial unique index keeps a key unique; SecantusDB does not search with it."""
+    await service.in_batch([service.referral(resident("Evelien Graafsma", "3512 EV"))])
+
+    explained = await service.db.command(
+        "explain",
+        {
+            "find": "referrals",
+            "filter": {"referrer.organisation_id": GP, "idempotency_key": "kafka:HDL-9"},
+        },
+    )
+
+    assert "COLLSCAN" not in str(explained["queryPlanner"]["winningPlan"])
