@@ -42,6 +42,9 @@ async def ensure_indexes(db: AsyncDatabase[Any]) -> None:
         unique=True,
         partialFilterExpression={"idempotency_key": {"$type": "string"}},
     )
+    # For the lookup by key: SecantusDB does not find documents through the partial index
+    # above, it scans the collection (see the referrals' index in store.py).
+    await db.signals.create_index("idempotency_key")
     await db.signals.create_index([("organisation_id", 1), ("received_at", 1)])
     await db.signals.create_index([("state", 1), ("outreach_due_by", 1)])
     await db.signals.create_index("received_at")  # the six-month sweep

@@ -6,9 +6,8 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any, cast
 
-from pydantic import TypeAdapter
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -16,7 +15,9 @@ from pymongo.errors import DuplicateKeyError
 from ketenbus.contracts import sealing
 from ketenbus.contracts.events import ReferralStatusChanged
 from ketenbus.contracts.values import ConsentPurpose, Sealed, new_id
+from ketenbus.intake.documents import CONSENT, REFERRAL, consent_document, load, referral_document
 from ketenbus.intake.domain import OPEN_STATES, Consent, Organisation, Referral, ReferralState
+from ketenbus.intake.gathered import GatheredIntake, NewReferral, OpenedClient
 from ketenbus.intake.personal import (
     IntakeKeys,
     PersonalDetails,
@@ -33,8 +34,6 @@ from ketenbus.kit.clock import Clock
 from ketenbus.kit.errors import TransientError
 from ketenbus.kit.uow import Transaction
 
-T = TypeVar("T")
-
 
 async def ensure_indexes(db: AsyncDatabase[Any]) -> None:
     # The same Idempotency-Key from the same organisation always means the same referral.
@@ -43,6 +42,10 @@ async def ensure_indexes(db: AsyncDatabase[Any]) -> None:
         unique=True,
         partialFilterExpression={"idempotency_key": {"$type": "string"}},
     )
+    # The lookup by key (every partner referral on Kafka makes one) needs an index of its own:
+    # SecantusDB does not find documents through the partial one above, and scanned every
+    # referral instead (7 ms a lookup at 3,000 referrals, and growing; issue 9).
+    await db.referrals.create_index("idempotency_key")
     await db.referrals.create_index("client_ref")
     await db.referrals.create_index("duplicate_of")
     await db.referrals.create_index(
@@ -56,23 +59,18 @@ class ConcurrentChange(TransientError):
     """Someone else changed the record since we read it: read again and retry."""
 
 
-def _dump(adapter: TypeAdapter[Any], item: Any) -> dict[str, Any]:
-    document: dict[str, Any] = adapter.dump_python(item, exclude={"events"})
-    document["_id"] = document.pop("id")
-    return document
+_GATHERED = "intake"
 
 
-def _load(adapter: TypeAdapter[T], document: dict[str, Any]) -> T:
-    return adapter.validate_python({**document, "id": document["_id"]})
+def _gathered(tx: Transaction) -> GatheredIntake:
+    """What this unit of work adds, written when it ends (ketenbus.intake.gathered)."""
+    return tx.deferred(_GATHERED, lambda: GatheredIntake(tx.db, tx.session))
 
 
-_REFERRAL = TypeAdapter(Referral)
-_CONSENT = TypeAdapter(Consent)
-
-
-def _referral_document(referral: Referral) -> dict[str, Any]:
-    # `crisis` is kept beside the urgency so that the waiting list sorts on it.
-    return {**_dump(_REFERRAL, referral), "crisis": referral.crisis}
+def _seen(tx: Transaction) -> GatheredIntake | None:
+    """What this unit of work added so far, for a read to see; None when it added nothing
+    (and always while only reading: a read never makes the gathering)."""
+    return cast(GatheredIntake | None, tx.gathered.get(_GATHERED))
 
 
 class ReferralRepository:
@@ -90,67 +88,90 @@ class ReferralRepository:
         idempotency_key: str | None = None,
         fingerprint: str | None = None,
     ) -> None:
-        await self.collection.insert_one(
-            {
-                **_referral_document(referral),
-                "idempotency_key": idempotency_key,
-                "fingerprint": fingerprint,
-            },
-            session=self.tx.session,
+        """Inserted when the unit of work ends, with the others it adds; seen before that."""
+        _gathered(self.tx).referrals[referral.id] = NewReferral(
+            referral, idempotency_key, fingerprint
         )
         self._publish(referral)
 
     async def save(self, referral: Referral) -> None:
-        state = _referral_document(referral)
-        del state["_id"]
-        await self.collection.update_one(
-            {"_id": referral.id}, {"$set": state}, session=self.tx.session
-        )
+        seen = _seen(self.tx)
+        if seen is not None and referral.id in seen.referrals:
+            seen.referrals[referral.id].referral = referral  # inserted in this state
+        else:
+            state = referral_document(referral)
+            del state["_id"]
+            await self.collection.update_one(
+                {"_id": referral.id}, {"$set": state}, session=self.tx.session
+            )
         self._publish(referral)
 
     async def get(self, referral_id: str) -> Referral | None:
+        seen = _seen(self.tx)
+        if seen is not None and referral_id in seen.referrals:
+            return seen.referrals[referral_id].referral
         document = await self.collection.find_one({"_id": referral_id}, session=self.tx.session)
-        return _load(_REFERRAL, document) if document else None
+        return load(REFERRAL, document) if document else None
 
     async def by_idempotency_key(
         self, organisation_id: str, key: str
     ) -> tuple[Referral, str | None] | None:
         """The referral made under this key, with the fingerprint of the request that made it."""
+        seen = _seen(self.tx)
+        for new in seen.referrals.values() if seen is not None else ():
+            if (new.referral.referrer.organisation_id, new.idempotency_key) == (
+                organisation_id,
+                key,
+            ):
+                return new.referral, new.fingerprint
         document = await self.collection.find_one(
             {"referrer.organisation_id": organisation_id, "idempotency_key": key},
             session=self.tx.session,
         )
-        return (_load(_REFERRAL, document), document.get("fingerprint")) if document else None
+        return (load(REFERRAL, document), document.get("fingerprint")) if document else None
 
     async def open_for_client(self, organisation_id: str, client_ref: str) -> Referral | None:
-        document = await self.collection.find_one(
-            {
-                "client_ref": client_ref,
-                "placement.organisation_id": organisation_id,
-                "state": {"$in": [s.value for s in OPEN_STATES]},
-            },
-            sort=[("received_at", ASCENDING)],
-            session=self.tx.session,
+        """The client's first open referral at the organisation. A client added in this unit
+        of work has none in the database: then only those added here are looked at."""
+        seen = _seen(self.tx)
+        found: list[Referral] = []
+        if seen is None or not seen.is_new_client(client_ref):
+            document = await self.collection.find_one(
+                {
+                    "client_ref": client_ref,
+                    "placement.organisation_id": organisation_id,
+                    "state": {"$in": [s.value for s in OPEN_STATES]},
+                },
+                sort=[("received_at", ASCENDING)],
+                session=self.tx.session,
+            )
+            if document:
+                found.append(load(REFERRAL, document))
+        # After the stored one: of two received at the same moment, the stored one is first.
+        found += self._added_where(
+            lambda r: (
+                r.client_ref == client_ref and r.organisation_id == organisation_id and r.is_open
+            )
         )
-        return _load(_REFERRAL, document) if document else None
+        return min(found, key=lambda r: r.received_at, default=None)
 
     async def waiting_counts(self, organisation_id: str) -> tuple[int, int]:
-        """(crises waiting, everyone waiting) at an organisation."""
+        """(crises waiting, everyone waiting) at an organisation, those added here included."""
         query = {"placement.organisation_id": organisation_id, "state": "waitlisted"}
         everyone = await self.collection.count_documents(query, session=self.tx.session)
         crises = await self.collection.count_documents(
             {**query, "crisis": True}, session=self.tx.session
         )
+        seen = _seen(self.tx)
+        if seen is not None:
+            waiting = seen.referrals_where(
+                lambda r: (
+                    r.organisation_id == organisation_id and r.state is ReferralState.WAITLISTED
+                )
+            )
+            crises += sum(r.crisis for r in waiting)
+            everyone += len(waiting)
         return crises, everyone
-
-    async def next_waiting(self, organisation_id: str) -> Referral | None:
-        """First on the waiting list: crisis first, then whoever waits longest."""
-        document = await self.collection.find_one(
-            {"placement.organisation_id": organisation_id, "state": "waitlisted"},
-            sort=[("crisis", DESCENDING), ("received_at", ASCENDING)],
-            session=self.tx.session,
-        )
-        return _load(_REFERRAL, document) if document else None
 
     async def waiting_as_committed(self, organisation_id: str) -> AsyncIterator[str]:
         """The waiting list as committed by now, in order, outside this transaction's
@@ -168,11 +189,19 @@ class ReferralRepository:
             {"duplicate_of": referral_id, "state": ReferralState.LINKED.value},
             session=self.tx.session,
         )
-        return [_load(_REFERRAL, d) async for d in cursor]
+        return [load(REFERRAL, d) async for d in cursor] + self._added_where(
+            lambda r: r.duplicate_of == referral_id and r.state is ReferralState.LINKED
+        )
 
     async def of_client(self, client_ref: str) -> list[Referral]:
         cursor = self.collection.find({"client_ref": client_ref}, session=self.tx.session)
-        return [_load(_REFERRAL, d) async for d in cursor]
+        return [load(REFERRAL, d) async for d in cursor] + self._added_where(
+            lambda r: r.client_ref == client_ref
+        )
+
+    def _added_where(self, matches: Any) -> list[Referral]:
+        seen = _seen(self.tx)
+        return seen.referrals_where(matches) if seen is not None else []
 
     def _publish(self, referral: Referral) -> None:
         self.tx.publish_all(
@@ -190,26 +219,45 @@ class ConsentRepository:
         self.collection = tx.db.consents
 
     async def add(self, consent: Consent) -> None:
-        await self.collection.insert_one(_dump(_CONSENT, consent), session=self.tx.session)
+        """Inserted when the unit of work ends, with the others it adds; seen before that."""
+        _gathered(self.tx).consents[consent.id] = consent
         self._publish(consent)
 
     async def save(self, consent: Consent) -> None:
-        await self.collection.replace_one(
-            {"_id": consent.id}, _dump(_CONSENT, consent), session=self.tx.session
-        )
+        seen = _seen(self.tx)
+        if seen is not None and consent.id in seen.consents:
+            seen.consents[consent.id] = consent  # inserted in this state
+        else:
+            await self.collection.replace_one(
+                {"_id": consent.id}, consent_document(consent), session=self.tx.session
+            )
         self._publish(consent)
 
     async def get(self, consent_id: str) -> Consent | None:
+        seen = _seen(self.tx)
+        if seen is not None and consent_id in seen.consents:
+            return seen.consents[consent_id]
         document = await self.collection.find_one({"_id": consent_id}, session=self.tx.session)
-        return _load(_CONSENT, document) if document else None
+        return load(CONSENT, document) if document else None
 
     async def of_client(self, client_ref: str) -> list[Consent]:
         cursor = self.collection.find({"client_ref": client_ref}, session=self.tx.session)
-        return [_load(_CONSENT, d) async for d in cursor.sort("granted_at", ASCENDING)]
+        stored = [load(CONSENT, d) async for d in cursor]
+        seen = _seen(self.tx)
+        added = seen.consents_where(lambda c: c.client_ref == client_ref) if seen else []
+        return sorted(stored + added, key=lambda c: c.granted_at)
 
     async def active(
         self, client_ref: str, partner_organisation_id: str, purpose: ConsentPurpose
     ) -> Consent | None:
+        seen = _seen(self.tx)
+        for consent in seen.consents.values() if seen is not None else ():
+            if (consent.client_ref, consent.partner_organisation_id, consent.purpose) == (
+                client_ref,
+                partner_organisation_id,
+                purpose,
+            ) and consent.active:
+                return consent
         document = await self.collection.find_one(
             {
                 "client_ref": client_ref,
@@ -219,7 +267,7 @@ class ConsentRepository:
             },
             session=self.tx.session,
         )
-        return _load(_CONSENT, document) if document else None
+        return load(CONSENT, document) if document else None
 
     def _publish(self, consent: Consent) -> None:
         self.tx.publish_all(consent.events)
@@ -255,7 +303,11 @@ class Caseloads:
 
     async def claim(self, organisation_id: str, referral_id: str) -> Organisation:
         """A place for this referral if one is free (or it holds one already). The answer is
-        the caseload as this referral sees it: room left if and only if the place is its."""
+        the caseload as this referral sees it: room left if and only if the place is its.
+
+        One round trip when a place is free, two when not; the holders are never read back:
+        the list is as long as the caseload, and reading it for every referral made the
+        claim cost more the more places were held (issue 9)."""
         capacity = self.capacity_of(organisation_id)
         if capacity is None:
             return Organisation(organisation_id, None)
@@ -277,12 +329,17 @@ class Caseloads:
             ).modified_count
             == 1
         )
-        document = await self.collection.find_one({"_id": organisation_id}) or {}
-        holders: list[str] = document.get("holders", [])
-        if taken or referral_id in holders:
-            # One place less than held, so that triage's take_place counts this one.
-            return Organisation(organisation_id, capacity, occupied=len(holders) - 1)
-        return Organisation(organisation_id, capacity, occupied=max(len(holders), capacity))
+        if taken or await self._holds(organisation_id, referral_id):
+            # The last free place as triage sees it: its take_place counts this one.
+            return Organisation(organisation_id, capacity, occupied=capacity - 1)
+        return Organisation(organisation_id, capacity, occupied=capacity)
+
+    async def _holds(self, organisation_id: str, referral_id: str) -> bool:
+        """Whether the referral holds a place already (a retried command, a redelivery)."""
+        held = await self.collection.find_one(
+            {"_id": organisation_id, "holders": referral_id}, projection=["_id"]
+        )
+        return held is not None
 
     async def release(self, organisation_id: str, referral_id: str) -> None:
         await self.collection.update_one(
@@ -369,49 +426,61 @@ class ClientRepository:
         self.keys = keys
 
     async def register(self, details: PersonalDetails, organisation_id: str) -> str:
-        """The client's reference at this organisation: existing if we know the person."""
+        """The client's reference at this organisation: existing if we know the person (also
+        when added earlier in this unit of work). The newest details win: a new phone number
+        reaches the client, the old does not. A new client, its key and details are inserted
+        when the unit of work ends (ketenbus.intake.gathered)."""
         person = identity_hash(self.keys.pseudonym, details)
+        seen = _seen(self.tx)
+        added = seen.client_known_as(organisation_id, person) if seen is not None else None
+        if added is not None:
+            added.details = details
+            return added.client_ref
         known = await self.tx.db.clients.find_one(
             {"organisation_id": organisation_id, "identity_hash": person}, session=self.tx.session
         )
-        if known is not None and await self._data_key(known["_id"]) is not None:
+        data_key = await self._data_key(known["_id"]) if known is not None else None
+        if known is not None and data_key is not None:
             client_ref = str(known["_id"])
-            # The newest details win: a new phone number reaches the client, the old does not.
             await self.tx.db.clients.update_one(
                 {"_id": client_ref},
-                {"$set": {"details": await self._encrypted(client_ref, details)}},
+                {"$set": {"details": encrypt_details(client_ref, data_key, details)}},
                 session=self.tx.session,
+            )
+            _gathered(self.tx).clients[client_ref] = OpenedClient(
+                client_ref, organisation_id, person, data_key, details
             )
             return client_ref
         client_ref = new_id("cl")
         data_key = sealing.new_key()
-        await self.tx.db.client_keys.insert_one(
-            {"_id": client_ref, **wrap_client_key(self.keys, client_ref, data_key)},
-            session=self.tx.session,
-        )
-        await self.tx.db.clients.insert_one(
-            {
-                "_id": client_ref,
-                "organisation_id": organisation_id,
-                "identity_hash": person,
-                "details": encrypt_details(client_ref, data_key, details),
-            },
-            session=self.tx.session,
+        _gathered(self.tx).clients[client_ref] = OpenedClient(
+            client_ref,
+            organisation_id,
+            person,
+            data_key,
+            details,
+            wrapped=wrap_client_key(self.keys, client_ref, data_key),
         )
         return client_ref
 
-    async def _encrypted(self, client_ref: str, details: PersonalDetails) -> dict[str, str]:
-        data_key = await self._data_key(client_ref)
-        assert data_key is not None
-        return encrypt_details(client_ref, data_key, details)
-
     async def organisation_of(self, client_ref: str) -> str | None:
+        opened = self._opened_here(client_ref)
+        if opened is not None:
+            return opened.organisation_id
         client = await self.tx.db.clients.find_one(
             {"_id": client_ref}, projection=["organisation_id"], session=self.tx.session
         )
         return client["organisation_id"] if client else None
 
+    def _opened_here(self, client_ref: str) -> OpenedClient | None:
+        """The client, if this unit of work added or registered it: key and details at hand."""
+        seen = _seen(self.tx)
+        return seen.clients.get(client_ref) if seen is not None else None
+
     async def _data_key(self, client_ref: str) -> bytes | None:
+        opened = self._opened_here(client_ref)
+        if opened is not None:
+            return opened.data_key
         stored = await self.tx.db.client_keys.find_one({"_id": client_ref}, session=self.tx.session)
         return unwrap_client_key(self.keys, client_ref, stored) if stored else None
 
@@ -419,7 +488,11 @@ class ClientRepository:
         return (await self._opened(client_ref))[1]
 
     async def _opened(self, client_ref: str) -> tuple[bytes | None, PersonalDetails | None]:
-        """The client's data key and details, the key read once."""
+        """The client's data key and details, the key read once (not at all, nor the details
+        decrypted, for a client this unit of work added or registered)."""
+        opened = self._opened_here(client_ref)
+        if opened is not None:
+            return opened.data_key, opened.details
         data_key = await self._data_key(client_ref)
         if data_key is None:
             return None, None
@@ -443,7 +516,14 @@ class ClientRepository:
     async def erase(self, client_ref: str, at: datetime) -> None:
         """Shred the client's key: intake's encrypted details can no longer be opened. (Copies
         sealed for a recipient carry the key wrapped for it: the recipient deletes them, or the
-        topic's retention does.) The keyed hash goes too, so the person is not recognised."""
+        topic's retention does.) The keyed hash goes too, so the person is not recognised.
+        Whatever this unit of work holds of the client is forgotten first; one it added is
+        written before it is erased, as if it had been added in an earlier one."""
+        seen = _seen(self.tx)
+        if seen is not None:
+            if seen.is_new_client(client_ref):
+                await seen.flush()
+            seen.clients.pop(client_ref, None)
         await self.tx.db.client_keys.delete_one({"_id": client_ref}, session=self.tx.session)
         await self.tx.db.clients.update_one(
             {"_id": client_ref},

@@ -1,0 +1,320 @@
+"""Intake's repositories on the real database (SecantusDB): what a unit of work adds is
+written once when it ends, and seen before that by every handler of its batch; a place is
+claimed in one round trip."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient, monitoring
+
+from ketenbus.contracts import sealing
+from ketenbus.contracts.envelope import Envelope, wrap
+from ketenbus.contracts.events import (
+    ClientContactShared,
+    ClientWaitlisted,
+    ConsentStatement,
+    ReferralSubmitted,
+    TrajectoryClosed,
+    Urgency,
+)
+from ketenbus.contracts.values import (
+    ClosureReason,
+    ConsentGiver,
+    ConsentPurpose,
+    ReferralTopic,
+    ReferrerType,
+    new_id,
+)
+from ketenbus.intake import reception, store
+from ketenbus.intake.bootstrap import IntakeDependencies, intake_keys
+from ketenbus.intake.domain import Referrer
+from ketenbus.intake.handlers import handlers
+from ketenbus.intake.personal import PersonalDetails
+from ketenbus.intake.regions import CapacityTable
+from ketenbus.intake.settings import IntakeSettings
+from ketenbus.intake.store import Caseloads, IntakeTransaction
+from ketenbus.kit.clock import FixedClock
+from ketenbus.kit.consumer import BoundHandlers
+from ketenbus.kit.uow import UnitOfWork
+
+from .test_intake_domain import NOW
+
+pytestmark = pytest.mark.stack
+
+GP = "huisarts-de-linde"
+AMERSFOORT = "welzijn-amersfoort"  # serves postcode area 3811 (intake's packaged regions)
+UTRECHT = "welzijn-utrecht"  # serves 3512
+
+
+@dataclass
+class Commands(monitoring.CommandListener):
+    """The commands the test's client sent: (name, collection)."""
+
+    sent: list[tuple[str, str]] = field(default_factory=list)
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.sent.append((event.command_name, str(event.command.get(event.command_name))))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def count(self, name: str, collection: str) -> int:
+        return self.sent.count((name, collection))
+
+
+@dataclass
+class Service:
+    uow: UnitOfWork[IntakeTransaction]
+    handle: BoundHandlers
+    commands: Commands
+    partner_key: bytes
+    deps: IntakeDependencies
+
+    @property
+    def db(self) -> Any:
+        return self.uow.db
+
+    async def in_batch(self, envelopes: list[Envelope[Any]]) -> list[Any]:
+        """The events handled as the consumer hands them a batch; what it published."""
+        async with self.uow.batch(envelopes) as batch:
+            for envelope in envelopes:
+                await self.handle(envelope, uow=batch)
+        return [outgoing.data for outgoing in batch.outgoing]
+
+    def referral(self, who: dict[str, Any], reference: str | None = None) -> Envelope[Any]:
+        """A partner's referral on its inbound topic, the person sealed with its key."""
+        reference = reference or f"REF-{uuid.uuid4().hex[:8]}"
+        sealed = sealing.seal(
+            json.dumps(who).encode(),
+            data_key=sealing.new_key(),
+            key_id=f"{GP}-{reference}",
+            recipient_key=self.partner_key,
+        )
+        submitted = ReferralSubmitted(
+            partner_organisation_id=GP,
+            referrer_type=ReferrerType.GP,
+            referrer_reference=reference,
+            topic=ReferralTopic.DEBTS_MATERIAL,
+            urgency=Urgency(),
+            consent=ConsentStatement(
+                given_by=ConsentGiver.CLIENT,
+                purposes=(ConsentPurpose.REFERRAL_FEEDBACK,),
+                granted_at=NOW,
+            ),
+            client=sealed,
+            submitted_at=NOW,
+        )
+        return wrap(submitted, source=GP, time=NOW)
+
+
+def resident(name: str, postcode: str = "3811 AA", phone: str = "06-12345678") -> dict[str, Any]:
+    return {
+        "name": name,
+        "date_of_birth": "1985-02-03",
+        "postcode": postcode,
+        "phone": phone,
+        "email": "resident@example.org",
+        "language": "nl",
+        "preferred_channel": "email",
+    }
+
+
+@pytest.fixture
+async def service(mongo_url: str) -> AsyncIterator[Service]:
+    commands = Commands()
+    client: AsyncMongoClient[Any] = AsyncMongoClient(
+        mongo_url, tz_aware=True, event_listeners=[commands]
+    )
+    db = client[f"intake_store_{uuid.uuid4().hex[:10]}"]
+    await store.ensure_indexes(db)
+    partner_key = sealing.new_key()
+    text = sealing.key_to_text
+    settings = IntakeSettings(
+        ketenbus_master_key=text(sealing.new_key()),
+        contact_sharing_key=text(sealing.new_key()),
+        pseudonym_key=text(sealing.new_key()),
+        partner_organisations=GP,
+        partner_sharing_keys={GP: text(partner_key)},
+    )
+    keys = intake_keys(settings)
+    clock = FixedClock(NOW)
+    caseloads = Caseloads(db, CapacityTable({AMERSFOORT: 1, UTRECHT: 100}).of, clock)
+    transaction = partial(
+        IntakeTransaction, keys=keys, caseloads=caseloads, kafka_partners=frozenset({GP})
+    )
+    uow = UnitOfWork(client, db, service="intake", clock=clock, transaction_class=transaction)
+    deps = IntakeDependencies.from_settings(
+        settings, uow=uow, clock=clock, keys=keys, caseloads=caseloads
+    )
+    yield Service(uow, handlers.bind(deps), commands, partner_key, deps)
+    await client.drop_database(db.name)
+    await client.close()
+
+
+async def test_two_referrals_of_one_resident_in_one_batch_make_one_client_and_a_duplicate(
+    service: Service,
+):
+    first = service.referral(resident("Annemarie Visscher", postcode="3512 AB"))
+    # The same person (name and date of birth) with a new phone number, from another reference.
+    second = service.referral(
+        resident("Annemarie  Visscher", postcode="3512 AB", phone="06-87654321")
+    )
+
+    await service.in_batch([first, second])
+
+    clients = await service.db.clients.find().to_list()
+    assert len(clients) == 1
+    referrals = {r["referrer"]["reference"]: r async for r in service.db.referrals.find()}
+    original = referrals[first.data.referrer_reference]
+    duplicate = referrals[second.data.referrer_reference]
+    assert original["state"] == "accepted" and duplicate["state"] == "linked"
+    assert duplicate["duplicate_of"] == original["_id"]
+    assert original["client_ref"] == duplicate["client_ref"] == clients[0]["_id"]
+    # One place, for the original: a duplicate claims none.
+    assert await service.deps.caseloads.occupied(UTRECHT) == 1
+    # The newest details win, also within one batch.
+    async with service.uow.reading() as tx:
+        details = await tx.clients.details(clients[0]["_id"])
+    assert details is not None and details.phone == "06-87654321"
+
+
+async def test_a_referral_resent_within_one_batch_is_made_once(service: Service):
+    first = service.referral(resident("Bernard Smeekens"), reference="HDL-1")
+    resent = service.referral(resident("Bernard Smeekens"), reference="HDL-1")
+    assert first.id != resent.id
+
+    await service.in_batch([first, resent])
+
+    assert await service.db.referrals.count_documents({}) == 1
+    assert await service.db.clients.count_documents({}) == 1
+    assert await service.db.consents.count_documents({}) == 1
+
+
+async def test_a_batch_writes_each_collection_once_and_reads_nothing_it_wrote(
+    service: Service,
+):
+    batch = [service.referral(resident(f"Resident Nummer{n:03d}", "3512 AB")) for n in range(20)]
+
+    await service.in_batch(batch)
+
+    assert await service.db.referrals.count_documents({"state": "accepted"}) == 20
+    for collection in ("referrals", "clients", "client_keys", "consents"):
+        assert service.commands.count("insert", collection) == 1, collection
+    # Per referral: its key looked up, the person looked up, a place claimed. Nothing of
+    # what the batch wrote is read back, nor the places document.
+    assert service.commands.count("find", "referrals") == 20
+    assert service.commands.count("find", "clients") == 20
+    assert service.commands.count("find", "client_keys") == 0
+    # The organisation's places document made once (per process), then one claim each.
+    assert service.commands.count("update", "places") == 1 + 20
+    assert service.commands.count("find", "places") == 0
+
+
+async def test_positions_on_the_waiting_list_count_those_waitlisted_earlier_in_the_batch(
+    service: Service,
+):
+    # Amersfoort has one place.
+    batch = [service.referral(resident(f"Wachtende Nummer{n}", "3811 AA")) for n in range(3)]
+
+    published = await service.in_batch(batch)
+
+    positions = [e.position for e in published if isinstance(e, ClientWaitlisted)]
+    assert positions == [1, 2]
+    states = sorted([r["state"] async for r in service.db.referrals.find()])
+    assert states == ["accepted", "waitlisted", "waitlisted"]
+
+
+async def test_a_close_reaches_a_duplicate_that_arrived_in_the_same_batch(service: Service):
+    original = service.referral(resident("Christiaan Mulderink", "3512 AB"))
+    await service.in_batch([original])
+    stored = await service.db.referrals.find_one({})
+    duplicate = service.referral(resident("Christiaan Mulderink", "3512 AB"))
+    closed = wrap(
+        TrajectoryClosed(
+            trajectory_id=new_id("trj"),
+            client_ref=stored["client_ref"],
+            organisation_id=UTRECHT,
+            referral_id=stored["_id"],
+            reason=ClosureReason.GOAL_REACHED,
+            online_dossier_used=False,
+            closed_at=NOW + timedelta(days=30),
+        ),
+        source="trajectory",
+        time=NOW,
+    )
+
+    await service.in_batch([duplicate, closed])
+
+    states = {r["_id"]: r["state"] async for r in service.db.referrals.find()}
+    assert len(states) == 2 and set(states.values()) == {"closed"}
+
+
+async def test_a_contact_card_is_sealed_from_what_the_command_holds(service: Service):
+    details = PersonalDetails.model_validate(resident("Dirkjan Bosschaart", "3512 AD"))
+    submission = reception.Submission(
+        referrer=Referrer(ReferrerType.GP, GP, "HDL-2"),
+        topic=ReferralTopic.DEBTS_MATERIAL,
+        urgency=Urgency(),
+        client=details,
+        consent=reception.ConsentGiven(
+            ConsentGiver.CLIENT,
+            (ConsentPurpose.REFERRAL_FEEDBACK, ConsentPurpose.REMINDERS),
+            NOW,
+        ),
+    )
+    async with service.uow.command() as tx:
+        referral = await reception.receive(tx, submission, service.deps.regions)
+        outgoing = list(tx.outgoing)
+
+    (shared,) = [e.data for e in outgoing if isinstance(e.data, ClientContactShared)]
+    card = json.loads(sealing.open_sealed(shared.contact, service.deps.keys.contact_sharing))
+    assert card == {"name": "Dirkjan", "phone": "06-12345678", "email": "resident@example.org"}
+    assert shared.client_ref == referral.client_ref
+    # The client's key and details were not read back to seal it.
+    assert service.commands.count("find", "client_keys") == 0
+    assert service.commands.count("find", "clients") == 1  # the person looked up, once
+    assert await service.db.consents.count_documents({"client_ref": referral.client_ref}) == 2
+
+
+async def test_a_place_is_claimed_in_one_round_trip_and_found_again_by_its_holder(
+    service: Service,
+):
+    caseloads = service.deps.caseloads  # Amersfoort: one place
+    first = await caseloads.claim(AMERSFOORT, "ref_first")
+    service.commands.sent.clear()
+
+    second = await caseloads.claim(AMERSFOORT, "ref_second")
+    again = await caseloads.claim(AMERSFOORT, "ref_first")
+
+    assert first.has_room and again.has_room and not second.has_room
+    assert await caseloads.occupied(AMERSFOORT) == 1
+    await caseloads.release(AMERSFOORT, "ref_first")
+    service.commands.sent.clear()
+    assert (await caseloads.claim(AMERSFOORT, "ref_second")).has_room
+    assert service.commands.sent == [("update", "places")]
+
+
+async def test_a_referral_is_looked_up_by_its_key_through_an_index(service: Service):
+    """The partial unique index keeps a key unique; SecantusDB does not search with it."""
+    await service.in_batch([service.referral(resident("Evelien Graafsma", "3512 EV"))])
+
+    explained = await service.db.command(
+        "explain",
+        {
+            "find": "referrals",
+            "filter": {"referrer.organisation_id": GP, "idempotency_key": "kafka:HDL-9"},
+        },
+    )
+
+    assert "COLLSCAN" not in str(explained["queryPlanner"]["winningPlan"])
