@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 from ketenbus.contracts import sealing
 from ketenbus.contracts.envelope import Envelope, wrap
@@ -43,6 +43,7 @@ from ketenbus.intake.settings import IntakeSettings
 from ketenbus.intake.store import Caseloads, IntakeTransaction
 from ketenbus.kit.clock import FixedClock
 from ketenbus.kit.consumer import BoundHandlers
+from ketenbus.kit.sent_commands import SentCommands
 from ketenbus.kit.uow import UnitOfWork
 
 from .test_intake_domain import NOW
@@ -55,29 +56,10 @@ UTRECHT = "welzijn-utrecht"  # serves 3512
 
 
 @dataclass
-class Commands(monitoring.CommandListener):
-    """The commands the test's client sent: (name, collection)."""
-
-    sent: list[tuple[str, str]] = field(default_factory=list)
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.sent.append((event.command_name, str(event.command.get(event.command_name))))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-    def count(self, name: str, collection: str) -> int:
-        return self.sent.count((name, collection))
-
-
-@dataclass
 class Service:
     uow: UnitOfWork[IntakeTransaction]
     handle: BoundHandlers
-    commands: Commands
+    commands: SentCommands
     partner_key: bytes
     deps: IntakeDependencies
 
@@ -132,7 +114,7 @@ def resident(name: str, postcode: str = "3811 AA", phone: str = "06-12345678") -
 
 @pytest.fixture
 async def service(mongo_url: str) -> AsyncIterator[Service]:
-    commands = Commands()
+    commands = SentCommands()
     client: AsyncMongoClient[Any] = AsyncMongoClient(
         mongo_url, tz_aware=True, event_listeners=[commands]
     )
@@ -210,15 +192,15 @@ async def test_a_batch_writes_each_collection_once_and_reads_nothing_it_wrote(
 
     assert await service.db.referrals.count_documents({"state": "accepted"}) == 20
     for collection in ("referrals", "clients", "client_keys", "consents"):
-        assert service.commands.count("insert", collection) == 1, collection
+        assert len(service.commands.to(collection, "insert")) == 1, collection
     # Per referral: its key looked up, the person looked up, a place claimed. Nothing of
     # what the batch wrote is read back, nor the places document.
-    assert service.commands.count("find", "referrals") == 20
-    assert service.commands.count("find", "clients") == 20
-    assert service.commands.count("find", "client_keys") == 0
+    assert len(service.commands.to("referrals", "find")) == 20
+    assert len(service.commands.to("clients", "find")) == 20
+    assert len(service.commands.to("client_keys", "find")) == 0
     # The organisation's places document made once (per process), then one claim each.
-    assert service.commands.count("update", "places") == 1 + 20
-    assert service.commands.count("find", "places") == 0
+    assert len(service.commands.to("places", "update")) == 1 + 20
+    assert len(service.commands.to("places", "find")) == 0
 
 
 async def test_positions_on_the_waiting_list_count_those_waitlisted_earlier_in_the_batch(
@@ -282,8 +264,8 @@ async def test_a_contact_card_is_sealed_from_what_the_command_holds(service: Ser
     assert card == {"name": "Dirkjan", "phone": "06-12345678", "email": "resident@example.org"}
     assert shared.client_ref == referral.client_ref
     # The client's key and details were not read back to seal it.
-    assert service.commands.count("find", "client_keys") == 0
-    assert service.commands.count("find", "clients") == 1  # the person looked up, once
+    assert len(service.commands.to("client_keys", "find")) == 0
+    assert len(service.commands.to("clients", "find")) == 1  # the person looked up, once
     assert await service.db.consents.count_documents({"client_ref": referral.client_ref}) == 2
 
 
@@ -292,7 +274,7 @@ async def test_a_place_is_claimed_in_one_round_trip_and_found_again_by_its_holde
 ):
     caseloads = service.deps.caseloads  # Amersfoort: one place
     first = await caseloads.claim(AMERSFOORT, "ref_first")
-    service.commands.sent.clear()
+    service.commands.clear()
 
     second = await caseloads.claim(AMERSFOORT, "ref_second")
     again = await caseloads.claim(AMERSFOORT, "ref_first")
@@ -300,9 +282,9 @@ async def test_a_place_is_claimed_in_one_round_trip_and_found_again_by_its_holde
     assert first.has_room and again.has_room and not second.has_room
     assert await caseloads.occupied(AMERSFOORT) == 1
     await caseloads.release(AMERSFOORT, "ref_first")
-    service.commands.sent.clear()
+    service.commands.clear()
     assert (await caseloads.claim(AMERSFOORT, "ref_second")).has_room
-    assert service.commands.sent == [("update", "places")]
+    assert [(c["name"], c["collection"]) for c in service.commands.sent] == [("update", "places")]
 
 
 async def test_a_referral_is_looked_up_by_its_key_through_an_index(service: Service):

@@ -8,13 +8,13 @@ from __future__ import annotations
 import traceback
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
 from ketenbus.contracts import sealing
@@ -28,6 +28,7 @@ from ketenbus.contracts.events import (
 from ketenbus.contracts.values import Language, new_id
 from ketenbus.kit.clock import FixedClock
 from ketenbus.kit.consumer import BoundHandlers
+from ketenbus.kit.sent_commands import SentCommands
 from ketenbus.kit.uow import UnitOfWork
 from ketenbus.learning import store
 from ketenbus.learning.bootstrap import LearningDependencies
@@ -49,33 +50,10 @@ SCORES = LifeDomainScores(
 
 
 @dataclass
-class Commands(monitoring.CommandListener):
-    """The commands the test's client sent about learning's collections."""
-
-    sent: list[dict[str, Any]] = field(default_factory=list)
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        collection = event.command.get(event.command_name)
-        if isinstance(collection, str):
-            self.sent.append(
-                {"name": event.command_name, "collection": collection, **event.command}
-            )
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-    def to(self, collection: str, name: str) -> list[dict[str, Any]]:
-        return [c for c in self.sent if c["collection"] == collection and c["name"] == name]
-
-
-@dataclass
 class Service:
     uow: UnitOfWork[LearningTransaction]
     handle: BoundHandlers
-    commands: Commands
+    commands: SentCommands
 
     @property
     def db(self) -> Any:
@@ -96,7 +74,7 @@ class Service:
 
 @pytest.fixture
 async def service(mongo_url: str) -> AsyncIterator[Service]:
-    commands = Commands()
+    commands = SentCommands()
     client: AsyncMongoClient[Any] = AsyncMongoClient(
         mongo_url, tz_aware=True, event_listeners=[commands]
     )
@@ -184,7 +162,7 @@ async def test_a_batch_reads_each_enrolment_and_key_once_and_writes_each_enrolme
     enrolment, [first, second] = await with_homework(service)
     another_module = assigned(enrolment.client_ref)
     someone_else = assigned(new_id("cl"))
-    service.commands.sent.clear()
+    service.commands.clear()
 
     await service.in_batch(
         [
@@ -220,7 +198,7 @@ async def test_reads_in_a_unit_of_work_see_what_it_added_and_changed_before_it_i
     earlier = assigned(new_id("cl"))
     await service.handle(earlier)
     client_ref = earlier.data.client_ref
-    service.commands.sent.clear()
+    service.commands.clear()
 
     async with service.uow.command() as tx:
         chosen = Enrolment.choose(

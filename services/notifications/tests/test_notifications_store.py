@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from ketenbus.contracts import sealing
@@ -50,6 +50,7 @@ from ketenbus.contracts.values import (
 from ketenbus.kit.clock import FixedClock
 from ketenbus.kit.consumer import BoundHandlers
 from ketenbus.kit.failures import is_transient
+from ketenbus.kit.sent_commands import SentCommands
 from ketenbus.kit.uow import UnitOfWork
 from ketenbus.notifications import store
 from ketenbus.notifications.bootstrap import NotificationDependencies
@@ -67,31 +68,11 @@ GATHERED = ("reminders", "module_watches")
 
 
 @dataclass
-class Commands(monitoring.CommandListener):
-    """The commands the test's client sent about the reminders and the module watches."""
-
-    sent: list[dict[str, Any]] = field(default_factory=list)
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command.get(event.command_name) in GATHERED:
-            self.sent.append({"name": event.command_name, **event.command})
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-    def named(self, name: str, collection: str = "reminders") -> list[dict[str, Any]]:
-        return [c for c in self.sent if c["name"] == name and c[name] == collection]
-
-
-@dataclass
 class Service:
     uow: UnitOfWork[NotificationTransaction]
     deps: NotificationDependencies
     handle: BoundHandlers
-    commands: Commands
+    commands: SentCommands
     settings: NotificationSettings
 
     @property
@@ -117,13 +98,13 @@ class Service:
 
 @pytest.fixture
 async def service(mongo_url: str) -> AsyncIterator[Service]:
-    commands = Commands()
+    commands = SentCommands(GATHERED)
     client: AsyncMongoClient[Any] = AsyncMongoClient(
         mongo_url, tz_aware=True, event_listeners=[commands]
     )
     db = client[f"notifications_store_{uuid.uuid4().hex[:10]}"]
     await store.ensure_indexes(db)
-    commands.sent.clear()
+    commands.clear()
     uow = UnitOfWork(
         client,
         db,
@@ -269,7 +250,7 @@ async def test_a_batch_of_appointments_writes_its_reminders_in_one_insert(servic
 
     # Nothing read, one insert of every reminder, where one insert per event was.
     assert [c["name"] for c in service.commands.sent] == ["insert"]
-    [inserted] = service.commands.named("insert")
+    [inserted] = service.commands.to("reminders", "insert")
     assert len(inserted["documents"]) == 40
     assert published == [ReminderScheduled] * 40
     stored = await service.stored()
@@ -299,10 +280,10 @@ async def test_a_later_handler_in_the_batch_sees_the_reminders_planned_before_it
     # Each move and cancel asked the database (it may hold reminders of earlier batches),
     # and found the ones planned in this batch among the kept: one insert, in their final
     # state, and nothing replaced.
-    assert len(service.commands.named("find")) == 3
-    [inserted] = service.commands.named("insert")
+    assert len(service.commands.to("reminders", "find")) == 3
+    [inserted] = service.commands.to("reminders", "insert")
     assert len(inserted["documents"]) == 4
-    assert service.commands.named("update") == []
+    assert service.commands.to("reminders", "update") == []
     cancelled = await service.stored(appointment_id=kept.appointment_id)
     assert [d["status"] for d in cancelled] == ["cancelled", "cancelled"]
     assert {d["closed_reason"] for d in cancelled} == {"the appointment was cancelled"}
@@ -321,11 +302,11 @@ async def test_a_later_handler_in_the_batch_sees_the_reminders_planned_before_it
     ]
 
     # A later batch reads them back and replaces them, both in one write.
-    service.commands.sent.clear()
+    service.commands.clear()
     await service.in_batch([moved.cancelled(later), Appointment().scheduled(first)])
-    [replaced] = service.commands.named("update")
+    [replaced] = service.commands.to("reminders", "update")
     assert [u["q"] for u in replaced["updates"]] == [{"_id": d["_id"]} for d in waiting]
-    assert len(service.commands.named("insert")) == 1
+    assert len(service.commands.to("reminders", "insert")) == 1
     assert [d["status"] for d in await service.stored(appointment_id=moved.appointment_id)] == [
         "cancelled",
         "cancelled",
@@ -343,8 +324,8 @@ async def test_a_module_watch_is_read_once_and_written_once_per_batch(service: S
         ]
     )
 
-    assert len(service.commands.named("find", "module_watches")) == 1
-    [written] = service.commands.named("update", "module_watches")
+    assert len(service.commands.to("module_watches", "find")) == 1
+    [written] = service.commands.to("module_watches", "update")
     assert [u["q"] for u in written["updates"]] == [{"_id": enrolment}]
     [watch] = await service.uow.db.module_watches.find().to_list()
     assert watch["last_progress_at"] == NOW + timedelta(hours=2)
@@ -355,12 +336,12 @@ async def test_a_module_watch_is_read_once_and_written_once_per_batch(service: S
         NOW + timedelta(hours=2, days=5),
         NOW + timedelta(hours=2, days=10),
     }
-    assert len(service.commands.named("insert")) == 1
+    assert len(service.commands.to("reminders", "insert")) == 1
 
     # A later batch finds it stored: the same upsert replaces it, no second watch.
-    service.commands.sent.clear()
+    service.commands.clear()
     await service.in_batch([module_started(client_ref, enrolment, NOW + timedelta(hours=3))])
-    [written] = service.commands.named("update", "module_watches")
+    [written] = service.commands.to("module_watches", "update")
     assert [u["upsert"] for u in written["updates"]] == [True]
     [watch] = await service.uow.db.module_watches.find().to_list()
     assert watch["last_progress_at"] == NOW + timedelta(hours=3)

@@ -8,12 +8,12 @@ import traceback
 import uuid
 import warnings
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from ketenbus.contracts.envelope import Envelope, wrap
@@ -40,6 +40,7 @@ from ketenbus.kit.clock import FixedClock
 from ketenbus.kit.consumer import BoundHandlers
 from ketenbus.kit.failures import is_transient
 from ketenbus.kit.gathered import ConcurrentChange
+from ketenbus.kit.sent_commands import SentCommands
 from ketenbus.kit.uow import UnitOfWork
 from ketenbus.trajectory import store
 from ketenbus.trajectory.bootstrap import TrajectoryDependencies
@@ -63,30 +64,10 @@ pytestmark = pytest.mark.stack
 
 
 @dataclass
-class Commands(monitoring.CommandListener):
-    """The commands the test's client sent about the trajectories collection."""
-
-    sent: list[dict[str, Any]] = field(default_factory=list)
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command.get(event.command_name) == "trajectories":
-            self.sent.append({"name": event.command_name, **event.command})
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-    def named(self, name: str) -> list[dict[str, Any]]:
-        return [command for command in self.sent if command["name"] == name]
-
-
-@dataclass
 class Service:
     uow: UnitOfWork[TrajectoryTransaction]
     handle: BoundHandlers
-    commands: Commands
+    commands: SentCommands
 
     @property
     def trajectories(self) -> Any:
@@ -112,7 +93,7 @@ class Service:
 
 @pytest.fixture
 async def service(mongo_url: str) -> AsyncIterator[Service]:
-    commands = Commands()
+    commands = SentCommands(("trajectories",))
     client: AsyncMongoClient[Any] = AsyncMongoClient(
         mongo_url, tz_aware=True, event_listeners=[commands]
     )
@@ -177,7 +158,7 @@ async def test_a_batch_reads_each_trajectory_once_and_writes_it_once(service: Se
     trajectory, enrolment = await with_a_module(service)
     referral = accepted()
     exited = WaitlistExited(**referral.model_dump(exclude={"accepted_at"}), exited_at=NOW)
-    service.commands.sent.clear()
+    service.commands.clear()
 
     published = await service.in_batch(
         [
@@ -190,10 +171,10 @@ async def test_a_batch_reads_each_trajectory_once_and_writes_it_once(service: Se
     )
 
     # One look for the enrolment, one for the new referral; every later read was kept.
-    assert len(service.commands.named("find")) == 2
-    [inserted] = service.commands.named("insert")
+    assert len(service.commands.to("trajectories", "find")) == 2
+    [inserted] = service.commands.to("trajectories", "insert")
     assert [d["referral_id"] for d in inserted["documents"]] == [referral.referral_id]
-    [replaced] = service.commands.named("update")
+    [replaced] = service.commands.to("trajectories", "update")
     assert [u["q"] for u in replaced["updates"]] == [{"_id": trajectory.id, "version": 1}]
     # The final state, one version further for the whole unit of work.
     stored = await service.stored(trajectory.id)

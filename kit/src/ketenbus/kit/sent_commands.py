@@ -1,0 +1,44 @@
+"""The commands a MongoDB client sent, for tests that count a unit of work's round trips
+(issue 9: a batch's documents are read once and written once, not one by one).
+
+    commands = SentCommands()
+    client = AsyncMongoClient(url, event_listeners=[commands])
+    ...
+    [inserted] = commands.to("referrals", "insert")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import monitoring
+
+
+@dataclass
+class SentCommands(monitoring.CommandListener):
+    """Every command sent about a collection, as sent, with its `name` and `collection`
+    added; `collections` narrows it to those."""
+
+    collections: tuple[str, ...] = ()
+    sent: list[dict[str, Any]] = field(default_factory=list)
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        collection = event.command.get(event.command_name)
+        if not isinstance(collection, str):
+            return  # not about a collection: a transaction's commit, a ping
+        if self.collections and collection not in self.collections:
+            return
+        self.sent.append({"name": event.command_name, "collection": collection, **event.command})
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def to(self, collection: str, name: str) -> list[dict[str, Any]]:
+        return [c for c in self.sent if c["collection"] == collection and c["name"] == name]
+
+    def clear(self) -> None:
+        self.sent.clear()
