@@ -211,7 +211,7 @@ class GatheredDocuments(Generic[T]):
             result = await self.collection.bulk_write(writes, session=self.session)
         except BulkWriteError as error:
             # Not chained: the bulk error holds whole documents, which a log must not show.
-            raise _single_write_error(error, self.collection.name) from None
+            raise single_write_error(error, self.collection.name) from None
         replaced = [item_id for item_id in ids if item_id not in self.added]
         if result.matched_count + result.upserted_count != len(replaced):
             raise ConcurrentChange(", ".join(replaced))
@@ -252,7 +252,7 @@ class GatheredDocuments(Generic[T]):
         return ReplaceOne(where, document, upsert=self.upsert)
 
 
-def _single_write_error(error: BulkWriteError, collection: str) -> Exception:
+def single_write_error(error: BulkWriteError, collection: str) -> Exception:
     """The first failed write, raised as one insert or replace would have raised it: a
     second aggregate under a unique key as DuplicateKeyError, a conflict with its code and
     labels (so that it still reads as transient); without the document pymongo adds to it

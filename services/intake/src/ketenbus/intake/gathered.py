@@ -29,11 +29,12 @@ from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
+from pymongo.errors import BulkWriteError
 
 from ketenbus.intake.documents import consent_document, referral_document
 from ketenbus.intake.domain import Consent, Referral
 from ketenbus.intake.personal import PersonalDetails, encrypt_details
+from ketenbus.kit.gathered import single_write_error
 
 
 @dataclass
@@ -122,7 +123,7 @@ class GatheredIntake:
             await self.db[collection].insert_many(documents, session=self.session)
         except BulkWriteError as error:
             # Not chained: the bulk error holds whole documents, which a log must not show.
-            raise _single_write_error(error) from None
+            raise single_write_error(error, collection) from None
 
 
 def _key_document(client: OpenedClient) -> dict[str, Any]:
@@ -137,15 +138,3 @@ def _client_document(client: OpenedClient) -> dict[str, Any]:
         "identity_hash": client.identity_hash,
         "details": encrypt_details(client.client_ref, client.data_key, client.details),
     }
-
-
-def _single_write_error(error: BulkWriteError) -> Exception:
-    """The first failed insert, raised as one insert would have raised it (a second referral
-    under one Idempotency-Key as DuplicateKeyError, which the front door answers), without
-    the document pymongo adds to it."""
-    failed = error.details.get("writeErrors") or []
-    if not failed:
-        return WriteError("the bulk insert failed", error.code)
-    first = {key: value for key, value in failed[0].items() if key != "op"}
-    kind = DuplicateKeyError if first.get("code") == 11000 else WriteError
-    return kind(first.get("errmsg", "write failed"), first.get("code"), first)
