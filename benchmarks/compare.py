@@ -201,10 +201,18 @@ def _ratio(row: Row) -> str:
     return f"**{text}**" if improved and abs(ratio - 1) >= 0.1 else text
 
 
-def table(before: dict[str, Any], now: dict[str, Any]) -> str:
-    header = ["Measure", BEFORE_LABEL, "now", "now ÷ before", "better when"]
+def table(
+    before: dict[str, Any],
+    now: dict[str, Any],
+    label: str = BEFORE_LABEL,
+    about: Callable[[str], bool] = lambda measure: True,
+) -> str:
+    """The rows of both runs side by side; `about` picks the measures to show."""
+    header = ["Measure", label, "now", "now ÷ before", "better when"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for row in rows(before, now):
+        if not about(row.measure):
+            continue
         cells = [
             row.measure,
             _n(row.before, row.digits),
@@ -242,3 +250,34 @@ def section(now: dict[str, Any], before: dict[str, Any] | None = None) -> str:
         )
     out.append(table(before, now) + "\n")
     return "\n".join(out)
+
+
+# The last full run before the services gathered their domain writes per batch (issue 9):
+# trajectory did already, intake, notifications and learning wrote one document at a time.
+GATHERED_BEFORE = BEFORE_RESULTS.parent / "2026-12-02-2133.json"
+GATHERED_MEASURES = ("baseline bulk: events/s", "drain", "front door", "chain", "resident")
+
+
+def gathered_section(now: dict[str, Any], before_path: Path = GATHERED_BEFORE) -> str:
+    """Before and after the domain writes gathered per batch, on the same engines ('' when
+    the run before is missing)."""
+    before = load_before(before_path)
+    if before is None:
+        return ""
+    return "\n".join(
+        [
+            "## Before and after: domain writes gathered per batch (issue 9)\n",
+            f"The last full run before intake, notifications and learning gathered their domain "
+            f"documents per consumed batch (`{before_path.parent.name}/{before_path.name}`, "
+            "trajectory and analytics gathered already) against this run, on the same engines "
+            "and machine. The host is shared: the bare bulk loop of each run (section 1) shows "
+            "how busy it was.\n",
+            table(
+                before,
+                now,
+                label=f"before ({before_path.stem})",
+                about=lambda measure: any(word in measure for word in GATHERED_MEASURES),
+            )
+            + "\n",
+        ]
+    )

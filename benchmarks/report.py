@@ -285,6 +285,9 @@ def render(
     comparison = compare.section(results, before)
     if comparison:
         out.append(comparison)
+    gathered = compare.gathered_section(results)
+    if gathered:
+        out.append(gathered)
 
     out.append("## Machine\n")
     out.append(
@@ -591,7 +594,9 @@ BASELINE_NOTE = (
 DRAIN_NOTE = (
     "A backlog of the events a service consumes, published before it starts; measured from "
     "ready to the last offset committed. The services consume in batches of up to 100 "
-    "events per transaction (bulk inbox and outbox), their domain writes one by one."
+    "events per transaction (bulk inbox and outbox) and gather their domain documents per "
+    "batch: each read once, and all written in one bulk write at the batch's end (intake: "
+    "its new referrals, clients and consents; docs/intake-throughput.md)."
 )
 CHAIN_NOTE = (
     "Open-loop load at a fixed rate through the HTTP APIs; latency is from sending the "
