@@ -1,0 +1,241 @@
+"""The kit's GatheredDocuments on the real database (SecantusDB), through a real unit of
+work: each aggregate read once per unit of work and kept, the changed ones written once in
+one bulk write at its end, only at the version they were read at, and a failed write that
+shows no document."""
+
+from __future__ import annotations
+
+import traceback
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.errors import DuplicateKeyError, OperationFailure
+
+from ketenbus.kit.clock import FixedClock
+from ketenbus.kit.errors import TransientError
+from ketenbus.kit.failures import is_transient
+from ketenbus.kit.gathered import ConcurrentChange, Document, GatheredDocuments
+from ketenbus.kit.sent_commands import SentCommands
+from ketenbus.kit.uow import Transaction, UnitOfWork
+
+pytestmark = pytest.mark.stack
+
+# Stands for personal data: no error may show it.
+MARKER = "personal-data-7f3a"
+
+
+@dataclass
+class Note:
+    """The tests' aggregate: an id, something to change, a version."""
+
+    id: str
+    text: str
+    version: int = 0
+
+
+class NoteCodec:
+    def id_of(self, item: Note) -> str:
+        return item.id
+
+    async def to_document(self, item: Note) -> Document:
+        return {"_id": item.id, "text": item.text, "version": item.version}
+
+    async def from_document(self, document: Document) -> Note:
+        return Note(document["_id"], document["text"], document["version"])
+
+
+def notes(tx: Transaction, *, upsert: bool = False) -> GatheredDocuments[Note]:
+    """The unit of work's notes, as a repository asks for them on every call: versioned,
+    or (`upsert`) saved whether or not stored yet."""
+    version = None if upsert else "version"
+    return GatheredDocuments.of(tx, tx.db.notes, NoteCodec(), version=version, upsert=upsert)
+
+
+async def read(tx: Transaction, *note_ids: str) -> list[Note]:
+    """These stored notes, through the unit of work's store."""
+    found = [await notes(tx).get(note_id) for note_id in note_ids]
+    assert None not in found
+    return [note for note in found if note is not None]
+
+
+@dataclass
+class Notes:
+    uow: UnitOfWork[Transaction]
+    commands: SentCommands
+
+    @property
+    def collection(self) -> Any:
+        return self.uow.db.notes
+
+    async def put(self, *items: Note) -> None:
+        """Stored directly, as an earlier unit of work would have; the commands forgotten."""
+        await self.collection.insert_many([await NoteCodec().to_document(n) for n in items])
+        self.commands.clear()
+
+    async def stored(self) -> dict[str, tuple[str, int]]:
+        return {d["_id"]: (d["text"], d["version"]) async for d in self.collection.find()}
+
+    def sent(self, *names: str) -> list[dict[str, Any]]:
+        """The commands of these names sent about the notes, in their order."""
+        return [c for c in self.commands.sent if c["name"] in names]
+
+
+@pytest.fixture
+async def store(mongo_url: str) -> AsyncIterator[Notes]:
+    commands = SentCommands(("notes",))
+    client: AsyncMongoClient[Any] = AsyncMongoClient(
+        mongo_url, tz_aware=True, event_listeners=[commands]
+    )
+    db = client[f"kit_gathered_{uuid.uuid4().hex[:10]}"]
+    clock = FixedClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    yield Notes(UnitOfWork(client, db, service="kit-test", clock=clock), commands)
+    await client.drop_database(db.name)
+    await client.close()
+
+
+async def test_a_unit_of_work_reads_a_note_once_and_every_caller_gets_the_same(store: Notes):
+    await store.put(Note("n1", "as stored"))
+
+    async with store.uow.command() as tx:
+        [first] = await read(tx, "n1")
+        first.text = "changed by the first"
+        [second] = await read(tx, "n1")  # a second caller, asking anew
+
+    assert second is first
+    assert second.text == "changed by the first"
+    assert len(store.sent("find")) == 1
+    assert store.sent("insert", "update") == []  # read, never saved: nothing written
+
+
+async def test_the_end_inserts_the_added_then_replaces_the_saved_each_once(store: Notes):
+    await store.put(Note("saved", "as stored"), Note("other", "as stored"))
+
+    async with store.uow.command() as tx:
+        [saved] = await read(tx, "saved")
+        saved.text = "first change"
+        notes(tx).save(saved)  # saved before anything is added: still replaced after
+        notes(tx).add(Note("added", "new"))
+        saved.text = "final change"
+        notes(tx).save(saved)
+        [other] = await read(tx, "other")
+        other.text = "changed"
+        notes(tx).save(other)
+        assert store.sent("insert", "update") == []  # nothing before the end
+
+    insert, update = store.sent("insert", "update")
+    assert (insert["name"], update["name"]) == ("insert", "update")
+    assert [d["_id"] for d in insert["documents"]] == ["added"]
+    # Each replaced once, at the version it was read at, in its final state.
+    assert [(u["q"], u["u"]["text"]) for u in update["updates"]] == [
+        ({"_id": "saved", "version": 0}, "final change"),
+        ({"_id": "other", "version": 0}, "changed"),
+    ]
+    assert await store.stored() == {
+        "saved": ("final change", 1),  # one version further, however often saved
+        "other": ("changed", 1),
+        "added": ("new", 0),
+    }
+
+
+async def changed_behind_its_back(store: Notes, note_id: str) -> None:
+    """Someone else moves the note on, committed at once (no session of ours)."""
+    await store.collection.update_one({"_id": note_id}, {"$inc": {"version": 1}})
+
+
+@pytest.mark.parametrize(
+    ("read_in_it", "raised_as"),
+    [
+        # Read in an earlier unit of work: only the version in the replace's filter guards it.
+        (False, ConcurrentChange),
+        # Read in it: the engine sees the conflict first, as MongoDB does (WriteConflict, the
+        # transaction's snapshot is older than the change); one that did not would leave it
+        # to the version (ConcurrentChange). Transient either way.
+        (True, (ConcurrentChange, OperationFailure)),
+    ],
+    ids=["read-before-the-unit-of-work", "read-in-it"],
+)
+async def test_a_note_changed_since_it_was_read_undoes_the_whole_unit_of_work(
+    store: Notes, read_in_it: bool, raised_as: Any
+):
+    await store.put(Note("n1", "as stored"), Note("n2", "as stored"))
+    if not read_in_it:
+        async with store.uow.reading() as tx:
+            ours = await read(tx, "n1", "n2")
+        await changed_behind_its_back(store, "n2")
+
+    with pytest.raises(raised_as) as raised:
+        async with store.uow.command() as tx:
+            if read_in_it:
+                ours = await read(tx, "n1", "n2")
+                await changed_behind_its_back(store, "n2")
+            for note in ours:
+                note.text = "ours"
+                notes(tx).save(note)
+            notes(tx).add(Note("n3", "ours"))
+
+    assert is_transient(raised.value)  # undone and retried, not dead-lettered
+    if isinstance(raised.value, ConcurrentChange):
+        assert isinstance(raised.value, TransientError)
+        assert "n2" in str(raised.value)
+    assert await store.stored() == {"n1": ("as stored", 0), "n2": ("as stored", 1)}
+
+
+async def test_an_upserted_note_is_inserted_then_replaced(store: Notes):
+    async with store.uow.command() as tx:
+        notes(tx, upsert=True).save(Note("n1", "never stored"))
+    assert await store.stored() == {"n1": ("never stored", 0)}
+
+    async with store.uow.command() as tx:
+        notes(tx, upsert=True).save(Note("n1", "saved again"))
+
+    assert await store.stored() == {"n1": ("saved again", 0)}
+    assert store.sent("insert") == []
+    assert [u["upsert"] for c in store.sent("update") for u in c["updates"]] == [True, True]
+
+
+async def test_a_second_note_under_one_id_is_refused_without_showing_it(store: Notes):
+    await store.put(Note("n1", "as stored"))
+
+    with pytest.raises(DuplicateKeyError) as raised:
+        async with store.uow.command() as tx:
+            notes(tx).add(Note("n1", MARKER))
+
+    error = raised.value
+    assert error.code == 11000
+    # As a log would show it: the key, not the document that would have been written.
+    logged = "".join(traceback.format_exception(error))
+    assert "n1" in str(error)
+    for shown in (str(error), repr(error), repr(error.details), logged):
+        assert MARKER not in shown
+    assert await store.stored() == {"n1": ("as stored", 0)}
+
+
+async def test_outside_a_transaction_notes_are_read_but_not_written(store: Notes):
+    await store.put(Note("n1", "as stored"))
+
+    async with store.uow.reading() as tx:
+        [note] = await read(tx, "n1")
+        assert note == Note("n1", "as stored")
+        with pytest.raises(RuntimeError):
+            notes(tx).add(Note("n2", "new"))
+        with pytest.raises(RuntimeError):
+            notes(tx).save(note)
+
+    assert await store.stored() == {"n1": ("as stored", 0)}
+
+
+async def test_a_note_added_then_forgotten_is_not_written(store: Notes):
+    async with store.uow.command() as tx:
+        notes(tx).add(Note("kept", "new"))
+        notes(tx).add(Note("forgotten", "new"))
+        notes(tx).forget(lambda note: note.id == "forgotten")
+        assert await notes(tx).get("forgotten") is None  # nor found later in the unit of work
+
+    [insert] = store.sent("insert")
+    assert [d["_id"] for d in insert["documents"]] == ["kept"]
+    assert await store.stored() == {"kept": ("new", 0)}
