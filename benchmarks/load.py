@@ -6,11 +6,24 @@ trajectories topic. Appointment latency: from the POST of an appointment to the 
 ReminderScheduled of that appointment on the deliveries topic. Both on one clock
 (time.monotonic in this process). Requests go out on a fixed schedule (open loop), so a slow
 answer does not hold back the next request and the latency includes any queueing.
+
+At most IN_FLIGHT requests are open at once, each on a connection of its own that is kept
+alive; the rest wait their turn here (and that wait counts in their latency). Left to
+httpcore 1.0.9, a saturated service made the benchmark the busiest process on the machine:
+at every request that comes or goes its pool checks each connection (expired? its socket
+readable?) and each queued request against each connection, so a request costs more the
+more connections are open; and past the keep-alive limit it closes every idle connection
+(it counts all connections as idle), so each request opened a new TCP connection. Even with
+all of 200 connections kept alive, a py-spy profile of a full run had 47 % of the
+benchmark's samples in that bookkeeping. So the load goes out through CLIENTS clients of a few
+connections each, in turn: IN_FLIGHT = 64 connections in all, more than a service needs to
+reach its own limit (intake's front door takes 100 referrals/s from 8 callers).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import random
 import time
@@ -31,6 +44,27 @@ from ketenbus.kit.broker import partitions_of
 OPENED = TrajectoryOpened.event_type()
 REMINDED = ReminderScheduled.event_type()
 REFERRER = "huisarts-de-linde"
+IN_FLIGHT = 64
+CLIENTS = 8
+
+
+class LoadClients:
+    """The load's HTTP clients, each with IN_FLIGHT / CLIENTS connections, all kept alive."""
+
+    def __init__(self) -> None:
+        size = IN_FLIGHT // CLIENTS
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+        self.clients = [httpx.AsyncClient(timeout=30.0, limits=limits) for _ in range(CLIENTS)]
+        self._turns = itertools.cycle(self.clients)
+
+    def next(self) -> httpx.AsyncClient:
+        return next(self._turns)
+
+    async def __aenter__(self) -> LoadClients:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await asyncio.gather(*(client.aclose() for client in self.clients))
 
 
 def percentile(values: list[float], share: float) -> float | None:
@@ -155,13 +189,15 @@ async def _open_loop(
     count = max(1, int(rate * seconds))
     start = time.monotonic() + 0.05
     sent: list[Sent] = []
+    in_flight = asyncio.Semaphore(IN_FLIGHT)
 
     async def one(number: int, at: float) -> None:
         item = Sent(scheduled=at)
         sent.append(item)
         item.sent = time.monotonic()
         try:
-            response = await request(number)
+            async with in_flight:
+                response = await request(number)
             item.answered = time.monotonic()
             item.status = response.status_code
             if response.status_code < 300:
@@ -232,7 +268,7 @@ def _latencies(stage: Stage, sent: list[Sent], arrived: Callable[[str], float | 
 
 
 async def referral_stage(
-    http: httpx.AsyncClient,
+    http: LoadClients,
     intake_url: str,
     token: str,
     watcher: Watcher,
@@ -247,7 +283,7 @@ async def referral_stage(
 
     def request(_: int) -> Any:
         body = events.referral_body(rng, next(numbers))
-        return http.post(f"{intake_url}/v1/referrals", json=body, headers=headers)
+        return http.next().post(f"{intake_url}/v1/referrals", json=body, headers=headers)
 
     sent = await _open_loop(rate, seconds, request, lambda r: r.json()["referral_id"])
     stage = _stage("referral -> TrajectoryOpened", rate, seconds, sent)
@@ -262,7 +298,7 @@ async def referral_stage(
 
 
 async def appointment_stage(
-    http: httpx.AsyncClient,
+    http: LoadClients,
     trajectory_url: str,
     tokens: Callable[[str], str],
     watcher: Watcher,
@@ -277,7 +313,7 @@ async def appointment_stage(
 
     def request(number: int) -> Any:
         trajectory, organisation = trajectories[number % len(trajectories)]
-        return http.post(
+        return http.next().post(
             f"{trajectory_url}/v1/trajectories/{trajectory}/appointments",
             json=body,
             headers={"Authorization": f"Bearer {tokens(organisation)}"},

@@ -281,10 +281,9 @@ class Run:
             **pids(stack, *SERVICES, "mongo", "kafka"),
             "bench": os.getpid(),
         }
-        limits = httpx.Limits(max_connections=400, max_keepalive_connections=100)
         try:
             await watcher.start()  # inside: a watcher that fails to start is stopped too
-            async with httpx.AsyncClient(timeout=30.0, limits=limits) as http:
+            async with load.LoadClients() as http:
                 token = stack.api_token(load.REFERRER, "referrer")
                 referrals: list[str] = []
                 for rate in self.plan.referral_rates:
@@ -327,7 +326,7 @@ class Run:
                         if stage.exploded:
                             break
                         await asyncio.sleep(2)
-                found["memory"] = await self.memory(http)
+                found["memory"] = await self.memory(http.next())
         finally:
             await watcher.stop()
         return found
