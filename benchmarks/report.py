@@ -604,7 +604,7 @@ CHAIN_NOTE = (
     "request to the event arriving on the topic. The load stops rising at the first rate "
     "with errors, lost work or a p99 over 5 s."
 )
-DEMO_FINDINGS_TEXT = """## 7. The demo year at region size (2026-12-02, issue 9)
+DEMO_FINDINGS_TEXT = """## 7. The demo year at region size (2026-12-02 and 03, issue 9)
 
 `KETENBUS_DEMO_CLIENTS=3000 uv run ketenbus demo` on this machine, nothing else running,
 each on an empty chain. Target: 3,000 residents a year in under 10 minutes.
@@ -613,7 +613,7 @@ each on an empty chain. Target: 3,000 residents a year in under 10 minutes.
 
 At 200 s into the year, before: 40 % of the year, 776 referrals; after: 41 %, 949.
 
-**Where the CPU went** (process CPU seconds over the first run's 634 s, and over the last
+**Where the CPU went** (process CPU seconds over the first run's 634 s, and over a 2026-12-02
 run's 567 s): Kafka 234 / 127, secantusd-rs 150 / 198, trajectory 155 / 178, notifications
 136 / 132, intake 102 / 101, analytics 110 / 99, learning 63 / 66, the simulation itself
 207 / about 120. Both runs use the two cores fully: the chain answers some 50 actions a
@@ -636,14 +636,23 @@ read once per unit of work and written once, in bulk, at its end. Its drain rose
 events/s (0.08x the bare bulk loop, the 20:32 run) to 810/s (0.22x, 21:33) and 607/s (0.19x,
 21:37, the host busier: its bare loop 3,216/s against 5,391/s at 20:32).
 
-**Not met: the ten minutes with the year on its plan.** The 3,000 residents finish in 9 min
-12 s and the figures agree, but half of the actions come more than 3,900 simulated hours
-late, so the year they describe is not the planned one (few closures, long waiting lists),
-and 696 actions were refused as out of order. Every action is still several round trips per
-service (issue 9's bulk domain writes: analytics and trajectory have them, the others
-not yet), and secantusd-rs is now the largest single consumer. The default demo is sized to what the
-machine keeps up with: 300 residents at 130,000x, 4 min 49 s, at most 15.7 simulated hours
-behind.
+**2026-12-03, every service's writes gathered** (the last two rows). The 3,000 residents
+finish in 7 min 46 s at 130,000x and 8 min 44 s at 75,000x, the figures agreeing in both.
+At 130,000x the simulation ran so late (half of its actions 2,900 simulated hours behind)
+that 455 outreaches and answers came after intake had deleted their signal, as it does six
+months after a signal came in; the 696 out-of-order refusals of 2026-12-02 are gone (the
+outreach is now dated after intake received the signal, whatever the two clocks say). At
+75,000x nothing was refused and more of the year was played (29,098 actions against
+24,725), so a population that large now plays at 75,000x unless a speed is given
+(`speed_for` in devstack's simulation.py).
+
+**Not met: the year on its plan.** Even at 75,000x half of the actions come more than 990
+simulated hours late, so the year the figures describe has later closures and longer
+waiting lists than planned. The chain answers about 60 actions a real second in these
+runs (the simulation, five services, Kafka and secantusd-rs on the same two cores); a
+region's year on plan within ten minutes asks about 70. The default demo is sized to what
+the machine keeps up with: 300 residents at 130,000x, 4 min 49 s, at most 15.7 simulated
+hours behind.
 """
 
 
@@ -654,6 +663,11 @@ DEMO_RUNS = [
      "655 s", "394 s / 514 s", "2,375 (504 refused: rate limit)", "7,417 h", "modules differ"],
     ["3d5c862: and the demo's referral limits, learning's late starts", "130,000x",
      "**552 s**", "243 s / 495 s", "2,545", "15,285 h", "agree"],
+    ["8aa4af6: every service's writes gathered, the outreach after its signal", "130,000x",
+     "**466 s**", "243 s / 413 s", "2,585 (455 refused: signal deleted)", "12,161 h",
+     "agree"],
+    ["5c67888: the same, at the speed a region now gets by default", "75,000x",
+     "**524 s**", "420 s / 471 s", "2,740 (none refused)", "5,380 h", "agree"],
 ]  # fmt: skip
 DEMO_COLUMNS = ["Run (code)", "Speed", "Took", "Year planned / took", "Referrals"]
 DEMO_COLUMNS += ["Behind plan at worst", "Figures"]
@@ -690,7 +704,7 @@ load generator used 8.9 ms of CPU per appointment at 100/s, more than any servic
 appointment p99 was 13,397 ms: httpcore's pool checks every connection at every request
 that comes or goes, and closes idle connections past its keep-alive limit, so a slow
 answer made every request dearer (a py-spy profile: half the benchmark's samples in that
-bookkeeping). With 64 connections in one client (04:37, not kept) it was 5.3 ms and
+bookkeeping). With 64 connections in one client (04:37) it was 5.3 ms and
 3,755 ms; spread over eight clients (04:41) the benchmark is no longer among the three
 busiest processes, and **appointments held 100/s: 99.2 done a second, p99 537 ms** (the
 target is 500), referrals at 100/s p99 3,649 ms. Earlier runs overstated the chain's

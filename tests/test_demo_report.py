@@ -241,3 +241,16 @@ def test_an_outreach_is_never_dated_before_intake_received_the_signal():
     assert moment_after_signal(datetime(2026, 3, 2, 12, 0), received, later) == datetime(
         2026, 3, 2, 12, 0
     )
+
+
+def test_a_region_sized_year_is_played_slower_unless_a_speed_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("KETENBUS_DEMO_SPEED", raising=False)
+    monkeypatch.setenv("KETENBUS_DEMO_CLIENTS", "3000")
+    assert YearOptions.from_environment().speed == 75_000
+    monkeypatch.setenv("KETENBUS_DEMO_CLIENTS", "300")  # the default size, at full speed
+    assert YearOptions.from_environment().speed == 130_000
+    monkeypatch.setenv("KETENBUS_DEMO_CLIENTS", "3000")
+    monkeypatch.setenv("KETENBUS_DEMO_SPEED", "130000")
+    assert YearOptions.from_environment().speed == 130_000
