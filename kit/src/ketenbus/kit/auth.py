@@ -24,7 +24,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -202,7 +202,7 @@ def append_record(path: Path, record: KeyRecord) -> None:
     path.chmod(0o600)
 
 
-def requires(scope: str) -> Callable[..., Caller]:
+def requires(scope: str) -> Callable[..., Awaitable[Caller]]:
     """A FastAPI dependency: the caller, if its key is valid and carries `scope`.
 
     The scope is named in the operation's security requirement in the OpenAPI document
@@ -211,8 +211,10 @@ def requires(scope: str) -> Callable[..., Caller]:
     scope against every route."""
 
     # A default, not Annotated[...]: annotations are strings here (__future__), and FastAPI
-    # resolves them in the module's globals, where `scope` is not.
-    def authenticated(
+    # resolves them in the module's globals, where `scope` is not. A coroutine although it
+    # awaits nothing: FastAPI runs a plain function in its thread pool, a hop there and back
+    # on every request for a look-up in memory.
+    async def authenticated(
         request: Request,
         credentials: HTTPAuthorizationCredentials | None = Security(_bearer, scopes=[scope]),  # noqa: B008
     ) -> Caller:

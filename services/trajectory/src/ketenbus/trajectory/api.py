@@ -53,7 +53,8 @@ SubmissionPath = Annotated[str, Path(pattern=r"^hws_[0-9a-f]{32}$")]
 Deps = Annotated[TrajectoryDependencies, Depends(service_dependencies)]
 
 
-def _uow(deps: Deps) -> UnitOfWork[TrajectoryTransaction]:
+async def _uow(deps: Deps) -> UnitOfWork[TrajectoryTransaction]:
+    # A coroutine: FastAPI would run a plain function in its thread pool, on every request.
     return deps.uow
 
 
