@@ -24,7 +24,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -202,7 +202,7 @@ def append_record(path: Path, record: KeyRecord) -> None:
     path.chmod(0o600)
 
 
-def requires(scope: str) -> Callable[..., Caller]:
+def requires(scope: str) -> Callable[..., Awaitable[Caller]]:
     """A FastAPI dependency: the caller, if its key is valid and carries `scope`.
 
     The scope is named in the operation's security requirement in the OpenAPI document
@@ -212,7 +212,9 @@ def requires(scope: str) -> Callable[..., Caller]:
 
     # A default, not Annotated[...]: annotations are strings here (__future__), and FastAPI
     # resolves them in the module's globals, where `scope` is not.
-    def authenticated(
+    # async although it awaits nothing: FastAPI runs a plain `def` dependency in a worker
+    # thread, a hand-over to another thread and back for every request (issue 9).
+    async def authenticated(
         request: Request,
         credentials: HTTPAuthorizationCredentials | None = Security(_bearer, scopes=[scope]),  # noqa: B008
     ) -> Caller:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,8 +72,10 @@ class RateLimit:
 
 
 def limited(
-    authenticated: Callable[..., Caller], limit: Callable[..., RateLimit], what: str
-) -> Callable[..., Caller]:
+    authenticated: Callable[..., Awaitable[Caller]],
+    limit: Callable[..., Awaitable[RateLimit]],
+    what: str,
+) -> Callable[..., Awaitable[Caller]]:
     """A FastAPI dependency: the caller `authenticated` gives, if its organisation is within
     the RateLimit that the dependency `limit` gives (one of the service's dependencies);
     else 429."""

@@ -55,10 +55,12 @@ def create_app(service: Service, settings: ServiceSettings | None = None) -> Fas
     return app
 
 
-def service_dependencies(request: Request) -> Any:
+async def service_dependencies(request: Request) -> Any:
     """A FastAPI dependency: the service's dependencies, as its bootstrap built them when the
     app started. A service types it once, `Deps = Annotated[TrajectoryDependencies,
-    Depends(service_dependencies)]`, and its routes ask for `deps: Deps`."""
+    Depends(service_dependencies)]`, and its routes ask for `deps: Deps`. It is async, as
+    every dependency that awaits nothing should be: FastAPI runs a plain `def` dependency in
+    a worker thread, a hand-over to another thread and back for every request."""
     return request.app.state.dependencies
 
 

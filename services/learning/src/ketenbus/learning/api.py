@@ -51,7 +51,7 @@ def catalogue_reader(scope: str) -> Callable[..., Awaitable[Caller | PortalCalle
         token = credentials.credentials if credentials else ""
         if token.startswith("kbp_"):
             return await by_token(request, credentials)
-        return by_key(request, credentials)
+        return await by_key(request, credentials)
 
     return authenticated
 
@@ -67,14 +67,15 @@ def portal(scope: str) -> Callable[..., Awaitable[PortalCaller]]:
     ) -> PortalCaller:
         token = credentials.credentials if credentials else ""
         if not token.startswith("kbp_"):
-            by_key(request, credentials)  # 401 for no key or an unknown one, as anywhere
+            await by_key(request, credentials)  # 401 for no key or an unknown one, as anywhere
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
                 "a client's enrolments open with that client's portal token only (the "
                 "social worker issues it: POST /v1/clients/{client_ref}/portal-tokens), "
                 "not with an organisation's key",
             )
-        async with service_dependencies(request).uow.reading() as tx:
+        deps = await service_dependencies(request)
+        async with deps.uow.reading() as tx:
             holder = await tx.portal_tokens.holder(token, datetime.now(UTC))
         if holder is None:
             raise HTTPException(
