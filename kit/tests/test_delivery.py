@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
@@ -17,6 +18,7 @@ from ketenbus.kit.clock import SystemClock
 from ketenbus.kit.errors import AlreadyHandled
 from ketenbus.kit.metrics import KitMetrics
 from ketenbus.kit.outbox import OutboxRelay
+from ketenbus.kit.sent_commands import SentCommands
 from ketenbus.kit.uow import UnitOfWork
 
 from .support import counted_event_class, create_topic, fresh_topic, read_topic
@@ -106,6 +108,73 @@ async def test_events_for_one_client_keep_their_order(mongo, broker, kafka):
         pass
     records = await read_topic(kafka, topic, expected=20)
     assert [number_of(r) for r in records] == list(range(20))
+
+
+class CommittingDuringPublish:
+    """A publisher that commits one more event while it publishes the first batch, as a
+    request does that commits while the relay is busy."""
+
+    def __init__(self, broker, commit) -> None:
+        self.broker, self.commit, self.committed = broker, commit, False
+
+    async def publish(self, message, topic, **options):
+        if not self.committed:
+            self.committed = True
+            await self.commit(2)
+        return await self.broker.publish(message, topic, **options)
+
+
+async def test_the_relay_looks_once_per_commit_and_misses_none_that_commits_meanwhile(
+    mongo_url, broker, kafka
+):
+    topic = await create_topic(kafka)
+    Counted = counted_event_class(topic)
+    commands = SentCommands(("outbox",))
+    client = AsyncMongoClient(mongo_url, tz_aware=True, event_listeners=[commands])
+    db = client[f"kit_{uuid.uuid4().hex[:10]}"]
+    relay_of: list[OutboxRelay] = []
+    uow = UnitOfWork(
+        client, db, service="kit-test", clock=SystemClock(), after_commit=lambda: relay_of[0].wake()
+    )
+
+    async def commit(number: int) -> None:
+        async with uow.command() as tx:
+            tx.publish(Counted(client_ref="cl_a", number=number))
+
+    # Polling once a minute: only a wake-up can publish within the test.
+    relay = OutboxRelay(
+        db,
+        CommittingDuringPublish(broker, commit),
+        KitMetrics(CollectorRegistry(), "kit-test"),
+        poll_seconds=60,
+        batch_size=50,
+    )
+    relay_of.append(relay)
+
+    def looked() -> int:
+        return len([c for c in commands.sent if c["name"] == "find" and c.get("limit") == 50])
+
+    relay.start()
+    try:
+        async with asyncio.timeout(10):
+            while looked() == 0:  # its first look, at an empty outbox
+                await asyncio.sleep(0.01)
+        await commit(1)
+        # The second commits while the first is published, and still goes out at once.
+        records = await read_topic(kafka, topic, expected=2)
+        assert [number_of(r) for r in records] == [1, 2]
+        async with asyncio.timeout(10):
+            while await db.outbox.count_documents({}):
+                await asyncio.sleep(0.01)
+        # What is asserted is a look that does not come; it would come within milliseconds.
+        await asyncio.sleep(0.5)
+        # Once when it started, once per wake-up, each finding something: not again after
+        # each batch of less than 50 to find the outbox empty.
+        assert looked() == 3
+    finally:
+        await relay.stop()
+        await client.drop_database(db.name)
+        await client.close()
 
 
 async def test_a_redelivered_event_is_a_no_op(mongo):

@@ -177,14 +177,19 @@ class OutboxRelay:
     async def run(self) -> None:
         backoff = self.poll_seconds
         while True:
+            # Cleared before looking: a commit from here on wakes the next round at once,
+            # also one that commits while this round publishes.
+            self._wake.clear()
             try:
                 published = 0
                 if await self.lease.held():
                     published = await self.publish_pending()
                     await self._update_backlog()
                 self.healthy, backoff = True, self.poll_seconds
-                if published:
-                    continue
+                if published == self.batch_size:
+                    continue  # a full batch: more may be waiting
+                # Less than a batch: all there was went out; looking again at once would
+                # cost a round trip per commit for nothing (issue 9).
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -194,7 +199,6 @@ class OutboxRelay:
                     "outbox relay failed, will retry", error=type(exc).__name__, retry_in=backoff
                 )
                 backoff = min(backoff * 2, 5.0)
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=backoff)
 
