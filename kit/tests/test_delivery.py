@@ -110,6 +110,51 @@ async def test_events_for_one_client_keep_their_order(mongo, broker, kafka):
     assert [number_of(r) for r in records] == list(range(20))
 
 
+class CommittingDuringPublish:
+    """A publisher that commits one more event while it publishes the first batch, as a
+    request does that commits while the relay is busy."""
+
+    def __init__(self, broker, commit) -> None:
+        self.broker, self.commit, self.committed = broker, commit, False
+
+    async def publish(self, message, topic, **options):
+        if not self.committed:
+            self.committed = True
+            await self.commit(2)
+        return await self.broker.publish(message, topic, **options)
+
+
+async def test_a_commit_made_while_the_relay_publishes_goes_out_at_once(mongo, broker, kafka):
+    """The relay clears its wake before it looks: a commit made while it publishes wakes it
+    again, and is not left for the next poll (a minute here)."""
+    topic = await create_topic(kafka)
+    Counted = counted_event_class(topic)
+    db = mongo[f"kit_{uuid.uuid4().hex[:10]}"]
+    relay_of: list[OutboxRelay] = []
+    uow = UnitOfWork(
+        mongo, db, service="kit-test", clock=SystemClock(), after_commit=lambda: relay_of[0].wake()
+    )
+
+    async def commit(number: int) -> None:
+        async with uow.command() as tx:
+            tx.publish(Counted(client_ref="cl_a", number=number))
+
+    relay = OutboxRelay(
+        db,
+        CommittingDuringPublish(broker, commit),
+        KitMetrics(CollectorRegistry(), "kit-test"),
+        poll_seconds=60,
+    )
+    relay_of.append(relay)
+    relay.start()
+    try:
+        await commit(1)
+        records = await read_topic(kafka, topic, expected=2)
+        assert [number_of(r) for r in records] == [1, 2]
+    finally:
+        await relay.stop()
+
+
 async def test_a_redelivered_event_is_a_no_op(mongo):
     topic = fresh_topic()
     Counted = counted_event_class(topic)

@@ -13,13 +13,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo import AsyncMongoClient, InsertOne
+from pymongo.errors import ClientBulkWriteException, DuplicateKeyError, OperationFailure
 
 from ketenbus.kit.clock import FixedClock
 from ketenbus.kit.errors import TransientError
 from ketenbus.kit.failures import is_transient
-from ketenbus.kit.gathered import ConcurrentChange, Document, GatheredDocuments
+from ketenbus.kit.gathered import (
+    ConcurrentChange,
+    Document,
+    GatheredDocuments,
+    single_client_write_error,
+)
 from ketenbus.kit.sent_commands import SentCommands
 from ketenbus.kit.uow import Transaction, UnitOfWork
 
@@ -212,6 +217,36 @@ async def test_a_second_note_under_one_id_is_refused_without_showing_it(store: N
     assert "n1" in str(error)
     for shown in (str(error), repr(error), repr(error.details), logged):
         assert MARKER not in shown
+    assert await store.stored() == {"n1": ("as stored", 0)}
+
+
+async def test_a_client_bulk_write_refused_is_the_single_error_without_the_document(
+    store: Notes,
+):
+    """Several collections in one client-level bulkWrite (intake's new documents): a
+    second document under one id comes out as DuplicateKeyError, and shows no document."""
+    await store.put(Note("n1", "as stored"))
+    db = store.uow.db
+    writes = [
+        InsertOne({"_id": "t1", "text": MARKER}, namespace=f"{db.name}.tags"),
+        InsertOne({"_id": "n1", "text": MARKER}, namespace=f"{db.name}.notes"),
+    ]
+
+    with pytest.raises(DuplicateKeyError) as raised:
+        async with store.uow.command() as tx:
+            await tx.db.notes.find_one({"_id": "n1"}, session=tx.session)  # not the first
+            try:
+                await db.client.bulk_write(writes, session=tx.session, ordered=True)
+            except ClientBulkWriteException as error:
+                raise single_client_write_error(error, "tags, notes") from None
+
+    error = raised.value
+    assert error.code == 11000
+    logged = "".join(traceback.format_exception(error))
+    for shown in (str(error), repr(error), repr(error.details), logged):
+        assert MARKER not in shown
+    # Undone with the transaction: the other collection's insert too.
+    assert await db.tags.count_documents({}) == 0
     assert await store.stored() == {"n1": ("as stored", 0)}
 
 

@@ -191,8 +191,10 @@ async def test_a_batch_writes_each_collection_once_and_reads_nothing_it_wrote(
     await service.in_batch(batch)
 
     assert await service.db.referrals.count_documents({"state": "accepted"}) == 20
+    # The four collections in one client-level bulk write (one round trip), nothing apart.
     for collection in ("referrals", "clients", "client_keys", "consents"):
-        assert len(service.commands.to(collection, "insert")) == 1, collection
+        assert len(service.commands.to(collection, "bulkWrite")) == 1, collection
+        assert service.commands.to(collection, "insert") == [], collection
     # Per referral: its key looked up, the person looked up, a place claimed. Nothing of
     # what the batch wrote is read back, nor the places document.
     assert len(service.commands.to("referrals", "find")) == 20
@@ -267,6 +269,38 @@ async def test_a_contact_card_is_sealed_from_what_the_command_holds(service: Ser
     assert len(service.commands.to("client_keys", "find")) == 0
     assert len(service.commands.to("clients", "find")) == 1  # the person looked up, once
     assert await service.db.consents.count_documents({"client_ref": referral.client_ref}) == 2
+
+
+async def test_a_front_door_referral_takes_four_round_trips_and_the_commit(service: Service):
+    """The person looked up, the place claimed, the new documents in one bulk write, the
+    outbox; then the commit (issue 9: four inserts were four round trips)."""
+    await service.deps.caseloads.claim(UTRECHT, "ref_warm")  # the places document made
+    service.commands.clear()
+    details = PersonalDetails.model_validate(resident("Femke Brouwershaven", "3512 AF"))
+    submission = reception.Submission(
+        referrer=Referrer(ReferrerType.GP, GP, "HDL-3"),
+        topic=ReferralTopic.DEBTS_MATERIAL,
+        urgency=Urgency(),
+        client=details,
+        consent=reception.ConsentGiven(ConsentGiver.CLIENT, (ConsentPurpose.REMINDERS,), NOW),
+    )
+
+    async with service.uow.command() as tx:
+        referral = await reception.receive(tx, submission, service.deps.regions)
+
+    sent = [(c["name"], c["collection"]) for c in service.commands.sent]
+    written = [c for c in sent if c[0] == "bulkWrite"]
+    assert sorted(written) == [
+        ("bulkWrite", name) for name in ("client_keys", "clients", "consents", "referrals")
+    ]
+    assert [c for c in sent if c[0] != "bulkWrite"] == [
+        ("find", "clients"),
+        ("update", "places"),
+        ("insert", "outbox"),
+    ]
+    stored = await service.db.referrals.find_one({"_id": referral.id})
+    assert stored is not None and stored["client_ref"] == referral.client_ref
+    assert await service.db.client_keys.count_documents({"_id": referral.client_ref}) == 1
 
 
 async def test_a_place_is_claimed_in_one_round_trip_and_found_again_by_its_holder(

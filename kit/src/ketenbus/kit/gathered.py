@@ -52,7 +52,13 @@ from typing import Any, Generic, Protocol, TypeVar
 from pymongo import InsertOne, ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
+from pymongo.errors import (
+    BulkWriteError,
+    ClientBulkWriteException,
+    DuplicateKeyError,
+    PyMongoError,
+    WriteError,
+)
 
 from ketenbus.kit.errors import TransientError
 from ketenbus.kit.uow import Transaction
@@ -267,3 +273,25 @@ def single_write_error(error: BulkWriteError, collection: str) -> Exception:
     kind = DuplicateKeyError if first.get("code") == 11000 else WriteError
     details = {"errorLabels": labels} | first
     return kind(first.get("errmsg", "write failed"), first.get("code"), details)
+
+
+def single_client_write_error(error: ClientBulkWriteException, collections: str) -> Exception:
+    """The same for a client-level bulk write (several collections in one command): the
+    first failed insert as the DuplicateKeyError or WriteError it would have been alone,
+    without its document; a failure of the whole command (a conflict) as the driver raised
+    it, which keeps its code and labels (transient stays transient)."""
+    labels = _labels(error.error)
+    failed: list[dict[str, Any]] = error.details.get("writeErrors") or []
+    if not failed:
+        if isinstance(error.error, PyMongoError):
+            return error.error
+        return WriteError(f"the bulk write to {collections} failed", None, {"errorLabels": labels})
+    first = {key: value for key, value in failed[0].items() if key not in ("op", "idx")}
+    kind = DuplicateKeyError if first.get("code") == 11000 else WriteError
+    details = {"errorLabels": labels} | first
+    return kind(first.get("errmsg", "write failed"), first.get("code"), details)
+
+
+def _labels(error: Any) -> list[str]:
+    details = getattr(error, "details", None) or {}
+    return list(details.get("errorLabels") or [])

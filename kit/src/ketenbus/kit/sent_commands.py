@@ -5,6 +5,9 @@
     client = AsyncMongoClient(url, event_listeners=[commands])
     ...
     [inserted] = commands.to("referrals", "insert")
+
+A client-level `bulkWrite` (several collections in one command) is listed under each of
+its collections: `commands.to("referrals", "bulkWrite")`.
 """
 
 from __future__ import annotations
@@ -24,9 +27,18 @@ class SentCommands(monitoring.CommandListener):
     sent: list[dict[str, Any]] = field(default_factory=list)
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "bulkWrite":
+            # A client-level bulk write: one command about several collections, counted
+            # once under each (its `nsInfo` names them as "database.collection").
+            for namespace in event.command.get("nsInfo", []):
+                self._add(namespace["ns"].split(".", 1)[1], event)
+            return
         collection = event.command.get(event.command_name)
         if not isinstance(collection, str):
             return  # not about a collection: a transaction's commit, a ping
+        self._add(collection, event)
+
+    def _add(self, collection: str, event: monitoring.CommandStartedEvent) -> None:
         if self.collections and collection not in self.collections:
             return
         self.sent.append({"name": event.command_name, "collection": collection, **event.command})

@@ -41,18 +41,18 @@ Deps = Annotated[IntakeDependencies, Depends(service_dependencies)]
 Uow: TypeAlias = UnitOfWork[IntakeTransaction]
 
 
-def _uow(deps: Deps) -> Uow:
+async def _uow(deps: Deps) -> Uow:
     return deps.uow
 
 
 # The partner front door is rate-limited per organisation (settings REFERRAL_RATE_PER_MINUTE,
 # REFERRAL_BURST, REFERRAL_STATUS_RATE_PER_MINUTE, REFERRAL_STATUS_BURST; the bootstrap makes
-# them).
-def _referral_limit(deps: Deps) -> RateLimit:
+# them). Every dependency here is async: FastAPI runs a plain `def` one in a worker thread.
+async def _referral_limit(deps: Deps) -> RateLimit:
     return deps.referral_limit
 
 
-def _status_limit(deps: Deps) -> RateLimit:
+async def _status_limit(deps: Deps) -> RateLimit:
     return deps.status_limit
 
 

@@ -27,14 +27,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pymongo import InsertOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, ClientBulkWriteException
 
 from ketenbus.intake.documents import consent_document, referral_document
 from ketenbus.intake.domain import Consent, Referral
 from ketenbus.intake.personal import PersonalDetails, encrypt_details
-from ketenbus.kit.gathered import single_write_error
+from ketenbus.kit.gathered import single_client_write_error, single_write_error
 
 
 @dataclass
@@ -93,20 +94,17 @@ class GatheredIntake:
         return [consent for consent in self.consents.values() if matches(consent)]
 
     async def flush(self) -> None:
-        """Each collection in one ordered insert, of what it holds in its final state: a
-        referral admitted later in the batch is inserted admitted, a client with the newest
-        details the batch brought."""
+        """Each collection's documents in their final state (a referral admitted later in
+        the batch is inserted admitted, a client with the newest details the batch brought),
+        in one ordered write: the keys, the clients, the consents, the referrals."""
         new_clients = [client for client in self.clients.values() if client.is_new]
         referrals, self.referrals = list(self.referrals.values()), {}
         consents, self.consents = list(self.consents.values()), {}
-        await self._insert("client_keys", [_key_document(c) for c in new_clients])
-        await self._insert("clients", [_client_document(c) for c in new_clients])
-        for client in new_clients:
-            client.wrapped = None  # stored from now on
-        await self._insert("consents", [consent_document(c) for c in consents])
-        await self._insert(
-            "referrals",
-            [
+        inserts = {
+            "client_keys": [_key_document(c) for c in new_clients],
+            "clients": [_client_document(c) for c in new_clients],
+            "consents": [consent_document(c) for c in consents],
+            "referrals": [
                 {
                     **referral_document(new.referral),
                     "idempotency_key": new.idempotency_key,
@@ -114,16 +112,44 @@ class GatheredIntake:
                 }
                 for new in referrals
             ],
-        )
+        }
+        for client in new_clients:
+            client.wrapped = None  # stored from now on
+        inserts = {collection: documents for collection, documents in inserts.items() if documents}
+        if len(inserts) > 1 and not _first_command(self.session):
+            await self._insert_together(inserts)
+        else:
+            for collection, documents in inserts.items():
+                await self._insert(collection, documents)
+
+    async def _insert_together(self, inserts: dict[str, list[dict[str, Any]]]) -> None:
+        writes = [
+            InsertOne(document, namespace=f"{self.db.name}.{collection}")
+            for collection, documents in inserts.items()
+            for document in documents
+        ]
+        try:
+            await self.session.client.bulk_write(writes, session=self.session, ordered=True)
+        except ClientBulkWriteException as error:
+            # Not chained: the bulk error holds whole documents, which a log must not show.
+            raise single_client_write_error(error, ", ".join(inserts)) from None
 
     async def _insert(self, collection: str, documents: list[dict[str, Any]]) -> None:
-        if not documents:
-            return
         try:
             await self.db[collection].insert_many(documents, session=self.session)
         except BulkWriteError as error:
             # Not chained: the bulk error holds whole documents, which a log must not show.
             raise single_write_error(error, collection) from None
+
+
+def _first_command(session: AsyncClientSession) -> bool:
+    """Whether the session's transaction has sent nothing yet (the driver's own record of
+    it, a private one: its next command carries the transaction's readConcern).
+
+    A workaround: secantusd-rs 0.5.3 refuses a client-level bulkWrite that carries that
+    readConcern, so as a transaction's first command the inserts go one collection at a
+    time. When SecantusDB takes it, this check and the fall-back go."""
+    return session._transaction.starting()
 
 
 def _key_document(client: OpenedClient) -> dict[str, Any]:

@@ -47,7 +47,7 @@ router = APIRouter(prefix="/v1", tags=["signals"])
 
 
 # A creditor's signals share the front door's rate limit (per organisation).
-def _referral_limit(deps: Deps) -> RateLimit:
+async def _referral_limit(deps: Deps) -> RateLimit:
     return deps.referral_limit
 
 
