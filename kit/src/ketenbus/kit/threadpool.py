@@ -4,7 +4,7 @@ FastAPI runs a plain (not async) function, endpoint or dependency, in anyio's th
 a hand-over to another thread and back on every request. For the look-ups in memory a route
 depends on (the API key, the service's dependencies, a rate limit) the hand-overs cost more
 than the look-ups (issue 9: about a tenth of trajectory's busy time at 100 appointments a
-second), so a service's tests assert that none of its routes has one.
+second), so tests/test_routes_on_the_loop.py asserts that no service's route has one.
 """
 
 from __future__ import annotations

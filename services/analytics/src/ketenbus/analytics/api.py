@@ -46,11 +46,11 @@ Format = Annotated[Literal["json", "csv"], Query(description="json (default) or 
 Deps = Annotated[AnalyticsDependencies, Depends(service_dependencies)]
 
 
-def _uow(deps: Deps) -> UnitOfWork[AnalyticsTransaction]:
+async def _uow(deps: Deps) -> UnitOfWork[AnalyticsTransaction]:
     return deps.uow
 
 
-def _settings(deps: Deps) -> AnalyticsSettings:
+async def _settings(deps: Deps) -> AnalyticsSettings:
     return deps.settings
 
 
@@ -58,7 +58,7 @@ Uow = Annotated[UnitOfWork[AnalyticsTransaction], Depends(_uow)]
 Settings = Annotated[AnalyticsSettings, Depends(_settings)]
 
 
-def _language(
+async def _language(
     request: Request,
     settings: Settings,
     lang: Annotated[

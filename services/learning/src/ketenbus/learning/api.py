@@ -102,15 +102,15 @@ ClientRefQuery = Annotated[str, Query(pattern=r"^cl_[0-9a-f]{32}$")]
 Deps = Annotated[LearningDependencies, Depends(service_dependencies)]
 
 
-def _uow(deps: Deps) -> UnitOfWork[LearningTransaction]:
+async def _uow(deps: Deps) -> UnitOfWork[LearningTransaction]:
     return deps.uow
 
 
-def _catalogue(deps: Deps) -> Catalogue:
+async def _catalogue(deps: Deps) -> Catalogue:
     return deps.catalogue
 
 
-def _feedback_key(deps: Deps) -> bytes | None:
+async def _feedback_key(deps: Deps) -> bytes | None:
     return deps.feedback_key
 
 

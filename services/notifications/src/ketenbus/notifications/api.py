@@ -40,15 +40,15 @@ class NotFound(DomainError):
 Deps = Annotated[NotificationDependencies, Depends(service_dependencies)]
 
 
-def _uow(deps: Deps) -> UnitOfWork[NotificationTransaction]:
+async def _uow(deps: Deps) -> UnitOfWork[NotificationTransaction]:
     return deps.uow
 
 
-def _link_key(deps: Deps) -> bytes:
+async def _link_key(deps: Deps) -> bytes:
     return deps.link_key
 
 
-def _phone_key(deps: Deps) -> bytes:
+async def _phone_key(deps: Deps) -> bytes:
     return deps.phone_key
 
 
