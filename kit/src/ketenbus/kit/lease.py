@@ -21,6 +21,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 LEASES = "leases"
+# A released lease ran out long ago. Not "now": the database keeps milliseconds, so a
+# replica asking within the same millisecond found it not yet expired (a flaky test did).
+RELEASED = datetime(1970, 1, 1, tzinfo=UTC)
 _DUPLICATE_KEY = 11000
 
 
@@ -68,6 +71,5 @@ class Lease:
         self._until = 0.0
         with contextlib.suppress(PyMongoError):  # else it runs out by itself
             await self.leases.update_one(
-                {"_id": self.job, "owner": self.owner},
-                {"$set": {"expires_at": datetime.now(UTC)}},
+                {"_id": self.job, "owner": self.owner}, {"$set": {"expires_at": RELEASED}}
             )
