@@ -677,10 +677,10 @@ DEMO_FINDINGS = DEMO_FINDINGS_TEXT.format(runs=_table(DEMO_COLUMNS, DEMO_RUNS))
 FINDINGS_GATHERED = """## Findings of 2026-12-03: writes per batch, the benchmark's own client
 
 Written from the full runs `results/2026-12-03-0407.json` (every service's domain writes
-gathered, the load through one client of up to 400 connections, as before) and
+gathered, the load through one client of up to 400 connections, as before),
 `results/2026-12-03-0441.json` (the same code, the load spread over eight clients of eight
-kept-alive connections), read against `results/2026-12-02-2133.json` (section "Before and
-after").
+kept-alive connections) and `0529`, `0532` (the changes in the last paragraphs), read
+against `results/2026-12-02-2133.json` (section "Before and after").
 
 **Domain writes per batch.** Intake, notifications and learning now read each document a
 batch touches once and write all of them in one bulk write at its end, as trajectory and
@@ -710,15 +710,26 @@ busiest processes, and **appointments held 100/s: 99.2 done a second, p99 537 ms
 target is 500), referrals at 100/s p99 3,649 ms. Earlier runs overstated the chain's
 latency at 100/s by what their load generator took from the two cores.
 
-**Referrals at 100/s: intake and its database are the limit.** In the 04:41 run at 100/s
-intake used 6.8 ms and secantusd-rs 8.2 ms of CPU per referral, together three quarters of
-the two cores, and the chain completed 76 a second while 100 came in. Intake's own work per
-referral is some 0.3 ms (docs/intake-throughput.md); the rest is round trips (eight per
-front-door referral), the outbox and relay publishing its events, and, in secantusd-rs, the
-claim of a place, dearer the more places are held (the benchmark holds a million). Next, in
-that order: the front door's four inserts as one `bulkWrite` (SecantusDB refuses it as the
-first command of a transaction), a batch's lookups made once with `$in` (a kit hook that
-shows a handler the batch's envelopes), and fewer events per referral on the outbox.
+**Then fewer round trips and no thread hops** (the runs of 05:29 and 05:32, same code):
+the outbox relay looks once per wake instead of again at once after less than a full batch
+(a round trip per commit that found the outbox empty); intake's four inserts of a front-door
+referral go out as one client-level `bulkWrite` (5 round trips a referral, was 8); every
+service's FastAPI dependencies are coroutines, so no request hops to the thread pool and
+back (tests/test_routes_on_the_loop.py). Against 04:41: intake's front door 94.8 -> 159.9
+and 119.7 referrals/s, its CPU per referral 8.4 -> 5.1 and 7.1 ms, secantusd-rs's 3.75 ->
+2.35 and 3.05 ms; **appointments at 100/s: p99 537 -> 281 and 224 ms, the target met in
+both runs**; referrals at 100/s: p99 3,649 -> 4,209 and 2,006 ms, 84 and 89 done a second
+(76 before); at 50/s 859 and 306 ms (448 before: the tail moves between runs).
+
+**Referrals at 100/s: intake and its database are still the limit.** At 100/s in the 05:32
+run secantusd-rs used 7.3 ms and intake 5.0 ms of CPU per referral, well over half of the
+two cores, and Kafka 2.2. Intake's own work per referral is some 0.3 ms
+(docs/intake-throughput.md); the rest is round trips (five per front-door referral), the
+relay publishing its events, and, in secantusd-rs, the claim of a place, dearer the more
+places are held (the benchmark holds a million). Next, in that order: the outbox insert in
+the same `bulkWrite` as the domain's (a kit change: secantusd-rs takes a cross-collection
+bulkWrite in a transaction), a batch's lookups made once with `$in` (a kit hook that shows a
+handler the batch's envelopes), and fewer events per referral on the outbox.
 """
 
 
