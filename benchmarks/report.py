@@ -651,8 +651,8 @@ simulated hours late, so the year the figures describe has later closures and lo
 waiting lists than planned. The chain answers about 60 actions a real second in these
 runs (the simulation, five services, Kafka and secantusd-rs on the same two cores); a
 region's year on plan within ten minutes asks about 70. The default demo is sized to what
-the machine keeps up with: 300 residents at 130,000x, 4 min 49 s, at most 15.7 simulated
-hours behind.
+the machine keeps up with: 300 residents at 130,000x, 4 min 52 s, at most 11.2 simulated
+hours behind (2026-12-03).
 """
 
 

@@ -83,8 +83,8 @@ class YearOptions:
     days: int = 365
     # Sized to finish in about five minutes on a two-core machine: the year in 243 s (one
     # real second is 36 simulated hours), 300 residents making some 18 actions a second, a
-    # third of what the chain answers there before it falls behind (measured: 4 min 49 s,
-    # at most 16 simulated hours behind, 0.9 for 95 % of the actions; docs/analytics.md).
+    # third of what the chain answers there before it falls behind (measured: 4 min 52 s,
+    # at most 11 simulated hours behind, 0.5 for 95 % of the actions; docs/analytics.md).
     clients: int = 300
     speed: float = 130_000.0
     seed: int = 2025
