@@ -5,20 +5,15 @@ Nothing else goes to the database on the way (issue 9: each round trip is CPU on
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
 
 from ketenbus.contracts.values import AppointmentKind, Modality
 from ketenbus.kit.auth import Caller
-from ketenbus.kit.clock import FixedClock
+from ketenbus.kit.sent_commands import SentCommands
 from ketenbus.kit.uow import UnitOfWork
-from ketenbus.trajectory import api, store
+from ketenbus.trajectory import api
 from ketenbus.trajectory.store import TrajectoryTransaction
 
 from .test_trajectory_domain import NOW, opened
@@ -26,44 +21,9 @@ from .test_trajectory_domain import NOW, opened
 pytestmark = pytest.mark.stack
 
 
-@dataclass
-class Commands(monitoring.CommandListener):
-    """Every command sent, by name and collection (`commitTransaction`: its own name)."""
-
-    sent: list[tuple[str, Any]] = field(default_factory=list)
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.sent.append((event.command_name, event.command.get(event.command_name)))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
-@pytest.fixture
-async def database(mongo_url: str) -> AsyncIterator[tuple[UnitOfWork[Any], Commands]]:
-    commands = Commands()
-    client: AsyncMongoClient[Any] = AsyncMongoClient(
-        mongo_url, tz_aware=True, event_listeners=[commands]
-    )
-    db = client[f"trajectory_trips_{uuid.uuid4().hex[:10]}"]
-    await store.ensure_indexes(db)
-    uow = UnitOfWork(
-        client,
-        db,
-        service="trajectory",
-        clock=FixedClock(NOW),
-        transaction_class=TrajectoryTransaction,
-    )
-    yield uow, commands
-    await client.drop_database(db.name)
-    await client.close()
-
-
-async def test_an_appointment_is_a_read_a_write_an_outbox_insert_and_the_commit(database):
-    uow, commands = database
+async def test_an_appointment_is_a_read_a_write_an_outbox_insert_and_the_commit(
+    uow: UnitOfWork[TrajectoryTransaction], commands: SentCommands
+):
     trajectory = opened()
     async with uow.command() as tx:
         await tx.trajectories.add(trajectory)
@@ -72,9 +32,9 @@ async def test_an_appointment_is_a_read_a_write_an_outbox_insert_and_the_commit(
         kind=AppointmentKind.FOLLOW_UP, starts_at=NOW + timedelta(days=2), modality=Modality.PHONE
     )
     for _ in range(2):  # the second on a trajectory with history: no more round trips
-        commands.sent.clear()
+        commands.clear()
         answer = await api.schedule_appointment(trajectory.id, body, worker, uow)
-        assert commands.sent == [
+        assert commands.names() == [
             ("find", "trajectories"),
             ("update", "trajectories"),
             ("insert", "outbox"),

@@ -5,15 +5,12 @@ trajectory is written once when the unit of work ends, only at the version it wa
 from __future__ import annotations
 
 import traceback
-import uuid
 import warnings
-from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from ketenbus.contracts.envelope import Envelope, wrap
@@ -36,7 +33,6 @@ from ketenbus.contracts.values import (
     Phase,
     new_id,
 )
-from ketenbus.kit.clock import FixedClock
 from ketenbus.kit.consumer import BoundHandlers
 from ketenbus.kit.failures import is_transient
 from ketenbus.kit.gathered import ConcurrentChange
@@ -92,24 +88,9 @@ class Service:
 
 
 @pytest.fixture
-async def service(mongo_url: str) -> AsyncIterator[Service]:
-    commands = SentCommands(("trajectories",))
-    client: AsyncMongoClient[Any] = AsyncMongoClient(
-        mongo_url, tz_aware=True, event_listeners=[commands]
-    )
-    db = client[f"trajectory_store_{uuid.uuid4().hex[:10]}"]
-    await store.ensure_indexes(db)
-    uow = UnitOfWork(
-        client,
-        db,
-        service="trajectory",
-        clock=FixedClock(NOW),
-        transaction_class=TrajectoryTransaction,
-    )
+def service(uow: UnitOfWork[TrajectoryTransaction], commands: SentCommands) -> Service:
     deps = TrajectoryDependencies.from_settings(TrajectorySettings(), uow=uow, clock=uow.clock)
-    yield Service(uow, handlers.bind(deps), commands)
-    await client.drop_database(db.name)
-    await client.close()
+    return Service(uow, handlers.bind(deps), commands)
 
 
 def event(data: Any) -> Envelope[Any]:

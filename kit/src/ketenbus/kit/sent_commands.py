@@ -8,6 +8,15 @@
 
 A client-level `bulkWrite` (several collections in one command) is listed under each of
 its collections: `commands.to("referrals", "bulkWrite")`.
+
+A command about no collection (a transaction's commit, a ping) is left out, unless asked
+for with `keep_collectionless=True`: then it is kept whatever `collections` says, with the
+value it carries under its own name as its `collection` (`commitTransaction`: 1). A test
+of a whole unit of work's round trips compares their names in order:
+
+    commands = SentCommands(keep_collectionless=True)
+    ...
+    assert commands.names() == [("find", "trajectories"), ..., ("commitTransaction", 1)]
 """
 
 from __future__ import annotations
@@ -21,10 +30,12 @@ from pymongo import monitoring
 @dataclass
 class SentCommands(monitoring.CommandListener):
     """Every command sent about a collection, as sent, with its `name` and `collection`
-    added; `collections` narrows it to those."""
+    added; `collections` narrows it to those. With `keep_collectionless`, the commands
+    about none as well (a transaction's commit)."""
 
     collections: tuple[str, ...] = ()
     sent: list[dict[str, Any]] = field(default_factory=list)
+    keep_collectionless: bool = field(default=False, kw_only=True)
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if event.command_name == "bulkWrite":
@@ -34,13 +45,19 @@ class SentCommands(monitoring.CommandListener):
                 self._add(namespace["ns"].split(".", 1)[1], event)
             return
         collection = event.command.get(event.command_name)
-        if not isinstance(collection, str):
-            return  # not about a collection: a transaction's commit, a ping
-        self._add(collection, event)
+        if isinstance(collection, str):
+            self._add(collection, event)
+        elif self.keep_collectionless:
+            # Not about a collection (a transaction's commit, a ping): kept whatever
+            # `collections` says, under the value it carries (commitTransaction: 1).
+            self._record(collection, event)
 
     def _add(self, collection: str, event: monitoring.CommandStartedEvent) -> None:
         if self.collections and collection not in self.collections:
             return
+        self._record(collection, event)
+
+    def _record(self, collection: Any, event: monitoring.CommandStartedEvent) -> None:
         self.sent.append({"name": event.command_name, "collection": collection, **event.command})
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
@@ -51,6 +68,10 @@ class SentCommands(monitoring.CommandListener):
 
     def to(self, collection: str, name: str) -> list[dict[str, Any]]:
         return [c for c in self.sent if c["collection"] == collection and c["name"] == name]
+
+    def names(self) -> list[tuple[str, Any]]:
+        """Each command's name and collection, in the order sent."""
+        return [(c["name"], c["collection"]) for c in self.sent]
 
     def clear(self) -> None:
         self.sent.clear()

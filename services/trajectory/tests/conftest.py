@@ -1,0 +1,45 @@
+"""Trajectory's unit of work on the real database (SecantusDB), for the store's tests and
+those that count its round trips: a database of its own per test, dropped after."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from ketenbus.kit.clock import FixedClock
+from ketenbus.kit.sent_commands import SentCommands
+from ketenbus.kit.uow import UnitOfWork
+from ketenbus.trajectory import store
+from ketenbus.trajectory.store import TrajectoryTransaction
+
+from .test_trajectory_domain import NOW
+
+
+@pytest.fixture
+def commands() -> SentCommands:
+    """Every command the unit of work's client sends, a transaction's commit too."""
+    return SentCommands(keep_collectionless=True)
+
+
+@pytest.fixture
+async def uow(
+    mongo_url: str, commands: SentCommands
+) -> AsyncIterator[UnitOfWork[TrajectoryTransaction]]:
+    client: AsyncMongoClient[Any] = AsyncMongoClient(
+        mongo_url, tz_aware=True, event_listeners=[commands]
+    )
+    db = client[f"trajectory_{uuid.uuid4().hex[:10]}"]
+    await store.ensure_indexes(db)
+    yield UnitOfWork(
+        client,
+        db,
+        service="trajectory",
+        clock=FixedClock(NOW),
+        transaction_class=TrajectoryTransaction,
+    )
+    await client.drop_database(db.name)
+    await client.close()
