@@ -263,16 +263,11 @@ def single_write_error(error: BulkWriteError, collection: str) -> Exception:
     second aggregate under a unique key as DuplicateKeyError, a conflict with its code and
     labels (so that it still reads as transient); without the document pymongo adds to it
     (an aggregate holds personal data, which has no place in a log)."""
-    failed = error.details.get("writeErrors") or []
     labels = error.details.get("errorLabels") or []
-    if not failed:
-        return WriteError(
-            f"the bulk write to {collection} failed", error.code, {"errorLabels": labels}
-        )
-    first = {key: value for key, value in failed[0].items() if key != "op"}
-    kind = DuplicateKeyError if first.get("code") == 11000 else WriteError
-    details = {"errorLabels": labels} | first
-    return kind(first.get("errmsg", "write failed"), first.get("code"), details)
+    whole = WriteError(
+        f"the bulk write to {collection} failed", error.code, {"errorLabels": labels}
+    )
+    return _single(error.details.get("writeErrors") or [], labels, whole, hidden=("op",))
 
 
 def single_client_write_error(error: ClientBulkWriteException, collections: str) -> Exception:
@@ -281,12 +276,23 @@ def single_client_write_error(error: ClientBulkWriteException, collections: str)
     without its document; a failure of the whole command (a conflict) as the driver raised
     it, which keeps its code and labels (transient stays transient)."""
     labels = _labels(error.error)
-    failed: list[dict[str, Any]] = error.details.get("writeErrors") or []
+    whole = (
+        error.error
+        if isinstance(error.error, PyMongoError)
+        else WriteError(f"the bulk write to {collections} failed", None, {"errorLabels": labels})
+    )
+    return _single(error.details.get("writeErrors") or [], labels, whole, hidden=("op", "idx"))
+
+
+def _single(
+    failed: list[dict[str, Any]], labels: list[str], whole: Exception, *, hidden: tuple[str, ...]
+) -> Exception:
+    """The first of the failed writes as the error it would have been alone, with the bulk
+    write's labels and without the keys `hidden` (`op`: the document); `whole` when no
+    single write failed (the command itself did)."""
     if not failed:
-        if isinstance(error.error, PyMongoError):
-            return error.error
-        return WriteError(f"the bulk write to {collections} failed", None, {"errorLabels": labels})
-    first = {key: value for key, value in failed[0].items() if key not in ("op", "idx")}
+        return whole
+    first = {key: value for key, value in failed[0].items() if key not in hidden}
     kind = DuplicateKeyError if first.get("code") == 11000 else WriteError
     details = {"errorLabels": labels} | first
     return kind(first.get("errmsg", "write failed"), first.get("code"), details)
