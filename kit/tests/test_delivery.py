@@ -18,7 +18,7 @@ from ketenbus.kit.clock import SystemClock
 from ketenbus.kit.errors import AlreadyHandled
 from ketenbus.kit.metrics import KitMetrics
 from ketenbus.kit.outbox import OutboxRelay
-from ketenbus.kit.sent_commands import SentCommands
+from ketenbus.kit.sent_commands import SentCommands, watched_database
 from ketenbus.kit.uow import UnitOfWork
 
 from .support import counted_event_class, create_topic, fresh_topic, read_topic
@@ -272,27 +272,28 @@ async def test_the_relay_looks_once_per_wake_and_not_again_after_less_than_a_bat
     topic = await create_topic(kafka)
     Counted = counted_event_class(topic)
     commands = SentCommands(("outbox",))
-    client = AsyncMongoClient(mongo_url, tz_aware=True, event_listeners=[commands])
-    db = client[f"kit_{uuid.uuid4().hex[:10]}"]
-    # No poll within the test: only the commits' wakes make it look.
-    relay = OutboxRelay(db, broker, KitMetrics(CollectorRegistry(), "kit-test"), poll_seconds=60)
-    uow = UnitOfWork(client, db, service="kit-test", clock=SystemClock(), after_commit=relay.wake)
-    relay.start()
-    try:
-        await sent(commands, "find", 1)  # its first look, at an empty outbox
-        for number in (1, 2):
-            async with uow.command() as tx:
-                tx.publish(Counted(client_ref="cl_a", number=number))
-            await sent(commands, "delete", number)
-        looks = [c for c in commands.to("outbox", "find") if c.get("limit") == relay.batch_size]
-        # One look at the start, one per wake; none right after a batch of one.
-        assert len(looks) == 3
-        records = await read_topic(kafka, topic, expected=2)
-        assert [number_of(r) for r in records] == [1, 2]
-    finally:
-        await relay.stop()
-        await client.drop_database(db.name)
-        await client.close()
+    async with watched_database(mongo_url, "kit", commands) as db:
+        # No poll within the test: only the commits' wakes make it look.
+        relay = OutboxRelay(
+            db, broker, KitMetrics(CollectorRegistry(), "kit-test"), poll_seconds=60
+        )
+        uow = UnitOfWork(
+            db.client, db, service="kit-test", clock=SystemClock(), after_commit=relay.wake
+        )
+        relay.start()
+        try:
+            await sent(commands, "find", 1)  # its first look, at an empty outbox
+            for number in (1, 2):
+                async with uow.command() as tx:
+                    tx.publish(Counted(client_ref="cl_a", number=number))
+                await sent(commands, "delete", number)
+            looks = [c for c in commands.to("outbox", "find") if c.get("limit") == relay.batch_size]
+            # One look at the start, one per wake; none right after a batch of one.
+            assert len(looks) == 3
+            records = await read_topic(kafka, topic, expected=2)
+            assert [number_of(r) for r in records] == [1, 2]
+        finally:
+            await relay.stop()
 
 
 class Counts:

@@ -6,14 +6,13 @@ shows no document."""
 from __future__ import annotations
 
 import traceback
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, InsertOne
+from pymongo import InsertOne
 from pymongo.errors import ClientBulkWriteException, DuplicateKeyError, OperationFailure
 
 from ketenbus.kit.clock import FixedClock
@@ -25,7 +24,7 @@ from ketenbus.kit.gathered import (
     GatheredDocuments,
     single_client_write_error,
 )
-from ketenbus.kit.sent_commands import SentCommands
+from ketenbus.kit.sent_commands import SentCommands, watched_database
 from ketenbus.kit.uow import Transaction, UnitOfWork
 
 pytestmark = pytest.mark.stack
@@ -93,14 +92,9 @@ class Notes:
 @pytest.fixture
 async def store(mongo_url: str) -> AsyncIterator[Notes]:
     commands = SentCommands(("notes",))
-    client: AsyncMongoClient[Any] = AsyncMongoClient(
-        mongo_url, tz_aware=True, event_listeners=[commands]
-    )
-    db = client[f"kit_gathered_{uuid.uuid4().hex[:10]}"]
-    clock = FixedClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
-    yield Notes(UnitOfWork(client, db, service="kit-test", clock=clock), commands)
-    await client.drop_database(db.name)
-    await client.close()
+    async with watched_database(mongo_url, "kit_gathered", commands) as db:
+        clock = FixedClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+        yield Notes(UnitOfWork(db.client, db, service="kit-test", clock=clock), commands)
 
 
 async def test_a_unit_of_work_reads_a_note_once_and_every_caller_gets_the_same(store: Notes):

@@ -13,7 +13,6 @@ from functools import partial
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from ketenbus.contracts import sealing
 from ketenbus.contracts.envelope import Envelope, wrap
@@ -43,7 +42,7 @@ from ketenbus.intake.settings import IntakeSettings
 from ketenbus.intake.store import Caseloads, IntakeTransaction
 from ketenbus.kit.clock import FixedClock
 from ketenbus.kit.consumer import BoundHandlers
-from ketenbus.kit.sent_commands import SentCommands
+from ketenbus.kit.sent_commands import SentCommands, watched_database
 from ketenbus.kit.uow import UnitOfWork
 
 from .test_intake_domain import NOW
@@ -115,11 +114,6 @@ def resident(name: str, postcode: str = "3811 AA", phone: str = "06-12345678") -
 @pytest.fixture
 async def service(mongo_url: str) -> AsyncIterator[Service]:
     commands = SentCommands()
-    client: AsyncMongoClient[Any] = AsyncMongoClient(
-        mongo_url, tz_aware=True, event_listeners=[commands]
-    )
-    db = client[f"intake_store_{uuid.uuid4().hex[:10]}"]
-    await store.ensure_indexes(db)
     partner_key = sealing.new_key()
     text = sealing.key_to_text
     settings = IntakeSettings(
@@ -131,17 +125,19 @@ async def service(mongo_url: str) -> AsyncIterator[Service]:
     )
     keys = intake_keys(settings)
     clock = FixedClock(NOW)
-    caseloads = Caseloads(db, CapacityTable({AMERSFOORT: 1, UTRECHT: 100}).of, clock)
-    transaction = partial(
-        IntakeTransaction, keys=keys, caseloads=caseloads, kafka_partners=frozenset({GP})
-    )
-    uow = UnitOfWork(client, db, service="intake", clock=clock, transaction_class=transaction)
-    deps = IntakeDependencies.from_settings(
-        settings, uow=uow, clock=clock, keys=keys, caseloads=caseloads
-    )
-    yield Service(uow, handlers.bind(deps), commands, partner_key, deps)
-    await client.drop_database(db.name)
-    await client.close()
+    async with watched_database(mongo_url, "intake_store", commands) as db:
+        await store.ensure_indexes(db)
+        caseloads = Caseloads(db, CapacityTable({AMERSFOORT: 1, UTRECHT: 100}).of, clock)
+        transaction = partial(
+            IntakeTransaction, keys=keys, caseloads=caseloads, kafka_partners=frozenset({GP})
+        )
+        uow = UnitOfWork(
+            db.client, db, service="intake", clock=clock, transaction_class=transaction
+        )
+        deps = IntakeDependencies.from_settings(
+            settings, uow=uow, clock=clock, keys=keys, caseloads=caseloads
+        )
+        yield Service(uow, handlers.bind(deps), commands, partner_key, deps)
 
 
 async def test_two_referrals_of_one_resident_in_one_batch_make_one_client_and_a_duplicate(

@@ -6,7 +6,6 @@ sealed then), and an erasure takes what the batch gathered with what was stored.
 from __future__ import annotations
 
 import traceback
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,7 +13,6 @@ from functools import partial
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
 from ketenbus.contracts import sealing
@@ -28,7 +26,7 @@ from ketenbus.contracts.events import (
 from ketenbus.contracts.values import Language, new_id
 from ketenbus.kit.clock import FixedClock
 from ketenbus.kit.consumer import BoundHandlers
-from ketenbus.kit.sent_commands import SentCommands
+from ketenbus.kit.sent_commands import SentCommands, watched_database
 from ketenbus.kit.uow import UnitOfWork
 from ketenbus.learning import store
 from ketenbus.learning.bootstrap import LearningDependencies
@@ -75,22 +73,17 @@ class Service:
 @pytest.fixture
 async def service(mongo_url: str) -> AsyncIterator[Service]:
     commands = SentCommands()
-    client: AsyncMongoClient[Any] = AsyncMongoClient(
-        mongo_url, tz_aware=True, event_listeners=[commands]
-    )
-    db = client[f"learning_store_{uuid.uuid4().hex[:10]}"]
-    await store.ensure_indexes(db)
-    uow = UnitOfWork(
-        client,
-        db,
-        service="learning",
-        clock=FixedClock(NOW),
-        transaction_class=partial(LearningTransaction, homework_master_key=sealing.new_key()),
-    )
-    deps = LearningDependencies.from_settings(LearningSettings(), uow=uow, clock=uow.clock)
-    yield Service(uow, handlers.bind(deps), commands)
-    await client.drop_database(db.name)
-    await client.close()
+    async with watched_database(mongo_url, "learning_store", commands) as db:
+        await store.ensure_indexes(db)
+        uow = UnitOfWork(
+            db.client,
+            db,
+            service="learning",
+            clock=FixedClock(NOW),
+            transaction_class=partial(LearningTransaction, homework_master_key=sealing.new_key()),
+        )
+        deps = LearningDependencies.from_settings(LearningSettings(), uow=uow, clock=uow.clock)
+        yield Service(uow, handlers.bind(deps), commands)
 
 
 def event(data: Any) -> Envelope[Any]:

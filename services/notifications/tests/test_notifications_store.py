@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import traceback
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -14,7 +13,6 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
-from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from ketenbus.contracts import sealing
@@ -50,7 +48,7 @@ from ketenbus.contracts.values import (
 from ketenbus.kit.clock import FixedClock
 from ketenbus.kit.consumer import BoundHandlers
 from ketenbus.kit.failures import is_transient
-from ketenbus.kit.sent_commands import SentCommands
+from ketenbus.kit.sent_commands import SentCommands, watched_database
 from ketenbus.kit.uow import UnitOfWork
 from ketenbus.notifications import store
 from ketenbus.notifications.bootstrap import NotificationDependencies
@@ -99,26 +97,21 @@ class Service:
 @pytest.fixture
 async def service(mongo_url: str) -> AsyncIterator[Service]:
     commands = SentCommands(GATHERED)
-    client: AsyncMongoClient[Any] = AsyncMongoClient(
-        mongo_url, tz_aware=True, event_listeners=[commands]
-    )
-    db = client[f"notifications_store_{uuid.uuid4().hex[:10]}"]
-    await store.ensure_indexes(db)
-    commands.clear()
-    uow = UnitOfWork(
-        client,
-        db,
-        service="notifications",
-        clock=FixedClock(NOW),
-        transaction_class=NotificationTransaction,
-    )
-    settings = NotificationSettings(contact_sharing_key=sealing.key_to_text(sealing.new_key()))
-    deps = NotificationDependencies.from_settings(
-        settings, uow=uow, clock=uow.clock, registry=CollectorRegistry()
-    )
-    yield Service(uow, deps, handlers.bind(deps), commands, settings)
-    await client.drop_database(db.name)
-    await client.close()
+    async with watched_database(mongo_url, "notifications_store", commands) as db:
+        await store.ensure_indexes(db)
+        commands.clear()
+        uow = UnitOfWork(
+            db.client,
+            db,
+            service="notifications",
+            clock=FixedClock(NOW),
+            transaction_class=NotificationTransaction,
+        )
+        settings = NotificationSettings(contact_sharing_key=sealing.key_to_text(sealing.new_key()))
+        deps = NotificationDependencies.from_settings(
+            settings, uow=uow, clock=uow.clock, registry=CollectorRegistry()
+        )
+        yield Service(uow, deps, handlers.bind(deps), commands, settings)
 
 
 def event(data: Event) -> Envelope[Any]:

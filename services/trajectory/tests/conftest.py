@@ -3,15 +3,12 @@ those that count its round trips: a database of its own per test, dropped after.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from ketenbus.kit.clock import FixedClock
-from ketenbus.kit.sent_commands import SentCommands
+from ketenbus.kit.sent_commands import SentCommands, watched_database
 from ketenbus.kit.uow import UnitOfWork
 from ketenbus.trajectory import store
 from ketenbus.trajectory.store import TrajectoryTransaction
@@ -29,17 +26,12 @@ def commands() -> SentCommands:
 async def uow(
     mongo_url: str, commands: SentCommands
 ) -> AsyncIterator[UnitOfWork[TrajectoryTransaction]]:
-    client: AsyncMongoClient[Any] = AsyncMongoClient(
-        mongo_url, tz_aware=True, event_listeners=[commands]
-    )
-    db = client[f"trajectory_{uuid.uuid4().hex[:10]}"]
-    await store.ensure_indexes(db)
-    yield UnitOfWork(
-        client,
-        db,
-        service="trajectory",
-        clock=FixedClock(NOW),
-        transaction_class=TrajectoryTransaction,
-    )
-    await client.drop_database(db.name)
-    await client.close()
+    async with watched_database(mongo_url, "trajectory", commands) as db:
+        await store.ensure_indexes(db)
+        yield UnitOfWork(
+            db.client,
+            db,
+            service="trajectory",
+            clock=FixedClock(NOW),
+            transaction_class=TrajectoryTransaction,
+        )

@@ -17,14 +17,25 @@ of a whole unit of work's round trips compares their names in order:
     commands = SentCommands(keep_collectionless=True)
     ...
     assert commands.names() == [("find", "trajectories"), ..., ("commitTransaction", 1)]
+
+A store's test fixture gets a database of its own whose commands it sees from
+`watched_database`, which drops it afterwards:
+
+    async with watched_database(mongo_url, "learning_store", commands) as db:
+        await store.ensure_indexes(db)
+        yield UnitOfWork(db.client, db, service="learning", ...)
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymongo import monitoring
+from pymongo import AsyncMongoClient, monitoring
+from pymongo.asynchronous.database import AsyncDatabase
 
 
 @dataclass
@@ -75,3 +86,20 @@ class SentCommands(monitoring.CommandListener):
 
     def clear(self) -> None:
         self.sent.clear()
+
+
+@asynccontextmanager
+async def watched_database(
+    mongo_url: str, name: str, commands: SentCommands
+) -> AsyncIterator[AsyncDatabase[Any]]:
+    """A database of its own (`name` and a random tail), on a client of its own that tells
+    `commands` what it sends (its `client`); dropped, and the client closed, at the end."""
+    client: AsyncMongoClient[Any] = AsyncMongoClient(
+        mongo_url, tz_aware=True, event_listeners=[commands]
+    )
+    db = client[f"{name}_{uuid.uuid4().hex[:10]}"]
+    try:
+        yield db
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
