@@ -172,9 +172,7 @@ async def _referral_states(stack: EmbeddedStack, referral_ids: set[str]) -> dict
 async def _places_held(stack: EmbeddedStack, organisation_id: str) -> set[str]:
     client: AsyncMongoClient[Any] = AsyncMongoClient(stack.mongo_url)
     try:
-        places = await client[stack.database_name("intake")].places.find_one(
-            {"_id": organisation_id}
-        )
-        return set(places["holders"]) if places else set()
+        places = client[stack.database_name("intake")].places
+        return {p["_id"] async for p in places.find({"organisation_id": organisation_id})}
     finally:
         await client.close()

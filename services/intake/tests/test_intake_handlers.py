@@ -109,7 +109,7 @@ def test_partners_refer_on_the_inbound_topics_of_the_partners_deployed():
 
 
 class OnePlaceHeld:
-    """The places document as `claimed_for` sees it: one place held by one referral."""
+    """The caseloads as `claimed_for` sees them: one place held by one referral."""
 
     def __init__(self, holder: str) -> None:
         self.holders = {"welzijn-amersfoort": holder}

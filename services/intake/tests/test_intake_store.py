@@ -34,12 +34,13 @@ from ketenbus.contracts.values import (
 )
 from ketenbus.intake import reception, store
 from ketenbus.intake.bootstrap import IntakeDependencies, intake_keys
+from ketenbus.intake.caseloads import Caseloads
 from ketenbus.intake.domain import Referrer
 from ketenbus.intake.handlers import handlers
 from ketenbus.intake.personal import PersonalDetails
 from ketenbus.intake.regions import CapacityTable
 from ketenbus.intake.settings import IntakeSettings
-from ketenbus.intake.store import Caseloads, IntakeTransaction
+from ketenbus.intake.store import IntakeTransaction
 from ketenbus.kit.clock import FixedClock
 from ketenbus.kit.consumer import BoundHandlers
 from ketenbus.kit.sent_commands import SentCommands, watched_database
@@ -192,13 +193,16 @@ async def test_a_batch_writes_each_collection_once_and_reads_nothing_it_wrote(
         assert len(service.commands.to(collection, "bulkWrite")) == 1, collection
         assert service.commands.to(collection, "insert") == [], collection
     # Per referral: its key looked up, the person looked up, a place claimed. Nothing of
-    # what the batch wrote is read back, nor the places document.
+    # what the batch wrote is read back, nor the places.
     assert len(service.commands.to("referrals", "find")) == 20
     assert len(service.commands.to("clients", "find")) == 20
     assert len(service.commands.to("client_keys", "find")) == 0
-    # The organisation's places document made once (per process), then one claim each.
-    assert len(service.commands.to("places", "update")) == 1 + 20
-    assert len(service.commands.to("places", "find")) == 0
+    # The organisation's caseload made once (per process), then one claim each: its count
+    # and its place in one bulk write.
+    assert len(service.commands.to("caseloads", "update")) == 1
+    assert len(service.commands.to("places", "bulkWrite")) == 20
+    assert service.commands.to("places", "find") == []
+    assert service.commands.to("caseloads", "find") == []
 
 
 async def test_positions_on_the_waiting_list_count_those_waitlisted_earlier_in_the_batch(
@@ -270,7 +274,7 @@ async def test_a_contact_card_is_sealed_from_what_the_command_holds(service: Ser
 async def test_a_front_door_referral_takes_four_round_trips_and_the_commit(service: Service):
     """The person looked up, the place claimed, the new documents in one bulk write, the
     outbox; then the commit (issue 9: four inserts were four round trips)."""
-    await service.deps.caseloads.claim(UTRECHT, "ref_warm")  # the places document made
+    await service.deps.caseloads.claim(UTRECHT, "ref_warm")  # the caseload made
     service.commands.clear()
     details = PersonalDetails.model_validate(resident("Femke Brouwershaven", "3512 AF"))
     submission = reception.Submission(
@@ -286,14 +290,12 @@ async def test_a_front_door_referral_takes_four_round_trips_and_the_commit(servi
 
     sent = [(c["name"], c["collection"]) for c in service.commands.sent]
     written = [c for c in sent if c[0] == "bulkWrite"]
-    assert sorted(written) == [
+    # The place claimed (its count and the place, one write), then the new documents.
+    assert written[:2] == [("bulkWrite", "caseloads"), ("bulkWrite", "places")]
+    assert sorted(written[2:]) == [
         ("bulkWrite", name) for name in ("client_keys", "clients", "consents", "referrals")
     ]
-    assert [c for c in sent if c[0] != "bulkWrite"] == [
-        ("find", "clients"),
-        ("update", "places"),
-        ("insert", "outbox"),
-    ]
+    assert [c for c in sent if c[0] != "bulkWrite"] == [("find", "clients"), ("insert", "outbox")]
     stored = await service.db.referrals.find_one({"_id": referral.id})
     assert stored is not None and stored["client_ref"] == referral.client_ref
     assert await service.db.client_keys.count_documents({"_id": referral.client_ref}) == 1
@@ -311,10 +313,47 @@ async def test_a_place_is_claimed_in_one_round_trip_and_found_again_by_its_holde
 
     assert first.has_room and again.has_room and not second.has_room
     assert await caseloads.occupied(AMERSFOORT) == 1
-    await caseloads.release(AMERSFOORT, "ref_first")
+    assert await caseloads.release(AMERSFOORT, "ref_first")
+    assert not await caseloads.release(AMERSFOORT, "ref_first")  # given back once
+    assert await caseloads.occupied(AMERSFOORT) == 0
     service.commands.clear()
     assert (await caseloads.claim(AMERSFOORT, "ref_second")).has_room
-    assert [(c["name"], c["collection"]) for c in service.commands.sent] == [("update", "places")]
+    assert service.commands.names() == [("bulkWrite", "caseloads"), ("bulkWrite", "places")]
+
+
+async def test_a_place_claimed_again_while_places_are_free_is_counted_once(service: Service):
+    caseloads = service.deps.caseloads  # Utrecht: a hundred places
+
+    for _ in range(3):
+        assert (await caseloads.claim(UTRECHT, "ref_retried")).has_room
+
+    assert await caseloads.occupied(UTRECHT) == 1
+    assert await service.db.places.count_documents({"organisation_id": UTRECHT}) == 1
+
+
+async def test_reconcile_gives_back_stale_places_and_makes_the_accepted_ones_hold_again(
+    service: Service,
+):
+    """At start-up: a claim whose referral never committed (older than the cutoff) gives its
+    place back, a recent one is kept (its transaction may still commit), an accepted referral
+    without a place gets one, and the count is the number of places again. A places document
+    of the layout before 2026-12-03 is gone."""
+    caseloads, db = service.deps.caseloads, service.db
+    await service.in_batch([service.referral(resident("Gerrit Accepteerman", "3512 AB"))])
+    accepted = await db.referrals.find_one({"state": "accepted"})
+    await db.places.delete_one({"_id": accepted["_id"]})  # a place lost, the count kept
+    await caseloads.claim(UTRECHT, "ref_stale")
+    await db.places.update_one({"_id": "ref_stale"}, {"$set": {"since": NOW - timedelta(hours=1)}})
+    await caseloads.claim(UTRECHT, "ref_recent")
+    await db.caseloads.update_one({"_id": UTRECHT}, {"$inc": {"held": 5}})  # a count gone astray
+    await db.places.insert_one({"_id": "welzijn-oud", "holders": ["ref_x"], "since": {}})
+
+    await caseloads.reconcile([UTRECHT], older_than=timedelta(minutes=5))
+
+    held = {p["_id"] async for p in db.places.find({"organisation_id": UTRECHT})}
+    assert held == {accepted["_id"], "ref_recent"}
+    assert await caseloads.occupied(UTRECHT) == 2
+    assert await db.places.count_documents({"holders": {"$exists": True}}) == 0
 
 
 async def test_a_referral_is_looked_up_by_its_key_through_an_index(service: Service):

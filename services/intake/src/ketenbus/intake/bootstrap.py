@@ -8,11 +8,13 @@ from datetime import timedelta
 from functools import partial
 
 from ketenbus.contracts import sealing
+from ketenbus.intake import caseloads as caseload_store
 from ketenbus.intake import signal_store, store
+from ketenbus.intake.caseloads import Caseloads
 from ketenbus.intake.personal import IntakeKeys
 from ketenbus.intake.regions import CapacityTable, RegionTable
 from ketenbus.intake.settings import IntakeSettings
-from ketenbus.intake.store import Caseloads, IntakeTransaction
+from ketenbus.intake.store import IntakeTransaction
 from ketenbus.kit.clock import Clock
 from ketenbus.kit.lease import Lease
 from ketenbus.kit.ratelimit import RateLimit
@@ -68,6 +70,7 @@ async def bootstrap(runtime: Runtime) -> IntakeDependencies:
     settings = runtime.settings_as(IntakeSettings)
     await store.ensure_indexes(runtime.db)
     await signal_store.ensure_indexes(runtime.db)
+    await caseload_store.ensure_indexes(runtime.db)
     keys = intake_keys(settings)
     capacities = CapacityTable.load(settings.capacity_file)
     caseloads = Caseloads(runtime.db, capacities.of, runtime.clock)

@@ -85,8 +85,8 @@ async def close_referral(
             linked.close(event.data.closed_at)
             await tx.referrals.save(linked)
         assert referral.organisation_id is not None
-        # Given back outside the transaction (see store.Caseloads), by the referral's id: a
-        # redelivered close gives back nothing twice.
+        # Given back outside the transaction (see ketenbus.intake.caseloads), by the
+        # referral's id: a redelivered close gives back nothing twice.
         await tx.caseloads.release(referral.organisation_id, referral.id)
         await let_in_from_waitlist(tx, referral.organisation_id, tx.clock.now())
 

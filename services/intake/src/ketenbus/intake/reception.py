@@ -18,6 +18,7 @@ from ketenbus.contracts.values import (
     ReferralTopic,
     new_id,
 )
+from ketenbus.intake.caseloads import Caseloads
 from ketenbus.intake.domain import (
     Consent,
     Referral,
@@ -28,7 +29,7 @@ from ketenbus.intake.domain import (
 )
 from ketenbus.intake.personal import PersonalDetails
 from ketenbus.intake.regions import RegionTable
-from ketenbus.intake.store import Caseloads, IntakeTransaction
+from ketenbus.intake.store import IntakeTransaction
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ async def receive(
     if original is not None:
         referral.link_to(original, now)
     else:
-        # The place is claimed outside the transaction (see store.Caseloads): concurrent
+        # The place is claimed outside the transaction (see ketenbus.intake.caseloads): concurrent
         # referrals never write the same document inside their transactions. Whoever runs
         # this gives the place back if the transaction does not commit (`claimed_for`).
         organisation = await tx.caseloads.claim(organisation_id, referral.id)

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
-from contextlib import suppress
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator
+from datetime import datetime
 from functools import cached_property
 from typing import Any, cast
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from ketenbus.contracts import sealing
 from ketenbus.contracts.events import ReferralStatusChanged
 from ketenbus.contracts.values import ConsentPurpose, Sealed, new_id
+from ketenbus.intake.caseloads import Caseloads
 from ketenbus.intake.documents import CONSENT, REFERRAL, consent_document, load, referral_document
-from ketenbus.intake.domain import OPEN_STATES, Consent, Organisation, Referral, ReferralState
+from ketenbus.intake.domain import OPEN_STATES, Consent, Referral, ReferralState
 from ketenbus.intake.gathered import GatheredIntake, NewReferral, OpenedClient
 from ketenbus.intake.personal import (
     IntakeKeys,
@@ -30,7 +29,6 @@ from ketenbus.intake.personal import (
     wrap_client_key,
 )
 from ketenbus.intake.signal_store import SignalRepository
-from ketenbus.kit.clock import Clock
 from ketenbus.kit.errors import TransientError
 from ketenbus.kit.uow import Transaction
 
@@ -272,150 +270,6 @@ class ConsentRepository:
     def _publish(self, consent: Consent) -> None:
         self.tx.publish_all(consent.events)
         consent.events.clear()
-
-
-class Caseloads:
-    """The places each organisation has, taken and given back one atomic update at a time.
-
-    Why not the caseload count inside the referral's transaction (as before issue 9): every
-    referral to an organisation wrote that one document, so concurrent referrals conflicted,
-    and after the kit's retries the front door answered 503 (107 of 250 at 25 referrals/s).
-    Why not triage in the consumer: the referrer is promised an answer (accepted or
-    waitlisted) in the response, and the closed loop's tests and partners rely on it.
-
-    So a place is claimed *outside* any transaction: one conditional update of the
-    organisation's places document, `$push` of the referral id only while fewer than
-    `capacity` ids are held. The database applies single-document updates one after another,
-    so no two referrals get the last place and no caller sees a conflict. The claim is
-    idempotent (a referral that holds a place keeps it), so a retried transaction claims
-    nothing twice, and it is given back by the same id (`$pull`), so a repeated release
-    frees nothing twice. What the transaction does not undo, the caller does: a claim whose
-    referral did not commit as accepted is released (`release_unless_accepted`); a process
-    killed between claim and commit leaves a hold that `reconcile` removes at start-up.
-    """
-
-    def __init__(self, db: AsyncDatabase[Any], capacity_of: Any, clock: Clock) -> None:
-        self.db = db
-        self.clock = clock
-        self.collection = db.places
-        self.capacity_of = capacity_of
-        self._known: set[str] = set()
-
-    async def claim(self, organisation_id: str, referral_id: str) -> Organisation:
-        """A place for this referral if one is free (or it holds one already). The answer is
-        the caseload as this referral sees it: room left if and only if the place is its.
-
-        One round trip when a place is free, two when not; the holders are never read back:
-        the list is as long as the caseload, and reading it for every referral made the
-        claim cost more the more places were held (issue 9)."""
-        capacity = self.capacity_of(organisation_id)
-        if capacity is None:
-            return Organisation(organisation_id, None)
-        await self._exists(organisation_id)
-        taken = (
-            capacity > 0
-            and (
-                await self.collection.update_one(
-                    {
-                        "_id": organisation_id,
-                        "holders": {"$ne": referral_id},
-                        f"holders.{capacity - 1}": {"$exists": False},
-                    },
-                    {
-                        "$push": {"holders": referral_id},
-                        "$set": {f"since.{referral_id}": self.clock.now()},
-                    },
-                )
-            ).modified_count
-            == 1
-        )
-        if taken or await self._holds(organisation_id, referral_id):
-            # The last free place as triage sees it: its take_place counts this one.
-            return Organisation(organisation_id, capacity, occupied=capacity - 1)
-        return Organisation(organisation_id, capacity, occupied=capacity)
-
-    async def _holds(self, organisation_id: str, referral_id: str) -> bool:
-        """Whether the referral holds a place already (a retried command, a redelivery)."""
-        held = await self.collection.find_one(
-            {"_id": organisation_id, "holders": referral_id}, projection=["_id"]
-        )
-        return held is not None
-
-    async def release(self, organisation_id: str, referral_id: str) -> None:
-        await self.collection.update_one(
-            {"_id": organisation_id},
-            {"$pull": {"holders": referral_id}, "$unset": {f"since.{referral_id}": ""}},
-        )
-
-    async def release_unless_accepted(self, referral_id: str) -> list[str]:
-        """After a failed command: the place goes back unless the referral did commit as
-        accepted (a commit whose result was unknown may have happened). Returns the
-        organisations that have a place free again."""
-        referral = await self.db.referrals.find_one({"_id": referral_id}, projection=["state"])
-        if referral is not None and referral["state"] == ReferralState.ACCEPTED.value:
-            return []
-        freed = []
-        async for document in self.collection.find({"holders": referral_id}, projection=["_id"]):
-            organisation_id = document["_id"]
-            released = await self.collection.update_one(
-                {"_id": organisation_id, "holders": referral_id},
-                {"$pull": {"holders": referral_id}, "$unset": {f"since.{referral_id}": ""}},
-            )
-            if released.modified_count:
-                freed.append(organisation_id)
-        return freed
-
-    async def occupied(self, organisation_id: str) -> int:
-        document = await self.collection.find_one({"_id": organisation_id}) or {}
-        return len(document.get("holders", []))
-
-    async def reconcile(self, organisation_ids: Iterable[str], older_than: timedelta) -> None:
-        """At start-up: the places held are exactly the accepted referrals, plus claims so
-        recent that their transaction may still commit (another replica's)."""
-        cutoff = self.clock.now() - older_than
-        for organisation_id in organisation_ids:
-            await self._exists(organisation_id)
-            accepted = {
-                d["_id"]
-                async for d in self.db.referrals.find(
-                    {
-                        "placement.organisation_id": organisation_id,
-                        "state": ReferralState.ACCEPTED.value,
-                    },
-                    projection=["_id"],
-                )
-            }
-            document = await self.collection.find_one({"_id": organisation_id}) or {}
-            since = document.get("since", {})
-            stale = [
-                holder
-                for holder in document.get("holders", [])
-                if holder not in accepted
-                and (holder not in since or _aware(since[holder]) < cutoff)
-            ]
-            missing = sorted(accepted - set(document.get("holders", [])))
-            for holder in stale:
-                await self.release(organisation_id, holder)
-            if missing:
-                await self.collection.update_one(
-                    {"_id": organisation_id}, {"$push": {"holders": {"$each": missing}}}
-                )
-
-    async def _exists(self, organisation_id: str) -> None:
-        if organisation_id in self._known:
-            return
-        # Made at the same moment by another referral: it exists, which is the point.
-        with suppress(DuplicateKeyError):
-            await self.collection.update_one(
-                {"_id": organisation_id},
-                {"$setOnInsert": {"holders": [], "since": {}}},
-                upsert=True,
-            )
-        self._known.add(organisation_id)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class ClientRepository:
