@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TypeAlias
 
 from bson import Binary, ObjectId
-from faststream.kafka.response import KafkaPublishCommand
-from faststream.response.publish_type import PublishType
+from faststream import PublishType
+from faststream.kafka import KafkaPublishCommand
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
