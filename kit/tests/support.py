@@ -89,15 +89,20 @@ def fresh_topic(prefix: str = "test.kit") -> str:
     return f"{prefix}.{uuid.uuid4().hex[:12]}"
 
 
-async def create_topic(kafka: KafkaAccess, partitions: int = 1) -> str:
+async def create_topic(
+    kafka: KafkaAccess, partitions: int = 1, configs: dict[str, str] | None = None
+) -> str:
     """A topic of the test's own, and its dead-letter topic: the broker creates none by
-    itself (the operator does, as here)."""
+    itself (the operator does, as here). `configs`: the topic's own settings."""
     name = fresh_topic()
     admin = AIOKafkaAdminClient(**kafka.client_options())
     await admin.start()
     try:
         await admin.create_topics(
-            [NewTopic(name, partitions, 1), NewTopic(f"{name}.dlq", partitions, 1)]
+            [
+                NewTopic(name, partitions, 1, topic_configs=configs or {}),
+                NewTopic(f"{name}.dlq", partitions, 1),
+            ]
         )
     finally:
         await admin.close()

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from typing import ClassVar
 
 import pytest
+from aiokafka.errors import MessageSizeTooLargeError
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
-from ketenbus.contracts.envelope import wrap
+from ketenbus.contracts.envelope import Event, wrap
 from ketenbus.contracts.topics import Compaction, Topic
 from ketenbus.kit.broker import security
 from ketenbus.kit.clock import SystemClock
@@ -80,7 +82,7 @@ async def test_the_relay_publishes_what_was_committed_and_nothing_that_was_rolle
     async with uow.command() as tx:
         tx.publish(Counted(client_ref="cl_b", number=4))
 
-    relay = OutboxRelay(db, broker, KitMetrics(CollectorRegistry(), "kit-test"))
+    relay = OutboxRelay(db, broker.config.producer, KitMetrics(CollectorRegistry(), "kit-test"))
     assert await relay.publish_pending() == 3
     assert await relay.publish_pending() == 0
 
@@ -103,7 +105,9 @@ async def test_events_for_one_client_keep_their_order(mongo, broker, kafka):
     for number in range(20):
         async with uow.command() as tx:
             tx.publish(Counted(client_ref="cl_same", number=number))
-    relay = OutboxRelay(db, broker, KitMetrics(CollectorRegistry(), "kit-test"), batch_size=7)
+    relay = OutboxRelay(
+        db, broker.config.producer, KitMetrics(CollectorRegistry(), "kit-test"), batch_size=7
+    )
     while await relay.publish_pending():
         pass
     records = await read_topic(kafka, topic, expected=20)
@@ -114,14 +118,14 @@ class CommittingDuringPublish:
     """A publisher that commits one more event while it publishes the first batch, as a
     request does that commits while the relay is busy."""
 
-    def __init__(self, broker, commit) -> None:
-        self.broker, self.commit, self.committed = broker, commit, False
+    def __init__(self, producer, commit) -> None:
+        self.producer, self.commit, self.committed = producer, commit, False
 
-    async def publish(self, message, topic, **options):
+    async def publish(self, cmd):
         if not self.committed:
             self.committed = True
             await self.commit(2)
-        return await self.broker.publish(message, topic, **options)
+        return await self.producer.publish(cmd)
 
 
 async def test_a_commit_made_while_the_relay_publishes_goes_out_at_once(mongo, broker, kafka):
@@ -141,7 +145,7 @@ async def test_a_commit_made_while_the_relay_publishes_goes_out_at_once(mongo, b
 
     relay = OutboxRelay(
         db,
-        CommittingDuringPublish(broker, commit),
+        CommittingDuringPublish(broker.config.producer, commit),
         KitMetrics(CollectorRegistry(), "kit-test"),
         poll_seconds=60,
     )
@@ -153,6 +157,79 @@ async def test_a_commit_made_while_the_relay_publishes_goes_out_at_once(mongo, b
         assert [number_of(r) for r in records] == [1, 2]
     finally:
         await relay.stop()
+
+
+def padded_event_class(topic_name: str) -> type[Event]:
+    """Counted with room for bulk: a record as large as a test needs."""
+
+    class Padded(Event):
+        owner: ClassVar[str] = "kittest"
+        name: ClassVar[str] = "Padded"
+        stream: ClassVar[Topic | None] = Topic(topic_name, "kittest", "test topic", partitions=1)
+
+        client_ref: str
+        number: int
+        padding: str = ""
+
+    return Padded
+
+
+def refused(metrics: KitMetrics, topic: str) -> dict[str, float]:
+    """The relay's failures to publish to the topic, by exception."""
+    return {
+        sample.labels["exception_type"]: sample.value
+        for metric in metrics.outbox_publish_failures.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total") and sample.labels["topic"] == topic
+    }
+
+
+async def test_a_batch_with_a_record_kafka_refuses_stays_in_the_outbox_whole(mongo, broker, kafka):
+    """Kafka refuses the second record (larger than the topic takes): nothing of the batch is
+    deleted, not even the record it may have taken, and the refusal is counted."""
+    topic = await create_topic(kafka, configs={"max.message.bytes": "4096"})
+    Padded = padded_event_class(topic)
+    uow, db = unit_of_work(mongo)
+    async with uow.command() as tx:
+        tx.publish(Padded(client_ref="cl_a", number=1))
+        tx.publish(Padded(client_ref="cl_a", number=2, padding="x" * 8000))
+    metrics = KitMetrics(CollectorRegistry(), "kit-test")
+    relay = OutboxRelay(db, broker.config.producer, metrics)
+
+    with pytest.raises(MessageSizeTooLargeError):
+        await relay.publish_pending()
+
+    assert await db.outbox.count_documents({}) == 2
+    assert set(refused(metrics, topic)) == {"MessageSizeTooLargeError"}
+    assert (
+        metrics.registry.get_sample_value("ketenbus_outbox_published_total", {"topic": topic})
+        is None
+    )
+
+
+async def test_a_record_the_producer_will_not_send_keeps_the_batch_and_waits_for_the_rest(
+    mongo, broker, kafka
+):
+    """A record over the producer's request size fails at its send, before Kafka sees it:
+    the records sent before it are confirmed first, and the batch stays."""
+    topic = await create_topic(kafka)
+    Padded = padded_event_class(topic)
+    uow, db = unit_of_work(mongo)
+    async with uow.command() as tx:
+        tx.publish(Padded(client_ref="cl_a", number=1))
+        tx.publish(Padded(client_ref="cl_a", number=2, padding="x" * 2_000_000))
+        tx.publish(Padded(client_ref="cl_a", number=3))
+    metrics = KitMetrics(CollectorRegistry(), "kit-test")
+    relay = OutboxRelay(db, broker.config.producer, metrics)
+
+    with pytest.raises(MessageSizeTooLargeError):
+        await relay.publish_pending()
+
+    assert await db.outbox.count_documents({}) == 3
+    assert refused(metrics, topic) == {"MessageSizeTooLargeError": 1}
+    # The first was sent and confirmed before the relay gave up; the third never sent.
+    records = await read_topic(kafka, topic, expected=1)
+    assert [number_of(r) for r in records] == [1]
 
 
 async def test_a_redelivered_event_is_a_no_op(mongo):
@@ -247,7 +324,7 @@ async def test_a_tombstone_goes_out_as_a_key_without_a_value_in_order_with_the_e
         async with uow.command() as tx:
             tx.tombstone(Topic(topic, "kittest", "not compacted"), "cl_a")
 
-    relay = OutboxRelay(db, broker, KitMetrics(CollectorRegistry(), "kit-test"))
+    relay = OutboxRelay(db, broker.config.producer, KitMetrics(CollectorRegistry(), "kit-test"))
     assert await relay.publish_pending() == 3
 
     records = await read_topic(kafka, topic, expected=3)
@@ -275,7 +352,7 @@ async def test_the_relay_looks_once_per_wake_and_not_again_after_less_than_a_bat
     async with watched_database(mongo_url, "kit", commands) as db:
         # No poll within the test: only the commits' wakes make it look.
         relay = OutboxRelay(
-            db, broker, KitMetrics(CollectorRegistry(), "kit-test"), poll_seconds=60
+            db, broker.config.producer, KitMetrics(CollectorRegistry(), "kit-test"), poll_seconds=60
         )
         uow = UnitOfWork(
             db.client, db, service="kit-test", clock=SystemClock(), after_commit=relay.wake

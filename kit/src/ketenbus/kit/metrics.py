@@ -2,6 +2,7 @@
 
 FastStream's Kafka middleware adds its own (messages received/published, processing time);
 these cover what only the kit knows: the outbox, the dead-letter topics, handler outcomes.
+The outbox relay publishes past that middleware, so its publishing is counted here.
 """
 
 from __future__ import annotations
@@ -65,6 +66,21 @@ class KitMetrics:
             "Events the outbox relay published.",
             ["topic"],
             registry=registry,
+        )
+        # The outbox relay publishes without FastStream's publish middleware (see
+        # OutboxRelay._send), so faststream_published_messages_* count only dead letters;
+        # these say for the outbox what they said.
+        self.outbox_publish_failures = Counter(
+            "ketenbus_outbox_publish_failures",
+            "Outbox records Kafka did not take; their batch stays in the outbox.",
+            ["topic", "exception_type"],
+            registry=registry,
+        )
+        self.outbox_publish_seconds = Histogram(
+            "ketenbus_outbox_publish_seconds",
+            "Time to publish one outbox batch, from its first send to Kafka's last confirmation.",
+            registry=registry,
+            buckets=LATENCY_BUCKETS,
         )
         self.outbox_oldest_seconds = Gauge(
             "ketenbus_outbox_oldest_age_seconds",

@@ -104,7 +104,8 @@ class Runtime:
         db = database(mongo, settings)
         relay = OutboxRelay(
             db,
-            broker,
+            # FastStream's producer: the broker's own, connected when the broker starts.
+            broker.config.producer,
             metrics,
             poll_seconds=settings.outbox_poll_seconds,
             batch_size=settings.outbox_batch_size,
