@@ -84,6 +84,12 @@ NARRATION: wording.Table = {
         "De stack blijft draaien; `uv run ketenbus down` (of `make down`) stopt hem.",
         "The stack keeps running; `uv run ketenbus down` (or `make down`) stops it.",
     ),
+    "real_pace": both(
+        "de services gaan verder in echte tijd, vanaf waar het jaar nu is: terwijl je "
+        "rondkijkt gaan er geen gesimuleerde jaren meer voorbij ...",
+        "the services carry on in real time, from where the year has got to: no more "
+        "simulated years pass while you look around ...",
+    ),
     "took": both("Duurde {total} s ({stages}).", "Took {total} s ({stages})."),
     "stage.starting": both("de stack starten", "starting the stack"),
     "stage.on_clock": both(

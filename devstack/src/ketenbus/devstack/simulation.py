@@ -114,11 +114,16 @@ class YearOptions:
 
     def clock_environment(self, anchor: float) -> dict[str, str]:
         """What every service must be started with to share the simulation's clock."""
-        return {
-            "KETENBUS_CLOCK_START": self.start.isoformat(),
-            "KETENBUS_CLOCK_ANCHOR": repr(anchor),
-            "KETENBUS_CLOCK_SPEED": repr(self.speed),
-        }
+        return clock_environment(ScaledClock(self.start, anchor, self.speed))
+
+
+def clock_environment(clock: ScaledClock) -> dict[str, str]:
+    """What a service must be started with to read `clock` (ketenbus.kit.clock.clock_from)."""
+    return {
+        "KETENBUS_CLOCK_START": clock.start.isoformat(),
+        "KETENBUS_CLOCK_ANCHOR": repr(clock.anchor),
+        "KETENBUS_CLOCK_SPEED": repr(clock.speed),
+    }
 
 
 class OrganisationCounts(Counter[tuple[str, str]]):

@@ -32,9 +32,16 @@ from ketenbus.devstack.report import (
     totals,
     write_reports,
 )
-from ketenbus.devstack.simulation import LOCAL, Year, YearCounts, YearOptions
+from ketenbus.devstack.simulation import (
+    LOCAL,
+    Year,
+    YearCounts,
+    YearOptions,
+    clock_environment,
+)
 from ketenbus.devstack.stack import SERVICES, EmbeddedStack
 from ketenbus.devstack.year_scenario import AREAS, DEBT_COUNSELLING, caseloads
+from ketenbus.kit.clock import ScaledClock
 from ketenbus.kit.wording import DEFAULT
 
 # Seconds the services get to start again on the new clock before the year begins (at
@@ -112,8 +119,6 @@ def put_on_clock(
     now (the year cannot wait for a service that is late: it would begin behind its plan);
     returns the clock's anchor."""
     anchor = time.time() + boot
-    environment = options.clock_environment(anchor)
-    sized = demo_intake_settings(stack, options)
     if out:
         say = say or Narrator(DEFAULT)
         print(
@@ -121,15 +126,45 @@ def put_on_clock(
             file=out,
             flush=True,
         )
+    restart_services(stack, options, lambda: options.clock(anchor))
+    return anchor
+
+
+def put_at_real_pace(
+    stack: EmbeddedStack,
+    options: YearOptions,
+    anchor: float,
+    out: TextIO | None,
+    say: Narrator | None = None,
+) -> ScaledClock:
+    """Restart every service on the year's clock (`options.clock(anchor)`) at real pace,
+    from the moment it reached when they had all stopped: time never goes back for them,
+    and the stack left for browsing stands still (no more simulated years of reminders,
+    deletions and timers, no core kept busy). Returns the services' new clock."""
+    year = options.clock(anchor)
+    if out:
+        print(f"\n{(say or Narrator(DEFAULT))('real_pace')}", file=out, flush=True)
+    return restart_services(stack, options, lambda: ScaledClock(year.now(), time.time(), 1.0))
+
+
+def restart_services(
+    stack: EmbeddedStack, options: YearOptions, clock: Callable[[], ScaledClock]
+) -> ScaledClock:
+    """Stop every service, then start them all on the clock `clock()` gives once they have
+    stopped (the year's clock runs on while they stop), intake with the demo year's
+    settings (demo_intake_settings); returns that clock once they are all ready."""
+    sized = demo_intake_settings(stack, options)
     # All stop at once (each may take a few seconds to finish its work), then all start.
     processes = [replica for name in SERVICES for replica in stack.replicas_of(name)]
     with ThreadPoolExecutor(len(processes)) as stopping:
         list(stopping.map(stack.stop_service, processes))
+    started = clock()
+    environment = clock_environment(started)
     for name in SERVICES:
         extra = sized if name == "intake" else {}
         stack.start_replicas(name, extra_env={**environment, **extra})
     stack.wait_ready(processes, timeout=120)
-    return anchor
+    return started
 
 
 async def play_year(
@@ -429,4 +464,6 @@ def run_demo_year(stack: EmbeddedStack, options: YearOptions | None = None) -> Y
         **result.timings,
     }
     print_report(result, stack)
+    # The stack stays up to browse: on the year's pace more simulated years would pass.
+    put_at_real_pace(stack, options, anchor, sys.stdout, say)
     return result
