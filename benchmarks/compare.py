@@ -281,3 +281,108 @@ def gathered_section(now: dict[str, Any], before_path: Path = GATHERED_BEFORE) -
             + "\n",
         ]
     )
+
+
+def _cpu_figures(results: dict[str, Any]) -> dict[str, Figure]:
+    """Each process's CPU per event: on a shared machine the figure a change moves least
+    by accident (a rate moves with whatever else the host runs)."""
+    names = {"mongo": "secantusd-rs", "kafka": "Kafka"}
+    figures: dict[str, Figure] = {}
+    drains = results.get("drains") or {}
+    for found in drains.get("services", []):
+        service, cpu = found["service"], found.get("cpu_seconds", {})
+        figures[f"{service} drain: {service} CPU ms/event"] = Figure(
+            _per_k(cpu, service, found["processed"]), LOWER, 2
+        )
+    door = drains.get("front_door")
+    if door:
+        for process in ("intake", "mongo"):
+            figures[f"intake front door: {names.get(process, process)} CPU ms/referral"] = Figure(
+                _per_k(door.get("cpu_seconds", {}), process, door.get("created", 0)), LOWER, 2
+            )
+    for flow, key in (("referral", "referrals"), ("appointment", "appointments")):
+        for stage in (results.get("chain") or {}).get(key) or []:
+            for process, used in (stage.get("cpu_seconds") or {}).items():
+                figures[
+                    f"{flow} chain at {stage['rate']:g}/s: {names.get(process, process)} "
+                    f"CPU ms/{flow}"
+                ] = Figure(_per_k({process: used}, process, stage["sent"]), LOWER, 2)
+    return figures
+
+
+def alternating_table(pairs: list[tuple[Path, Path]], about: Callable[[str], bool]) -> str:
+    """Runs of the code before and after a change, taken in turn on one machine: every
+    measure `about` picks, each run's figure and each pair's ratio after ÷ before."""
+    loaded = [
+        ({**_figures(b), **_cpu_figures(b)}, {**_figures(a), **_cpu_figures(a)})
+        for b, a in (
+            (json.loads(x.read_text("utf-8")), json.loads(y.read_text("utf-8"))) for x, y in pairs
+        )
+    ]
+    header = ["Measure"]
+    for number, (before_path, after_path) in enumerate(pairs, 1):
+        header += [
+            f"before {number} (`{before_path.stem}`)",
+            f"after {number} (`{after_path.stem}`)",
+        ]
+    header += ["after ÷ before", "better when"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for measure, figure in loaded[-1][1].items():
+        if not about(measure):
+            continue
+        cells, ratios = [measure], []
+        for old, new in loaded:
+            row = Row(
+                measure,
+                old[measure].value if measure in old else None,
+                new[measure].value if measure in new else None,
+                figure.better,
+                figure.digits,
+            )
+            cells += [_n(row.before, row.digits), _n(row.now, row.digits)]
+            ratios.append(_ratio(row))
+        lines.append("| " + " | ".join([*cells, ", ".join(ratios), figure.better]) + " |")
+    return "\n".join(lines)
+
+
+# 2026-12-03: before (3704325) and after (e1499af: places as documents of their own, the
+# relay past FastStream's publish middlewares), full runs taken in turn on one machine.
+PLACES_PAIRS = [
+    (
+        BEFORE_RESULTS.parent / "2026-12-03-0746.json",
+        BEFORE_RESULTS.parent / "2026-12-03-0749.json",
+    ),
+    (
+        BEFORE_RESULTS.parent / "2026-12-03-0753.json",
+        BEFORE_RESULTS.parent / "2026-12-03-0756.json",
+    ),
+]
+PLACES_MEASURES = (
+    "referral chain at 50/s: p99",
+    "referral chain at 100/s",
+    "appointment chain at 100/s: p99",
+    "intake front door",
+    "drain: events/s",
+    "baseline bulk: events/s",
+)
+
+
+def places_section(pairs: list[tuple[Path, Path]] = PLACES_PAIRS) -> str:
+    """Before and after the places of their own and the relay's direct publish ('' when
+    a run is missing)."""
+    if not all(before.exists() and after.exists() for before, after in pairs):
+        return ""
+    return "\n".join(
+        [
+            "## Before and after: a place is a document of its own, the relay publishes "
+            "directly (issue 9, 2026-12-03)\n",
+            "Full runs of main before (3704325) and after (e1499af) these two changes, taken "
+            "in turn on the same machine, as the host was busy and slowed whole runs (see the "
+            "bare bulk loop). The CPU per referral moves least by accident; the rates and "
+            "latencies moved with the host.\n",
+            alternating_table(
+                pairs, lambda measure: any(part in measure for part in PLACES_MEASURES)
+            )
+            + "\n",
+        ]
+    )

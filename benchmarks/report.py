@@ -288,6 +288,10 @@ def render(
     gathered = compare.gathered_section(results)
     if gathered:
         out.append(gathered)
+    places = compare.places_section()
+    if places:
+        out.append(places)
+        out.append(FINDINGS_PLACES + "\n")
 
     out.append("## Machine\n")
     out.append(
@@ -653,6 +657,16 @@ runs (the simulation, five services, Kafka and secantusd-rs on the same two core
 region's year on plan within ten minutes asks about 70. The default demo is sized to what
 the machine keeps up with: 300 residents at 130,000x, 4 min 52 s, at most 11.2 simulated
 hours behind (2026-12-03).
+
+**Later on 2026-12-03 (the last two rows): the host, not the code, set the pace.** The
+morning's code (3704325) took 524 s early in the day and 623 s at 08:22; the bare bulk loop
+of the benchmark ran at 5,759 events/s at 05:32 and at 4,080 to 4,695 between 08:16 and 08:36.
+With places as documents of their own and the relay publishing directly, the year took 655 s
+(half of its actions 2,091 simulated hours late, against 1,644 for the morning's code in the
+run beside it). The demo's caseloads are small (tens to a few hundred places), where a claim
+cost little either way, so the demo was not expected to gain from the places; one pair of
+runs on a moving host does not tell 5 % apart. **On this host at these hours 3,000
+residents do not finish within ten minutes, with either code**; they did at 05:00.
 """
 
 
@@ -668,10 +682,55 @@ DEMO_RUNS = [
      "agree"],
     ["5c67888: the same, at the speed a region now gets by default", "75,000x",
      "**524 s**", "420 s / 471 s", "2,740 (none refused)", "5,380 h", "agree"],
+    ["3704325 (the last row's code), again at 08:22 on 2026-12-03, the host slower",
+     "75,000x", "623 s", "420 s / 562 s", "2,686 (123 refused: signal deleted)",
+     "8,448 h", "agree"],
+    ["e1499af: places of their own, the relay direct, at 08:05 on the same host",
+     "75,000x", "655 s", "420 s / 595 s", "2,661 (218 refused: signal deleted)",
+     "9,300 h", "agree"],
 ]  # fmt: skip
 DEMO_COLUMNS = ["Run (code)", "Speed", "Took", "Year planned / took", "Referrals"]
 DEMO_COLUMNS += ["Behind plan at worst", "Figures"]
 DEMO_FINDINGS = DEMO_FINDINGS_TEXT.format(runs=_table(DEMO_COLUMNS, DEMO_RUNS))
+
+
+FINDINGS_PLACES = """**What changed.** *A place is a document of its own.* Intake kept each
+organisation's places as one document listing every holder, with a `since` map, and
+SecantusDB rewrote all of it at every claim: `python -m benchmarks.caseload_claim`
+(`results/2026-12-03-0731-caseload-claim.json` and `-0745-`) measured 0.7 ms of its CPU a
+claim at 100 places held, 1.2 to 1.4 ms at 750, 2.7 to 3.5 ms at 1,500 and 5.2 to 6.7 ms at
+3,000, every claim of an organisation waiting for the one before on that document. Now each
+place held is a document (`_id` the referral's id) and each organisation has a count; a
+claim is one ordered client-level `bulkWrite` of both: 0.3 to 0.5 ms at any caseload,
+intake's own CPU per claim unchanged (0.5 to 0.7 ms). *The outbox relay publishes through
+FastStream's producer*, past the broker's publish middlewares (Prometheus, logging), which
+cost more per record than the send: the relay alone 135 µs of CPU per event before, 60 after
+(10,000 events, by hand); notifications' drain 0.74 and 0.59 ms per event (medians of six
+runs on a busy machine). The relay counts what the middleware counted
+(`ketenbus_outbox_publish_failures_total`, `ketenbus_outbox_publish_seconds`).
+
+**What the alternating runs say.** At 100 referrals/s secantusd-rs used 12.0 and 10.9 ms of
+CPU per referral before, 8.2 and 6.7 after (0.68 and 0.61 ×); intake 9.1 and 7.4 before, 7.5
+and 6.2 after; Kafka 4.8 and 3.9 before, 3.6 and 3.2 after; the p99 fell from 12.0 and 9.0 s
+to 8.5 and 5.6 s. The host was busy all the while: the bare bulk loop ran at 6,370, 4,180,
+6,028 and 5,284 events/s in these four runs, against 5,759 at 05:32, so compare within a
+pair.
+
+**Why the referral target is still missed.** 100 referrals a second needs the whole chain's
+CPU per referral well under 20 ms on two cores (queues grow long before both are full). It
+was 19.9 ms at 05:32 (plus 1.7 for the load generator) and 22.7 to 27.0 ms in the later
+runs on the slower host: secantusd-rs 6.7 to 7.9, intake 6.2 to 7.1, Kafka 3.2 to 4.2, the
+other four services 6.5 to 7.8 together. What is left is per-event cost in every service rather
+than one hot spot: each event is an outbox document written and deleted by its producer and
+an inbox document in each consumer, some six events a referral.
+
+**The appointment target, met at 05:32, is missed in the later runs.** The appointment chain
+held 100/s at p99 224 ms at 05:32 (`results/2026-12-03-0532.json`, the bare bulk loop at
+5,759/s); from 08:16 on, the host slower (the loop at 4,080 to 4,695/s), 828 and 1,083 ms.
+In the alternating pairs the code after was at or below the code before (p99 484 against 516
+ms, 535 against 732), so this is the host's state, not a change of the code; a report run on
+a quiet host will show which.
+"""
 
 
 FINDINGS_GATHERED = """## Findings of 2026-12-03: writes per batch, the benchmark's own client
