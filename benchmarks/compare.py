@@ -345,15 +345,16 @@ def alternating_table(pairs: list[tuple[Path, Path]], about: Callable[[str], boo
     return "\n".join(lines)
 
 
-# 2026-12-03: before (3704325) and after (e1499af: places as documents of their own, the
+# 2026-12-03: before (3704325; named -before so that no report takes them for main's newest
+# full run) and after (e1499af: places as documents of their own, the
 # relay past FastStream's publish middlewares), full runs taken in turn on one machine.
 PLACES_PAIRS = [
     (
-        BEFORE_RESULTS.parent / "2026-12-03-0746.json",
+        BEFORE_RESULTS.parent / "2026-12-03-0746-before.json",
         BEFORE_RESULTS.parent / "2026-12-03-0749.json",
     ),
     (
-        BEFORE_RESULTS.parent / "2026-12-03-0753.json",
+        BEFORE_RESULTS.parent / "2026-12-03-0753-before.json",
         BEFORE_RESULTS.parent / "2026-12-03-0756.json",
     ),
 ]

@@ -727,9 +727,13 @@ an inbox document in each consumer, some six events a referral.
 **The appointment target, met at 05:32, is missed in the later runs.** The appointment chain
 held 100/s at p99 224 ms at 05:32 (`results/2026-12-03-0532.json`, the bare bulk loop at
 5,759/s); from 08:16 on, the host slower (the loop at 4,080 to 4,695/s), 828 and 1,083 ms.
-In the alternating pairs the code after was at or below the code before (p99 484 against 516
-ms, 535 against 732), so this is the host's state, not a change of the code; a report run on
-a quiet host will show which.
+In the first two alternating pairs the code after was at or below the code before (p99 484
+against 516 ms, 535 against 732). Two more runs at 09:08 (after, the loop at 4,765/s) and
+09:12 (before, 3,807/s) found the host busier still: the appointment p99 1,802 ms after and
+1,507 before, the referral chain over 5 s at 50/s after and 13.1 s at 100/s before
+(`results/2026-12-03-0908.json`, `-0912-before.json`; left out of the table above, as the host
+moved more between them than the code could). Whether the new code holds the appointment
+target again needs a full run on a quiet host.
 """
 
 
