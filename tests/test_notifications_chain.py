@@ -64,8 +64,10 @@ AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 SPEED = 3600.0  # one real second is one simulated hour
 GP = "huisarts-de-linde"
 UTRECHT, AMERSFOORT = "welzijn-utrecht", "welzijn-amersfoort"
-# Notifications' timing is checked to within this much simulated time.
-SLACK = timedelta(minutes=40)
+# Notifications' timing is checked to within this much simulated time: 1.5 real seconds, as
+# a busy machine running the whole suite stalled a dispatch 0.7 s past 40 minutes
+# (2026-12-03); the reminder 2 hours before an appointment still comes well before it.
+SLACK = timedelta(minutes=90)
 FEEDBACK_KEY = sealing.key_to_text(sealing.new_key())
 
 
