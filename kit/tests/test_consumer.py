@@ -232,13 +232,16 @@ async def test_a_compacted_topics_tombstones_reach_their_handler_in_order_with_t
     await broker.start()
     try:
 
-        async def both_tombstones_handled() -> bool:
-            handled = metrics.registry.get_sample_value(
-                "ketenbus_events_handled_total", {"event_type": "tombstone", "outcome": "processed"}
+        def processed(event_type: str) -> float | None:
+            return metrics.registry.get_sample_value(
+                "ketenbus_events_handled_total", {"event_type": event_type, "outcome": "processed"}
             )
-            return handled == 2
 
-        await eventually(both_tombstones_handled)
+        async def all_six_handled() -> bool:
+            # The card after the last tombstone is handled after it: wait for that one too.
+            return processed("tombstone") == 2 and processed(Counted.event_type()) == 4
+
+        await eventually(all_six_handled)
         cards = {c["_id"]: c["number"] async for c in db.cards.find()}
         dead = await read_topic(kafka, f"{topic}.dlq", expected=0)
     finally:
