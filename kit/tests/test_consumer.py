@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 import pytest
 
 from ketenbus.contracts.envelope import Envelope, wrap
 from ketenbus.contracts.topics import Compaction, Topic
 from ketenbus.kit.errors import DomainError
+from ketenbus.kit.gathered import AS_STORED, GatheredDocuments
 from ketenbus.kit.uow import UnitOfWork
 
 from .support import (
@@ -251,3 +253,58 @@ async def test_a_compacted_topics_tombstones_reach_their_handler_in_order_with_t
     assert dead == []  # a tombstone whose handler is declared is no bad message
     with pytest.raises(ValueError, match="not compacted"):
         handlers.on_tombstone(Topic(topic, "kittest", "not compacted"))
+
+
+def cards(tx: Any) -> GatheredDocuments[dict[str, Any]]:
+    return GatheredDocuments.of(tx, tx.db.cards, AS_STORED, upsert=True)
+
+
+async def test_a_batchs_cards_are_read_ahead_once_before_its_handlers_run(kafka, mongo_url):
+    """The read-ahead gets each batch's events once, before their handlers, who find the
+    cards it read kept (no find of their own); every number is added once."""
+    topic = await create_topic(kafka)
+    Counted = counted_event_class(topic)
+    mongo, db, service, uow, handlers = a_consuming_service(mongo_url, "kit-read-ahead")
+    await db.cards.insert_many([{"_id": f"cl_{i}", "total": 1000} for i in range(3)])
+    read_for: list[int] = []
+    found_read: list[bool] = []
+
+    @handlers.on(Counted)
+    async def add(event: Envelope, uow: UnitOfWork) -> None:
+        async with uow.handling(event) as tx:
+            ref = event.data.client_ref
+            found_read.append(ref in cards(tx).read_by.get("_id", ()))
+            card = await cards(tx).get(ref) or {"_id": ref, "total": 0}
+            card["total"] += event.data.number
+            cards(tx).save(card)
+
+    @handlers.read_ahead(Counted)
+    async def cards_of(events: list[Envelope], tx: Any) -> None:
+        read_for.extend(e.data.number for e in events)
+        await cards(tx).read_ahead("_id", (e.data.client_ref for e in events))
+
+    with pytest.raises(ValueError, match="already has a read-ahead"):
+        handlers.read_ahead(Counted)(cards_of)
+    broker, _ = a_subscribed_consumer(kafka, handlers, uow, service, Counted, batch_size=25)
+    await broker.connect()
+    sent = [Counted(client_ref=f"cl_{n % 5}", number=n) for n in range(1, 101)]
+    for event in sent:
+        await broker.publish(wrap(event, source="kittest").to_bytes(), topic, key=b"k")
+    await broker.start()
+    try:
+
+        async def all_added() -> bool:
+            return await db.inbox.count_documents({}) == len(sent)
+
+        await eventually(all_added)
+        totals = {c["_id"]: c["total"] async for c in db.cards.find()}
+    finally:
+        await broker.stop()
+        await mongo.close()
+    expected = {f"cl_{i}": 1000 if i < 3 else 0 for i in range(5)}
+    for event in sent:
+        expected[event.client_ref] += event.number
+    assert totals == expected
+    assert sorted(read_for) == list(range(1, 101))  # each event read for once
+    # Batches of more than one event: handled after their read-ahead, without a find.
+    assert found_read.count(True) >= 90

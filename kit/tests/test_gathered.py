@@ -268,3 +268,43 @@ async def test_a_note_added_then_forgotten_is_not_written(store: Notes):
     [insert] = store.sent("insert")
     assert [d["_id"] for d in insert["documents"]] == ["kept"]
     assert await store.stored() == {"kept": ("new", 0)}
+
+
+async def test_notes_read_ahead_in_one_query_answer_later_reads_without_one(store: Notes):
+    """A consumed batch's read-ahead: one query for every note its events will look up;
+    afterwards a note asked for is the kept one, and one that is not stored is known absent."""
+    await store.put(Note("n1", "first"), Note("n2", "second"), Note("n3", "third"))
+
+    async with store.uow.command() as tx:
+        await notes(tx).read_ahead("_id", ["n1", "n2", "never-stored"])
+        [query] = store.sent("find")
+        assert query["filter"] == {"_id": {"$in": ["n1", "n2", "never-stored"]}}
+        [first, second] = await read(tx, "n1", "n2")
+        assert await notes(tx).get("never-stored") is None
+        assert await notes(tx).one({"_id": "never-stored"}, lambda n: False) is None
+        assert len(store.sent("find")) == 1  # all answered from what was read ahead
+        await notes(tx).read_ahead("_id", ["n1", "n3"])  # only n3 is asked for
+        assert store.sent("find")[-1]["filter"] == {"_id": {"$in": ["n3"]}}
+        await read(tx, "n3")
+        assert await notes(tx).one({"text": "third"}, lambda n: n.text == "third") is not None
+        # A field not read ahead goes to the database, as before.
+        assert await notes(tx).one({"text": "fourth"}, lambda n: n.text == "fourth") is None
+
+    assert (first.text, second.text) == ("first", "second")
+    assert len(store.sent("find")) == 3
+    assert store.sent("insert", "update") == []
+
+
+async def test_a_note_put_is_written_whole_without_being_read(store: Notes):
+    await store.put(Note("n1", "as stored", version=4))
+
+    async with store.uow.command() as tx:
+        notes(tx, upsert=True).put(Note("n1", "written blind"))
+        notes(tx, upsert=True).put(Note("n2", "never stored"))
+        notes(tx, upsert=True).put(Note("n2", "put twice: the last"))
+        versioned = GatheredDocuments(tx.db.notes, tx.session, NoteCodec(), version="version")
+        with pytest.raises(ValueError, match="blind"):
+            versioned.put(Note("n3", "versioned: must be read first"))
+
+    assert store.sent("find") == []
+    assert await store.stored() == {"n1": ("written blind", 0), "n2": ("put twice: the last", 0)}

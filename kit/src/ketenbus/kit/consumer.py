@@ -35,6 +35,17 @@ mirrors such a topic declares what it does then:
 
 A tombstone has no id for the inbox: its handler must be harmless twice (forgetting is).
 
+When events of a consumed batch would each look up their aggregate (a find per event), a
+read-ahead reads them all first, in one query per batch, into the batch's gathered
+documents (ketenbus.kit.gathered), where the handlers then find them:
+
+    @handlers.read_ahead(ReferralAccepted, WaitlistExited)
+    async def trajectories_of(events: list[Envelope[Any]], tx: TrajectoryTransaction) -> None:
+        await tx.trajectories.read_ahead_by_referral(e.data.referral_id for e in events)
+
+It is called once per batch with the batch's events of those types, before any handler;
+an event handled alone (a batch undone, a batch of one) is looked up as before.
+
 `handlers.bind(dependencies)` gives each handler its parameters after the event by name from
 the service's dependencies object (its bootstrap builds it: `uow`, tables, keys), once, at
 start-up; a parameter the object lacks fails there. One Kafka subscriber for all the
@@ -74,11 +85,13 @@ from ketenbus.kit.errors import AlreadyHandled, DomainError
 from ketenbus.kit.failures import is_transient, pause
 from ketenbus.kit.logs import get_logger, log_context
 from ketenbus.kit.metrics import KitMetrics
-from ketenbus.kit.uow import UnitOfWork
+from ketenbus.kit.uow import Batch, UnitOfWork
 
 log = get_logger(__name__)
 
 Handler = Callable[..., Awaitable[None]]
+# What reads a batch's aggregates ahead: its events of some types, and the batch's transaction.
+ReadAhead = Callable[[list[Envelope[Any]], Any], Awaitable[None]]
 # The event type a tombstone is counted under in the metrics (it has no envelope, no type).
 TOMBSTONE = "tombstone"
 
@@ -121,6 +134,8 @@ class EventHandlers:
     arrives_on: dict[type[Event], ArrivesOn] = field(default_factory=dict)
     # Compacted topic name -> what to do with a tombstone (a key without a value) there.
     tombstones: dict[str, Handler] = field(default_factory=dict)
+    # Event type -> what reads the aggregates of a batch's events of that type ahead.
+    read_aheads: dict[type[Event], ReadAhead] = field(default_factory=dict)
 
     def on(self, *events: type[Event], topics: ArrivesOn = ()) -> Callable[[Handler], Handler]:
         """Register a handler. `topics` for events that arrive elsewhere than their stream
@@ -148,6 +163,21 @@ class EventHandlers:
                 raise ValueError(f"{topic.name}'s tombstones already have a handler")
             self.tombstones[topic.name] = handler
             return handler
+
+        return register
+
+    def read_ahead(self, *events: type[Event]) -> Callable[[ReadAhead], ReadAhead]:
+        """Register what reads the aggregates of a batch's events of these types in one go,
+        before their handlers run (see the module's docstring)."""
+
+        def register(reader: ReadAhead) -> ReadAhead:
+            for event in events:
+                if event not in self.handlers:
+                    raise ValueError(f"{event.name} has no handler in {self.service} to read for")
+                if event in self.read_aheads:
+                    raise ValueError(f"{event.name} already has a read-ahead in {self.service}")
+                self.read_aheads[event] = reader
+            return reader
 
         return register
 
@@ -180,6 +210,7 @@ class EventHandlers:
         return BoundHandlers(
             {event: inject(fn, dependencies) for event, fn in self.handlers.items()},
             {topic: inject(fn, dependencies) for topic, fn in self.tombstones.items()},
+            dict(self.read_aheads),
         )
 
 
@@ -192,8 +223,24 @@ class BoundHandlers:
     # Compacted topic name -> the tombstone handler, to be called with the key.
     by_tombstone_topic: dict[str, Callable[[str], Awaitable[None]]] = field(default_factory=dict)
 
+    # Event type -> what reads ahead for a batch's events of that type.
+    read_aheads: dict[type[Event], ReadAhead] = field(default_factory=dict)
+
     async def __call__(self, envelope: Envelope[Any], **overrides: Any) -> None:
         await self.by_event[type(envelope.data)](envelope, **overrides)
+
+    async def read_ahead(self, batch: Batch[Any], envelopes: Iterable[Envelope[Any]]) -> None:
+        """Each read-ahead once, with the batch's events it reads for, before their handlers."""
+        wanted: dict[ReadAhead, list[Envelope[Any]]] = {}
+        for envelope in envelopes:
+            reader = self.read_aheads.get(type(envelope.data))
+            if reader is not None:
+                wanted.setdefault(reader, []).append(envelope)
+        for reader, events in wanted.items():
+            tx = batch.reading_ahead()
+            await reader(events, tx)
+            if tx.outgoing:
+                raise RuntimeError(f"{reader.__name__} published while reading ahead")
 
 
 def inject(handler: Handler, dependencies: Any) -> Callable[..., Awaitable[None]]:
@@ -296,6 +343,7 @@ class EventConsumer:
         bound = handlers.bind(dependencies)
         self.handlers = bound.by_event
         self.tombstone_handlers = bound.by_tombstone_topic
+        self.read_ahead = bound.read_ahead
         subscription = handlers.subscription(settings)
         self.topics = list(subscription.topics)
         self.broker = broker
@@ -466,6 +514,7 @@ class EventConsumer:
         started = time.perf_counter()
         try:
             async with self.uow.batch(envelope for envelope, _, _ in fresh) as batch:
+                await self.read_ahead(batch, [envelope for envelope, _, _ in fresh])
                 for envelope, handler, _ in fresh:
                     with log_context(
                         correlation_id=envelope.correlationid,

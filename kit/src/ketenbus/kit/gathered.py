@@ -25,11 +25,19 @@ for objects saved whether or not they are stored yet, `upsert=True`), and asks
         self._documents().save(trajectory)
         self._publish(trajectory)       # events at once: the outbox keeps the handlers' order
 
+A consumed batch whose events would each look up an aggregate by one field may read them
+all ahead in one query: `read_ahead(field, values)` keeps what it finds, and afterwards
+`get(id)` (field `_id`) or `one({field: value}, ...)` for one of those values answers from
+what is kept, without a query, also when nothing was stored. The consumer calls a service's
+read-aheads (`EventHandlers.read_ahead`, ketenbus.kit.consumer) before the batch's handlers.
+
 Reads: `get(id)`; `one(query, matches)`; `merged(documents, matches)` for a list the
 repository queried itself (none: the kept ones alone). The last two name their query twice,
 as the database's filter and as a test on an object (`matches`), which answers it for the
 kept ones. A query the kept objects cannot answer (a count, a projection) comes after
-`flush()`, which writes them first. Writes: `add`, `save`; `forget(matches)` lets go of
+`flush()`, which writes them first. Writes: `add`, `save`; `put` (with `upsert`, no
+version) for an object written whole whatever is stored under its id, without reading it
+(a blind replace); `forget(matches)` lets go of
 what the repository deletes, so that a delete in the middle of a batch takes what the batch
 added or changed before it.
 
@@ -46,7 +54,7 @@ Outside a transaction (`uow.reading()`) there is no unit of work to keep anythin
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, Protocol, TypeVar
 
 from pymongo import InsertOne, ReplaceOne
@@ -83,6 +91,22 @@ class Codec(Protocol[T]):
     async def from_document(self, document: Document) -> T: ...
 
 
+class AsStored:
+    """The codec of a repository whose aggregate is its document, a dict with its `_id`."""
+
+    def id_of(self, document: Document) -> str:
+        return str(document["_id"])
+
+    async def to_document(self, document: Document) -> Document:
+        return document
+
+    async def from_document(self, document: Document) -> Document:
+        return document
+
+
+AS_STORED = AsStored()
+
+
 class GatheredDocuments(Generic[T]):
     def __init__(
         self,
@@ -108,6 +132,8 @@ class GatheredDocuments(Generic[T]):
         self.read_at: dict[str, int] = {}
         # What to write, in the order first added or saved (a dict as an ordered set).
         self.changed: dict[str, None] = {}
+        # Field -> the values every stored object of is kept (`read_ahead`).
+        self.read_by: dict[str, set[Any]] = {}
 
     @classmethod
     def of(
@@ -132,7 +158,7 @@ class GatheredDocuments(Generic[T]):
 
     async def get(self, item_id: str) -> T | None:
         kept = self.kept.get(item_id)
-        if kept is not None:
+        if kept is not None or self._read_ahead("_id", item_id):
             return kept
         document = await self.collection.find_one({"_id": item_id}, session=self.session)
         return await self._keep(document) if document else None
@@ -143,11 +169,25 @@ class GatheredDocuments(Generic[T]):
         kept = self._matching(matches)
         if kept:
             return kept[0]
+        if len(query) == 1 and self._read_ahead(*next(iter(query.items()))):
+            return None  # every stored one was read ahead: none matches any more
         document = await self.collection.find_one(query, session=self.session)
         if document is None:
             return None
         item = await self._keep(document)
         return item if matches(item) else None
+
+    async def read_ahead(self, field: str, values: Iterable[Any]) -> None:
+        """Every stored object whose `field` is one of `values`, read in one query and kept
+        (those read ahead before are not asked again)."""
+        done = self.read_by.setdefault(field, set())
+        wanted = set(values) - done
+        if not wanted:
+            return
+        query = {field: {"$in": sorted(wanted)}}
+        async for document in self.collection.find(query, session=self.session):
+            await self._keep(document)
+        done |= wanted
 
     async def merged(self, documents: list[Document], matches: Callable[[T], bool]) -> list[T]:
         """The objects of the documents the repository found (its own query, sorted and
@@ -186,6 +226,16 @@ class GatheredDocuments(Generic[T]):
             # Read in an earlier unit of work (and saved in this one): as it was read.
             read_at = self.read_at.setdefault(item_id, getattr(item, self.version))
             setattr(item, self.version, read_at + 1)
+        self.changed[item_id] = None
+
+    def put(self, item: T) -> None:
+        """Written whole when the unit of work ends, in place of whatever is stored or kept
+        under its id, which is not read for it (with `upsert`, and no version to check)."""
+        self._writing()
+        if not self.upsert or self.version is not None:
+            raise ValueError("only an upserted object without a version is written blind")
+        item_id = self.codec.id_of(item)
+        self.kept[item_id] = item
         self.changed[item_id] = None
 
     def forget(self, matches: Callable[[T], bool]) -> None:
@@ -239,6 +289,13 @@ class GatheredDocuments(Generic[T]):
         if kept is item and self.version is not None:
             self.read_at[document["_id"]] = getattr(item, self.version)
         return kept
+
+    def _read_ahead(self, field: str, value: Any) -> bool:
+        """Whether every stored object with this value of `field` was read ahead."""
+        try:
+            return value in self.read_by.get(field, ())
+        except TypeError:  # an operator ({"$in": ...}), not a value
+            return False
 
     def _matching(self, matches: Callable[[T], bool]) -> list[T]:
         return [item for item in self.kept.values() if matches(item)]

@@ -162,6 +162,18 @@ class Batch(Generic[TxT]):
         self.claims.append(envelope)
         self.outgoing.extend(tx.outgoing)
 
+    def reading_ahead(self) -> TxT:
+        """A transaction of the batch for no event in particular: what a read-ahead reads
+        into the batch's gathered documents, its handlers find there (ketenbus.kit.consumer,
+        `EventHandlers.read_ahead`). It claims nothing and may not publish."""
+        return self.uow.transaction_class(
+            self.uow.db,
+            self.session,
+            source=self.uow.service,
+            clock=self.uow.clock,
+            deferred=self.gathered,
+        )
+
 
 class UnitOfWork(Generic[TxT]):
     def __init__(
