@@ -9,14 +9,19 @@ from datetime import timedelta
 
 import pytest
 
+from ketenbus.contracts.envelope import wrap
 from ketenbus.contracts.values import AppointmentKind, Modality
 from ketenbus.kit.auth import Caller
 from ketenbus.kit.sent_commands import SentCommands
 from ketenbus.kit.uow import UnitOfWork
 from ketenbus.trajectory import api
+from ketenbus.trajectory.bootstrap import TrajectoryDependencies
+from ketenbus.trajectory.domain import Trajectory
+from ketenbus.trajectory.handlers import handlers
+from ketenbus.trajectory.settings import TrajectorySettings
 from ketenbus.trajectory.store import TrajectoryTransaction
 
-from .test_trajectory_domain import NOW, opened
+from .test_trajectory_domain import NOW, accepted, opened
 
 pytestmark = pytest.mark.stack
 
@@ -45,3 +50,33 @@ async def test_an_appointment_is_a_read_a_write_an_outbox_insert_and_the_commit(
     assert stored["version"] == 2  # added at 0, saved twice
     staged = [r["headers"]["event_type"] async for r in uow.db.outbox.find().sort("position", 1)]
     assert staged.count(staged[-1]) == 2  # AppointmentScheduled, once per POST
+
+
+async def test_a_batch_of_accepted_referrals_looks_for_their_trajectories_in_one_query(
+    uow: UnitOfWork[TrajectoryTransaction], commands: SentCommands
+):
+    """As the consumer handles a batch: the read-ahead, then each event's handler, which
+    finds its trajectory (or that there is none) without a query of its own."""
+    referrals = [accepted() for _ in range(4)]
+    async with uow.command() as tx:
+        await tx.trajectories.add(Trajectory.open(referrals[0], at=NOW))  # announced before
+    events = [wrap(referral, source="intake", time=NOW) for referral in referrals]
+    commands.clear()
+
+    handle = handlers.bind(
+        TrajectoryDependencies.from_settings(TrajectorySettings(), uow=uow, clock=uow.clock)
+    )
+    async with uow.batch(events) as batch:
+        await handle.read_ahead(batch, events)
+        for event in events:
+            await handle(event, uow=batch)
+
+    assert commands.names() == [
+        ("find", "trajectories"),
+        ("insert", "trajectories"),
+        ("insert", "inbox"),
+        ("insert", "outbox"),
+        ("commitTransaction", 1),
+    ]
+    opened_for = {t["referral_id"] async for t in uow.db.trajectories.find()}
+    assert opened_for == {r.referral_id for r in referrals}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from ketenbus.contracts.envelope import Envelope
 from ketenbus.contracts.events import (
@@ -41,6 +41,12 @@ async def open_trajectory(event: Envelope[ReferralAccepted | WaitlistExited], uo
             return  # the same referral, announced again under another event id
         trajectory = Trajectory.open(event.data, at=tx.clock.now())
         await tx.trajectories.add(trajectory)
+
+
+@handlers.read_ahead(ReferralAccepted, WaitlistExited)
+async def trajectories_of_referrals(events: list[Envelope[Any]], tx: TrajectoryTransaction) -> None:
+    """Every accepted referral of a batch looks for its trajectory: one query for them all."""
+    await tx.trajectories.read_ahead_by_referral(e.data.referral_id for e in events)
 
 
 @handlers.on(ModuleCompleted)

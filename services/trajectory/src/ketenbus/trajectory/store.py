@@ -4,6 +4,7 @@ for the partners."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -62,6 +63,10 @@ class TrajectoryRepository:
         return await self._documents().one(
             {"referral_id": referral_id}, lambda t: t.referral_id == referral_id
         )
+
+    async def read_ahead_by_referral(self, referral_ids: Iterable[str]) -> None:
+        """The trajectories of these referrals read in one query, for a batch's handlers."""
+        await self._documents().read_ahead("referral_id", referral_ids)
 
     async def by_enrolment(self, enrolment_id: str) -> Trajectory | None:
         return await self._documents().one(
