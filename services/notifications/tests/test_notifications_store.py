@@ -21,6 +21,7 @@ from ketenbus.contracts.events import (
     AppointmentCancelled,
     AppointmentRescheduled,
     AppointmentScheduled,
+    ClientContactShared,
     ClientErasureRequested,
     ClientWaitlisted,
     ConsentGranted,
@@ -62,7 +63,7 @@ pytestmark = pytest.mark.stack
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday, 10:00 in Amsterdam
 ORG = "welzijn-utrecht"
-GATHERED = ("reminders", "module_watches")
+GATHERED = ("reminders", "module_watches", "reminder_consents", "contacts")
 
 
 @dataclass
@@ -83,6 +84,7 @@ class Service:
     async def in_batch(self, envelopes: list[Envelope[Any]]) -> list[type[Event]]:
         """The events handled as the consumer hands them a batch; what it published."""
         async with self.uow.batch(envelopes) as batch:
+            await self.handle.read_ahead(batch, envelopes)
             for envelope in envelopes:
                 await self.handle(envelope, uow=batch)
         return [type(outgoing.data) for outgoing in batch.outgoing]
@@ -218,6 +220,23 @@ def waitlist_exited(client_ref: str) -> Envelope[Any]:
             consent_id=new_id("cns"),
             received_at=NOW,
             exited_at=NOW,
+        )
+    )
+
+
+def card_shared(client_ref: str, contact_key: bytes, at: datetime = NOW) -> Envelope[Any]:
+    """Intake's card for notifications, sealed for them."""
+    card = json.dumps({"name": "Noor", "phone": "+31612345678", "email": None}).encode()
+    return event(
+        ClientContactShared(
+            client_ref=client_ref,
+            organisation_id=ORG,
+            language=Language.NL,
+            preferred_channel=Channel.SMS,
+            contact=sealing.seal(
+                card, data_key=sealing.new_key(), key_id=client_ref, recipient_key=contact_key
+            ),
+            shared_at=at,
         )
     )
 
@@ -392,6 +411,48 @@ async def test_a_consent_withdrawn_in_the_batch_that_planned_reminders_cancels_t
     stored = await service.stored(client_ref=client_ref)
     assert len(stored) == 3
     assert {d["closed_reason"] for d in stored} == {"the client withdrew consent to reminders"}
+
+
+def consent_of(client_ref: str) -> str:
+    """The id of a test's one consent for the client."""
+    return "cns_" + client_ref.removeprefix("cl_")
+
+
+async def test_a_batch_of_new_clients_reads_their_consents_once_and_writes_once(
+    service: Service,
+):
+    """Intake's consent to reminders and contact card for each new client: one query for
+    every client's consents (read ahead), one write of the consents, one of the cards. A
+    card shared before its client withdrew (stored, or earlier in the batch) is not kept."""
+    contact_key = service.deps.contact_key
+    clients = [new_id("cl") for _ in range(10)]
+    withdrew, withdrawing = new_id("cl"), clients[0]
+    await service.uow.db.reminder_consents.insert_one(
+        {"_id": withdrew, "active": [], "withdrawn": True, "changed_at": NOW}
+    )
+    service.commands.clear()
+    batch = [e for c in clients for e in (consent(c, consent_of(c)), card_shared(c, contact_key))]
+    batch += [
+        consent(withdrawing, consent_of(withdrawing), withdrawn=True),
+        card_shared(withdrawing, contact_key, at=NOW - timedelta(minutes=5)),
+        card_shared(withdrew, contact_key, at=NOW - timedelta(days=1)),
+    ]
+
+    await service.in_batch(batch)
+
+    assert [(c["name"], c["collection"]) for c in service.commands.sent] == [
+        ("find", "reminder_consents"),
+        ("delete", "contacts"),  # the withdrawal's: the card stored before it, if any
+        ("find", "reminders"),  # and its client's waiting reminders, to cancel them
+        ("update", "reminder_consents"),
+        ("update", "contacts"),
+    ]
+    [consents_read] = service.commands.to("reminder_consents", "find")
+    assert sorted(consents_read["filter"]["_id"]["$in"]) == sorted([*clients, withdrew])
+    in_force = {d["_id"]: d["active"] async for d in service.uow.db.reminder_consents.find()}
+    assert in_force == {c: [consent_of(c)] for c in clients[1:]} | {withdrawing: [], withdrew: []}
+    cards = {d["_id"] async for d in service.uow.db.contacts.find()}
+    assert cards == set(clients[1:])
 
 
 async def test_a_reminder_comes_back_from_the_database_as_it_was_written(service: Service):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from ketenbus.contracts.envelope import Envelope, Event
 from ketenbus.contracts.events import (
@@ -97,6 +97,17 @@ async def note_consent(event: Envelope[ConsentGranted], uow: Uow) -> None:
         return
     async with uow.handling(event) as tx:
         await tx.reminder_consents.grant(granted.client_ref, granted.consent_id, granted.granted_at)
+
+
+@handlers.read_ahead(ClientContactShared, ConsentGranted)
+async def consents_of_clients(events: list[Envelope[Any]], tx: NotificationTransaction) -> None:
+    """A shared card asks whether the client withdrew since, a consent to reminders adds to
+    the client's: in a batch, one query for all their clients' consents."""
+    await tx.reminder_consents.read_ahead(
+        e.data.client_ref
+        for e in events
+        if not isinstance(e.data, ConsentGranted) or e.data.purpose is ConsentPurpose.REMINDERS
+    )
 
 
 @handlers.on(ConsentWithdrawn)

@@ -18,7 +18,7 @@ read.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import fields
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -29,7 +29,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ketenbus.contracts.values import Channel, Language, Sealed
-from ketenbus.kit.gathered import GatheredDocuments
+from ketenbus.kit.gathered import AS_STORED, GatheredDocuments
 from ketenbus.kit.uow import Transaction
 from ketenbus.notifications.domain import (
     PENDING,
@@ -52,7 +52,10 @@ async def ensure_indexes(db: AsyncDatabase[Any]) -> None:
 
 
 class ContactBook:
-    """How to reach each client, still sealed: opened only at the moment of sending."""
+    """How to reach each client, still sealed: opened only at the moment of sending. In a
+    transaction the cards are kept and written when it ends (`GatheredDocuments`, one bulk
+    write for a consumed batch); a card is kept whole as it comes, without reading the one
+    it replaces."""
 
     def __init__(self, tx: Transaction) -> None:
         self.tx = tx
@@ -69,29 +72,30 @@ class ContactBook:
         phone_index: str | None,
         shared_at: datetime,
     ) -> None:
-        await self.collection.replace_one(
-            {"_id": client_ref},
+        self._documents().put(
             {
+                "_id": client_ref,
                 "organisation_id": organisation_id,
                 "sealed": sealed.model_dump(),
                 "language": language.value,
                 "preferred_channel": preferred_channel.value,
                 "phone_index": phone_index,
                 "shared_at": shared_at,
-            },
-            upsert=True,
-            session=self.tx.session,
+            }
         )
 
     async def find(self, client_ref: str) -> dict[str, Any] | None:
-        return await self.collection.find_one({"_id": client_ref}, session=self.tx.session)
+        return await self._documents().get(client_ref)
 
     async def by_phone(self, organisation_id: str, phone_index: str) -> list[dict[str, Any]]:
         cursor = self.collection.find(
             {"organisation_id": organisation_id, "phone_index": phone_index},
             session=self.tx.session,
         )
-        return [document async for document in cursor]
+        return await self._documents().merged(
+            await cursor.to_list(),
+            lambda c: c["organisation_id"] == organisation_id and c["phone_index"] == phone_index,
+        )
 
     async def forget(self, client_ref: str, shared_until: datetime | None = None) -> None:
         """Delete the card; with `shared_until`, only a card shared then or before (one shared
@@ -99,52 +103,72 @@ class ContactBook:
         query: dict[str, Any] = {"_id": client_ref}
         if shared_until is not None:
             query["shared_at"] = {"$lte": shared_until}
+        self._documents().forget(
+            lambda c: (
+                c["_id"] == client_ref and (shared_until is None or c["shared_at"] <= shared_until)
+            )
+        )
         await self.collection.delete_one(query, session=self.tx.session)
+
+    def _documents(self) -> GatheredDocuments[dict[str, Any]]:
+        return GatheredDocuments.of(self.tx, self.collection, AS_STORED, upsert=True)
 
 
 class ReminderConsents:
     """Which clients agreed to hear from us (intake's `reminders` consent): the consents in
-    force per client. No consent in force, no message to the client, whatever is planned."""
+    force per client. No consent in force, no message to the client, whatever is planned.
+    Kept and gathered as the cards are; a consumed batch reads its clients' ahead."""
 
     def __init__(self, tx: Transaction) -> None:
         self.tx = tx
         self.collection = tx.db.reminder_consents
 
+    async def read_ahead(self, client_refs: Iterable[str]) -> None:
+        await self._documents().read_ahead("_id", client_refs)
+
     async def grant(self, client_ref: str, consent_id: str, at: datetime) -> None:
-        await self.collection.update_one(
-            {"_id": client_ref},
-            {"$addToSet": {"active": consent_id}, "$set": {"changed_at": at}},
-            upsert=True,
-            session=self.tx.session,
-        )
+        consents = await self._of(client_ref)
+        if consent_id not in consents["active"]:
+            consents["active"].append(consent_id)
+        consents["changed_at"] = at
+        self._documents().save(consents)
 
     async def withdraw(self, client_ref: str, consent_id: str, at: datetime) -> bool:
         """True when no consent to reminders is left in force for the client."""
-        after = await self.collection.find_one_and_update(
-            {"_id": client_ref},
-            {"$pull": {"active": consent_id}, "$set": {"changed_at": at, "withdrawn": True}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-            session=self.tx.session,
-        )
-        return not (after or {}).get("active")
+        consents = await self._of(client_ref)
+        consents["active"] = [c for c in consents["active"] if c != consent_id]
+        consents["changed_at"], consents["withdrawn"] = at, True
+        self._documents().save(consents)
+        return not consents["active"]
 
     async def withdrawn_since(self, client_ref: str, at: datetime) -> bool:
         """Whether the client's last consent to reminders was withdrawn at or after `at`,
         and none given since."""
-        document = await self.collection.find_one({"_id": client_ref}, session=self.tx.session)
+        document = await self._documents().get(client_ref)
         if document is None or document.get("active"):
             return False
         return bool(document.get("withdrawn")) and document["changed_at"] >= at
 
     async def state(self, client_ref: str) -> ConsentState:
-        document = await self.collection.find_one({"_id": client_ref}, session=self.tx.session)
+        document = await self._documents().get(client_ref)
         if document is None:
             return ConsentState.UNKNOWN
         return ConsentState.GIVEN if document.get("active") else ConsentState.WITHDRAWN
 
     async def forget(self, client_ref: str) -> None:
+        self._documents().forget(lambda c: c["_id"] == client_ref)
         await self.collection.delete_one({"_id": client_ref}, session=self.tx.session)
+
+    async def _of(self, client_ref: str) -> dict[str, Any]:
+        """The client's consents, kept for this unit of work (new when none are stored)."""
+        found = await self._documents().get(client_ref)
+        if found is None:
+            return {"_id": client_ref, "active": []}
+        found.setdefault("active", [])  # a withdrawal before any grant stored none
+        return found
+
+    def _documents(self) -> GatheredDocuments[dict[str, Any]]:
+        return GatheredDocuments.of(self.tx, self.collection, AS_STORED, upsert=True)
 
 
 class OptOuts:
