@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from typing import ClassVar
 
 import pytest
 from aiokafka.errors import MessageSizeTooLargeError
@@ -13,7 +12,7 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
-from ketenbus.contracts.envelope import Event, wrap
+from ketenbus.contracts.envelope import wrap
 from ketenbus.contracts.topics import Compaction, Topic
 from ketenbus.kit.broker import security
 from ketenbus.kit.clock import SystemClock
@@ -159,21 +158,6 @@ async def test_a_commit_made_while_the_relay_publishes_goes_out_at_once(mongo, b
         await relay.stop()
 
 
-def padded_event_class(topic_name: str) -> type[Event]:
-    """Counted with room for bulk: a record as large as a test needs."""
-
-    class Padded(Event):
-        owner: ClassVar[str] = "kittest"
-        name: ClassVar[str] = "Padded"
-        stream: ClassVar[Topic | None] = Topic(topic_name, "kittest", "test topic", partitions=1)
-
-        client_ref: str
-        number: int
-        padding: str = ""
-
-    return Padded
-
-
 def refused(metrics: KitMetrics, topic: str) -> dict[str, float]:
     """The relay's failures to publish to the topic, by exception."""
     return {
@@ -188,11 +172,11 @@ async def test_a_batch_with_a_record_kafka_refuses_stays_in_the_outbox_whole(mon
     """Kafka refuses the second record (larger than the topic takes): nothing of the batch is
     deleted, not even the record it may have taken, and the refusal is counted."""
     topic = await create_topic(kafka, configs={"max.message.bytes": "4096"})
-    Padded = padded_event_class(topic)
+    Counted = counted_event_class(topic)
     uow, db = unit_of_work(mongo)
     async with uow.command() as tx:
-        tx.publish(Padded(client_ref="cl_a", number=1))
-        tx.publish(Padded(client_ref="cl_a", number=2, padding="x" * 8000))
+        tx.publish(Counted(client_ref="cl_a", number=1))
+        tx.publish(Counted(client_ref="cl_a", number=2, padding="x" * 8000))
     metrics = KitMetrics(CollectorRegistry(), "kit-test")
     relay = OutboxRelay(db, broker.config.producer, metrics)
 
@@ -213,12 +197,12 @@ async def test_a_record_the_producer_will_not_send_keeps_the_batch_and_waits_for
     """A record over the producer's request size fails at its send, before Kafka sees it:
     the records sent before it are confirmed first, and the batch stays."""
     topic = await create_topic(kafka)
-    Padded = padded_event_class(topic)
+    Counted = counted_event_class(topic)
     uow, db = unit_of_work(mongo)
     async with uow.command() as tx:
-        tx.publish(Padded(client_ref="cl_a", number=1))
-        tx.publish(Padded(client_ref="cl_a", number=2, padding="x" * 2_000_000))
-        tx.publish(Padded(client_ref="cl_a", number=3))
+        tx.publish(Counted(client_ref="cl_a", number=1))
+        tx.publish(Counted(client_ref="cl_a", number=2, padding="x" * 2_000_000))
+        tx.publish(Counted(client_ref="cl_a", number=3))
     metrics = KitMetrics(CollectorRegistry(), "kit-test")
     relay = OutboxRelay(db, broker.config.producer, metrics)
 
