@@ -39,8 +39,13 @@ from pymongo.errors import ClientBulkWriteException, DuplicateKeyError
 from ketenbus.intake.domain import Organisation, ReferralState
 from ketenbus.kit.clock import Clock
 from ketenbus.kit.gathered import single_client_write_error
+from ketenbus.kit.logs import get_logger
+
+log = get_logger(__name__)
 
 _DUPLICATE_KEY = 11000
+# Compare-and-set rounds of a recount before it gives up until the next start.
+RECOUNT_ATTEMPTS = 5
 
 
 async def ensure_indexes(db: AsyncDatabase[Any]) -> None:
@@ -172,10 +177,11 @@ class Caseloads:
 
     async def _recount(self, organisation_id: str) -> None:
         """The count made the number of places, unless a claim or release changed it
-        meanwhile (then looked at again). A process killed between a place and its count
-        (giving back a place, or taking back the raise of a referral that held one) leaves
-        the count one too high: a place unused until this runs."""
-        while True:
+        meanwhile (then looked at again, a few times: on a stack whose claims never pause it
+        is left for the next start, and said so). A process killed between a place and its
+        count (giving back a place, or taking back the raise of a referral that held one)
+        leaves the count one too high: a place unused until this runs."""
+        for _ in range(RECOUNT_ATTEMPTS):
             counted = await self.occupied(organisation_id)
             present = await self.places.count_documents({"organisation_id": organisation_id})
             if counted == present:
@@ -185,6 +191,11 @@ class Caseloads:
             )
             if corrected.modified_count:
                 return
+        log.warning(
+            "caseload count not corrected: claims kept changing it",
+            organisation_id=organisation_id,
+            attempts=RECOUNT_ATTEMPTS,
+        )
 
     async def _count(self, organisation_id: str, change: int) -> None:
         await self.caseloads.update_one({"_id": organisation_id}, {"$inc": {"held": change}})
