@@ -9,7 +9,7 @@ this run's, with the ratio now ÷ before and which way is better.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,20 +174,6 @@ def _merged(old: list[str], new: list[str]) -> list[str]:
     return order
 
 
-def rows(before: dict[str, Any], now: dict[str, Any]) -> Iterator[Row]:
-    """Every measure of either run, in this run's order."""
-    old, new = _figures(before), _figures(now)
-    for measure in _merged(list(old), list(new)):
-        figure = new.get(measure) or old[measure]
-        yield Row(
-            measure,
-            old[measure].value if measure in old else None,
-            new[measure].value if measure in new else None,
-            figure.better,
-            figure.digits,
-        )
-
-
 def _n(value: float | None, digits: int = 0) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
 
@@ -201,6 +187,43 @@ def _ratio(row: Row) -> str:
     return f"**{text}**" if improved and abs(ratio - 1) >= 0.1 else text
 
 
+def pairs_table(
+    runs: list[tuple[dict[str, Any], dict[str, Any]]],
+    labels: list[tuple[str, str]],
+    about: Callable[[str], bool] = lambda measure: True,
+    *,
+    figures: Callable[[dict[str, Any]], dict[str, Figure]] = _figures,
+    ratio_label: str = "after ÷ before",
+) -> str:
+    """Runs before and after a change, pair by pair, side by side: every measure `about`
+    picks (in the newest run's order), each run's figure (its column named by `labels`), and
+    each pair's ratio."""
+    loaded = [(figures(before), figures(after)) for before, after in runs]
+    known: dict[str, Figure] = {}
+    for pair in reversed(loaded):
+        for found in pair:
+            known = {**found, **known}
+    header = ["Measure", *(label for pair in labels for label in pair), ratio_label, "better when"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for measure in _merged(list(loaded[-1][0]), list(loaded[-1][1])):
+        if not about(measure) or measure not in known:
+            continue
+        figure = known[measure]
+        cells, ratios = [measure], []
+        for old, new in loaded:
+            row = Row(
+                measure,
+                old[measure].value if measure in old else None,
+                new[measure].value if measure in new else None,
+                figure.better,
+                figure.digits,
+            )
+            cells += [_n(row.before, row.digits), _n(row.now, row.digits)]
+            ratios.append(_ratio(row))
+        lines.append("| " + " | ".join([*cells, ", ".join(ratios), figure.better]) + " |")
+    return "\n".join(lines)
+
+
 def table(
     before: dict[str, Any],
     now: dict[str, Any],
@@ -208,20 +231,11 @@ def table(
     about: Callable[[str], bool] = lambda measure: True,
 ) -> str:
     """The rows of both runs side by side; `about` picks the measures to show."""
-    header = ["Measure", label, "now", "now ÷ before", "better when"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    for row in rows(before, now):
-        if not about(row.measure):
-            continue
-        cells = [
-            row.measure,
-            _n(row.before, row.digits),
-            _n(row.now, row.digits),
-            _ratio(row),
-            row.better,
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return pairs_table([(before, now)], [(label, "now")], about, ratio_label="now ÷ before")
+
+
+def _section(title: str, intro: str, body: str) -> str:
+    return "\n".join([f"## {title}\n", intro + "\n", body + "\n"])
 
 
 def section(now: dict[str, Any], before: dict[str, Any] | None = None) -> str:
@@ -264,22 +278,19 @@ def gathered_section(now: dict[str, Any], before_path: Path = GATHERED_BEFORE) -
     before = load_before(before_path)
     if before is None:
         return ""
-    return "\n".join(
-        [
-            "## Before and after: domain writes gathered per batch (issue 9)\n",
-            f"The last full run before intake, notifications and learning gathered their domain "
-            f"documents per consumed batch (`{before_path.parent.name}/{before_path.name}`, "
-            "trajectory and analytics gathered already) against this run, on the same engines "
-            "and machine. The host is shared: the bare bulk loop of each run (section 1) shows "
-            "how busy it was.\n",
-            table(
-                before,
-                now,
-                label=f"before ({before_path.stem})",
-                about=lambda measure: any(word in measure for word in GATHERED_MEASURES),
-            )
-            + "\n",
-        ]
+    return _section(
+        "Before and after: domain writes gathered per batch (issue 9)",
+        f"The last full run before intake, notifications and learning gathered their domain "
+        f"documents per consumed batch (`{before_path.parent.name}/{before_path.name}`, "
+        "trajectory and analytics gathered already) against this run, on the same engines "
+        "and machine. The host is shared: the bare bulk loop of each run (section 1) shows "
+        "how busy it was.",
+        table(
+            before,
+            now,
+            label=f"before ({before_path.stem})",
+            about=lambda measure: any(word in measure for word in GATHERED_MEASURES),
+        ),
     )
 
 
@@ -310,39 +321,32 @@ def _cpu_figures(results: dict[str, Any]) -> dict[str, Figure]:
     return figures
 
 
-def alternating_table(pairs: list[tuple[Path, Path]], about: Callable[[str], bool]) -> str:
-    """Runs of the code before and after a change, taken in turn on one machine: every
-    measure `about` picks, each run's figure and each pair's ratio after ÷ before."""
-    loaded = [
-        ({**_figures(b), **_cpu_figures(b)}, {**_figures(a), **_cpu_figures(a)})
-        for b, a in (
-            (json.loads(x.read_text("utf-8")), json.loads(y.read_text("utf-8"))) for x, y in pairs
-        )
+def _with_cpu(results: dict[str, Any]) -> dict[str, Figure]:
+    return {**_figures(results), **_cpu_figures(results)}
+
+
+def alternating_section(
+    title: str, intro: str, pairs: list[tuple[Path, Path]], measures: tuple[str, ...]
+) -> str:
+    """Full runs of the code before and after a change, taken in turn on one machine: the
+    `measures` (parts of their names), CPU per event included ('' when a run is missing)."""
+    if not all(before.exists() and after.exists() for before, after in pairs):
+        return ""
+    runs = [
+        (json.loads(before.read_text("utf-8")), json.loads(after.read_text("utf-8")))
+        for before, after in pairs
     ]
-    header = ["Measure"]
-    for number, (before_path, after_path) in enumerate(pairs, 1):
-        header += [
-            f"before {number} (`{before_path.stem}`)",
-            f"after {number} (`{after_path.stem}`)",
-        ]
-    header += ["after ÷ before", "better when"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    for measure, figure in loaded[-1][1].items():
-        if not about(measure):
-            continue
-        cells, ratios = [measure], []
-        for old, new in loaded:
-            row = Row(
-                measure,
-                old[measure].value if measure in old else None,
-                new[measure].value if measure in new else None,
-                figure.better,
-                figure.digits,
-            )
-            cells += [_n(row.before, row.digits), _n(row.now, row.digits)]
-            ratios.append(_ratio(row))
-        lines.append("| " + " | ".join([*cells, ", ".join(ratios), figure.better]) + " |")
-    return "\n".join(lines)
+    labels = [
+        (f"before {number} (`{before.stem}`)", f"after {number} (`{after.stem}`)")
+        for number, (before, after) in enumerate(pairs, 1)
+    ]
+    body = pairs_table(
+        runs,
+        labels,
+        lambda measure: any(part in measure for part in measures),
+        figures=_with_cpu,
+    )
+    return _section(title, intro, body)
 
 
 # 2026-12-03: before (3704325; named -before so that no report takes them for main's newest
@@ -369,21 +373,14 @@ PLACES_MEASURES = (
 
 
 def places_section(pairs: list[tuple[Path, Path]] = PLACES_PAIRS) -> str:
-    """Before and after the places of their own and the relay's direct publish ('' when
-    a run is missing)."""
-    if not all(before.exists() and after.exists() for before, after in pairs):
-        return ""
-    return "\n".join(
-        [
-            "## Before and after: a place is a document of its own, the relay publishes "
-            "directly (issue 9, 2026-12-03)\n",
-            "Full runs of main before (3704325) and after (e1499af) these two changes, taken "
-            "in turn on the same machine, as the host was busy and slowed whole runs (see the "
-            "bare bulk loop). The CPU per referral moves least by accident; the rates and "
-            "latencies moved with the host.\n",
-            alternating_table(
-                pairs, lambda measure: any(part in measure for part in PLACES_MEASURES)
-            )
-            + "\n",
-        ]
+    """Before and after the places of their own and the relay's direct publish."""
+    return alternating_section(
+        "Before and after: a place is a document of its own, the relay publishes "
+        "directly (issue 9, 2026-12-03)",
+        "Full runs of main before (3704325) and after (e1499af) these two changes, taken "
+        "in turn on the same machine, as the host was busy and slowed whole runs (see the "
+        "bare bulk loop). The CPU per referral moves least by accident; the rates and "
+        "latencies moved with the host.",
+        pairs,
+        PLACES_MEASURES,
     )
