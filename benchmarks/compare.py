@@ -384,3 +384,39 @@ def places_section(pairs: list[tuple[Path, Path]] = PLACES_PAIRS) -> str:
         pairs,
         PLACES_MEASURES,
     )
+
+
+# 2026-12-03, later: before (c2ee83a, named -before) and after (9602cc6: a batch's lookups
+# read ahead in trajectory and notifications, their cards and consents gathered), full runs
+# taken in turn on one machine.
+READ_AHEAD_PAIRS = [
+    (
+        BEFORE_RESULTS.parent / "2026-12-03-1049-before.json",
+        BEFORE_RESULTS.parent / "2026-12-03-1046.json",
+    ),
+    (
+        BEFORE_RESULTS.parent / "2026-12-03-1057-before.json",
+        BEFORE_RESULTS.parent / "2026-12-03-1053.json",
+    ),
+]
+READ_AHEAD_MEASURES = (
+    "trajectory drain",
+    "notifications drain",
+    "referral chain at 100/s",
+    "appointment chain at 100/s: p99",
+    "baseline bulk: events/s",
+)
+
+
+def read_ahead_section(pairs: list[tuple[Path, Path]] = READ_AHEAD_PAIRS) -> str:
+    """Before and after a batch's lookups read ahead."""
+    return alternating_section(
+        "Before and after: a batch reads its aggregates ahead (issue 9, 2026-12-03)",
+        "Full runs of main before (c2ee83a) and after (9602cc6) trajectory's and "
+        "notifications' lookups per event became one query per batch, and notifications' "
+        "contact cards and consents were gathered, taken in turn on the same machine (after "
+        "at 10:46, before at 10:49, after at 10:53, before at 10:57). The host kept changing "
+        "speed; compare the CPU per event of the two services that changed.",
+        pairs,
+        READ_AHEAD_MEASURES,
+    )
