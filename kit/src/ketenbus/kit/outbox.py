@@ -67,12 +67,15 @@ class Outbox:
     async def stage(self, session: AsyncClientSession, outgoing: Sequence[Outgoing]) -> None:
         if not outgoing:
             return
-        await self.collection.insert_many(
-            [_record(item) for item in outgoing], ordered=True, session=session
-        )
+        await self.collection.insert_many(records(outgoing), ordered=True, session=session)
 
     async def backlog(self) -> int:
         return await self.collection.count_documents({})
+
+
+def records(outgoing: Sequence[Outgoing]) -> list[dict[str, Any]]:
+    """The outbox's documents of these events and tombstones, in the order staged."""
+    return [_record(item) for item in outgoing]
 
 
 def _record(item: Outgoing) -> dict[str, Any]:

@@ -24,7 +24,10 @@ not visible to the database's reads before then, so only writes no handler reads
 within the batch belong there, unless the object that gathers them answers those reads
 too: `ketenbus.kit.gathered.GatheredDocuments` keeps every aggregate a repository read or
 changed in the unit of work, answers the later reads from it, and writes the changed ones
-in one bulk write (trajectory's, learning's and notifications' repositories use it).
+in one bulk write (trajectory's, learning's and notifications' repositories use it). A
+gathered object that writes as one client-level bulkWrite (`CarriesInserts`: intake's new
+documents) is handed the unit of work's outbox documents as well, which then go in the
+same command instead of an insert of their own.
 
 What a handler may do outside the transaction: only what is harmless twice. A batch that
 fails anywhere is undone and its events are handled again one by one, so a handler runs
@@ -43,7 +46,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeVar, cast, runtime_checkable
 
 import structlog
 from pymongo import AsyncMongoClient
@@ -56,7 +59,7 @@ from ketenbus.contracts.envelope import Envelope, Event, caused_by, new_event_id
 from ketenbus.contracts.topics import Topic
 from ketenbus.kit.clock import Clock
 from ketenbus.kit.inbox import Inbox
-from ketenbus.kit.outbox import Outbox, Outgoing, Tombstone
+from ketenbus.kit.outbox import OUTBOX, Outbox, Outgoing, Tombstone, records
 
 
 class Deferred(Protocol):
@@ -66,6 +69,15 @@ class Deferred(Protocol):
 
 
 D = TypeVar("D", bound=Deferred)
+
+
+@runtime_checkable
+class CarriesInserts(Deferred, Protocol):
+    """Gathered writes that go out as one client-level bulkWrite, and take another
+    collection's inserts along (intake's new documents): the unit of work hands the first
+    such object its outbox documents, which then cost no round trip of their own."""
+
+    def carry(self, collection: str, documents: list[dict[str, Any]]) -> None: ...
 
 
 class Transaction:
@@ -208,9 +220,11 @@ class UnitOfWork(Generic[TxT]):
         ):
             batch = Batch(self, session, frozenset(e.id for e in envelopes))
             yield batch
+            staged = _carried_outbox(batch.gathered, batch.outgoing)
             await flush_gathered(batch.gathered)
             await self.inbox.claim_all(session, batch.claims)
-            await self.outbox.stage(session, batch.outgoing)
+            if not staged:
+                await self.outbox.stage(session, batch.outgoing)
         if batch.outgoing:
             self.after_commit()
 
@@ -233,8 +247,10 @@ class UnitOfWork(Generic[TxT]):
             if cause is not None:
                 await self.inbox.claim(session, cause.id, cause.type)
             yield tx
+            staged = _carried_outbox(tx.gathered, tx.outgoing)
             await flush_gathered(tx.gathered)
-            await self.outbox.stage(session, tx.outgoing)
+            if not staged:
+                await self.outbox.stage(session, tx.outgoing)
         if tx.outgoing:
             self.after_commit()
 
@@ -259,6 +275,15 @@ class UnitOfWork(Generic[TxT]):
                 raise RuntimeError("events published while only reading; use command()")
             if tx.gathered:
                 raise RuntimeError("writes gathered while only reading; use command()")
+
+
+def _carried_outbox(gathered: dict[str, Deferred], outgoing: list[Outgoing]) -> bool:
+    """Whether the outgoing events went to a gathered object that carries them along."""
+    carrier = next((d for d in gathered.values() if isinstance(d, CarriesInserts)), None)
+    if carrier is None or not outgoing:
+        return False
+    carrier.carry(OUTBOX, records(outgoing))
+    return True
 
 
 async def flush_gathered(gathered: dict[str, Deferred]) -> None:
