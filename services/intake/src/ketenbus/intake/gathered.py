@@ -5,7 +5,9 @@ Why (issue 9): a partner's referral on Kafka cost nine round trips to the databa
 them inserts of its own new documents (the client's key, the client, the consent, the
 referral), and a round trip costs intake and the database more than the referral's crypto
 and validation together. Gathered, a batch of a hundred referrals inserts each collection
-once; a referral from the front door still inserts each once, but reads nothing back.
+once; a referral from the front door still inserts each once, but reads nothing back. The
+unit of work's outbox documents ride along in the same write (`carry`, the kit's
+`CarriesInserts`), a round trip fewer per command or batch that publishes.
 
 What is gathered is seen: the repositories answer their reads from here as well as from the
 database. A second referral of the same resident in one batch finds the client and the open
@@ -69,6 +71,12 @@ class GatheredIntake:
         self.consents: dict[str, Consent] = {}
         # Every client added, or registered again, in the unit of work.
         self.clients: dict[str, OpenedClient] = {}
+        # Other collections' inserts the unit of work hands over (its outbox), written last.
+        self.carried: dict[str, list[dict[str, Any]]] = {}
+
+    def carry(self, collection: str, documents: list[dict[str, Any]]) -> None:
+        """Insert these with the new documents, in the same write (kit.uow.CarriesInserts)."""
+        self.carried.setdefault(collection, []).extend(documents)
 
     def client_known_as(self, organisation_id: str, identity_hash: str) -> OpenedClient | None:
         """The client added here, not stored yet, under this keyed hash."""
@@ -96,7 +104,8 @@ class GatheredIntake:
     async def flush(self) -> None:
         """Each collection's documents in their final state (a referral admitted later in
         the batch is inserted admitted, a client with the newest details the batch brought),
-        in one ordered write: the keys, the clients, the consents, the referrals."""
+        in one ordered write: the keys, the clients, the consents, the referrals, then what
+        it carries (the outbox)."""
         new_clients = [client for client in self.clients.values() if client.is_new]
         referrals, self.referrals = list(self.referrals.values()), {}
         consents, self.consents = list(self.consents.values()), {}
@@ -113,6 +122,8 @@ class GatheredIntake:
                 for new in referrals
             ],
         }
+        inserts |= self.carried
+        self.carried = {}
         for client in new_clients:
             client.wrapped = None  # stored from now on
         inserts = {collection: documents for collection, documents in inserts.items() if documents}
