@@ -420,3 +420,39 @@ def read_ahead_section(pairs: list[tuple[Path, Path]] = READ_AHEAD_PAIRS) -> str
         pairs,
         READ_AHEAD_MEASURES,
     )
+
+
+# 2026-12-03, later still: before (e829cd0, named -before) and after (d9c6a99: intake's
+# outbox documents in the bulkWrite of its new documents), full runs taken in turn.
+CARRIED_PAIRS = [
+    (
+        BEFORE_RESULTS.parent / "2026-12-03-1121-before.json",
+        BEFORE_RESULTS.parent / "2026-12-03-1118.json",
+    ),
+    (
+        BEFORE_RESULTS.parent / "2026-12-03-1128-before.json",
+        BEFORE_RESULTS.parent / "2026-12-03-1124.json",
+    ),
+]
+CARRIED_MEASURES = (
+    "intake drain",
+    "intake front door",
+    "referral chain at 100/s: p99",
+    "referral chain at 100/s: intake",
+    "referral chain at 100/s: secantusd-rs",
+    "baseline bulk: events/s",
+)
+
+
+def carried_section(pairs: list[tuple[Path, Path]] = CARRIED_PAIRS) -> str:
+    """Before and after intake's outbox rode in its bulkWrite."""
+    return alternating_section(
+        "Before and after: intake's outbox in the same write as its new documents "
+        "(issue 9, 2026-12-03)",
+        "Full runs of main before (e829cd0) and after (d9c6a99) the outbox documents of an "
+        "intake command or batch went in the client-level bulkWrite of its new documents "
+        "instead of an insert of their own, taken in turn on the same machine (after at "
+        "11:18, before at 11:21, after at 11:24, before at 11:28).",
+        pairs,
+        CARRIED_MEASURES,
+    )
