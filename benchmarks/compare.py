@@ -325,134 +325,99 @@ def _with_cpu(results: dict[str, Any]) -> dict[str, Figure]:
     return {**_figures(results), **_cpu_figures(results)}
 
 
-def alternating_section(
-    title: str, intro: str, pairs: list[tuple[Path, Path]], measures: tuple[str, ...]
-) -> str:
-    """Full runs of the code before and after a change, taken in turn on one machine: the
-    `measures` (parts of their names), CPU per event included ('' when a run is missing)."""
-    if not all(before.exists() and after.exists() for before, after in pairs):
-        return ""
-    runs = [
-        (json.loads(before.read_text("utf-8")), json.loads(after.read_text("utf-8")))
-        for before, after in pairs
-    ]
-    labels = [
-        (f"before {number} (`{before.stem}`)", f"after {number} (`{after.stem}`)")
-        for number, (before, after) in enumerate(pairs, 1)
-    ]
-    body = pairs_table(
-        runs,
-        labels,
-        lambda measure: any(part in measure for part in measures),
-        figures=_with_cpu,
-    )
-    return _section(title, intro, body)
+@dataclass(frozen=True)
+class Alternating:
+    """Full runs of the code before and after a change, taken in turn on one machine, by
+    the names of their results (`pairs` of before and after), and the `measures` (parts of
+    their names) the report shows of them, CPU per event included."""
+
+    title: str
+    intro: str
+    pairs: tuple[tuple[str, str], ...]
+    measures: tuple[str, ...]
+
+    def section(self) -> str:
+        """The report's section ('' when a run is missing)."""
+        paths = [
+            (BEFORE_RESULTS.parent / f"{before}.json", BEFORE_RESULTS.parent / f"{after}.json")
+            for before, after in self.pairs
+        ]
+        if not all(before.exists() and after.exists() for before, after in paths):
+            return ""
+        runs = [
+            (json.loads(before.read_text("utf-8")), json.loads(after.read_text("utf-8")))
+            for before, after in paths
+        ]
+        labels = [
+            (f"before {number} (`{before}`)", f"after {number} (`{after}`)")
+            for number, (before, after) in enumerate(self.pairs, 1)
+        ]
+        body = pairs_table(
+            runs,
+            labels,
+            lambda measure: any(part in measure for part in self.measures),
+            figures=_with_cpu,
+        )
+        return _section(self.title, self.intro, body)
 
 
-# 2026-12-03: before (3704325; named -before so that no report takes them for main's newest
-# full run) and after (e1499af: places as documents of their own, the
-# relay past FastStream's publish middlewares), full runs taken in turn on one machine.
-PLACES_PAIRS = [
+# Before-code results are named -before, so that no report takes them for main's newest run.
+PLACES = Alternating(
+    "Before and after: a place is a document of its own, the relay publishes directly "
+    "(issue 9, 2026-12-03)",
+    "Full runs of main before (3704325) and after (e1499af) these two changes, taken in turn "
+    "on the same machine, as the host was busy and slowed whole runs (see the bare bulk "
+    "loop). The CPU per referral moves least by accident; the rates and latencies moved with "
+    "the host.",
     (
-        BEFORE_RESULTS.parent / "2026-12-03-0746-before.json",
-        BEFORE_RESULTS.parent / "2026-12-03-0749.json",
+        ("2026-12-03-0746-before", "2026-12-03-0749"),
+        ("2026-12-03-0753-before", "2026-12-03-0756"),
     ),
     (
-        BEFORE_RESULTS.parent / "2026-12-03-0753-before.json",
-        BEFORE_RESULTS.parent / "2026-12-03-0756.json",
+        "referral chain at 50/s: p99",
+        "referral chain at 100/s",
+        "appointment chain at 100/s: p99",
+        "intake front door",
+        "drain: events/s",
+        "baseline bulk: events/s",
     ),
-]
-PLACES_MEASURES = (
-    "referral chain at 50/s: p99",
-    "referral chain at 100/s",
-    "appointment chain at 100/s: p99",
-    "intake front door",
-    "drain: events/s",
-    "baseline bulk: events/s",
 )
-
-
-def places_section(pairs: list[tuple[Path, Path]] = PLACES_PAIRS) -> str:
-    """Before and after the places of their own and the relay's direct publish."""
-    return alternating_section(
-        "Before and after: a place is a document of its own, the relay publishes "
-        "directly (issue 9, 2026-12-03)",
-        "Full runs of main before (3704325) and after (e1499af) these two changes, taken "
-        "in turn on the same machine, as the host was busy and slowed whole runs (see the "
-        "bare bulk loop). The CPU per referral moves least by accident; the rates and "
-        "latencies moved with the host.",
-        pairs,
-        PLACES_MEASURES,
-    )
-
-
-# 2026-12-03, later: before (c2ee83a, named -before) and after (9602cc6: a batch's lookups
-# read ahead in trajectory and notifications, their cards and consents gathered), full runs
-# taken in turn on one machine.
-READ_AHEAD_PAIRS = [
+READ_AHEAD = Alternating(
+    "Before and after: a batch reads its aggregates ahead (issue 9, 2026-12-03)",
+    "Full runs of main before (c2ee83a) and after (9602cc6) trajectory's and notifications' "
+    "lookups per event became one query per batch, and notifications' contact cards and "
+    "consents were gathered, taken in turn on the same machine (after at 10:46, before at "
+    "10:49, after at 10:53, before at 10:57). The host kept changing speed; compare the CPU "
+    "per event of the two services that changed.",
     (
-        BEFORE_RESULTS.parent / "2026-12-03-1049-before.json",
-        BEFORE_RESULTS.parent / "2026-12-03-1046.json",
+        ("2026-12-03-1049-before", "2026-12-03-1046"),
+        ("2026-12-03-1057-before", "2026-12-03-1053"),
     ),
     (
-        BEFORE_RESULTS.parent / "2026-12-03-1057-before.json",
-        BEFORE_RESULTS.parent / "2026-12-03-1053.json",
+        "trajectory drain",
+        "notifications drain",
+        "referral chain at 100/s",
+        "appointment chain at 100/s: p99",
+        "baseline bulk: events/s",
     ),
-]
-READ_AHEAD_MEASURES = (
-    "trajectory drain",
-    "notifications drain",
-    "referral chain at 100/s",
-    "appointment chain at 100/s: p99",
-    "baseline bulk: events/s",
 )
-
-
-def read_ahead_section(pairs: list[tuple[Path, Path]] = READ_AHEAD_PAIRS) -> str:
-    """Before and after a batch's lookups read ahead."""
-    return alternating_section(
-        "Before and after: a batch reads its aggregates ahead (issue 9, 2026-12-03)",
-        "Full runs of main before (c2ee83a) and after (9602cc6) trajectory's and "
-        "notifications' lookups per event became one query per batch, and notifications' "
-        "contact cards and consents were gathered, taken in turn on the same machine (after "
-        "at 10:46, before at 10:49, after at 10:53, before at 10:57). The host kept changing "
-        "speed; compare the CPU per event of the two services that changed.",
-        pairs,
-        READ_AHEAD_MEASURES,
-    )
-
-
-# 2026-12-03, later still: before (e829cd0, named -before) and after (d9c6a99: intake's
-# outbox documents in the bulkWrite of its new documents), full runs taken in turn.
-CARRIED_PAIRS = [
+CARRIED = Alternating(
+    "Before and after: intake's outbox in the same write as its new documents "
+    "(issue 9, 2026-12-03)",
+    "Full runs of main before (e829cd0) and after (d9c6a99) the outbox documents of an intake "
+    "command or batch went in the client-level bulkWrite of its new documents instead of an "
+    "insert of their own, taken in turn on the same machine (after at 11:18, before at "
+    "11:21, after at 11:24, before at 11:28).",
     (
-        BEFORE_RESULTS.parent / "2026-12-03-1121-before.json",
-        BEFORE_RESULTS.parent / "2026-12-03-1118.json",
+        ("2026-12-03-1121-before", "2026-12-03-1118"),
+        ("2026-12-03-1128-before", "2026-12-03-1124"),
     ),
     (
-        BEFORE_RESULTS.parent / "2026-12-03-1128-before.json",
-        BEFORE_RESULTS.parent / "2026-12-03-1124.json",
+        "intake drain",
+        "intake front door",
+        "referral chain at 100/s: p99",
+        "referral chain at 100/s: intake",
+        "referral chain at 100/s: secantusd-rs",
+        "baseline bulk: events/s",
     ),
-]
-CARRIED_MEASURES = (
-    "intake drain",
-    "intake front door",
-    "referral chain at 100/s: p99",
-    "referral chain at 100/s: intake",
-    "referral chain at 100/s: secantusd-rs",
-    "baseline bulk: events/s",
 )
-
-
-def carried_section(pairs: list[tuple[Path, Path]] = CARRIED_PAIRS) -> str:
-    """Before and after intake's outbox rode in its bulkWrite."""
-    return alternating_section(
-        "Before and after: intake's outbox in the same write as its new documents "
-        "(issue 9, 2026-12-03)",
-        "Full runs of main before (e829cd0) and after (d9c6a99) the outbox documents of an "
-        "intake command or batch went in the client-level bulkWrite of its new documents "
-        "instead of an insert of their own, taken in turn on the same machine (after at "
-        "11:18, before at 11:21, after at 11:24, before at 11:28).",
-        pairs,
-        CARRIED_MEASURES,
-    )

@@ -288,18 +288,14 @@ def render(
     gathered = compare.gathered_section(results)
     if gathered:
         out.append(gathered)
-    places = compare.places_section()
-    if places:
-        out.append(places)
-        out.append(FINDINGS_PLACES + "\n")
-    read_ahead = compare.read_ahead_section()
-    if read_ahead:
-        out.append(read_ahead)
-        out.append(FINDINGS_READ_AHEAD + "\n")
-    carried = compare.carried_section()
-    if carried:
-        out.append(carried)
-        out.append(FINDINGS_CARRIED + "\n")
+    for alternating, findings in (
+        (compare.PLACES, FINDINGS_PLACES),
+        (compare.READ_AHEAD, FINDINGS_READ_AHEAD),
+        (compare.CARRIED, FINDINGS_CARRIED),
+    ):
+        section = alternating.section()
+        if section:
+            out += [section, findings + "\n"]
 
     out.append("## Machine\n")
     out.append(

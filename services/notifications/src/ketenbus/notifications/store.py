@@ -5,14 +5,12 @@ Contact details stay sealed as they came from intake; the only other trace of th
 keyed hash of the phone number (for STOP replies). Everything here is forgotten on erasure:
 deleted, except the reminders, which stay as what happened under a random token.
 
-Reminders and module watches, which nearly every consumed event writes, are kept and gathered
-over a unit of work and written in one bulk write at its end (the kit's `GatheredDocuments`);
-a later handler of the batch reads them as the handlers before it left them. Contact cards,
-consents, opt-outs and daily counts are written at once: they are rare (once per client, or
-per message sent), the handlers read them back within the batch (a withdrawal asks which
-consents are left, a card asks whether consent was withdrawn since) and the dispatcher reads
-them in other units of work, so the database's own answer, in the transaction, is the one to
-read.
+Reminders, module watches, contact cards and consents to reminders are kept and gathered
+over a unit of work and written in one bulk write per collection at its end (the kit's
+`GatheredDocuments`); a later handler of the batch reads them as the handlers before it left
+them (a withdrawal asks which consents are left, a card asks whether consent was withdrawn
+since). A batch reads its clients' consents ahead, in one query (handlers.py). Opt-outs and
+daily counts are written at once: they come once per message sent or per STOP.
 """
 
 from __future__ import annotations
