@@ -27,7 +27,12 @@ from ketenbus.kit.gathered import (
 from ketenbus.kit.sent_commands import SentCommands, watched_database
 from ketenbus.kit.uow import Transaction, UnitOfWork
 
+from .support import counted_event_class
+
 pytestmark = pytest.mark.stack
+
+# An event to publish: the test only stages it in the outbox (no topic is made for it).
+CountedNote = counted_event_class("test.kit.carried")
 
 # Stands for personal data: no error may show it.
 MARKER = "personal-data-7f3a"
@@ -308,3 +313,46 @@ async def test_a_note_put_is_written_whole_without_being_read(store: Notes):
 
     assert store.sent("find") == []
     assert await store.stored() == {"n1": ("written blind", 0), "n2": ("put twice: the last", 0)}
+
+
+class NotesInOneWrite:
+    """A gathered object that writes its notes as one client-level bulkWrite, and carries
+    what the unit of work hands it along (as intake's new documents do)."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+        self.notes: list[Document] = []
+        self.carried: dict[str, list[Document]] = {}
+
+    def carry(self, collection: str, documents: list[Document]) -> None:
+        self.carried.setdefault(collection, []).extend(documents)
+
+    async def flush(self) -> None:
+        name = self.tx.db.name
+        writes = [InsertOne(note, namespace=f"{name}.notes") for note in self.notes]
+        writes += [
+            InsertOne(document, namespace=f"{name}.{collection}")
+            for collection, documents in self.carried.items()
+            for document in documents
+        ]
+        await self.tx.session.client.bulk_write(writes, session=self.tx.session, ordered=True)
+
+
+async def test_a_carrier_takes_the_outbox_along_in_its_own_write(store: Notes):
+    """The unit of work hands its outbox documents to the gathered object that carries
+    inserts, instead of inserting them itself: one command for the notes and the events."""
+    await store.put(Note("n0", "before"))
+    async with store.uow.command() as tx:
+        await read(tx, "n0")  # secantusd-rs takes no client-level bulkWrite as a first command
+        carrier = tx.deferred("notes in one write", lambda: NotesInOneWrite(tx))
+        carrier.notes.append({"_id": "n1", "text": "new", "version": 0})
+        tx.publish(CountedNote(client_ref="cl_a", number=1))
+        tx.publish(CountedNote(client_ref="cl_a", number=2))
+
+    [write] = store.sent("bulkWrite")
+    namespaces = [n["ns"].split(".", 1)[1] for n in write["nsInfo"]]
+    assert namespaces == ["notes", "outbox"]
+    assert [op["insert"] for op in write["ops"]] == [0, 1, 1]  # the note, then both events
+    staged = [r["headers"]["event_type"] async for r in store.uow.db.outbox.find().sort("position")]
+    assert staged == [CountedNote.event_type()] * 2
+    assert (await store.stored())["n1"] == ("new", 0)
