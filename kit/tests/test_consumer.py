@@ -73,7 +73,12 @@ async def test_invalid_events_are_dead_lettered_with_a_reason_and_later_ones_pro
         await broker.publish(good[2].to_bytes(), topic, key=b"cl_a")  # redelivered
 
         async def all_good_ones_handled() -> bool:
-            return await db.effects.count_documents({}) == 3
+            # The redelivered copy comes last: its being passed by is awaited too.
+            repeated = metrics.registry.get_sample_value(
+                "ketenbus_events_handled_total",
+                {"event_type": Counted.event_type(), "outcome": "duplicate"},
+            )
+            return await db.effects.count_documents({}) == 3 and repeated == 1
 
         await eventually(all_good_ones_handled)
         dead = await read_topic(kafka, f"{topic}.dlq", expected=4)
