@@ -283,7 +283,16 @@ async def test_retries_refusals_a_crash_mid_send_and_the_follow_up_after_a_misse
         assert len(await delivered_to_crash()) == 1
         assert [a["status"] for a in attempts_for(crash["reminder_id"])] == [200]
 
-        events = await events_on(kafka, DELIVERIES.name)
+        async def crash_sent_on_the_bus() -> list[Event] | None:
+            # Recorded with its event in one transaction, but published by the relay: the new
+            # process relays only once the killed one's lease has run out.
+            events = await events_on(kafka, DELIVERIES.name)
+            sent = [e for e in events if isinstance(e, ReminderSent)]
+            return events if any(e.client_ref == clients["crash"] for e in sent) else None
+
+        events = await chain_client.eventually(
+            crash_sent_on_the_bus, "the crashed send's ReminderSent on the bus", 30
+        )
     finally:
         await http.aclose()
 

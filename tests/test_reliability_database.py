@@ -216,10 +216,17 @@ async def test_services_wait_out_a_database_outage_and_recover_by_themselves(cha
         recovered = time.monotonic() - restarted
 
         everything = before + during
-        for envelope, partition, offset in everything:
-            for service in HANDLED_BY[type(envelope.data)]:
-                committed = await groups[service].committed(partition)
-                assert committed is not None and committed > offset, (service, envelope.type)
+
+        async def all_committed() -> bool:
+            # An offset is committed after its batch's transaction, which the inbox shows.
+            for envelope, partition, offset in everything:
+                for service in HANDLED_BY[type(envelope.data)]:
+                    committed = await groups[service].committed(partition)
+                    if committed is None or committed <= offset:
+                        return False
+            return True
+
+        await eventually(all_committed, "every group's offset past its events", timeout=60)
 
         def ours(event_type: type[Event]) -> list[Any]:
             return [e.data for e, _, _ in everything if type(e.data) is event_type]
@@ -254,13 +261,28 @@ async def test_services_wait_out_a_database_outage_and_recover_by_themselves(cha
         assert waiting == len(waitlisted)
 
         # analytics: each event of these types on the bus (ours, and those intake made of
-        # the referrals) counted once.
+        # the referrals, once its relay published them all) counted once.
+        async def intake_published() -> bool:
+            return await db["intake"].outbox.count_documents({}) == 0
+
+        await eventually(intake_published, "intake's events on the bus", timeout=60)
         records = await read_everything(kafka, [REFERRALS.name, TRAJECTORIES.name])
         on_the_bus = [json.loads(r.value) for r in records]
+        counted_types = (ReferralAccepted, ModuleAssigned, ClientWaitlisted)
+        ids = {
+            t.event_type(): {e["id"] for e in on_the_bus if e["type"] == t.event_type()}
+            for t in counted_types
+        }
+
+        async def analytics_caught_up() -> bool:
+            counts = await db["analytics"].event_counts.find().to_list()
+            counted = {d["_id"]: d["count"] for d in counts}
+            return all(counted.get(t, 0) >= len(ids[t]) for t in ids)
+
+        await eventually(analytics_caught_up, "analytics to count the bus", timeout=60)
         counted = {d["_id"]: d["count"] async for d in db["analytics"].event_counts.find()}
-        for event_type in (ReferralAccepted, ModuleAssigned, ClientWaitlisted):
-            ids = {e["id"] for e in on_the_bus if e["type"] == event_type.event_type()}
-            assert counted[event_type.event_type()] == len(ids), event_type.name
+        for event_type in counted_types:
+            assert counted[event_type.event_type()] == len(ids[event_type.event_type()])
 
         print(f"\noutage held {outage:.1f}s; recovered {recovered:.1f}s after the restart")
     finally:
