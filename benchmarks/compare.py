@@ -199,10 +199,8 @@ def pairs_table(
     picks (in the newest run's order), each run's figure (its column named by `labels`), and
     each pair's ratio."""
     loaded = [(figures(before), figures(after)) for before, after in runs]
-    known: dict[str, Figure] = {}
-    for pair in reversed(loaded):
-        for found in pair:
-            known = {**found, **known}
+    # How each measure reads (which way is better, its digits): the same in every run.
+    known = {measure: figure for pair in loaded for run in pair for measure, figure in run.items()}
     header = ["Measure", *(label for pair in labels for label in pair), ratio_label, "better when"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for measure in _merged(list(loaded[-1][0]), list(loaded[-1][1])):

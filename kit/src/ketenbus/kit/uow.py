@@ -162,14 +162,7 @@ class Batch(Generic[TxT]):
     async def handling(self, envelope: Envelope[Any]) -> AsyncIterator[TxT]:
         if envelope.id not in self.event_ids:
             raise ValueError(f"event {envelope.id} is not one this batch was opened for")
-        tx = self.uow.transaction_class(
-            self.uow.db,
-            self.session,
-            source=self.uow.service,
-            clock=self.uow.clock,
-            cause=envelope,
-            deferred=self.gathered,
-        )
+        tx = self._transaction(cause=envelope)
         yield tx
         self.claims.append(envelope)
         self.outgoing.extend(tx.outgoing)
@@ -178,11 +171,16 @@ class Batch(Generic[TxT]):
         """A transaction of the batch for no event in particular: what a read-ahead reads
         into the batch's gathered documents, its handlers find there (ketenbus.kit.consumer,
         `EventHandlers.read_ahead`). It claims nothing and may not publish."""
+        return self._transaction(cause=None)
+
+    def _transaction(self, cause: Envelope[Any] | None) -> TxT:
+        """A transaction on the batch's session, sharing its gathered writes."""
         return self.uow.transaction_class(
             self.uow.db,
             self.session,
             source=self.uow.service,
             clock=self.uow.clock,
+            cause=cause,
             deferred=self.gathered,
         )
 
