@@ -68,8 +68,10 @@ class Service:
         return self.uow.db
 
     async def in_batch(self, envelopes: list[Envelope[Any]]) -> list[Any]:
-        """The events handled as the consumer hands them a batch; what it published."""
+        """The events handled as the consumer hands them a batch (read ahead, then each
+        handled); what it published."""
         async with self.uow.batch(envelopes) as batch:
+            await self.handle.read_ahead(batch, envelopes)
             for envelope in envelopes:
                 await self.handle(envelope, uow=batch)
         return [outgoing.data for outgoing in batch.outgoing]
@@ -180,6 +182,30 @@ async def test_a_referral_resent_within_one_batch_is_made_once(service: Service)
     assert await service.db.consents.count_documents({}) == 1
 
 
+async def test_a_batch_looks_up_on_their_own_only_the_keys_and_persons_read_ahead_as_known(
+    service: Service,
+):
+    await service.in_batch([service.referral(resident("Carla Doornbos", "3512 CD"), "HDL-2")])
+    service.commands.clear()
+    resent = service.referral(resident("Carla Doornbos", "3512 CD"), "HDL-2")
+    again = service.referral(resident("Carla Doornbos", "3512 CD"), "HDL-3")
+    newcomer = service.referral(resident("Dirk Eelman", "3512 DE"), "HDL-4")
+
+    await service.in_batch([resent, again, newcomer])
+
+    referrals = {r["referrer"]["reference"]: r async for r in service.db.referrals.find()}
+    assert sorted(referrals) == ["HDL-2", "HDL-3", "HDL-4"]
+    assert referrals["HDL-3"]["duplicate_of"] == referrals["HDL-2"]["_id"]
+    assert await service.db.clients.count_documents({}) == 2
+    # Read ahead once each; then the resent key and the known person on their own.
+    read_ahead, *alone = [c["filter"] for c in service.commands.to("referrals", "find")]
+    assert read_ahead["idempotency_key"] == {"$in": ["kafka:HDL-2", "kafka:HDL-3", "kafka:HDL-4"]}
+    assert [f["idempotency_key"] for f in alone if "idempotency_key" in f] == ["kafka:HDL-2"]
+    read_ahead, *alone = [c["filter"] for c in service.commands.to("clients", "find")]
+    assert len(read_ahead["identity_hash"]["$in"]) == 2
+    assert len(alone) == 1  # Carla: known, so her client is found and her details renewed
+
+
 async def test_a_batch_writes_each_collection_once_and_reads_nothing_it_wrote(
     service: Service,
 ):
@@ -193,10 +219,10 @@ async def test_a_batch_writes_each_collection_once_and_reads_nothing_it_wrote(
     for collection in ("referrals", "clients", "client_keys", "consents", "outbox"):
         assert len(service.commands.to(collection, "bulkWrite")) == 1, collection
         assert service.commands.to(collection, "insert") == [], collection
-    # Per referral: its key looked up, the person looked up, a place claimed. Nothing of
-    # what the batch wrote is read back, nor the places.
-    assert len(service.commands.to("referrals", "find")) == 20
-    assert len(service.commands.to("clients", "find")) == 20
+    # For the batch: its keys looked up, and its persons, in one query each; then per
+    # referral a place claimed. Nothing of what the batch wrote is read back, nor the places.
+    assert len(service.commands.to("referrals", "find")) == 1
+    assert len(service.commands.to("clients", "find")) == 1
     assert len(service.commands.to("client_keys", "find")) == 0
     # The organisation's caseload made once (per process), then one claim each: its count
     # and its place in one bulk write.

@@ -7,7 +7,10 @@ referral), and a round trip costs intake and the database more than the referral
 and validation together. Gathered, a batch of a hundred referrals inserts each collection
 once; a referral from the front door still inserts each once, but reads nothing back. The
 unit of work's outbox documents ride along in the same write (`carry`, the kit's
-`CarriesInserts`), a round trip fewer per command or batch that publishes.
+`CarriesInserts`), a round trip fewer per command or batch that publishes. A batch of
+partners' referrals reads ahead which of their keys and persons the database knows, in one
+query each (`unused_keys`, `unknown_persons`): only a resent referral or a known person is
+then looked up on its own.
 
 What is gathered is seen: the repositories answer their reads from here as well as from the
 database. A second referral of the same resident in one batch finds the client and the open
@@ -73,6 +76,11 @@ class GatheredIntake:
         self.clients: dict[str, OpenedClient] = {}
         # Other collections' inserts the unit of work hands over (its outbox), written last.
         self.carried: dict[str, list[dict[str, Any]]] = {}
+        # What a batch's read-ahead found absent from the database (ketenbus.intake.handlers):
+        # (organisation, key) pairs no referral was made under, keyed hashes of no client.
+        # Those this unit of work writes itself are taken out as they are written.
+        self.unused_keys: set[tuple[str, str]] = set()
+        self.unknown_persons: set[str] = set()
 
     def carry(self, collection: str, documents: list[dict[str, Any]]) -> None:
         """Insert these with the new documents, in the same write (kit.uow.CarriesInserts)."""
@@ -124,6 +132,10 @@ class GatheredIntake:
         }
         inserts |= self.carried
         self.carried = {}
+        self.unused_keys -= {
+            (new.referral.referrer.organisation_id, new.idempotency_key) for new in referrals
+        }
+        self.unknown_persons -= {client.identity_hash for client in new_clients}
         for client in new_clients:
             client.wrapped = None  # stored from now on
         inserts = {collection: documents for collection, documents in inserts.items() if documents}

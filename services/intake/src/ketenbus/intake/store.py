@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 from functools import cached_property
 from typing import Any, cast
@@ -50,6 +50,8 @@ async def ensure_indexes(db: AsyncDatabase[Any]) -> None:
         [("placement.organisation_id", 1), ("state", 1), ("crisis", -1), ("received_at", 1)]
     )
     await db.clients.create_index([("organisation_id", 1), ("identity_hash", 1)])
+    # A batch's read-ahead asks for its persons at every organisation at once.
+    await db.clients.create_index("identity_hash")
     await db.consents.create_index("client_ref")
 
 
@@ -66,8 +68,8 @@ def _gathered(tx: Transaction) -> GatheredIntake:
 
 
 def _seen(tx: Transaction) -> GatheredIntake | None:
-    """What this unit of work added so far, for a read to see; None when it added nothing
-    (and always while only reading: a read never makes the gathering)."""
+    """What this unit of work added (or read ahead) so far, for a read to see; None when it
+    did neither (and always while only reading: a read never makes the gathering)."""
     return cast(GatheredIntake | None, tx.gathered.get(_GATHERED))
 
 
@@ -122,11 +124,27 @@ class ReferralRepository:
                 key,
             ):
                 return new.referral, new.fingerprint
+        if seen is not None and (organisation_id, key) in seen.unused_keys:
+            return None
         document = await self.collection.find_one(
             {"referrer.organisation_id": organisation_id, "idempotency_key": key},
             session=self.tx.session,
         )
         return (load(REFERRAL, document), document.get("fingerprint")) if document else None
+
+    async def read_ahead_keys(self, keys: Iterable[tuple[str, str]]) -> None:
+        """For a batch: which of these (organisation, key) pairs made no referral yet, in
+        one query; `by_idempotency_key` then asks the database only about the others."""
+        wanted = set(keys)
+        if not wanted:
+            return
+        found = self.collection.find(
+            {"idempotency_key": {"$in": sorted({key for _, key in wanted})}},
+            projection=["referrer.organisation_id", "idempotency_key"],
+            session=self.tx.session,
+        )
+        made = {(d["referrer"]["organisation_id"], d["idempotency_key"]) async for d in found}
+        _gathered(self.tx).unused_keys |= wanted - made
 
     async def open_for_client(self, organisation_id: str, client_ref: str) -> Referral | None:
         """The client's first open referral at the organisation. A client added in this unit
@@ -290,8 +308,13 @@ class ClientRepository:
         if added is not None:
             added.details = details
             return added.client_ref
-        known = await self.tx.db.clients.find_one(
-            {"organisation_id": organisation_id, "identity_hash": person}, session=self.tx.session
+        known = (
+            None
+            if seen is not None and person in seen.unknown_persons
+            else await self.tx.db.clients.find_one(
+                {"organisation_id": organisation_id, "identity_hash": person},
+                session=self.tx.session,
+            )
         )
         data_key = await self._data_key(known["_id"]) if known is not None else None
         if known is not None and data_key is not None:
@@ -316,6 +339,20 @@ class ClientRepository:
             wrapped=wrap_client_key(self.keys, client_ref, data_key),
         )
         return client_ref
+
+    async def read_ahead(self, persons: Iterable[PersonalDetails]) -> None:
+        """For a batch: which of these persons intake does not know at any organisation, in
+        one query; `register` then asks the database only about the others."""
+        hashes = {identity_hash(self.keys.pseudonym, details) for details in persons}
+        if not hashes:
+            return
+        found = self.tx.db.clients.find(
+            {"identity_hash": {"$in": sorted(hashes)}},
+            projection=["identity_hash"],
+            session=self.tx.session,
+        )
+        known = {d["identity_hash"] async for d in found}
+        _gathered(self.tx).unknown_persons |= hashes - known
 
     async def organisation_of(self, client_ref: str) -> str | None:
         opened = self._opened_here(client_ref)
