@@ -74,3 +74,43 @@ def test_topics_come_from_the_streams_and_from_the_settings_where_declared():
 
 def test_a_tool_without_settings_gets_the_topics_that_need_none():
     assert the_handlers().topics() == ["test.kit.noted"]
+
+
+class OneTransaction:
+    """What a read-ahead is called with besides its events: the batch's transaction."""
+
+    def __init__(self) -> None:
+        self.outgoing: list[Any] = []
+
+    def reading_ahead(self) -> OneTransaction:
+        return self
+
+
+async def test_a_read_ahead_gets_what_it_names_after_its_transaction_once_per_batch():
+    handlers = the_handlers()
+    deps = Dependencies(uow=None, notes=[])
+
+    @handlers.read_ahead(Noted, Told)
+    async def both(events: list[Envelope[Any]], tx: Any, notes: list[str]) -> None:
+        notes.append(" ".join(e.data.client_ref for e in events))
+
+    batch = OneTransaction()
+    events = [wrap(Noted(client_ref="cl_a"), source="kittest")]
+    events.append(wrap(Told(client_ref="cl_b"), source="kittest"))
+
+    await handlers.bind(deps).read_ahead(batch, events)  # type: ignore[arg-type]
+
+    assert deps.notes == ["cl_a cl_b"]
+
+
+def test_a_read_ahead_asking_for_what_the_service_does_not_provide_fails_at_binding():
+    handlers = EventHandlers("kittest")
+
+    @handlers.on(Told)
+    async def tell(event: Envelope[Told]) -> None: ...
+
+    @handlers.read_ahead(Told)
+    async def told(events: list[Envelope[Any]], tx: Any, notes: list[str]) -> None: ...
+
+    with pytest.raises(TypeError, match=r"told needs \['notes'\]"):
+        handlers.bind(object())  # a service that provides nothing

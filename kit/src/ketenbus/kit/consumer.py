@@ -44,7 +44,8 @@ documents (ketenbus.kit.gathered), where the handlers then find them:
         await tx.trajectories.read_ahead_by_referral(e.data.referral_id for e in events)
 
 It is called once per batch with the batch's events of those types, before any handler;
-an event handled alone (a batch undone, a batch of one) is looked up as before.
+an event handled alone (a batch undone, a batch of one) is looked up as before. Parameters
+after the transaction are given by name from the service's dependencies, as a handler's.
 
 `handlers.bind(dependencies)` gives each handler its parameters after the event by name from
 the service's dependencies object (its bootstrap builds it: `uow`, tables, keys), once, at
@@ -207,10 +208,15 @@ class EventHandlers:
     def bind(self, dependencies: Any) -> BoundHandlers:
         """Each handler with its dependencies given, by parameter name, from the service's
         dependencies object; what a handler asks for and the object lacks fails here."""
+        # A read-ahead registered for several types is bound once: it is called once per batch.
+        readers = {
+            reader: inject(reader, dependencies, given=2)
+            for reader in set(self.read_aheads.values())
+        }
         return BoundHandlers(
             {event: inject(fn, dependencies) for event, fn in self.handlers.items()},
             {topic: inject(fn, dependencies) for topic, fn in self.tombstones.items()},
-            dict(self.read_aheads),
+            {event: readers[reader] for event, reader in self.read_aheads.items()},
         )
 
 
@@ -240,15 +246,19 @@ class BoundHandlers:
             tx = batch.reading_ahead()
             await reader(events, tx)
             if tx.outgoing:
-                raise RuntimeError(f"{reader.__name__} published while reading ahead")
+                name = getattr(reader, "func", reader).__name__  # bound: a partial
+                raise RuntimeError(f"{name} published while reading ahead")
 
 
-def inject(handler: Handler, dependencies: Any) -> Callable[..., Awaitable[None]]:
-    """Bind a handler's parameters (after the event) by name: the cosmicpython bootstrap."""
-    parameters = list(inspect.signature(handler).parameters)[1:]
+def inject(handler: Handler, dependencies: Any, given: int = 1) -> Callable[..., Awaitable[None]]:
+    """Bind a handler's parameters after the `given` first (the event; a read-ahead's events
+    and transaction) by name: the cosmicpython bootstrap. One with none is returned as it is."""
+    parameters = list(inspect.signature(handler).parameters)[given:]
     missing = [p for p in parameters if not hasattr(dependencies, p)]
     if missing:
         raise TypeError(f"{handler.__name__} needs {missing}, which the service does not provide")
+    if not parameters:
+        return handler
     return partial(handler, **{p: getattr(dependencies, p) for p in parameters})
 
 
