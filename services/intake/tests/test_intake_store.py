@@ -204,6 +204,13 @@ async def test_a_batch_looks_up_on_their_own_only_the_keys_and_persons_read_ahea
     read_ahead, *alone = [c["filter"] for c in service.commands.to("clients", "find")]
     assert len(read_ahead["identity_hash"]["$in"]) == 2
     assert len(alone) == 1  # Carla: known, so her client is found and her details renewed
+    # Places: Carla's first referral and Dirk's (claimed ahead); none for the resent one or
+    # the one linked to Carla's open referral.
+    assert {p["_id"] async for p in service.db.places.find()} == {
+        referrals["HDL-2"]["_id"],
+        referrals["HDL-4"]["_id"],
+    }
+    assert await service.deps.caseloads.occupied(UTRECHT) == 2
 
 
 async def test_a_batch_writes_each_collection_once_and_reads_nothing_it_wrote(
@@ -219,17 +226,18 @@ async def test_a_batch_writes_each_collection_once_and_reads_nothing_it_wrote(
     for collection in ("referrals", "clients", "client_keys", "consents", "outbox"):
         assert len(service.commands.to(collection, "bulkWrite")) == 1, collection
         assert service.commands.to(collection, "insert") == [], collection
-    # For the batch: its keys looked up, and its persons, in one query each; then per
-    # referral a place claimed. Nothing of what the batch wrote is read back, nor the places.
+    # For the batch: its keys looked up, and its persons, in one query each. Nothing of what
+    # the batch wrote is read back, nor the places.
     assert len(service.commands.to("referrals", "find")) == 1
     assert len(service.commands.to("clients", "find")) == 1
     assert len(service.commands.to("client_keys", "find")) == 0
-    # The organisation's caseload made once (per process), then one claim each: its count
-    # and its place in one bulk write.
+    # The organisation's caseload made once (per process), then the batch's places claimed
+    # ahead, each count raised and place inserted, in one bulk write.
     assert len(service.commands.to("caseloads", "update")) == 1
-    assert len(service.commands.to("places", "bulkWrite")) == 20
+    assert len(service.commands.to("places", "bulkWrite")) == 1
     assert service.commands.to("places", "find") == []
     assert service.commands.to("caseloads", "find") == []
+    assert await service.deps.caseloads.occupied(UTRECHT) == 20
 
 
 async def test_positions_on_the_waiting_list_count_those_waitlisted_earlier_in_the_batch(
@@ -244,6 +252,10 @@ async def test_positions_on_the_waiting_list_count_those_waitlisted_earlier_in_t
     assert positions == [1, 2]
     states = sorted([r["state"] async for r in service.db.referrals.find()])
     assert states == ["accepted", "waitlisted", "waitlisted"]
+    # Claimed ahead: the first place; the write stopped at the second, which found Amersfoort
+    # full, and left the rest to their handlers, which found it full too.
+    assert await service.deps.caseloads.occupied(AMERSFOORT) == 1
+    assert await service.db.places.count_documents({"organisation_id": AMERSFOORT}) == 1
 
 
 async def test_a_close_reaches_a_duplicate_that_arrived_in_the_same_batch(service: Service):
@@ -363,6 +375,25 @@ async def test_a_place_claimed_again_while_places_are_free_is_counted_once(servi
 
     assert await caseloads.occupied(UTRECHT) == 1
     assert await service.db.places.count_documents({"organisation_id": UTRECHT}) == 1
+
+
+async def test_places_claimed_ahead_again_are_counted_once_and_the_rest_left_to_claim(
+    service: Service,
+):
+    caseloads = service.deps.caseloads  # Utrecht: a hundred places
+    first = [(UTRECHT, "ref_a"), (UTRECHT, "ref_b")]
+    assert await caseloads.claim_ahead(first) == {"ref_a", "ref_b"}
+
+    # A batch undone and read ahead again: the write stops at the first place held already
+    # and claims nothing after it; the handlers claim those one by one.
+    again = [*first, (UTRECHT, "ref_c")]
+    assert await caseloads.claim_ahead(again) == set()
+    assert await caseloads.occupied(UTRECHT) == 2
+    for _, referral_id in again:
+        assert (await caseloads.claim(UTRECHT, referral_id)).has_room
+
+    assert await caseloads.occupied(UTRECHT) == 3
+    assert await service.db.places.count_documents({"organisation_id": UTRECHT}) == 3
 
 
 async def test_reconcile_gives_back_stale_places_and_makes_the_accepted_ones_hold_again(

@@ -71,35 +71,52 @@ class Caseloads:
         if capacity is None:
             return Organisation(organisation_id, None)
         await self._exists(organisation_id)
-        if (
-            capacity > 0 and await self._take(organisation_id, referral_id, capacity)
-        ) or await self._holds(referral_id):
-            # The last free place as triage sees it: its take_place counts this one.
-            return Organisation(organisation_id, capacity, occupied=capacity - 1)
+        if (capacity > 0 and await self._take(organisation_id, referral_id)) or await self._holds(
+            referral_id
+        ):
+            return self.held(organisation_id)
         return Organisation(organisation_id, capacity, occupied=capacity)
 
-    async def _take(self, organisation_id: str, referral_id: str, capacity: int) -> bool:
+    async def claim_ahead(self, claims: list[tuple[str, str]]) -> set[str]:
+        """Places for a batch's referrals, (organisation, referral) in the batch's order, in
+        one ordered round trip; the referrals that hold one now. The write stops at the first
+        that finds its organisation full (or its place held already): that one and those
+        after it are left to `claim`, one by one."""
+        wanted = [(o, r) for o, r in claims if (self.capacity_of(o) or 0) > 0]
+        if not wanted:
+            return set()
+        for organisation_id in sorted({o for o, _ in wanted}):
+            await self._exists(organisation_id)
+        writes = [
+            write
+            for organisation_id, referral_id in wanted
+            for write in self._claim_writes(organisation_id, referral_id)
+        ]
+        try:
+            await self.db.client.bulk_write(writes)
+            return {referral_id for _, referral_id in wanted}
+        except ClientBulkWriteException as error:
+            failed = error.write_errors or []
+            if len(failed) != 1 or failed[0].get("code") != _DUPLICATE_KEY:
+                raise single_client_write_error(error, "caseloads, places") from None
+            stopped, write = divmod(failed[0]["idx"], 2)
+            if write == 1:
+                # Its place was held already: the count raised for it goes down again.
+                await self._count(wanted[stopped][0], -1)
+            return {referral_id for _, referral_id in wanted[:stopped]}
+
+    def held(self, organisation_id: str) -> Organisation:
+        """The caseload as a referral that holds one of its places sees it: the last free
+        place as triage sees it (its take_place counts this one)."""
+        capacity = self.capacity_of(organisation_id)
+        assert capacity is not None, "a place is held only where places are counted"
+        return Organisation(organisation_id, capacity, occupied=capacity - 1)
+
+    async def _take(self, organisation_id: str, referral_id: str) -> bool:
         """Whether the referral has a place: taken now, or held already. False when every
         place is held, which cannot tell whether one of them is this referral's."""
         try:
-            await self.db.client.bulk_write(
-                [
-                    # An upsert of an organisation whose caseload exists (`_exists`): when it
-                    # is full the filter matches nothing, the upsert's insert collides with
-                    # the existing `_id`, and that error stops the ordered write before the
-                    # place is inserted. A plain update would match nothing and go on.
-                    UpdateOne(
-                        namespace=self._namespace("caseloads"),
-                        filter={"_id": organisation_id, "held": {"$lt": capacity}},
-                        update={"$inc": {"held": 1}},
-                        upsert=True,
-                    ),
-                    InsertOne(
-                        namespace=self._namespace("places"),
-                        document=self._place(organisation_id, referral_id),
-                    ),
-                ]
-            )
+            await self.db.client.bulk_write(self._claim_writes(organisation_id, referral_id))
             return True
         except ClientBulkWriteException as error:
             failed = error.write_errors or []
@@ -209,6 +226,25 @@ class Caseloads:
                 {"_id": organisation_id}, {"$setOnInsert": {"held": 0}}, upsert=True
             )
         self._known.add(organisation_id)
+
+    def _claim_writes(self, organisation_id: str, referral_id: str) -> list[Any]:
+        """The count raised while below capacity, then the place: for an ordered write."""
+        return [
+            # An upsert of an organisation whose caseload exists (`_exists`): when it is
+            # full the filter matches nothing, the upsert's insert collides with the existing
+            # `_id`, and that error stops the ordered write before the place is inserted. A
+            # plain update would match nothing and go on.
+            UpdateOne(
+                namespace=self._namespace("caseloads"),
+                filter={"_id": organisation_id, "held": {"$lt": self.capacity_of(organisation_id)}},
+                update={"$inc": {"held": 1}},
+                upsert=True,
+            ),
+            InsertOne(
+                namespace=self._namespace("places"),
+                document=self._place(organisation_id, referral_id),
+            ),
+        ]
 
     def _place(self, organisation_id: str, referral_id: str) -> dict[str, Any]:
         return {"_id": referral_id, "organisation_id": organisation_id, "since": self.clock.now()}

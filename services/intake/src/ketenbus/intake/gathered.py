@@ -10,7 +10,8 @@ unit of work's outbox documents ride along in the same write (`carry`, the kit's
 `CarriesInserts`), a round trip fewer per command or batch that publishes. A batch of
 partners' referrals reads ahead which of their keys and persons the database knows, in one
 query each (`unused_keys`, `unknown_persons`): only a resent referral or a known person is
-then looked up on its own.
+then looked up on its own. It claims the places of the new persons' referrals in one round
+trip as well (`places_claimed`).
 
 What is gathered is seen: the repositories answer their reads from here as well as from the
 database. A second referral of the same resident in one batch finds the client and the open
@@ -81,6 +82,9 @@ class GatheredIntake:
         # Those this unit of work writes itself are taken out as they are written.
         self.unused_keys: set[tuple[str, str]] = set()
         self.unknown_persons: set[str] = set()
+        # Referrals the read-ahead claimed a place for (outside the transaction, as every
+        # claim: ketenbus.intake.caseloads).
+        self.places_claimed: set[str] = set()
 
     def carry(self, collection: str, documents: list[dict[str, Any]]) -> None:
         """Insert these with the new documents, in the same write (kit.uow.CarriesInserts)."""

@@ -4,7 +4,6 @@ that close the loop, free a place and let the next one in from the waiting list.
 from __future__ import annotations
 
 import uuid
-from contextlib import suppress
 from datetime import datetime
 
 from ketenbus.contracts.envelope import Envelope
@@ -12,6 +11,7 @@ from ketenbus.contracts.events import FirstContactMade, ReferralSubmitted, Traje
 from ketenbus.intake import reception
 from ketenbus.intake.domain import NotFound, Referral, ReferralState, Referrer
 from ketenbus.intake.partners import ReferralRefused, open_client_details, refuse_unless
+from ketenbus.intake.personal import PersonalDetails
 from ketenbus.intake.regions import RegionTable
 from ketenbus.intake.settings import IntakeSettings
 from ketenbus.intake.store import ConcurrentChange, IntakeTransaction
@@ -54,31 +54,72 @@ async def receive_partner_referral(
             ),
             regions,
             idempotency_key=idempotency_key,
-            # The same event makes the same referral id on redelivery: a place claimed by an
-            # attempt that did not commit is found again, not claimed twice.
-            referral_id=f"ref_{uuid.uuid5(uuid.NAMESPACE_URL, event.id).hex}",
+            referral_id=_referral_id(event),
         )
 
 
 @handlers.read_ahead(ReferralSubmitted)
-async def keys_and_persons_of(
-    events: list[Envelope[ReferralSubmitted]], tx: IntakeTransaction
+async def partner_referrals_ahead(
+    events: list[Envelope[ReferralSubmitted]], tx: IntakeTransaction, regions: RegionTable
 ) -> None:
     """A batch of partners' referrals: one query for which were received already, one for
-    which of their persons intake knows, instead of two per referral. A client that cannot be
-    opened is left to its handler, which refuses the referral."""
-    submitted = [event.data for event in events]
+    which of their persons intake knows, instead of two per referral; then one round trip
+    for the places of those that will claim one, instead of one each."""
+    opened = [(event, _opened(event.data, tx)) for event in events]
     await tx.referrals.read_ahead_keys(
-        (each.partner_organisation_id, _idempotency_key(each)) for each in submitted
+        (event.data.partner_organisation_id, _idempotency_key(event.data)) for event, _ in opened
     )
-    persons = []
-    for each in submitted:
-        partner = each.partner_organisation_id
-        with suppress(ReferralRefused):
-            persons.append(
-                open_client_details(each.client, tx.clients.keys.partner(partner), partner)
-            )
-    await tx.clients.read_ahead(persons)
+    await tx.clients.read_ahead(details for _, details in opened if details is not None)
+    await tx.claim_places_ahead(_claims_ahead(tx, opened, regions))
+
+
+def _opened(submitted: ReferralSubmitted, tx: IntakeTransaction) -> PersonalDetails | None:
+    """The client's details, or None when they cannot be opened: its handler refuses it."""
+    partner = submitted.partner_organisation_id
+    try:
+        return open_client_details(submitted.client, tx.clients.keys.partner(partner), partner)
+    except ReferralRefused:
+        return None
+
+
+def _claims_ahead(
+    tx: IntakeTransaction,
+    opened: list[tuple[Envelope[ReferralSubmitted], PersonalDetails | None]],
+    regions: RegionTable,
+) -> list[tuple[str, str]]:
+    """(organisation, referral) for each referral of the batch that its handler will claim
+    a place for: one that can be taken, under a key not used before, of a person intake does
+    not know (so there is no open referral to link it to), the first of its key and of its
+    person in the batch, in a region that is served. A place claimed for a referral that
+    does not take it would stay held until `reconcile`: when in doubt, none is claimed ahead
+    (its handler claims as before)."""
+    claims: list[tuple[str, str]] = []
+    keys: set[tuple[str, str]] = set()
+    persons: set[str] = set()
+    for event, details in opened:
+        submitted = event.data
+        key = (submitted.partner_organisation_id, _idempotency_key(submitted))
+        if details is None or not submitted.consent.purposes or key in keys:
+            continue
+        keys.add(key)
+        person = tx.clients.person(details)
+        if person in persons:
+            continue
+        persons.add(person)
+        region = regions.route(details.postcode_area)
+        if (
+            region is not None
+            and tx.referrals.unused_as_read_ahead(*key)
+            and tx.clients.unknown_as_read_ahead(person)
+        ):
+            claims.append((region.organisation_id, _referral_id(event)))
+    return claims
+
+
+def _referral_id(event: Envelope[ReferralSubmitted]) -> str:
+    """The same event makes the same referral id on redelivery: a place claimed by an
+    attempt that did not commit is found again, not claimed twice."""
+    return f"ref_{uuid.uuid5(uuid.NAMESPACE_URL, event.id).hex}"
 
 
 def _idempotency_key(submitted: ReferralSubmitted) -> str:

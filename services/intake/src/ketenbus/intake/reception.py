@@ -120,7 +120,7 @@ async def receive(
         # The place is claimed outside the transaction (see ketenbus.intake.caseloads): concurrent
         # referrals never write the same document inside their transactions. Whoever runs
         # this gives the place back if the transaction does not commit (`claimed_for`).
-        organisation = await tx.caseloads.claim(organisation_id, referral.id)
+        organisation = await tx.claim_place(organisation_id, referral.id)
         position = 0  # only a referral that waits has a place on the list
         if not organisation.has_room:
             # Two counts over the waiting list: paid only by a referral that joins it. Read in

@@ -15,7 +15,7 @@ from ketenbus.contracts.events import ReferralStatusChanged
 from ketenbus.contracts.values import ConsentPurpose, Sealed, new_id
 from ketenbus.intake.caseloads import Caseloads
 from ketenbus.intake.documents import CONSENT, REFERRAL, consent_document, load, referral_document
-from ketenbus.intake.domain import OPEN_STATES, Consent, Referral, ReferralState
+from ketenbus.intake.domain import OPEN_STATES, Consent, Organisation, Referral, ReferralState
 from ketenbus.intake.gathered import GatheredIntake, NewReferral, OpenedClient
 from ketenbus.intake.personal import (
     IntakeKeys,
@@ -145,6 +145,10 @@ class ReferralRepository:
         )
         made = {(d["referrer"]["organisation_id"], d["idempotency_key"]) async for d in found}
         _gathered(self.tx).unused_keys |= wanted - made
+
+    def unused_as_read_ahead(self, organisation_id: str, key: str) -> bool:
+        seen = _seen(self.tx)
+        return seen is not None and (organisation_id, key) in seen.unused_keys
 
     async def open_for_client(self, organisation_id: str, client_ref: str) -> Referral | None:
         """The client's first open referral at the organisation. A client added in this unit
@@ -302,7 +306,7 @@ class ClientRepository:
         when added earlier in this unit of work). The newest details win: a new phone number
         reaches the client, the old does not. A new client, its key and details are inserted
         when the unit of work ends (ketenbus.intake.gathered)."""
-        person = identity_hash(self.keys.pseudonym, details)
+        person = self.person(details)
         seen = _seen(self.tx)
         added = seen.client_known_as(organisation_id, person) if seen is not None else None
         if added is not None:
@@ -343,7 +347,7 @@ class ClientRepository:
     async def read_ahead(self, persons: Iterable[PersonalDetails]) -> None:
         """For a batch: which of these persons intake does not know at any organisation, in
         one query; `register` then asks the database only about the others."""
-        hashes = {identity_hash(self.keys.pseudonym, details) for details in persons}
+        hashes = {self.person(details) for details in persons}
         if not hashes:
             return
         found = self.tx.db.clients.find(
@@ -353,6 +357,14 @@ class ClientRepository:
         )
         known = {d["identity_hash"] async for d in found}
         _gathered(self.tx).unknown_persons |= hashes - known
+
+    def person(self, details: PersonalDetails) -> str:
+        """The keyed hash that recognises the person (at an organisation)."""
+        return identity_hash(self.keys.pseudonym, details)
+
+    def unknown_as_read_ahead(self, person: str) -> bool:
+        seen = _seen(self.tx)
+        return seen is not None and person in seen.unknown_persons
 
     async def organisation_of(self, client_ref: str) -> str | None:
         opened = self._opened_here(client_ref)
@@ -454,6 +466,18 @@ class IntakeTransaction(Transaction):
         self.caseloads = caseloads
         # Partners that refer on Kafka: they hear about their referrals on their own topic.
         self.kafka_partners = kafka_partners
+
+    async def claim_place(self, organisation_id: str, referral_id: str) -> Organisation:
+        """A place for the referral: claimed ahead for its batch, or else now (`Caseloads`)."""
+        seen = _seen(self)
+        if seen is not None and referral_id in seen.places_claimed:
+            return self.caseloads.held(organisation_id)
+        return await self.caseloads.claim(organisation_id, referral_id)
+
+    async def claim_places_ahead(self, claims: list[tuple[str, str]]) -> None:
+        """Places for a batch's referrals, (organisation, referral), in one round trip; those
+        it could not claim (an organisation full) are claimed by `claim_place` as before."""
+        _gathered(self).places_claimed |= await self.caseloads.claim_ahead(claims)
 
     @cached_property
     def rejections(self) -> RejectionRepository:
