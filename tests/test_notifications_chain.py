@@ -28,7 +28,6 @@ from ketenbus.contracts.events import (
     REGISTRY,
     AppointmentCancelled,
     AppointmentRescheduled,
-    ClientContactShared,
     ClientErasureRequested,
     ClientOptedOut,
     ClientWaitlisted,
@@ -39,10 +38,10 @@ from ketenbus.contracts.events import (
     QuestionnaireCompleted,
     QuestionnaireMoment,
 )
+from ketenbus.contracts.samples import contact_card_shared
 from ketenbus.contracts.topics import DELIVERIES, ENROLMENTS
 from ketenbus.contracts.values import (
     AppointmentKind,
-    Channel,
     ConsentGiver,
     ConsentPurpose,
     Language,
@@ -591,7 +590,6 @@ async def test_a_module_worked_through_is_recorded_and_an_idle_one_is_nudged_the
         contact_key = sealing.key_from_text(
             stack.service_environment("notifications")["CONTACT_SHARING_KEY"]
         )
-        card = json.dumps({"name": "Ilse", "phone": None, "email": "ilse@example.org"})
         await publish(
             kafka,
             ConsentGranted(
@@ -608,18 +606,13 @@ async def test_a_module_worked_through_is_recorded_and_an_idle_one_is_nudged_the
         )
         await publish(
             kafka,
-            ClientContactShared(
-                client_ref=waiting_ref,
-                organisation_id=UTRECHT,
-                language=Language.NL,
-                preferred_channel=Channel.EMAIL,
-                contact=sealing.seal(
-                    card.encode(),
-                    data_key=sealing.new_key(),
-                    key_id=waiting_ref,
-                    recipient_key=contact_key,
-                ),
-                shared_at=clock.now(),
+            contact_card_shared(
+                waiting_ref,
+                UTRECHT,
+                contact_key,
+                clock.now(),
+                name="Ilse",
+                email="ilse@example.org",
             ),
             "intake",
             clock.now(),

@@ -25,7 +25,6 @@ from ketenbus.contracts.envelope import Event, decode
 from ketenbus.contracts.events import (
     REGISTRY,
     AppointmentMissed,
-    ClientContactShared,
     ClientErasureRequested,
     ClientOptedOut,
     ClientWaitlisted,
@@ -35,13 +34,13 @@ from ketenbus.contracts.events import (
     WorkerNote,
     WorkerNotified,
 )
+from ketenbus.contracts.samples import contact_card_shared
 from ketenbus.contracts.topics import DELIVERIES
 from ketenbus.contracts.values import (
     AppointmentKind,
     Channel,
     ConsentGiver,
     ConsentPurpose,
-    Language,
     new_id,
 )
 from ketenbus.devstack import chain_client
@@ -72,23 +71,6 @@ async def events_on(kafka: KafkaAccess, topic: str) -> list[Event]:
                 events += [decode(r.value, REGISTRY).data for r in records]
     finally:
         await consumer.stop()
-
-
-def contact_shared(
-    client_ref: str, key: bytes, now: datetime, *, phone: str | None, email: str | None
-) -> ClientContactShared:
-    """What intake publishes: the card sealed with the client's key, wrapped for us."""
-    card = json.dumps({"name": "Noor", "phone": phone, "email": email}).encode()
-    return ClientContactShared(
-        client_ref=client_ref,
-        organisation_id=ORG,
-        language=Language.NL,
-        preferred_channel=Channel.SMS if phone else Channel.EMAIL,
-        contact=sealing.seal(
-            card, data_key=sealing.new_key(), key_id=client_ref, recipient_key=key
-        ),
-        shared_at=now,
-    )
 
 
 def consented(client_ref: str, now: datetime) -> ConsentGranted:
@@ -177,7 +159,7 @@ async def test_retries_refusals_a_crash_mid_send_and_the_follow_up_after_a_misse
             await publish(kafka, consented(client_ref, clock.now()), "intake", clock.now())
             await publish(
                 kafka,
-                contact_shared(client_ref, key, clock.now(), phone=phone, email=email),
+                contact_card_shared(client_ref, ORG, key, clock.now(), phone=phone, email=email),
                 "intake",
                 clock.now(),
             )

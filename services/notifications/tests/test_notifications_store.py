@@ -21,7 +21,6 @@ from ketenbus.contracts.events import (
     AppointmentCancelled,
     AppointmentRescheduled,
     AppointmentScheduled,
-    ClientContactShared,
     ClientErasureRequested,
     ClientWaitlisted,
     ConsentGranted,
@@ -33,6 +32,7 @@ from ketenbus.contracts.events import (
     ReminderScheduled,
     WaitlistExited,
 )
+from ketenbus.contracts.samples import contact_card_shared
 from ketenbus.contracts.values import (
     AppointmentKind,
     Channel,
@@ -226,19 +226,7 @@ def waitlist_exited(client_ref: str) -> Envelope[Any]:
 
 def card_shared(client_ref: str, contact_key: bytes, at: datetime = NOW) -> Envelope[Any]:
     """Intake's card for notifications, sealed for them."""
-    card = json.dumps({"name": "Noor", "phone": "+31612345678", "email": None}).encode()
-    return event(
-        ClientContactShared(
-            client_ref=client_ref,
-            organisation_id=ORG,
-            language=Language.NL,
-            preferred_channel=Channel.SMS,
-            contact=sealing.seal(
-                card, data_key=sealing.new_key(), key_id=client_ref, recipient_key=contact_key
-            ),
-            shared_at=at,
-        )
-    )
+    return event(contact_card_shared(client_ref, ORG, contact_key, at, phone="+31612345678"))
 
 
 def consent(client_ref: str, consent_id: str, *, withdrawn: bool = False) -> Envelope[Any]:
