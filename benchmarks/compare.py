@@ -419,3 +419,22 @@ CARRIED = Alternating(
         "baseline bulk: events/s",
     ),
 )
+AHEAD_IN_INTAKE = Alternating(
+    "Before and after: intake reads a batch of partner referrals ahead (issue 9, 2026-12-03)",
+    "Full runs of main before (3b223ff) and after (0580e8f) intake's batch of partner "
+    "referrals read its keys and persons in one query each and claimed its places in one "
+    "write, taken in turn on the same machine (before at 13:39, after at 13:44, before at "
+    "13:48, after at 13:52). The host was much slower than on the morning of the report's run "
+    "(the bare bulk loop 2,621 to 2,765 events/s against 4,761).",
+    (
+        ("2026-12-03-1339-before", "2026-12-03-1344"),
+        ("2026-12-03-1348-before", "2026-12-03-1352"),
+    ),
+    (
+        "intake drain",
+        "intake front door",
+        "referral chain at 100/s: p99",
+        "referral chain at 100/s: intake",
+        "baseline bulk: events/s",
+    ),
+)
