@@ -71,9 +71,8 @@ class Caseloads:
         if capacity is None:
             return Organisation(organisation_id, None)
         await self._exists(organisation_id)
-        if (capacity > 0 and await self._take(organisation_id, referral_id)) or await self._holds(
-            referral_id
-        ):
+        taken = capacity > 0 and await self._take(organisation_id, referral_id)
+        if taken or await self._holds(referral_id):
             return self.held(organisation_id)
         return Organisation(organisation_id, capacity, occupied=capacity)
 

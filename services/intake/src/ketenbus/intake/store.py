@@ -124,7 +124,7 @@ class ReferralRepository:
                 key,
             ):
                 return new.referral, new.fingerprint
-        if seen is not None and (organisation_id, key) in seen.unused_keys:
+        if self.unused_as_read_ahead(organisation_id, key):
             return None
         document = await self.collection.find_one(
             {"referrer.organisation_id": organisation_id, "idempotency_key": key},
@@ -147,6 +147,7 @@ class ReferralRepository:
         _gathered(self.tx).unused_keys |= wanted - made
 
     def unused_as_read_ahead(self, organisation_id: str, key: str) -> bool:
+        """Whether the batch's read-ahead found no referral made under this key."""
         seen = _seen(self.tx)
         return seen is not None and (organisation_id, key) in seen.unused_keys
 
@@ -314,7 +315,7 @@ class ClientRepository:
             return added.client_ref
         known = (
             None
-            if seen is not None and person in seen.unknown_persons
+            if self.unknown_as_read_ahead(person)
             else await self.tx.db.clients.find_one(
                 {"organisation_id": organisation_id, "identity_hash": person},
                 session=self.tx.session,
@@ -363,6 +364,7 @@ class ClientRepository:
         return identity_hash(self.keys.pseudonym, details)
 
     def unknown_as_read_ahead(self, person: str) -> bool:
+        """Whether the batch's read-ahead found no client of this person (its keyed hash)."""
         seen = _seen(self.tx)
         return seen is not None and person in seen.unknown_persons
 
