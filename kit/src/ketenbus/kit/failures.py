@@ -60,13 +60,13 @@ async def retrying(
         try:
             return await work()
         except Exception as error:
-            if not is_transient(error) or _may_have_committed(error):
+            if not is_transient(error) or may_have_committed(error):
                 raise
             await pause(attempt, base, ceiling)
     return await work()
 
 
-def _may_have_committed(error: BaseException) -> bool:
+def may_have_committed(error: BaseException) -> bool:
     """After "commit result unknown" the first attempt may have happened: running the
     command again could do it twice, so the caller hears 503 and decides."""
     return isinstance(error, PyMongoError) and error.has_error_label(

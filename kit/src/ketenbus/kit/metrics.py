@@ -44,6 +44,12 @@ class KitMetrics:
             registry=registry,
             buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
         )
+        self.commands_together = Histogram(
+            "ketenbus_commands_together",
+            "HTTP commands carried out in one transaction (ketenbus.kit.together); 1: alone.",
+            registry=registry,
+            buckets=(1, 2, 5, 10, 20, 50),
+        )
         self.handler_retries = Counter(
             "ketenbus_handler_retries",
             "Transient failures that were retried.",

@@ -10,6 +10,9 @@ Three ways in, each with one behaviour:
             ...
     async with uow.command() as tx:               # an HTTP command or a timer
         ...
+    async with uow.batch() as batch:              # several commands, one transaction
+        async with batch.command(correlation_id) as tx:   # (ketenbus.kit.together)
+            ...
 
 A handler is given either the unit of work or a batch (`EventUnitOfWork`, the consumer
 decides) and reads the same either way: `async with uow.handling(event) as tx:`.
@@ -141,7 +144,8 @@ class EventUnitOfWork(Protocol[TxT_co]):
 
 @dataclass
 class Batch(Generic[TxT]):
-    """Several consumed events in one transaction, opened by `UnitOfWork.batch()`.
+    """Several consumed events (or commands) in one transaction, opened by
+    `UnitOfWork.batch()`.
 
     `handling(envelope)` gives each event's handler a transaction that shares the batch's
     session. Nothing is claimed in the inbox while the handlers run: the claims and the
@@ -167,13 +171,21 @@ class Batch(Generic[TxT]):
         self.claims.append(envelope)
         self.outgoing.extend(tx.outgoing)
 
+    @asynccontextmanager
+    async def command(self, correlation_id: str | None) -> AsyncIterator[TxT]:
+        """One of the batch's commands (an HTTP request), as `UnitOfWork.command()` gives
+        it alone: what it publishes carries its own correlation id."""
+        tx = self._transaction(cause=None, correlation_id=correlation_id)
+        yield tx
+        self.outgoing.extend(tx.outgoing)
+
     def reading_ahead(self) -> TxT:
         """A transaction of the batch for no event in particular: what a read-ahead reads
         into the batch's gathered documents, its handlers find there (ketenbus.kit.consumer,
         `EventHandlers.read_ahead`). It claims nothing and may not publish."""
         return self._transaction(cause=None)
 
-    def _transaction(self, cause: Envelope[Any] | None) -> TxT:
+    def _transaction(self, cause: Envelope[Any] | None, correlation_id: str | None = None) -> TxT:
         """A transaction on the batch's session, sharing its gathered writes."""
         return self.uow.transaction_class(
             self.uow.db,
@@ -181,6 +193,7 @@ class Batch(Generic[TxT]):
             source=self.uow.service,
             clock=self.uow.clock,
             cause=cause,
+            correlation_id=correlation_id,
             deferred=self.gathered,
         )
 
@@ -207,9 +220,9 @@ class UnitOfWork(Generic[TxT]):
         self.inbox = Inbox(db, consumer=service)
 
     @asynccontextmanager
-    async def batch(self, envelopes: Iterable[Envelope[Any]]) -> AsyncIterator[Batch[TxT]]:
-        """Handle these consumed events in one transaction (see `Batch`). A failure anywhere
-        undoes the whole batch; the caller then handles the events one by one."""
+    async def batch(self, envelopes: Iterable[Envelope[Any]] = ()) -> AsyncIterator[Batch[TxT]]:
+        """Handle these consumed events, or commands, in one transaction (see `Batch`). A
+        failure anywhere undoes the whole batch; the caller then handles each on its own."""
         async with (
             self.client.start_session() as session,
             await session.start_transaction(
