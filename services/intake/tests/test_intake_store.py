@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any
 
 import pytest
+from pymongo.errors import PyMongoError
 
 from ketenbus.contracts import sealing
 from ketenbus.contracts.envelope import Envelope, wrap
@@ -20,6 +21,7 @@ from ketenbus.contracts.events import (
     ClientContactShared,
     ClientWaitlisted,
     ConsentStatement,
+    ReferralReceived,
     ReferralSubmitted,
     TrajectoryClosed,
     Urgency,
@@ -32,7 +34,7 @@ from ketenbus.contracts.values import (
     ReferrerType,
     new_id,
 )
-from ketenbus.intake import reception, store
+from ketenbus.intake import front_desk, reception, store
 from ketenbus.intake.bootstrap import IntakeDependencies, intake_keys
 from ketenbus.intake.caseloads import Caseloads
 from ketenbus.intake.domain import Referrer
@@ -345,6 +347,105 @@ async def test_a_front_door_referral_takes_three_round_trips_and_the_commit(serv
     stored = await service.db.referrals.find_one({"_id": referral.id})
     assert stored is not None and stored["client_ref"] == referral.client_ref
     assert await service.db.client_keys.count_documents({"_id": referral.client_ref}) == 1
+
+
+def at_the_door(who: dict[str, Any], reference: str, key: str | None = None) -> front_desk.Received:
+    """A GP's referral at the front door, checked (as `api.refer` makes it)."""
+    return front_desk.Received(
+        reception.Submission(
+            referrer=Referrer(ReferrerType.GP, GP, reference),
+            topic=ReferralTopic.DEBTS_MATERIAL,
+            urgency=Urgency(),
+            client=PersonalDetails.model_validate(who),
+            consent=reception.ConsentGiven(
+                ConsentGiver.CLIENT, (ConsentPurpose.REFERRAL_FEEDBACK,), NOW
+            ),
+        ),
+        idempotency_key=key,
+        request_print=f"print-{reference}",
+        referral_id=new_id("ref"),
+        correlation_id=f"corr-{reference}",
+    )
+
+
+async def test_referrals_at_the_door_together_read_ahead_and_write_once(service: Service):
+    """A group of the front door (ketenbus.intake.front_desk): its keys and persons read in
+    one query each, its places claimed in one write, its documents written in one."""
+    uow, caseloads, regions = service.uow, service.deps.caseloads, service.deps.regions
+    [earlier] = await front_desk.receive_together(
+        uow,
+        caseloads,
+        regions,
+        [at_the_door(resident("Gerda Hoekstra", "3512 GH"), "HDL-1", "key-0001")],
+    )
+    assert earlier is not None
+    service.commands.clear()
+    group = [
+        at_the_door(resident(f"Resident Nummer{n:03d}", "3512 AB"), f"HDL-N{n}", f"key-n{n:03d}")
+        for n in range(8)
+    ]
+    replay = at_the_door(resident("Gerda Hoekstra", "3512 GH"), "HDL-1", "key-0001")
+    unkeyed = at_the_door(resident("Henk Iepema", "3512 HI"), "HDL-2")
+    repeated = at_the_door(resident("Ina Jansma", "3512 IJ"), "HDL-3", "key-n001")
+
+    made = await front_desk.receive_together(
+        uow, caseloads, regions, [*group, replay, unkeyed, repeated]
+    )
+
+    # Read ahead: the keys once, and the replayed key on its own; the persons once.
+    assert len(service.commands.to("referrals", "find")) == 2
+    assert len(service.commands.to("clients", "find")) == 1
+    # The nine places claimed in one write, the documents and the outbox in one.
+    assert len(service.commands.to("places", "bulkWrite")) == 1
+    for collection in ("referrals", "clients", "consents", "outbox"):
+        assert len(service.commands.to(collection, "bulkWrite")) == 1, collection
+    # The replayed key and the key repeated within the group are left to their own path.
+    assert made[8] is None and made[10] is None
+    referrals = [m[0] for m in made if m is not None]
+    assert [r.state.value for r in referrals] == ["accepted"] * 9
+    assert all(not replayed for _, replayed in filter(None, made))
+    stored = {r["_id"]: r async for r in service.db.referrals.find()}
+    assert {r.id for r in referrals} | {earlier[0].id} == set(stored)
+    assert {stored[r.id]["idempotency_key"] for r in referrals[:8]} == {
+        f"key-n{n:03d}" for n in range(8)
+    }
+    # Each referral's events carry its own correlation id.
+    outbox = [
+        r
+        async for r in service.db.outbox.find({"headers.event_type": ReferralReceived.event_type()})
+    ]
+    assert {r["headers"]["correlation_id"] for r in outbox} >= {"corr-HDL-N0", "corr-HDL-2"}
+    assert await caseloads.occupied(UTRECHT) == 10
+
+
+async def test_a_group_at_the_door_that_fails_gives_back_the_places_it_claimed(
+    service: Service,
+):
+    """A group undone (here: its write conflicts with a key made meanwhile by another
+    replica) holds no place afterwards: each of its referrals is then received alone and
+    claims again (ketenbus.kit.together)."""
+    uow, caseloads, regions = service.uow, service.deps.caseloads, service.deps.regions
+    group = [
+        at_the_door(resident(f"Resident Nummer{n:03d}", "3512 AB"), f"HDL-N{n}", f"key-n{n:03d}")
+        for n in range(3)
+    ]
+    other_replica = at_the_door(resident("Jan Kuipers", "3512 JK"), "HDL-N1", "key-n001")
+
+    read_ahead = reception.read_ahead
+    with pytest.MonkeyPatch.context() as patch:
+
+        async def made_meanwhile(*args: Any, **kwargs: Any) -> None:
+            await read_ahead(*args, **kwargs)
+            patch.setattr(reception, "read_ahead", read_ahead)
+            await front_desk.receive_together(uow, caseloads, regions, [other_replica])
+
+        patch.setattr(reception, "read_ahead", made_meanwhile)
+        with pytest.raises(PyMongoError):  # a write conflict
+            await front_desk.receive_together(uow, caseloads, regions, group)
+
+    assert {p["_id"] async for p in service.db.places.find()} == {other_replica.referral_id}
+    assert await caseloads.occupied(UTRECHT) == 1
+    assert await service.db.referrals.count_documents({}) == 1
 
 
 async def test_a_place_is_claimed_in_one_round_trip_and_found_again_by_its_holder(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, TypeAlias
 
+import structlog
 from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -22,10 +23,11 @@ from ketenbus.contracts.values import (
 from ketenbus.intake import reception
 from ketenbus.intake.bootstrap import IntakeDependencies
 from ketenbus.intake.domain import Consent, NotFound, Referral, ReferralState, Referrer
-from ketenbus.intake.handlers import recheck_waiting_list
+from ketenbus.intake.front_desk import Received
 from ketenbus.intake.idempotency import KeyedRequest, key_header, replay_responses
 from ketenbus.intake.personal import PersonalDetails
 from ketenbus.intake.store import IntakeTransaction
+from ketenbus.intake.waiting_list import recheck_waiting_list
 from ketenbus.kit.auth import Caller, requires
 from ketenbus.kit.errors import DomainError
 from ketenbus.kit.failures import retrying
@@ -206,45 +208,53 @@ async def refer(
     (this one, or the FHIR door in fhir_api): the referral, and True if it was made before."""
     uow = deps.uow
     request = KeyedRequest.of(body, idempotency_key, deps.keys.pseudonym, "referral")
-
-    # One id for every attempt: a retried transaction finds the place it claimed before.
-    referral_id = new_id("ref")
+    received = Received(
+        reception.Submission(
+            referrer=Referrer(body.referrer_type, caller.organisation_id, body.referrer_reference),
+            topic=body.topic,
+            urgency=body.urgency,
+            client=body.client,
+            consent=reception.ConsentGiven(
+                body.consent.given_by,
+                tuple(dict.fromkeys(body.consent.purposes)),
+                body.consent.granted_at,
+            ),
+        ),
+        idempotency_key,
+        request.request_print,
+        # One id for every attempt: a retried transaction finds the place it claimed before.
+        referral_id=new_id("ref"),
+        correlation_id=structlog.contextvars.get_contextvars().get("correlation_id"),
+    )
 
     async def receive() -> Referral:
         async with uow.command() as tx:
             return await reception.receive(
                 tx,
-                reception.Submission(
-                    referrer=Referrer(
-                        body.referrer_type, caller.organisation_id, body.referrer_reference
-                    ),
-                    topic=body.topic,
-                    urgency=body.urgency,
-                    client=body.client,
-                    consent=reception.ConsentGiven(
-                        body.consent.given_by,
-                        tuple(dict.fromkeys(body.consent.purposes)),
-                        body.consent.granted_at,
-                    ),
-                ),
+                received.submission,
                 deps.regions,
                 idempotency_key,
                 request.request_print,
-                referral_id=referral_id,
+                referral_id=received.referral_id,
             )
 
     async def receive_claimed() -> Referral:
         async with reception.claimed_for(
-            deps.caseloads, referral_id, lambda freed: recheck_waiting_list(uow, freed)
+            deps.caseloads, received.referral_id, lambda freed: recheck_waiting_list(uow, freed)
         ):
             return await retrying(receive)
 
-    referral, replayed = await request.made_once(
-        uow,
-        response,
-        lambda tx, key: tx.referrals.by_idempotency_key(caller.organisation_id, key),
-        receive_claimed,
-    )
+    async def receive_alone() -> tuple[Referral, bool]:
+        return await request.made_once(
+            uow,
+            response,
+            lambda tx, key: tx.referrals.by_idempotency_key(caller.organisation_id, key),
+            receive_claimed,
+        )
+
+    # With others at the same moment, in one transaction; alone when the door is quiet, or
+    # when its key was used before (a replay, or a refusal: made_once answers those).
+    referral, replayed = await deps.front_desk.submit(received, alone=receive_alone)
     if replayed:
         return referral, True
     if referral.state is ReferralState.WAITLISTED and referral.organisation_id is not None:

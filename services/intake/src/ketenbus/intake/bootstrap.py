@@ -11,14 +11,17 @@ from ketenbus.contracts import sealing
 from ketenbus.intake import caseloads as caseload_store
 from ketenbus.intake import signal_store, store
 from ketenbus.intake.caseloads import Caseloads
+from ketenbus.intake.front_desk import Made, Received, front_desk
 from ketenbus.intake.personal import IntakeKeys
 from ketenbus.intake.regions import CapacityTable, RegionTable
 from ketenbus.intake.settings import IntakeSettings
 from ketenbus.intake.store import IntakeTransaction
 from ketenbus.kit.clock import Clock
 from ketenbus.kit.lease import Lease
+from ketenbus.kit.metrics import KitMetrics
 from ketenbus.kit.ratelimit import RateLimit
 from ketenbus.kit.runtime import Runtime
+from ketenbus.kit.together import Together
 from ketenbus.kit.uow import UnitOfWork
 
 
@@ -32,6 +35,8 @@ class IntakeDependencies:
     caseloads: Caseloads
     # Postcode to organisation.
     regions: RegionTable
+    # Referrals at the front door at the same moment, received together.
+    front_desk: Together[Received, Made]
     # The partner front door's limits per organisation (per replica).
     referral_limit: RateLimit
     status_limit: RateLimit
@@ -48,16 +53,19 @@ class IntakeDependencies:
         keys: IntakeKeys,
         caseloads: Caseloads,
         signal_lease: Lease | None = None,
+        metrics: KitMetrics | None = None,
     ) -> IntakeDependencies:
         """Only the region table is read from disk: the tests build it too, around an
         in-memory unit of work."""
+        regions = RegionTable.load(settings.regions_file)
         return cls(
             settings=settings,
             clock=clock,
             uow=uow,
             keys=keys,
             caseloads=caseloads,
-            regions=RegionTable.load(settings.regions_file),
+            regions=regions,
+            front_desk=front_desk(uow, caseloads, regions, metrics),
             referral_limit=RateLimit(settings.referral_rate_per_minute, settings.referral_burst),
             status_limit=RateLimit(
                 settings.referral_status_rate_per_minute, settings.referral_status_burst
@@ -90,6 +98,7 @@ async def bootstrap(runtime: Runtime) -> IntakeDependencies:
         keys=keys,
         caseloads=caseloads,
         signal_lease=Lease(runtime.db, "signal-deadlines"),
+        metrics=runtime.metrics,
     )
 
 

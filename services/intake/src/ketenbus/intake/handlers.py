@@ -4,21 +4,20 @@ that close the loop, free a place and let the next one in from the waiting list.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from ketenbus.contracts.envelope import Envelope
 from ketenbus.contracts.events import FirstContactMade, ReferralSubmitted, TrajectoryClosed
 from ketenbus.intake import reception
-from ketenbus.intake.domain import NotFound, Referral, ReferralState, Referrer
+from ketenbus.intake.domain import NotFound, Referral, Referrer
 from ketenbus.intake.partners import ReferralRefused, open_client_details, refuse_unless
 from ketenbus.intake.personal import PersonalDetails
 from ketenbus.intake.regions import RegionTable
 from ketenbus.intake.settings import IntakeSettings
-from ketenbus.intake.store import ConcurrentChange, IntakeTransaction
+from ketenbus.intake.store import IntakeTransaction
+from ketenbus.intake.waiting_list import let_in_from_waitlist
 from ketenbus.kit.consumer import EventHandlers
-from ketenbus.kit.failures import is_transient, retrying
 from ketenbus.kit.logs import get_logger
-from ketenbus.kit.uow import EventUnitOfWork, UnitOfWork
+from ketenbus.kit.uow import EventUnitOfWork
 
 log = get_logger(__name__)
 handlers = EventHandlers("intake")
@@ -62,15 +61,19 @@ async def receive_partner_referral(
 async def partner_referrals_ahead(
     events: list[Envelope[ReferralSubmitted]], tx: IntakeTransaction, regions: RegionTable
 ) -> None:
-    """A batch of partners' referrals: one query for which were received already, one for
-    which of their persons intake knows, instead of two per referral; then one round trip
-    for the places of those that will claim one, instead of one each."""
-    opened = [(event, _opened(event.data, tx)) for event in events]
-    await tx.referrals.read_ahead_keys(
-        (event.data.partner_organisation_id, _idempotency_key(event.data)) for event, _ in opened
+    await reception.read_ahead(
+        tx,
+        regions,
+        [
+            reception.Arriving(
+                referral_id=_referral_id(event),
+                key=(event.data.partner_organisation_id, _idempotency_key(event.data)),
+                details=_opened(event.data, tx),
+                consented=bool(event.data.consent.purposes),
+            )
+            for event in events
+        ],
     )
-    await tx.clients.read_ahead(details for _, details in opened if details is not None)
-    await tx.claim_places_ahead(_claims_ahead(tx, opened, regions))
 
 
 def _opened(submitted: ReferralSubmitted, tx: IntakeTransaction) -> PersonalDetails | None:
@@ -80,40 +83,6 @@ def _opened(submitted: ReferralSubmitted, tx: IntakeTransaction) -> PersonalDeta
         return open_client_details(submitted.client, tx.clients.keys.partner(partner), partner)
     except ReferralRefused:
         return None
-
-
-def _claims_ahead(
-    tx: IntakeTransaction,
-    opened: list[tuple[Envelope[ReferralSubmitted], PersonalDetails | None]],
-    regions: RegionTable,
-) -> list[tuple[str, str]]:
-    """(organisation, referral) for each referral of the batch that its handler will claim
-    a place for: one that can be taken, under a key not used before, of a person intake does
-    not know (so there is no open referral to link it to), the first of its key and of its
-    person in the batch, in a region that is served. A place claimed for a referral that
-    does not take it would stay held until `reconcile`: when in doubt, none is claimed ahead
-    (its handler claims as before)."""
-    claims: list[tuple[str, str]] = []
-    keys: set[tuple[str, str]] = set()
-    persons: set[str] = set()
-    for event, details in opened:
-        submitted = event.data
-        key = (submitted.partner_organisation_id, _idempotency_key(submitted))
-        if details is None or not submitted.consent.purposes or key in keys:
-            continue
-        keys.add(key)
-        person = tx.clients.person(details)
-        if person in persons:
-            continue
-        persons.add(person)
-        region = regions.route(details.postcode_area)
-        if (
-            region is not None
-            and tx.referrals.unused_as_read_ahead(*key)
-            and tx.clients.unknown_as_read_ahead(person)
-        ):
-            claims.append((region.organisation_id, _referral_id(event)))
-    return claims
 
 
 def _referral_id(event: Envelope[ReferralSubmitted]) -> str:
@@ -156,43 +125,6 @@ async def close_referral(
         # referral's id: a redelivered close gives back nothing twice.
         await tx.caseloads.release(referral.organisation_id, referral.id)
         await let_in_from_waitlist(tx, referral.organisation_id, tx.clock.now())
-
-
-async def let_in_from_waitlist(tx: IntakeTransaction, organisation_id: str, at: datetime) -> None:
-    """While a place is free, the first one waiting (crisis first) takes it.
-
-    The list is read as committed now, not in this transaction's snapshot: a referral that
-    joined the list after the snapshot was taken, and found every place held, must still be
-    let in by the place given back here. One the snapshot cannot see is a concurrent change:
-    the transaction is retried with a fresh snapshot (a consumer redelivers; nobody waits)."""
-    async for referral_id in tx.referrals.waiting_as_committed(organisation_id):
-        waiting = await tx.referrals.get(referral_id)
-        if waiting is None:
-            raise ConcurrentChange(referral_id)
-        if waiting.state is not ReferralState.WAITLISTED:
-            continue  # let in already, earlier in this transaction's batch
-        if not (await tx.caseloads.claim(organisation_id, waiting.id)).has_room:
-            return
-        waiting.admit(at)
-        await tx.referrals.save(waiting)
-
-
-async def recheck_waiting_list(uow: UnitOfWork[IntakeTransaction], organisation_id: str) -> None:
-    """After a front door waitlisted a referral: every place was held when it looked; one may
-    have been given back since, by a close whose transaction could not yet see this referral
-    waiting. Looking once more after the commit leaves no one waiting beside a free place.
-    The referral is made whatever happens here, so a failure is left to the next close."""
-
-    async def let_in() -> None:
-        async with uow.command() as tx:
-            await let_in_from_waitlist(tx, organisation_id, tx.clock.now())
-
-    try:
-        await retrying(let_in)
-    except Exception as error:
-        if not is_transient(error):
-            raise
-        log.warning("waiting_list_not_rechecked", organisation_id=organisation_id)
 
 
 async def _referral(tx: IntakeTransaction, referral_id: str) -> Referral:

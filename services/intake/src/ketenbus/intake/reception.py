@@ -139,6 +139,59 @@ async def receive(
     return referral
 
 
+@dataclass(frozen=True)
+class Arriving:
+    """One referral of a batch as its read-ahead sees it, before it is received."""
+
+    referral_id: str
+    # (the referring organisation, its Idempotency-Key); None: sent without one.
+    key: tuple[str, str] | None
+    # None: the details cannot be opened (a partner's seal), and the referral is refused.
+    details: PersonalDetails | None
+    consented: bool
+
+
+async def read_ahead(tx: IntakeTransaction, regions: RegionTable, batch: list[Arriving]) -> None:
+    """A batch of referrals (a partner's on Kafka, or several at the front door at once): one
+    query for which keys were used, one for which persons intake knows, instead of two per
+    referral; then one round trip for the places of those that will claim one."""
+    await tx.referrals.read_ahead_keys(a.key for a in batch if a.key is not None)
+    await tx.clients.read_ahead(a.details for a in batch if a.details is not None)
+    await tx.claim_places_ahead(_claims_ahead(tx, regions, batch))
+
+
+def _claims_ahead(
+    tx: IntakeTransaction, regions: RegionTable, batch: list[Arriving]
+) -> list[tuple[str, str]]:
+    """(organisation, referral) for each referral of the batch that `receive` will claim a
+    place for: one that can be taken, under a key not used before, of a person intake does
+    not know (so there is no open referral to link it to), the first of its key and of its
+    person in the batch, in a region that is served. A place claimed for a referral that
+    does not take it would stay held until `reconcile`: when in doubt, none is claimed ahead
+    (`receive` claims as before)."""
+    claims: list[tuple[str, str]] = []
+    keys: set[tuple[str, str]] = set()
+    persons: set[str] = set()
+    for arriving in batch:
+        key, details = arriving.key, arriving.details
+        if details is None or not arriving.consented or key in keys:
+            continue
+        if key is not None:
+            keys.add(key)
+        person = tx.clients.person(details)
+        if person in persons:
+            continue
+        persons.add(person)
+        region = regions.route(details.postcode_area)
+        if (
+            region is not None
+            and (key is None or tx.referrals.unused_as_read_ahead(*key))
+            and tx.clients.unknown_as_read_ahead(person)
+        ):
+            claims.append((region.organisation_id, arriving.referral_id))
+    return claims
+
+
 @asynccontextmanager
 async def claimed_for(
     caseloads: Caseloads, referral_id: str, recheck: Callable[[str], Awaitable[None]]

@@ -31,11 +31,11 @@ from ketenbus.contracts.values import (
 from ketenbus.intake import reception
 from ketenbus.intake.api import Deps, UowDep
 from ketenbus.intake.domain import NotFound, ReferralState, Referrer
-from ketenbus.intake.handlers import recheck_waiting_list
 from ketenbus.intake.idempotency import KeyedRequest, key_header, replay_responses
 from ketenbus.intake.personal import SignalDetails, SignalResident
 from ketenbus.intake.signals import OutreachAttempt, OutreachWindows, Signal, SignalState
 from ketenbus.intake.store import IntakeTransaction
+from ketenbus.intake.waiting_list import recheck_waiting_list
 from ketenbus.kit.auth import Caller, requires
 from ketenbus.kit.errors import DomainError
 from ketenbus.kit.failures import retrying
