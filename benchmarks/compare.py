@@ -438,3 +438,24 @@ AHEAD_IN_INTAKE = Alternating(
         "baseline bulk: events/s",
     ),
 )
+TOGETHER_AT_THE_DOOR = Alternating(
+    "Before and after: referrals at the front door at the same moment received together "
+    "(issue 9, 2026-12-03)",
+    "Full runs of main before (632f93a) and after (6642c3c) intake received the referrals "
+    "that reach its front door while one is being received in one transaction together, "
+    "taken in turn on the same machine (after at 15:36, before at 15:39, after at 15:43, "
+    "before at 15:47). A faster host than the afternoon's runs above, slower than the "
+    "morning's (the bare bulk loop 3,319 to 3,697 events/s).",
+    (
+        ("2026-12-03-1539-before", "2026-12-03-1536"),
+        ("2026-12-03-1547-before", "2026-12-03-1543"),
+    ),
+    (
+        "intake front door",
+        "referral chain at 100/s: p99",
+        "referral chain at 100/s: intake",
+        "referral chain at 100/s: secantusd-rs",
+        "referral chain at 100/s: Kafka",
+        "baseline bulk: events/s",
+    ),
+)

@@ -293,6 +293,7 @@ def render(
         (compare.READ_AHEAD, FINDINGS_READ_AHEAD),
         (compare.CARRIED, FINDINGS_CARRIED),
         (compare.AHEAD_IN_INTAKE, FINDINGS_AHEAD_IN_INTAKE),
+        (compare.TOGETHER_AT_THE_DOOR, FINDINGS_TOGETHER_AT_THE_DOOR),
     ):
         section = alternating.section()
         if section:
@@ -846,6 +847,32 @@ front door reads nothing ahead (a request is one referral) and the referral chai
 is front-door referrals: they moved with the host, not with this change. The chain's p99 at
 100/s was 11.8 to 15.2 s in all four runs, the host's slowness: the whole chain used 35 to
 43 ms of CPU per referral against 22 in the report's run.
+"""
+
+
+FINDINGS_TOGETHER_AT_THE_DOOR = """**What changed.** The referral chain at 100/s missed its
+target for want of CPU, and intake's front door (one referral per request, five round trips
+to the database and a wake-up of the relay each) was its largest part with secantusd-rs.
+Now a request that finds the front door quiet is received at once and alone, as before;
+requests that arrive while one is being received wait for it and then go together, in one
+transaction, read ahead as a partner's batch is (their keys and persons in one query each,
+their places in one write, their documents and outbox in one bulk write). A replayed
+Idempotency-Key is answered on its own path; a group that fails is received again one by
+one. The kit's `Together` does the grouping (`ketenbus.kit.together`), intake's
+`front_desk` the receiving; docs/intake-throughput.md says how.
+
+**What the alternating runs say.** In the referral chain at 100/s intake's CPU per referral
+went from 6.1 and 7.5 ms to 3.7 and 4.3 ms, secantusd-rs's from 6.1 and 8.9 to 4.8 and 5.6,
+and the p99 from 5.7 and 7.9 s to 1.4 and 3.0 s: better, still not the 500 ms. The whole
+chain still uses 18 to 21 ms of CPU per referral (the load generator 2.3 to 2.6 more), more
+than two cores give at 100/s. The front door's own row here (200 referrals, 8 callers in a
+closed loop) is too short to tell: it moved with the host in both directions. Run alone
+with 2,000 referrals, alternating on the same machine (an ad hoc script around
+`benchmarks.load.front_door_rate`, 15:53 to 15:57): 119.6 and 114.0 referrals/s before,
+165.9 and 127.5 after; intake's CPU per referral 6.2 and 6.6 ms before, 3.8 and 4.9 after;
+secantusd-rs's 3.1 and 3.3 before, 2.0 and 2.7 after. Eight callers made groups of 3.7
+referrals on average (`ketenbus_commands_together`: 2,200 referrals in 588 and 594
+transactions).
 """
 
 
