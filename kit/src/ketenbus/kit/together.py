@@ -58,6 +58,7 @@ class Together(Generic[C, R]):
         self._sizes = sizes
         self._waiting: list[_Waiting[C, R]] = []
         self._busy = False
+        # Held only so that the running group's task is not collected while it runs.
         self._next_group: asyncio.Task[None] | None = None
 
     @property
@@ -114,6 +115,11 @@ class Together(Generic[C, R]):
             await asyncio.gather(
                 *(_answer(w, w.alone()) for w, o in zip(group, outcomes, strict=True) if o is None)
             )
+        except BaseException:
+            # Cancelled (the process stopping): its callers are not left waiting for ever.
+            for waiting in group:
+                waiting.answer.cancel()
+            raise
         finally:
             self._after()
 

@@ -1,7 +1,7 @@
 """The unit of work: one Mongo transaction holding the state change, the inbox claim and the
 outgoing events, so that they happen together or not at all.
 
-Three ways in, each with one behaviour:
+Four ways in, each with one behaviour:
 
     async with uow.handling(envelope) as tx:      # one consumed event, its own transaction
         ...

@@ -233,8 +233,8 @@ async def refer(
                 tx,
                 received.submission,
                 deps.regions,
-                idempotency_key,
-                request.request_print,
+                received.idempotency_key,
+                received.request_print,
                 referral_id=received.referral_id,
             )
 
