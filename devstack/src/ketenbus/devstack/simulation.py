@@ -305,10 +305,13 @@ class Year:
         *,
         waits_for: Collection[str] = (),
         attempts: int = 6,
+        keyed: bool = False,
     ) -> T | None:
         """One call to the chain, asked again while the service answers 503 (its transaction
         did not commit) or a code in `waits_for` (what it has not heard of yet through the
-        bus); a route that does not exist yet is noted, not fatal."""
+        bus); a route that does not exist yet is noted, not fatal. A `keyed` call (sent with
+        an Idempotency-Key) is also asked again when the connection failed: the service may
+        have done it, and the key makes the second asking return what the first made."""
         if feature in self.counts.missing:
             return None
         for attempt in range(attempts):
@@ -323,8 +326,11 @@ class Year:
                     self._failed(feature, error)
                     return None
             except httpx.HTTPError as error:
-                self._failed(feature, error)
-                return None
+                if attempt == attempts - 1 or not (
+                    keyed and isinstance(error, httpx.TransportError)
+                ):
+                    self._failed(feature, error)
+                    return None
             await asyncio.sleep(min(0.25 * (attempt + 1), 2.0))
         return None
 
@@ -364,6 +370,7 @@ class Year:
             lambda: self.chain.refer(
                 client.referrer, body, idempotency_key=f"{client.reference}-{self.run_id}"
             ),
+            keyed=True,
         )
         if answer is None:
             return None
@@ -445,6 +452,7 @@ class Year:
             lambda: self.chain.send_signal(
                 creditor, report, idempotency_key=f"{j.client.reference}-{self.run_id}"
             ),
+            keyed=True,
         )
         if receipt is not None:
             j.signal_id = receipt["signal_id"]
