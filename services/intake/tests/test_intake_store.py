@@ -39,6 +39,7 @@ from ketenbus.intake.bootstrap import IntakeDependencies, intake_keys
 from ketenbus.intake.caseloads import Caseloads
 from ketenbus.intake.domain import Referrer
 from ketenbus.intake.handlers import handlers
+from ketenbus.intake.partners import ReferralRefused
 from ketenbus.intake.personal import PersonalDetails
 from ketenbus.intake.regions import CapacityTable
 from ketenbus.intake.settings import IntakeSettings
@@ -78,14 +79,17 @@ class Service:
                 await self.handle(envelope, uow=batch)
         return [outgoing.data for outgoing in batch.outgoing]
 
-    def referral(self, who: dict[str, Any], reference: str | None = None) -> Envelope[Any]:
-        """A partner's referral on its inbound topic, the person sealed with its key."""
+    def referral(
+        self, who: dict[str, Any], reference: str | None = None, key: bytes | None = None
+    ) -> Envelope[Any]:
+        """A partner's referral on its inbound topic, the person sealed with its key (or
+        `key`)."""
         reference = reference or f"REF-{uuid.uuid4().hex[:8]}"
         sealed = sealing.seal(
             json.dumps(who).encode(),
             data_key=sealing.new_key(),
             key_id=f"{GP}-{reference}",
-            recipient_key=self.partner_key,
+            recipient_key=key or self.partner_key,
         )
         submitted = ReferralSubmitted(
             partner_organisation_id=GP,
@@ -182,6 +186,20 @@ async def test_a_referral_resent_within_one_batch_is_made_once(service: Service)
     assert await service.db.referrals.count_documents({}) == 1
     assert await service.db.clients.count_documents({}) == 1
     assert await service.db.consents.count_documents({}) == 1
+
+
+async def test_a_seal_the_read_ahead_could_not_open_is_refused_by_its_handler(service: Service):
+    """The read-ahead opens each partner's seal once and keeps it for its handler; one it
+    cannot open (sealed with another key) its handler opens again, and refuses."""
+    good = service.referral(resident("Klaas Lammers", "3512 KL"), "HDL-G")
+    # Sealed with a key that is not the one intake shares with this partner.
+    forged = service.referral(resident("Lies Molenaar", "3512 LM"), "HDL-F", sealing.new_key())
+
+    with pytest.raises(ReferralRefused):
+        await service.in_batch([good, forged])
+    await service.in_batch([good])
+
+    assert [r["referrer"]["reference"] async for r in service.db.referrals.find()] == ["HDL-G"]
 
 
 async def test_a_batch_looks_up_on_their_own_only_the_keys_and_persons_read_ahead_as_known(

@@ -77,7 +77,7 @@ class GatheredIntake:
         self.clients: dict[str, OpenedClient] = {}
         # Other collections' inserts the unit of work hands over (its outbox), written last.
         self.carried: dict[str, list[dict[str, Any]]] = {}
-        # What a batch's read-ahead found absent from the database (ketenbus.intake.handlers):
+        # What a batch's read-ahead found absent from the database (reception.read_ahead):
         # (organisation, key) pairs no referral was made under, keyed hashes of no client.
         # Those this unit of work writes itself are taken out as they are written.
         self.unused_keys: set[tuple[str, str]] = set()
@@ -85,6 +85,8 @@ class GatheredIntake:
         # Referrals the read-ahead claimed a place for (outside the transaction, as every
         # claim: ketenbus.intake.caseloads).
         self.places_claimed: set[str] = set()
+        # Partners' sealed details the read-ahead opened, by event id: none opened twice.
+        self.opened_seals: dict[str, PersonalDetails] = {}
 
     def carry(self, collection: str, documents: list[dict[str, Any]]) -> None:
         """Insert these with the new documents, in the same write (kit.uow.CarriesInserts)."""
