@@ -189,8 +189,8 @@ async def test_a_referral_resent_within_one_batch_is_made_once(service: Service)
 
 
 async def test_a_seal_the_read_ahead_could_not_open_is_refused_by_its_handler(service: Service):
-    """The read-ahead opens each partner's seal once and keeps it for its handler; one it
-    cannot open (sealed with another key) its handler opens again, and refuses."""
+    """The read-ahead leaves a referral whose seal it cannot open (sealed with another key)
+    to its handler, which refuses it; the batch without it is received."""
     good = service.referral(resident("Klaas Lammers", "3512 KL"), "HDL-G")
     # Sealed with a key that is not the one intake shares with this partner.
     forged = service.referral(resident("Lies Molenaar", "3512 LM"), "HDL-F", sealing.new_key())

@@ -85,8 +85,6 @@ class GatheredIntake:
         # Referrals the read-ahead claimed a place for (outside the transaction, as every
         # claim: ketenbus.intake.caseloads).
         self.places_claimed: set[str] = set()
-        # Partners' sealed details the read-ahead opened, by event id: none opened twice.
-        self.opened_seals: dict[str, PersonalDetails] = {}
 
     def carry(self, collection: str, documents: list[dict[str, Any]]) -> None:
         """Insert these with the new documents, in the same write (kit.uow.CarriesInserts)."""

@@ -32,11 +32,8 @@ async def receive_partner_referral(
     submitted = event.data
     partner = submitted.partner_organisation_id
     async with uow.handling(event) as tx:
-        # Opening the seal with this partner's key is also the proof that this partner sent it
-        # (in a batch, the read-ahead opened it so, once).
-        details = tx.opened_ahead(event.id) or open_client_details(
-            submitted.client, tx.clients.keys.partner(partner), partner
-        )
+        # Opening the seal with this partner's key is also the proof that this partner sent it.
+        details = open_client_details(submitted.client, tx.clients.keys.partner(partner), partner)
         refuse_unless(bool(submitted.consent.purposes), "the consent names no purpose")
         idempotency_key = _idempotency_key(submitted)
         if await tx.referrals.by_idempotency_key(partner, idempotency_key):
@@ -71,7 +68,7 @@ async def partner_referrals_ahead(
             reception.Arriving(
                 referral_id=_referral_id(event),
                 key=(event.data.partner_organisation_id, _idempotency_key(event.data)),
-                details=_opened(event, tx),
+                details=_opened(event.data, tx),
                 consented=bool(event.data.consent.purposes),
             )
             for event in events
@@ -79,16 +76,13 @@ async def partner_referrals_ahead(
     )
 
 
-def _opened(event: Envelope[ReferralSubmitted], tx: IntakeTransaction) -> PersonalDetails | None:
-    """The client's details, kept for its handler; None when they cannot be opened: its
-    handler tries again, and refuses it."""
-    partner = event.data.partner_organisation_id
+def _opened(submitted: ReferralSubmitted, tx: IntakeTransaction) -> PersonalDetails | None:
+    """The client's details, or None when they cannot be opened: its handler refuses it."""
+    partner = submitted.partner_organisation_id
     try:
-        details = open_client_details(event.data.client, tx.clients.keys.partner(partner), partner)
+        return open_client_details(submitted.client, tx.clients.keys.partner(partner), partner)
     except ReferralRefused:
         return None
-    tx.keep_opened(event.id, details)
-    return details
 
 
 def _referral_id(event: Envelope[ReferralSubmitted]) -> str:

@@ -476,14 +476,6 @@ class IntakeTransaction(Transaction):
             return self.caseloads.held(organisation_id)
         return await self.caseloads.claim(organisation_id, referral_id)
 
-    def opened_ahead(self, event_id: str) -> PersonalDetails | None:
-        """The partner's sealed details of this event, if the batch's read-ahead opened them."""
-        seen = _seen(self)
-        return seen.opened_seals.get(event_id) if seen is not None else None
-
-    def keep_opened(self, event_id: str, details: PersonalDetails) -> None:
-        _gathered(self).opened_seals[event_id] = details
-
     async def claim_places_ahead(self, claims: list[tuple[str, str]]) -> None:
         """Places for a batch's referrals, (organisation, referral), in one round trip; those
         it could not claim (an organisation full) are claimed by `claim_place` as before."""
