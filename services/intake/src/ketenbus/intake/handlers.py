@@ -16,10 +16,8 @@ from ketenbus.intake.settings import IntakeSettings
 from ketenbus.intake.store import IntakeTransaction
 from ketenbus.intake.waiting_list import let_in_from_waitlist
 from ketenbus.kit.consumer import EventHandlers
-from ketenbus.kit.logs import get_logger
 from ketenbus.kit.uow import EventUnitOfWork
 
-log = get_logger(__name__)
 handlers = EventHandlers("intake")
 
 
@@ -61,6 +59,7 @@ async def receive_partner_referral(
 async def partner_referrals_ahead(
     events: list[Envelope[ReferralSubmitted]], tx: IntakeTransaction, regions: RegionTable
 ) -> None:
+    """A batch of partners' referrals, read ahead as `reception.read_ahead` says."""
     await reception.read_ahead(
         tx,
         regions,
