@@ -229,14 +229,7 @@ async def refer(
 
     async def receive() -> Referral:
         async with uow.command() as tx:
-            return await reception.receive(
-                tx,
-                received.submission,
-                deps.regions,
-                received.idempotency_key,
-                received.request_print,
-                referral_id=received.referral_id,
-            )
+            return await received.receive_in(tx, deps.regions)
 
     async def receive_claimed() -> Referral:
         async with reception.claimed_for(

@@ -47,6 +47,17 @@ class Received:
     referral_id: str
     correlation_id: str | None
 
+    async def receive_in(self, tx: IntakeTransaction, regions: RegionTable) -> Referral:
+        """Received in this transaction: alone (`api.refer`), or as one of a group."""
+        return await reception.receive(
+            tx,
+            self.submission,
+            regions,
+            self.idempotency_key,
+            self.request_print,
+            referral_id=self.referral_id,
+        )
+
 
 async def receive_together(
     uow: UnitOfWork[IntakeTransaction],
@@ -82,15 +93,7 @@ async def _receive(
             key = received.idempotency_key
             if key is not None and await tx.referrals.by_idempotency_key(referrer, key):
                 return None
-            referral = await reception.receive(
-                tx,
-                received.submission,
-                regions,
-                key,
-                received.request_print,
-                referral_id=received.referral_id,
-            )
-            return referral, False
+            return await received.receive_in(tx, regions), False
 
 
 def _arriving(received: Received) -> reception.Arriving:
