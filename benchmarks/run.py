@@ -49,7 +49,7 @@ import httpx
 
 from benchmarks import baseline, events, load, machine, replay
 from benchmarks.drain import Drain, drain, pids, topics_of, wait_ready
-from benchmarks.report import write_report
+from benchmarks.report import LATENCY_TARGET_RATE, LATENCY_TARGET_SECONDS, write_report
 from benchmarks.stack import bench_stack, metrics, sample
 from ketenbus.contracts.sealing import key_from_text
 from ketenbus.devstack import partner_keys
@@ -72,7 +72,14 @@ class Plan:
     referral_rates: tuple[float, ...]
     appointment_rates: tuple[float, ...]
     stage_seconds: float
+    # The stage at the latency target's rate lasts this long: issue 9 asks for its p99
+    # while 100 referrals/s are sustained for 60 s, long enough for a backlog to show.
+    target_rate_seconds: float
     projection_events: int
+
+    def seconds_at(self, rate: float) -> float:
+        """How long the load stage at `rate` lasts."""
+        return self.target_rate_seconds if rate == LATENCY_TARGET_RATE else self.stage_seconds
 
 
 FULL = Plan(
@@ -86,6 +93,7 @@ FULL = Plan(
     referral_rates=(10, 25, 50, 100, 150, 200),
     appointment_rates=(10, 25, 50, 100),
     stage_seconds=10,
+    target_rate_seconds=LATENCY_TARGET_SECONDS,
     projection_events=2_000,
 )
 QUICK = Plan(
@@ -99,6 +107,7 @@ QUICK = Plan(
     referral_rates=(10, 50, 100),
     appointment_rates=(10, 50),
     stage_seconds=5,
+    target_rate_seconds=5,
     projection_events=500,
 )
 REBUILD_EVENTS = 200_000  # --only rebuild: the replay issue 9 asks for
@@ -294,7 +303,7 @@ class Run:
                         token,
                         watcher,
                         rate,
-                        self.plan.stage_seconds,
+                        self.plan.seconds_at(rate),
                         self.numbers,
                     )
                     stage.cpu_seconds = meter.stop()
@@ -318,7 +327,7 @@ class Run:
                             watcher,
                             trajectories,
                             rate,
-                            self.plan.stage_seconds,
+                            self.plan.seconds_at(rate),
                         )
                         stage.cpu_seconds = meter.stop()
                         found["appointments"].append(stage.row())
