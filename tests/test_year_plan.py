@@ -4,6 +4,7 @@ decisions on the chain's answers taken on status and code, never on the wording.
 
 from __future__ import annotations
 
+import random
 from datetime import datetime, timedelta
 from statistics import mean
 from zoneinfo import ZoneInfo
@@ -108,6 +109,16 @@ def test_early_warning_signals_come_from_creditors_and_only_an_accepted_one_is_r
         assert rows[0].kind is Kind.SIGNAL and rows[0].moment == client.signal.sent_at
         assert [r.after for r in rows[1:]] == [(r.key,) for r in rows[:-1]]
         assert (rows[-1].kind is Kind.SIGNAL_ANSWER) == (client.signal.answered_at is not None)
+
+
+def test_no_two_residents_of_a_regions_year_are_one_person_to_intake():
+    """Intake knows a person by name and date of birth: two residents alike in both would be
+    one person referred twice, linked to the first referral (a region-sized demo once counted
+    a waitlisting the chain rightly did not make)."""
+    region = plan_year(START, 365, 3_000, seed=2025)
+    rng = random.Random(7)
+    born = [client.person(rng)["date_of_birth"] for client in region]
+    assert len(set(born)) == len(region) == 3_000
 
 
 def test_a_short_year_still_sees_every_change_of_mind_and_a_declined_hand_off():

@@ -226,8 +226,12 @@ class Client:
 
     def person(self, rng: random.Random) -> dict[str, object]:
         """Who the resident is and how to reach them (invented): an e-mail address only for
-        those who prefer e-mail, so intake reaches the others by SMS."""
-        born = datetime(1950, 1, 1) + timedelta(days=rng.randrange(0, 365 * 55))
+        those who prefer e-mail, so intake reaches the others by SMS. Each resident is born
+        on a day of their own (a prime step through 55 years meets each day once): intake
+        knows a person by name and date of birth, and two invented residents who drew both
+        alike were one person to it (a second referral linked to the first, and the
+        simulation counting a waitlisting the chain rightly did not)."""
+        born = datetime(1950, 1, 1) + timedelta(days=(self.number * 7_919) % (365 * 55))
         name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
         person: dict[str, object] = {
             "name": name,
