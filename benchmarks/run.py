@@ -16,7 +16,7 @@ only) and measures, in this order:
 
 Writes benchmarks/results/<date>.json and regenerates benchmarks/REPORT.md, which compares
 the run with the last one on the previous engines (Tansu and the Python SecantusDB). Everything
-it started is stopped at the end, also on failure or Ctrl-C. The full run takes about ten
+it started is stopped at the end, also on failure or Ctrl-C. The full run takes about five
 minutes, --quick about three (plus `make engines` the first time on a machine).
 
 `--only rebuild [--rebuild-events N]` measures analytics at scale alone: N events of whole
