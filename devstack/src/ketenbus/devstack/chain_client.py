@@ -96,8 +96,8 @@ class ChainClient:
         self.kafka = kafka
         self.http = _pool()
         # A pool per service address for the API calls: at every request httpcore asks each
-        # idle connection of its pool whether the server closed it (a system call each), so
-        # one pool for all services cost the region-sized demo a sixth of its CPU.
+        # idle connection of its pool whether the server closed it (a system call each): with
+        # one pool for all services, a sixth of the region-sized demo's simulation profile.
         self._pools: dict[str, httpx.AsyncClient] = {}
         self._portal_tokens: dict[str, str] = {}  # per client reference
 
@@ -138,7 +138,9 @@ class ChainClient:
         headers = {"Authorization": f"Bearer {token}"}
         headers.update(kwargs.pop("headers", {}))
         address = self._address(service)
-        pool = self._pools.get(address) or self._pools.setdefault(address, _pool())
+        pool = self._pools.get(address)
+        if pool is None:
+            pool = self._pools[address] = _pool()
         response = await pool.request(method, f"{address}{path}", headers=headers, **kwargs)
         if response.status_code >= 400:
             raise ChainError.of(f"{method} {service}{path}", response)
