@@ -8,22 +8,15 @@ ReminderScheduled of that appointment on the deliveries topic. Both on one clock
 answer does not hold back the next request and the latency includes any queueing.
 
 At most IN_FLIGHT requests are open at once, each on a connection of its own that is kept
-alive; the rest wait their turn here (and that wait counts in their latency). Left to
-httpcore 1.0.9, a saturated service made the benchmark the busiest process on the machine:
-at every request that comes or goes its pool checks each connection (expired? its socket
-readable?) and each queued request against each connection, so a request costs more the
-more connections are open; and past the keep-alive limit it closes every idle connection
-(it counts all connections as idle), so each request opened a new TCP connection. Even with
-all of 200 connections kept alive, a py-spy profile of a full run had 47 % of the
-benchmark's samples in that bookkeeping. So the load goes out through CLIENTS clients of a few
-connections each, in turn: IN_FLIGHT = 64 connections in all, more than a service needs to
-reach its own limit (intake's front door takes 100 referrals/s from 8 callers).
+alive; the rest wait their turn here (and that wait counts in their latency). The requests go
+out through the benchmark's own small HTTP client (benchmarks/load_client.py): the load
+shares the two cores with the chain it measures, and through httpx (whose pool, at every
+request, checks each of its connections) it took a tenth of them at 100 requests/s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import random
 import time
@@ -32,10 +25,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 from aiokafka import AIOKafkaConsumer
 
 from benchmarks import events
+from benchmarks.load_client import Answer, LoadClient, LoadError
 from ketenbus.contracts.events import ReminderScheduled, TrajectoryOpened
 from ketenbus.contracts.topics import DELIVERIES, TRAJECTORIES
 from ketenbus.devstack.kafka_access import KafkaAccess
@@ -44,27 +37,7 @@ from ketenbus.kit.broker import partitions_of
 OPENED = TrajectoryOpened.event_type()
 REMINDED = ReminderScheduled.event_type()
 REFERRER = "huisarts-de-linde"
-IN_FLIGHT = 64
-CLIENTS = 8
-
-
-class LoadClients:
-    """The load's HTTP clients, each with IN_FLIGHT / CLIENTS connections, all kept alive."""
-
-    def __init__(self) -> None:
-        size = IN_FLIGHT // CLIENTS
-        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-        self.clients = [httpx.AsyncClient(timeout=30.0, limits=limits) for _ in range(CLIENTS)]
-        self._turns = itertools.cycle(self.clients)
-
-    def next(self) -> httpx.AsyncClient:
-        return next(self._turns)
-
-    async def __aenter__(self) -> LoadClients:
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await asyncio.gather(*(client.aclose() for client in self.clients))
+IN_FLIGHT = 64  # requests under way at most, each on a connection of its own
 
 
 def percentile(values: list[float], share: float) -> float | None:
@@ -184,7 +157,7 @@ async def _open_loop(
     rate: float,
     seconds: float,
     request: Callable[[int], Any],
-    key_of: Callable[[httpx.Response], str],
+    key_of: Callable[[Answer], str],
 ) -> list[Sent]:
     count = max(1, int(rate * seconds))
     start = time.monotonic() + 0.05
@@ -204,7 +177,7 @@ async def _open_loop(
                 item.key = key_of(response)
             else:
                 item.error = f"HTTP {response.status_code}"
-        except httpx.HTTPError as error:
+        except LoadError as error:
             item.answered = time.monotonic()
             item.error = type(error).__name__
 
@@ -268,7 +241,7 @@ def _latencies(stage: Stage, sent: list[Sent], arrived: Callable[[str], float | 
 
 
 async def referral_stage(
-    http: LoadClients,
+    http: LoadClient,
     intake_url: str,
     token: str,
     watcher: Watcher,
@@ -283,7 +256,7 @@ async def referral_stage(
 
     def request(_: int) -> Any:
         body = events.referral_body(rng, next(numbers))
-        return http.next().post(f"{intake_url}/v1/referrals", json=body, headers=headers)
+        return http.post(f"{intake_url}/v1/referrals", json=body, headers=headers)
 
     sent = await _open_loop(rate, seconds, request, lambda r: r.json()["referral_id"])
     stage = _stage("referral -> TrajectoryOpened", rate, seconds, sent)
@@ -298,7 +271,7 @@ async def referral_stage(
 
 
 async def appointment_stage(
-    http: LoadClients,
+    http: LoadClient,
     trajectory_url: str,
     tokens: Callable[[str], str],
     watcher: Watcher,
@@ -313,7 +286,7 @@ async def appointment_stage(
 
     def request(number: int) -> Any:
         trajectory, organisation = trajectories[number % len(trajectories)]
-        return http.next().post(
+        return http.post(
             f"{trajectory_url}/v1/trajectories/{trajectory}/appointments",
             json=body,
             headers={"Authorization": f"Bearer {tokens(organisation)}"},
@@ -327,7 +300,7 @@ async def appointment_stage(
 
 
 async def front_door_rate(
-    http: httpx.AsyncClient,
+    http: LoadClient,
     intake_url: str,
     token: str,
     count: int,
@@ -350,7 +323,7 @@ async def front_door_rate(
             try:
                 response = await http.post(f"{intake_url}/v1/referrals", json=body, headers=headers)
                 kind = None if response.status_code < 300 else f"HTTP {response.status_code}"
-            except httpx.HTTPError as error:
+            except LoadError as error:
                 kind = type(error).__name__
             if kind:
                 failures[kind] = failures.get(kind, 0) + 1

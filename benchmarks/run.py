@@ -50,6 +50,7 @@ import httpx
 
 from benchmarks import baseline, events, load, machine, replay
 from benchmarks.drain import Drain, drain, pids, topics_of, wait_ready
+from benchmarks.load_client import LoadClient
 from benchmarks.report import LATENCY_TARGET_RATE, LATENCY_TARGET_SECONDS, write_report
 from benchmarks.stack import bench_stack, metrics, sample
 from ketenbus.contracts.sealing import key_from_text
@@ -249,13 +250,13 @@ class Run:
         stack = self.stack
         stack.start_service("intake")
         try:
-            async with httpx.AsyncClient(timeout=30.0) as http:
+            async with httpx.AsyncClient(timeout=30.0) as http, LoadClient() as callers:
                 await wait_ready(http, stack.service_url("intake"), 120)
                 meter = machine.CpuMeter(
                     {**pids(stack, "intake", "mongo", "kafka"), "bench": os.getpid()}
                 ).start()
                 result = await load.front_door_rate(
-                    http,
+                    callers,
                     stack.service_url("intake"),
                     stack.api_token(load.REFERRER, "referrer"),
                     self.plan.front_door_referrals,
@@ -293,7 +294,7 @@ class Run:
         }
         try:
             await watcher.start()  # inside: a watcher that fails to start is stopped too
-            async with load.LoadClients() as http:
+            async with LoadClient() as http:
                 token = stack.api_token(load.REFERRER, "referrer")
                 referrals: list[str] = []
                 for rate in self.plan.referral_rates:
@@ -338,7 +339,8 @@ class Run:
                         if stage.exploded:
                             break
                         await asyncio.sleep(2)
-                found["memory"] = await self.memory(http.next())
+                async with httpx.AsyncClient(timeout=30.0) as metrics_client:
+                    found["memory"] = await self.memory(metrics_client)
         finally:
             await watcher.stop()
         return found
