@@ -459,3 +459,20 @@ TOGETHER_AT_THE_DOOR = Alternating(
         "baseline bulk: events/s",
     ),
 )
+LEAN_LOAD = Alternating(
+    "Before and after: the load through the benchmark's own HTTP client (issue 9, 2026-12-03)",
+    "Full runs of main before (1719591: the load through httpx) and after (the load through "
+    "benchmarks/load_client.py), taken in turn on the same machine (after at 19:26, before "
+    "at 19:32, after at 19:37, before at 19:42), each holding 100/s for 60 s. The load "
+    "generator is `bench` in the CPU figures; the chain is every other process.",
+    (
+        ("2026-12-03-1932-before", "2026-12-03-1926"),
+        ("2026-12-03-1942-before", "2026-12-03-1937"),
+    ),
+    (
+        "intake front door",
+        "referral chain at 100/s",
+        "appointment chain at 100/s",
+        "baseline bulk: events/s",
+    ),
+)
