@@ -179,7 +179,7 @@ async def _open_loop(
                 item.error = f"HTTP {response.status_code}"
         except LoadError as error:
             item.answered = time.monotonic()
-            item.error = type(error).__name__
+            item.error = str(error)  # what went wrong: the cause's name
 
     tasks = []
     for number in range(count):
@@ -324,7 +324,7 @@ async def front_door_rate(
                 response = await http.post(f"{intake_url}/v1/referrals", json=body, headers=headers)
                 kind = None if response.status_code < 300 else f"HTTP {response.status_code}"
             except LoadError as error:
-                kind = type(error).__name__
+                kind = str(error)
             if kind:
                 failures[kind] = failures.get(kind, 0) + 1
             else:

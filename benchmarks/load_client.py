@@ -25,8 +25,8 @@ IDLE_SECONDS = 2.0
 
 
 class LoadError(Exception):
-    """A request without an answer: refused, closed, timed out, or an answer of another
-    shape. Its name is what the stage counts."""
+    """A request without an answer: refused, closed, timed out (the cause's name), or an
+    answer of another shape. Its message is what the stage counts."""
 
 
 @dataclass(frozen=True)
@@ -129,9 +129,9 @@ async def _read_answer(reader: asyncio.StreamReader) -> tuple[Answer, bool]:
         elif name == b"connection":
             keep = value.strip().lower() != b"close"
         elif name == b"transfer-encoding":
-            raise ValueError("an answer in chunks")
+            raise LoadError("an answer in chunks")
     if length is None:
-        raise ValueError("an answer without Content-Length")
+        raise LoadError("an answer without Content-Length")
     return Answer(status, await reader.readexactly(length)), keep
 
 
