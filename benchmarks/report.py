@@ -943,7 +943,7 @@ every rate for 10 s, and the appointment target was marked met on those 10 s (30
 11:24). The stage at 100/s now lasts 60 s (`Plan.target_rate_seconds`), the other rates 10
 s. Held for 60 s, the front door's code missed both at 18:43 (`1843`): referrals p99 1,195
 ms, appointments 1,582 ms. With the load sent through the benchmark's own HTTP client (the
-section "the load through the benchmark's own HTTP client" above), three runs of the same
+section "the load through the benchmark's own HTTP client" below), three runs of the same
 code gave referrals 2,733, 426 and 702 ms and appointments 344, 423 and 565 ms, 0 errors and
 0 lost in each: both within 500 ms in one run of the three (`1937`); this report's run
 (`1948`, the last) misses both. Held for 10 s, four runs of 18:23 to 18:34 had referrals at
