@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import functools
 import itertools
 import json
 import os
@@ -320,14 +319,12 @@ class Run:
                     for _, data in (watcher.opened[r] for r in referrals if r in watcher.opened)
                 ]
                 if trajectories:
-                    # Looked up once per organisation: the stack reads its key file each time.
-                    worker_key = functools.cache(lambda org: stack.api_token(org, "worker"))
                     for rate in self.plan.appointment_rates:
                         meter = machine.CpuMeter(meter_pids).start()
                         stage = await load.appointment_stage(
                             http,
                             stack.service_url("trajectory"),
-                            worker_key,
+                            lambda org: stack.api_token(org, "worker"),
                             watcher,
                             trajectories,
                             rate,

@@ -85,8 +85,22 @@ def provision(home: Path) -> Path:
 
 def token(home: Path, organisation: str, role: str) -> str:
     """The key an organisation uses in a role, e.g. token(home, "huisarts-de-linde", "referrer")."""
-    tokens = json.loads((home / TOKENS_FILE).read_text(encoding="utf-8"))
+    tokens = _tokens(home / TOKENS_FILE)
     try:
         return tokens[f"{organisation}/{role}"]
     except KeyError:
         raise KeyError(f"no {role} key for {organisation} in {home / TOKENS_FILE}") from None
+
+
+# The key file as last read, by path: the demo and the benchmark ask for a key at every
+# request, and the file changes only when a home is provisioned anew (its size and time).
+_read: dict[Path, tuple[tuple[int, int], dict[str, str]]] = {}
+
+
+def _tokens(path: Path) -> dict[str, str]:
+    stat = path.stat()
+    version = (stat.st_mtime_ns, stat.st_size)
+    known = _read.get(path)
+    if known is None or known[0] != version:
+        known = _read[path] = (version, json.loads(path.read_text(encoding="utf-8")))
+    return known[1]

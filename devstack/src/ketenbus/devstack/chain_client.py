@@ -6,7 +6,6 @@ Only HTTP and the public API shapes; used by the demo scenario and the end-to-en
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -91,8 +90,7 @@ class ChainClient:
             for service, addresses in (replicas or {}).items()
             if addresses
         }
-        # A key is looked up once: the stack reads its key file at every lookup.
-        self.tokens = functools.cache(tokens)
+        self.tokens = tokens
         self.kafka = kafka
         self.http = _pool()
         # A pool per service address for the API calls: at every request httpcore asks each
