@@ -1,4 +1,5 @@
-"""The social worker's actions on a trajectory. Each is one command, one transaction.
+"""The social worker's actions on a trajectory. Each is one command: one transaction, alone
+or with the actions that arrive at the same moment (ketenbus.trajectory.desk).
 
 Every call is made with a worker's key: the organisation sees only its own trajectories, and
 every action is attributed to the worker whose key it was.
@@ -6,10 +7,8 @@ every action is attributed to the worker whose key it was.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -26,16 +25,15 @@ from ketenbus.contracts.values import (
 )
 from ketenbus.kit.auth import Caller, requires
 from ketenbus.kit.errors import DomainError
-from ketenbus.kit.failures import retrying
 from ketenbus.kit.uow import UnitOfWork
 from ketenbus.kit.web import service_dependencies
 from ketenbus.trajectory.bootstrap import TrajectoryDependencies
+from ketenbus.trajectory.desk import own
 from ketenbus.trajectory.domain import (
     Appointment,
     Contact,
     Homework,
     NoConsent,
-    NotFound,
     PartnerReferral,
     Trajectory,
 )
@@ -269,34 +267,9 @@ class FeedbackIn(_Command):
     text: str = Field(min_length=1, max_length=4000, description="Reaches the client sealed.")
 
 
-async def _own(tx: TrajectoryTransaction, trajectory_id: str, caller: Caller) -> Trajectory:
-    trajectory = await tx.trajectories.get(trajectory_id)
-    # Another organisation's trajectory does not exist, as far as this caller can tell.
-    if trajectory is None or trajectory.organisation_id != caller.organisation_id:
-        raise NotFound(f"no trajectory {trajectory_id} at your organisation")
-    return trajectory
-
-
-T = TypeVar("T")
-Action = Callable[[Trajectory, TrajectoryTransaction], T | Awaitable[T]]
-
-
-async def _change(
-    uow: UnitOfWork[TrajectoryTransaction], trajectory_id: str, caller: Caller, action: Action[T]
-) -> tuple[Trajectory, T]:
-    """Load the organisation's own trajectory, act on it, save it: one transaction, tried
-    again when the worker raced an event or the overdue check for the same trajectory."""
-
-    async def attempt() -> tuple[Trajectory, T]:
-        async with uow.command() as tx:
-            trajectory = await _own(tx, trajectory_id, caller)
-            result = action(trajectory, tx)
-            if inspect.isawaitable(result):
-                result = await result
-            await tx.trajectories.save(trajectory)
-        return trajectory, result  # type: ignore[return-value]
-
-    return await retrying(attempt)
+def _whole(trajectory: Trajectory, _: object) -> TrajectoryOut:
+    """The answer of an action that answers with the whole trajectory."""
+    return TrajectoryOut.of(trajectory)
 
 
 def _worker(caller: Caller) -> str:
@@ -326,7 +299,7 @@ async def find_trajectories(
 @router.get("/{trajectory_id}", response_model=TrajectoryOut)
 async def get_trajectory(trajectory_id: TrajectoryPath, caller: Reader, uow: Uow) -> TrajectoryOut:
     async with uow.reading() as tx:
-        return TrajectoryOut.of(await _own(tx, trajectory_id, caller))
+        return TrajectoryOut.of(await own(tx, trajectory_id, caller))
 
 
 @router.post(
@@ -335,10 +308,9 @@ async def get_trajectory(trajectory_id: TrajectoryPath, caller: Reader, uow: Uow
     response_model=AppointmentOut,
 )
 async def schedule_appointment(
-    trajectory_id: TrajectoryPath, body: AppointmentIn, caller: Worker, uow: Uow
+    trajectory_id: TrajectoryPath, body: AppointmentIn, caller: Worker, deps: Deps
 ) -> AppointmentOut:
-    _, appointment = await _change(
-        uow,
+    return await deps.desk.change(
         trajectory_id,
         caller,
         lambda trajectory, tx: trajectory.schedule(
@@ -350,8 +322,8 @@ async def schedule_appointment(
             goal=body.goal,
             at=tx.clock.now(),
         ),
+        answer=lambda _, appointment: AppointmentOut.of(appointment),
     )
-    return AppointmentOut.of(appointment)
 
 
 @router.post(
@@ -362,72 +334,67 @@ async def reschedule_appointment(
     appointment_id: AppointmentPath,
     body: RescheduleIn,
     caller: Worker,
-    uow: Uow,
+    deps: Deps,
 ) -> AppointmentOut:
-    _, appointment = await _change(
-        uow,
+    return await deps.desk.change(
         trajectory_id,
         caller,
         lambda trajectory, tx: trajectory.reschedule(
             appointment_id, body.starts_at, body.modality, at=tx.clock.now()
         ),
+        answer=lambda _, appointment: AppointmentOut.of(appointment),
     )
-    return AppointmentOut.of(appointment)
 
 
 @router.post("/{trajectory_id}/appointments/{appointment_id}/cancel", response_model=TrajectoryOut)
 async def cancel_appointment(
-    trajectory_id: TrajectoryPath, appointment_id: AppointmentPath, caller: Worker, uow: Uow
+    trajectory_id: TrajectoryPath, appointment_id: AppointmentPath, caller: Worker, deps: Deps
 ) -> TrajectoryOut:
-    trajectory, _ = await _change(
-        uow,
+    return await deps.desk.change(
         trajectory_id,
         caller,
         lambda trajectory, tx: trajectory.cancel(appointment_id, at=tx.clock.now()),
+        answer=_whole,
     )
-    return TrajectoryOut.of(trajectory)
 
 
 @router.post(
     "/{trajectory_id}/appointments/{appointment_id}/attended", response_model=TrajectoryOut
 )
 async def register_attended(
-    trajectory_id: TrajectoryPath, appointment_id: AppointmentPath, caller: Worker, uow: Uow
+    trajectory_id: TrajectoryPath, appointment_id: AppointmentPath, caller: Worker, deps: Deps
 ) -> TrajectoryOut:
-    trajectory, _ = await _change(
-        uow,
+    return await deps.desk.change(
         trajectory_id,
         caller,
         lambda trajectory, tx: trajectory.attend(appointment_id, at=tx.clock.now()),
+        answer=_whole,
     )
-    return TrajectoryOut.of(trajectory)
 
 
 @router.post("/{trajectory_id}/appointments/{appointment_id}/missed", response_model=TrajectoryOut)
 async def register_missed(
-    trajectory_id: TrajectoryPath, appointment_id: AppointmentPath, caller: Worker, uow: Uow
+    trajectory_id: TrajectoryPath, appointment_id: AppointmentPath, caller: Worker, deps: Deps
 ) -> TrajectoryOut:
     """The client did not come. Notifications will reach out; nothing is closed."""
-    trajectory, _ = await _change(
-        uow,
+    return await deps.desk.change(
         trajectory_id,
         caller,
         lambda trajectory, tx: trajectory.miss(
             appointment_id, registered_by=_worker(caller), at=tx.clock.now()
         ),
+        answer=_whole,
     )
-    return TrajectoryOut.of(trajectory)
 
 
 @router.post(
     "/{trajectory_id}/contacts", status_code=status.HTTP_201_CREATED, response_model=ContactOut
 )
 async def register_contact(
-    trajectory_id: TrajectoryPath, body: ContactIn, caller: Worker, uow: Uow
+    trajectory_id: TrajectoryPath, body: ContactIn, caller: Worker, deps: Deps
 ) -> ContactOut:
     """A contact outside an appointment: a call, a chat, a dossier message, homework."""
-    _, contact = await _change(
-        uow,
+    return await deps.desk.change(
         trajectory_id,
         caller,
         lambda trajectory, tx: trajectory.register_contact(
@@ -440,43 +407,41 @@ async def register_contact(
             occurred_at=body.occurred_at,
             worker_id=_worker(caller),
         ),
+        answer=lambda _, contact: ContactOut.of(contact),
     )
-    return ContactOut.of(contact)
 
 
 @router.post(
     "/{trajectory_id}/modules", status_code=status.HTTP_201_CREATED, response_model=ModuleOut
 )
 async def assign_module(
-    trajectory_id: TrajectoryPath, body: ModuleIn, caller: Worker, uow: Uow
+    trajectory_id: TrajectoryPath, body: ModuleIn, caller: Worker, deps: Deps
 ) -> ModuleOut:
     """Give the client a self-help module as homework; learning enrols them."""
-    _, assignment = await _change(
-        uow,
+    return await deps.desk.change(
         trajectory_id,
         caller,
         lambda trajectory, tx: trajectory.assign_module(
             body.module_id, body.language, at=tx.clock.now()
         ),
-    )
-    return ModuleOut(
-        enrolment_id=assignment.enrolment_id, module_id=assignment.module_id, completed=False
+        answer=lambda _, assignment: ModuleOut(
+            enrolment_id=assignment.enrolment_id, module_id=assignment.module_id, completed=False
+        ),
     )
 
 
 @router.post("/{trajectory_id}/phase", response_model=TrajectoryOut)
 async def change_phase(
-    trajectory_id: TrajectoryPath, body: PhaseIn, caller: Worker, uow: Uow
+    trajectory_id: TrajectoryPath, body: PhaseIn, caller: Worker, deps: Deps
 ) -> TrajectoryOut:
-    trajectory, _ = await _change(
-        uow,
+    return await deps.desk.change(
         trajectory_id,
         caller,
         lambda trajectory, tx: trajectory.change_phase(
             body.phase, body.debt_journey_phase, at=tx.clock.now()
         ),
+        answer=_whole,
     )
-    return TrajectoryOut.of(trajectory)
 
 
 @router.post(
@@ -485,7 +450,7 @@ async def change_phase(
     response_model=PartnerReferralOut,
 )
 async def request_partner_referral(
-    trajectory_id: TrajectoryPath, body: PartnerReferralIn, caller: Worker, uow: Uow
+    trajectory_id: TrajectoryPath, body: PartnerReferralIn, caller: Worker, deps: Deps
 ) -> PartnerReferralOut:
     """Hand the debts to a debt-counselling partner; the trajectory goes on alongside.
 
@@ -503,33 +468,37 @@ async def request_partner_referral(
             )
         return trajectory.request_partner_referral(consent, at=tx.clock.now())
 
-    _, requested = await _change(uow, trajectory_id, caller, hand_off)
-    return PartnerReferralOut.of(requested)
+    return await deps.desk.change(
+        trajectory_id,
+        caller,
+        hand_off,
+        answer=lambda _, requested: PartnerReferralOut.of(requested),
+    )
 
 
 @router.post("/{trajectory_id}/aftercare", response_model=TrajectoryOut)
-async def start_aftercare(trajectory_id: TrajectoryPath, caller: Worker, uow: Uow) -> TrajectoryOut:
-    trajectory, _ = await _change(
-        uow,
+async def start_aftercare(
+    trajectory_id: TrajectoryPath, caller: Worker, deps: Deps
+) -> TrajectoryOut:
+    return await deps.desk.change(
         trajectory_id,
         caller,
         lambda trajectory, tx: trajectory.start_aftercare(at=tx.clock.now()),
+        answer=_whole,
     )
-    return TrajectoryOut.of(trajectory)
 
 
 @router.post("/{trajectory_id}/closure", response_model=TrajectoryOut)
 async def close_trajectory(
-    trajectory_id: TrajectoryPath, body: ClosureIn, caller: Worker, uow: Uow
+    trajectory_id: TrajectoryPath, body: ClosureIn, caller: Worker, deps: Deps
 ) -> TrajectoryOut:
     """Close with a reason. The referrer hears "closed", nothing more."""
-    trajectory, _ = await _change(
-        uow,
+    return await deps.desk.change(
         trajectory_id,
         caller,
         lambda trajectory, tx: trajectory.close(body.reason, at=tx.clock.now()),
+        answer=_whole,
     )
-    return TrajectoryOut.of(trajectory)
 
 
 @router.get("/{trajectory_id}/homework", response_model=list[HomeworkOut])
@@ -538,7 +507,7 @@ async def list_homework(
 ) -> list[HomeworkOut]:
     """Homework the client handed in; the answers themselves are read in learning."""
     async with uow.reading() as tx:
-        trajectory = await _own(tx, trajectory_id, caller)
+        trajectory = await own(tx, trajectory_id, caller)
     return [HomeworkOut.of(h) for h in trajectory.homework]
 
 
@@ -559,13 +528,13 @@ async def give_feedback(
         key_id=submission_id,
         recipient_key=deps.feedback_key,
     )
-    trajectory, _ = await _change(
-        deps.uow,
+    return await deps.desk.change(
         trajectory_id,
         caller,
         lambda trajectory, tx: trajectory.give_feedback(
             submission_id, sealed, _worker(caller), at=tx.clock.now()
         ),
+        answer=lambda trajectory, _: HomeworkOut.of(
+            next(h for h in trajectory.homework if h.submission_id == submission_id)
+        ),
     )
-    homework = next(h for h in trajectory.homework if h.submission_id == submission_id)
-    return HomeworkOut.of(homework)

@@ -10,9 +10,11 @@ from ketenbus.kit.broker import client_options
 from ketenbus.kit.clock import Clock
 from ketenbus.kit.dead_letter_purges import LEASE, DeadLetterPurger
 from ketenbus.kit.lease import Lease
+from ketenbus.kit.metrics import KitMetrics
 from ketenbus.kit.runtime import Runtime
 from ketenbus.kit.uow import UnitOfWork
 from ketenbus.trajectory import store
+from ketenbus.trajectory.desk import Desk
 from ketenbus.trajectory.settings import TrajectorySettings
 from ketenbus.trajectory.store import TrajectoryTransaction
 
@@ -22,6 +24,8 @@ class TrajectoryDependencies:
     settings: TrajectorySettings
     clock: Clock
     uow: UnitOfWork[TrajectoryTransaction]
+    # The workers' actions, carried out together when they come at the same moment.
+    desk: Desk
     # Seals the worker's feedback on homework for learning; None: feedback cannot be sent.
     feedback_key: bytes | None
     # With replicas, the one holding it runs the overdue check (ketenbus.kit.lease);
@@ -40,6 +44,7 @@ class TrajectoryDependencies:
         clock: Clock,
         overdue_lease: Lease | None = None,
         dead_letter_purger: DeadLetterPurger | None = None,
+        metrics: KitMetrics | None = None,
     ) -> TrajectoryDependencies:
         """No I/O: the tests build it too, around an in-memory unit of work."""
         shared = settings.feedback_sharing_key
@@ -47,6 +52,7 @@ class TrajectoryDependencies:
             settings=settings,
             clock=clock,
             uow=uow,
+            desk=Desk(uow, metrics),
             feedback_key=sealing.key_from_text(shared.get_secret_value()) if shared else None,
             overdue_lease=overdue_lease,
             dead_letter_purger=dead_letter_purger,
@@ -69,4 +75,5 @@ async def bootstrap(runtime: Runtime) -> TrajectoryDependencies:
             lease=Lease(runtime.db, LEASE, seconds=60),
             every_seconds=settings.dead_letter_purge_seconds,
         ),
+        metrics=runtime.metrics,
     )

@@ -59,6 +59,10 @@ class TrajectoryRepository:
     async def get(self, trajectory_id: str) -> Trajectory | None:
         return await self._documents().get(trajectory_id)
 
+    async def read_ahead(self, trajectory_ids: Iterable[str]) -> None:
+        """These trajectories read in one query, for the actions of a group (desk.py)."""
+        await self._documents().read_ahead("_id", trajectory_ids)
+
     async def by_referral(self, referral_id: str) -> Trajectory | None:
         return await self._documents().one(
             {"referral_id": referral_id}, lambda t: t.referral_id == referral_id
