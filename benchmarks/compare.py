@@ -476,3 +476,20 @@ LEAN_LOAD = Alternating(
         "baseline bulk: events/s",
     ),
 )
+DESK = Alternating(
+    "Before and after: a worker's actions carried out together (issue 9, 2026-12-03)",
+    "Full runs of main before (202ec7a) and after (ec8fccd) trajectory carried out the "
+    "workers' actions that arrive while one is under way in one transaction together, taken "
+    "in turn on the same machine (before at 22:36, after at 22:42, before at 22:47, after at "
+    "22:53), each holding 100/s for 60 s.",
+    (
+        ("2026-12-03-2236-before", "2026-12-03-2242"),
+        ("2026-12-03-2247-before", "2026-12-03-2253"),
+    ),
+    (
+        "appointment chain at 100/s",
+        "referral chain at 100/s: p99",
+        "trajectory drain",
+        "baseline bulk: events/s",
+    ),
+)

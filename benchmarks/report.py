@@ -305,6 +305,7 @@ def render(
         (compare.AHEAD_IN_INTAKE, FINDINGS_AHEAD_IN_INTAKE),
         (compare.TOGETHER_AT_THE_DOOR, FINDINGS_TOGETHER_AT_THE_DOOR),
         (compare.LEAN_LOAD, FINDINGS_LEAN_LOAD),
+        (compare.DESK, FINDINGS_DESK),
     ):
         section = alternating.section()
         if section:
@@ -945,15 +946,18 @@ s. Held for 60 s, the front door's code missed both at 18:43 (`1843`): referrals
 ms, appointments 1,582 ms. With the load sent through the benchmark's own HTTP client (the
 section "the load through the benchmark's own HTTP client" below), three runs of the same
 code gave referrals 2,733, 426 and 702 ms and appointments 344, 423 and 565 ms, 0 errors and
-0 lost in each: both within 500 ms in one run of the three (`1937`); this report's run
-(`1948`, the last) misses both. Held for 10 s, four runs of 18:23 to 18:34 had referrals at
-p99 558 to 1,121 ms and appointments at 308 to 736 ms.
+0 lost in each: both within 500 ms in one run of the three (`1937`). Held for 10 s, four
+runs of 18:23 to 18:34 had referrals at p99 558 to 1,121 ms and appointments at 308 to 736
+ms. Late that evening, with trajectory's actions carried out together (the section "a
+worker's actions carried out together" below), two runs gave referrals 483 and 859 ms and
+appointments 268 and 681 ms: again both met in one run, missed in the other, this report's
+(`2253`).
 
-**Why: at 100/s the two cores are full.** In this report's run the chain used 18.9 ms of
-CPU per referral across its processes (secantusd-rs 4.7, intake 3.8, Kafka 3.2, analytics
-2.3, notifications 2.0, trajectory 1.8, learning 1.0) and the load generator 0.7 more: 19.6
+**Why: at 100/s the two cores are full.** In this report's run the chain used 18.7 ms of
+CPU per referral across its processes (secantusd-rs 5.0, intake 3.8, Kafka 3.1, analytics
+2.2, notifications 1.8, trajectory 1.8, learning 0.9) and the load generator 0.7 more: 19.4
 ms of the 20 ms that two cores have for each of 100 referrals a second; the appointment
-chain 18.3 ms and 1.2. At that load any pause (a checkpoint, a garbage collection, another
+chain 18.4 ms and 1.3. At that load any pause (a checkpoint, a garbage collection, another
 process's burst) leaves a queue that takes seconds to drain, and how long the tail gets
 moves with small differences in the host's speed from run to run.
 
@@ -966,6 +970,14 @@ the spread (17.5 and 17.4 ms against 17.9 and 17.6) and the p99 did not improve 
 instead of every minute (`SECANTUS_CHECKPOINT_SECONDS=3600`, `1901`), to see whether the
 minute's checkpoint makes the tail: held 60 s, referrals p99 5,131 ms and appointments 789
 ms, on a host whose bare loop ran a fifth slower; no sign that the checkpoint is the cause.
+Consumers whose fetch the broker holds up to 50 ms to gather a batch (aiokafka's
+`fetch_min_bytes` 1 MiB, `fetch_max_wait_ms` 50, tried as a setting), to make the batches
+at 100/s larger: on 202ec7a (`2208-wait50` against `2214-before`) the chain's CPU per
+referral 18.6 against 19.6 ms, per appointment 17.5 against 18.4; with the desk
+(`2258-wait50` against `2242` and `2253`) 18.4 against 18.8 and 18.7, per appointment 16.6
+against 18.4 and 18.4, the p99 of appointments 174 ms, of referrals 619. Two runs, a tenth
+of the CPU at best, up to 50 ms more per hop on a quiet chain, and the drains of
+trajectory and notifications slower in the first run: not kept without more runs.
 """
 
 
@@ -989,6 +1001,27 @@ are as full as before. Held for 60 s at 100/s, the p99 of referrals was 2,733 an
 after (702 in a third run, `1948`), 774 and 774 before; of appointments 344 and 423 after
 (565), 934 and 401 before. Both within 500 ms in one run of the three; the others miss by
 the tail a full machine gives (the section "the 100/s stages held for 60 s")."""
+
+
+FINDINGS_DESK = """**What changed.** At 100 appointments/s trajectory's command path was most of its
+CPU (3.9 ms per appointment in the run of 19:48): each POST paid four round trips to the
+database (the trajectory read, its write, the outbox, the commit) and a wake-up of the
+relay. Now a worker's action that finds trajectory's desk quiet is carried out at once and
+alone, as before; actions that arrive while one is under way wait for it and then go
+together in one transaction, their trajectories read in one query and written in one bulk
+write (`ketenbus.trajectory.desk`, through the kit's `Together`, as intake's front door).
+Each answers from its trajectory as its action left it, before a later action of the group
+changes it; an action on a trajectory that is not the caller's goes its own way (404), and
+a group that fails is carried out again one action at a time.
+
+**What the alternating runs say.** In the appointment chain at 100/s trajectory's CPU per
+appointment went from 4.3 and 4.0 ms to 3.4 and 3.4, secantusd-rs's from 5.3 and 5.0 to 4.6
+and 4.8; the chain's total stayed at 18.4 to 18.5 ms, as notifications, learning and
+analytics took what was freed (smaller batches, sooner). The p99 of appointments was 666
+and 406 ms before, 268 and 681 after: within 500 ms in one run of each. The referral chain
+does not pass through the desk; its p99 moved with the host (1,606 and 1,114 before, 483
+and 859 after), as did trajectory's drain (consumed events, no HTTP: 1,067 and 1,190
+events/s before, 1,376 and 1,418 after, with the bare loop 4,343 to 6,042)."""
 
 
 FINDINGS_GATHERED = """## Findings of 2026-12-03: writes per batch, the benchmark's own client
