@@ -4,7 +4,7 @@ intake's front door receives referrals, `ketenbus.intake.front_desk`).
 
 Why: an action alone pays four round trips to the database (the trajectory read, its write,
 the outbox, the commit) and one publication by the relay. At 100 appointments/s that was
-the most of trajectory's CPU, and much of the database's, while the appointment chain
+most of trajectory's CPU, and much of the database's, while the appointment chain
 missed its latency target for want of CPU. Actions that arrive while one is under way wait
 for it and then pay those round trips once for the group. An action that finds the desk
 quiet is carried out at once and alone, as before.
