@@ -28,7 +28,7 @@ from ketenbus.kit.auth import Caller
 from ketenbus.kit.failures import retrying
 from ketenbus.kit.metrics import KitMetrics
 from ketenbus.kit.together import Together
-from ketenbus.kit.uow import UnitOfWork
+from ketenbus.kit.uow import Batch, UnitOfWork
 from ketenbus.trajectory.domain import NotFound, Trajectory
 from ketenbus.trajectory.store import TrajectoryTransaction
 
@@ -87,17 +87,21 @@ async def carry_out_together(
     other failure undoes the group, and each action is then carried out alone."""
     async with uow.batch() as batch:
         await batch.reading_ahead().trajectories.read_ahead(c.trajectory_id for c in group)
-        answers: list[BaseModel | None] = []
-        for change in group:
-            with structlog.contextvars.bound_contextvars(correlation_id=change.correlation_id):
-                async with batch.command(change.correlation_id) as tx:
-                    try:
-                        trajectory = await own(tx, change.trajectory_id, change.caller)
-                    except NotFound:
-                        answers.append(None)
-                        continue
-                    answers.append(await change.carry_out(trajectory, tx))
+        answers = [await _carry_out_in(batch, change) for change in group]
     return answers
+
+
+async def _carry_out_in(
+    batch: Batch[TrajectoryTransaction], change: Change[Any]
+) -> BaseModel | None:
+    """One action of a group, under its own correlation id; None: not the caller's to see."""
+    with structlog.contextvars.bound_contextvars(correlation_id=change.correlation_id):
+        async with batch.command(change.correlation_id) as tx:
+            try:
+                trajectory = await own(tx, change.trajectory_id, change.caller)
+            except NotFound:
+                return None
+            return await change.carry_out(trajectory, tx)
 
 
 class Desk:
