@@ -348,6 +348,8 @@ class EventConsumer:
         uow: UnitOfWork[Any] | None = None,
         batch_size: int = 100,
         session_timeout_ms: int = 10_000,
+        fetch_wait_ms: int = 0,
+        fetch_min_bytes: int = 1,
     ) -> None:
         self.service = handlers.service
         bound = handlers.bind(dependencies)
@@ -379,6 +381,12 @@ class EventConsumer:
         self.uow = uow
         self.batch_size = batch_size
         self.session_timeout_ms = session_timeout_ms
+        # Without a wait the broker answers a fetch as soon as one record is there.
+        self.fetch = (
+            {"fetch_max_wait_ms": fetch_wait_ms, "fetch_min_bytes": fetch_min_bytes}
+            if fetch_wait_ms
+            else {"fetch_min_bytes": 1}
+        )
         self.health = ConsumerHealth()
         self.subscribers: list[Any] = []
         self.assignments = Assignments()
@@ -401,6 +409,7 @@ class EventConsumer:
             # A replica that dies hands its partitions to the others after this long.
             session_timeout_ms=self.session_timeout_ms,
             heartbeat_interval_ms=max(self.session_timeout_ms // 3, 100),
+            **self.fetch,
             parser=with_readable_headers,
             decoder=undecoded,
         )

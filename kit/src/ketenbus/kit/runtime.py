@@ -176,6 +176,8 @@ class Runtime:
                 uow=self.dependencies.uow,
                 batch_size=self.settings.consumer_batch_size,
                 session_timeout_ms=self.settings.consumer_session_timeout_ms,
+                fetch_wait_ms=self.settings.consumer_fetch_wait_ms,
+                fetch_min_bytes=self.settings.consumer_fetch_min_bytes,
             )
             self.consumer.subscribe()
         self._spawn(self._connect_broker(), "broker-connect")

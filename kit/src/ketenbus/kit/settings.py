@@ -47,6 +47,12 @@ class ServiceSettings(BaseSettings):
     # before handing its partitions to the others; heartbeats go every third of it. Kafka
     # refuses less than its group.min.session.timeout.ms (6 s by default).
     consumer_session_timeout_ms: int = Field(default=10_000, ge=1_000, le=300_000)
+    # How long the broker may hold a consumer's fetch to gather at least
+    # consumer_fetch_min_bytes (0: answered as soon as one record is there). Under a steady
+    # trickle this turns many fetches, transactions and commits of a few events into fewer
+    # of more (benchmarks/REPORT.md); a backlog larger than the minimum is answered at once.
+    consumer_fetch_wait_ms: int = Field(default=50, ge=0, le=500)
+    consumer_fetch_min_bytes: int = Field(default=32 * 1024, ge=1)
     handler_attempts: int = Field(default=5, ge=1)
     retry_base_seconds: float = Field(default=0.1, gt=0)
     retry_max_seconds: float = Field(default=5.0, gt=0)
