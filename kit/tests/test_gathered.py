@@ -12,18 +12,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from pymongo import InsertOne
-from pymongo.errors import ClientBulkWriteException, DuplicateKeyError, OperationFailure
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from ketenbus.kit.clock import FixedClock
 from ketenbus.kit.errors import TransientError
 from ketenbus.kit.failures import is_transient
-from ketenbus.kit.gathered import (
-    ConcurrentChange,
-    Document,
-    GatheredDocuments,
-    single_client_write_error,
-)
+from ketenbus.kit.gathered import Document, GatheredDocuments
+from ketenbus.kit.last_write import ConcurrentChange
 from ketenbus.kit.sent_commands import SentCommands, watched_database
 from ketenbus.kit.uow import Transaction, UnitOfWork
 
@@ -219,33 +214,27 @@ async def test_a_second_note_under_one_id_is_refused_without_showing_it(store: N
     assert await store.stored() == {"n1": ("as stored", 0)}
 
 
-async def test_a_client_bulk_write_refused_is_the_single_error_without_the_document(
+async def test_a_refused_write_of_several_collections_is_the_single_error_without_the_document(
     store: Notes,
 ):
-    """Several collections in one client-level bulkWrite (intake's new documents): a
-    second document under one id comes out as DuplicateKeyError, and shows no document."""
+    """The notes and the outbox in one client-level bulkWrite: a second note under one id
+    comes out as DuplicateKeyError, and shows no document."""
     await store.put(Note("n1", "as stored"))
-    db = store.uow.db
-    writes = [
-        InsertOne({"_id": "t1", "text": MARKER}, namespace=f"{db.name}.tags"),
-        InsertOne({"_id": "n1", "text": MARKER}, namespace=f"{db.name}.notes"),
-    ]
 
     with pytest.raises(DuplicateKeyError) as raised:
         async with store.uow.command() as tx:
             await tx.db.notes.find_one({"_id": "n1"}, session=tx.session)  # not the first
-            try:
-                await db.client.bulk_write(writes, session=tx.session, ordered=True)
-            except ClientBulkWriteException as error:
-                raise single_client_write_error(error, "tags, notes") from None
+            notes(tx).add(Note("n1", MARKER))
+            tx.publish(CountedNote(client_ref="cl_a", number=1))
 
+    assert len(store.sent("bulkWrite")) == 1
     error = raised.value
     assert error.code == 11000
     logged = "".join(traceback.format_exception(error))
     for shown in (str(error), repr(error), repr(error.details), logged):
         assert MARKER not in shown
     # Undone with the transaction: the other collection's insert too.
-    assert await db.tags.count_documents({}) == 0
+    assert await store.uow.db.outbox.count_documents({}) == 0
     assert await store.stored() == {"n1": ("as stored", 0)}
 
 
@@ -315,44 +304,46 @@ async def test_a_note_put_is_written_whole_without_being_read(store: Notes):
     assert await store.stored() == {"n1": ("written blind", 0), "n2": ("put twice: the last", 0)}
 
 
-class NotesInOneWrite:
-    """A gathered object that writes its notes as one client-level bulkWrite, and carries
-    what the unit of work hands it along (as intake's new documents do)."""
-
-    def __init__(self, tx: Transaction) -> None:
-        self.tx = tx
-        self.notes: list[Document] = []
-        self.carried: dict[str, list[Document]] = {}
-
-    def carry(self, collection: str, documents: list[Document]) -> None:
-        self.carried.setdefault(collection, []).extend(documents)
-
-    async def flush(self) -> None:
-        name = self.tx.db.name
-        writes = [InsertOne(note, namespace=f"{name}.notes") for note in self.notes]
-        writes += [
-            InsertOne(document, namespace=f"{name}.{collection}")
-            for collection, documents in self.carried.items()
-            for document in documents
-        ]
-        await self.tx.session.client.bulk_write(writes, session=self.tx.session, ordered=True)
-
-
-async def test_a_carrier_takes_the_outbox_along_in_its_own_write(store: Notes):
-    """The unit of work hands its outbox documents to the gathered object that carries
-    inserts, instead of inserting them itself: one command for the notes and the events."""
+async def test_the_notes_go_with_the_outbox_in_one_command(store: Notes):
+    """The unit of work's last write: the notes it gathered and its outbox documents in
+    one client-level bulkWrite, instead of a write for each collection."""
     await store.put(Note("n0", "before"))
     async with store.uow.command() as tx:
-        await read(tx, "n0")  # secantusd-rs takes no client-level bulkWrite as a first command
-        carrier = tx.deferred("notes in one write", lambda: NotesInOneWrite(tx))
-        carrier.notes.append({"_id": "n1", "text": "new", "version": 0})
+        [before] = await read(tx, "n0")  # secantusd-rs takes no bulkWrite as a first command
+        before.text = "changed"
+        notes(tx).save(before)
+        notes(tx).add(Note("n1", "new"))
         tx.publish(CountedNote(client_ref="cl_a", number=1))
         tx.publish(CountedNote(client_ref="cl_a", number=2))
 
     [write] = store.sent("bulkWrite")
+    assert store.sent("insert", "update") == []
     namespaces = [n["ns"].split(".", 1)[1] for n in write["nsInfo"]]
     assert namespaces == ["notes", "outbox"]
-    assert [op["insert"] for op in write["ops"]] == [0, 1, 1]  # the note, then both events
+    # The added note, the saved one, then both events.
+    assert [next(iter(op)) for op in write["ops"]] == ["insert", "update", "insert", "insert"]
+    assert [op[next(iter(op))] for op in write["ops"]] == [0, 0, 1, 1]
     staged = [r["headers"]["event_type"] async for r in store.uow.db.outbox.find().sort("position")]
     assert staged == [CountedNote.event_type()] * 2
-    assert (await store.stored())["n1"] == ("new", 0)
+    assert await store.stored() == {"n0": ("changed", 1), "n1": ("new", 0)}
+
+
+async def test_a_note_changed_meanwhile_fails_the_one_command_as_a_concurrent_change(
+    store: Notes,
+):
+    await store.put(Note("n0", "before"), Note("n1", "before"))
+    async with store.uow.reading() as tx:
+        ours = await read(tx, "n0", "n1")
+    await changed_behind_its_back(store, "n1")
+
+    with pytest.raises(ConcurrentChange, match="n1"):
+        async with store.uow.command() as tx:
+            await tx.db.notes.find_one({"_id": "n0"}, session=tx.session)  # not the first
+            for note in ours:
+                note.text = "ours"
+                notes(tx).save(note)
+            tx.publish(CountedNote(client_ref="cl_a", number=1))
+
+    assert len(store.sent("bulkWrite")) == 1
+    assert await store.stored() == {"n0": ("before", 0), "n1": ("before", 1)}
+    assert await store.uow.db.outbox.count_documents({}) == 0

@@ -483,7 +483,7 @@ async def test_a_place_is_claimed_in_one_round_trip_and_found_again_by_its_holde
     assert await caseloads.occupied(AMERSFOORT) == 0
     service.commands.clear()
     assert (await caseloads.claim(AMERSFOORT, "ref_second")).has_room
-    assert service.commands.names() == [("bulkWrite", "caseloads"), ("bulkWrite", "places")]
+    assert service.commands.names() == [("bulkWrite", ("caseloads", "places"))]
 
 
 async def test_a_place_claimed_again_while_places_are_free_is_counted_once(service: Service):

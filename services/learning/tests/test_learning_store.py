@@ -170,13 +170,12 @@ async def test_a_batch_reads_each_enrolment_and_key_once_and_writes_each_enrolme
     assert len(service.commands.to("enrolments", "find")) == 1
     assert len(service.commands.to("client_keys", "find")) == 1
     # The two new ones inserted together, the changed one replaced once, in its final state.
-    [inserted] = service.commands.to("enrolments", "insert")
-    assert [d["_id"] for d in inserted["documents"]] == [
+    assert [d["_id"] for d in service.commands.inserted("enrolments")] == [
         another_module.data.enrolment_id,
         someone_else.data.enrolment_id,
     ]
-    [replaced] = service.commands.to("enrolments", "update")
-    assert [u["q"] for u in replaced["updates"]] == [{"_id": enrolment.id}]
+    assert [u["q"] for u in service.commands.updated("enrolments")] == [{"_id": enrolment.id}]
+    assert len(service.commands.to("enrolments", "bulkWrite")) == 1  # all in one write
     stored = await service.db.enrolments.find_one({"_id": enrolment.id})
     assert [s["feedback_given_at"] is not None for s in stored["submissions"]] == [True, True]
     assert ANSWER not in str(stored)  # sealed, as before

@@ -281,9 +281,9 @@ async def test_a_later_handler_in_the_batch_sees_the_reminders_planned_before_it
     # and found the ones planned in this batch among the kept: one insert, in their final
     # state, and nothing replaced.
     assert len(service.commands.to("reminders", "find")) == 3
-    [inserted] = service.commands.to("reminders", "insert")
-    assert len(inserted["documents"]) == 4
-    assert service.commands.to("reminders", "update") == []
+    assert len(service.commands.inserted("reminders")) == 4
+    assert service.commands.updated("reminders") == []
+    assert len(service.commands.to("reminders", "bulkWrite")) == 1
     cancelled = await service.stored(appointment_id=kept.appointment_id)
     assert [d["status"] for d in cancelled] == ["cancelled", "cancelled"]
     assert {d["closed_reason"] for d in cancelled} == {"the appointment was cancelled"}
@@ -304,9 +304,10 @@ async def test_a_later_handler_in_the_batch_sees_the_reminders_planned_before_it
     # A later batch reads them back and replaces them, both in one write.
     service.commands.clear()
     await service.in_batch([moved.cancelled(later), Appointment().scheduled(first)])
-    [replaced] = service.commands.to("reminders", "update")
-    assert [u["q"] for u in replaced["updates"]] == [{"_id": d["_id"]} for d in waiting]
-    assert len(service.commands.to("reminders", "insert")) == 1
+    replaced = service.commands.updated("reminders")
+    assert [u["q"] for u in replaced] == [{"_id": d["_id"]} for d in waiting]
+    assert len(service.commands.inserted("reminders")) == 2  # the new appointment's
+    assert len(service.commands.to("reminders", "bulkWrite")) == 1
     assert [d["status"] for d in await service.stored(appointment_id=moved.appointment_id)] == [
         "cancelled",
         "cancelled",
@@ -325,8 +326,8 @@ async def test_a_module_watch_is_read_once_and_written_once_per_batch(service: S
     )
 
     assert len(service.commands.to("module_watches", "find")) == 1
-    [written] = service.commands.to("module_watches", "update")
-    assert [u["q"] for u in written["updates"]] == [{"_id": enrolment}]
+    written = service.commands.updated("module_watches")
+    assert [u["q"] for u in written] == [{"_id": enrolment}]
     [watch] = await service.uow.db.module_watches.find().to_list()
     assert watch["last_progress_at"] == NOW + timedelta(hours=2)
     # The nudges of the earlier progress were cancelled before they were ever stored.
@@ -336,13 +337,13 @@ async def test_a_module_watch_is_read_once_and_written_once_per_batch(service: S
         NOW + timedelta(hours=2, days=5),
         NOW + timedelta(hours=2, days=10),
     }
-    assert len(service.commands.to("reminders", "insert")) == 1
+    assert len(service.commands.to("reminders", "bulkWrite")) == 1  # with the watch
 
     # A later batch finds it stored: the same upsert replaces it, no second watch.
     service.commands.clear()
     await service.in_batch([module_started(client_ref, enrolment, NOW + timedelta(hours=3))])
-    [written] = service.commands.to("module_watches", "update")
-    assert [u["upsert"] for u in written["updates"]] == [True]
+    written = service.commands.updated("module_watches")
+    assert [u["upsert"] for u in written] == [True]
     [watch] = await service.uow.db.module_watches.find().to_list()
     assert watch["last_progress_at"] == NOW + timedelta(hours=3)
 
@@ -410,7 +411,7 @@ async def test_a_batch_of_new_clients_reads_their_consents_once_and_writes_once(
     service: Service,
 ):
     """Intake's consent to reminders and contact card for each new client: one query for
-    every client's consents (read ahead), one write of the consents, one of the cards. A
+    every client's consents (read ahead), one write of the consents and the cards. A
     card shared before its client withdrew (stored, or earlier in the batch) is not kept."""
     contact_key = service.deps.contact_key
     clients = [new_id("cl") for _ in range(10)]
@@ -428,12 +429,11 @@ async def test_a_batch_of_new_clients_reads_their_consents_once_and_writes_once(
 
     await service.in_batch(batch)
 
-    assert [(c["name"], c["collection"]) for c in service.commands.sent] == [
+    assert service.commands.names() == [
         ("find", "reminder_consents"),
         ("delete", "contacts"),  # the withdrawal's: the card stored before it, if any
         ("find", "reminders"),  # and its client's waiting reminders, to cancel them
-        ("update", "reminder_consents"),
-        ("update", "contacts"),
+        ("bulkWrite", ("reminder_consents", "contacts")),
     ]
     [consents_read] = service.commands.to("reminder_consents", "find")
     assert sorted(consents_read["filter"]["_id"]["$in"]) == sorted([*clients, withdrew])

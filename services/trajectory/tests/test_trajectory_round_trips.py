@@ -30,7 +30,7 @@ from .test_trajectory_domain import NOW, accepted, opened
 pytestmark = pytest.mark.stack
 
 
-async def test_an_appointment_is_a_read_a_write_an_outbox_insert_and_the_commit(
+async def test_an_appointment_is_a_read_one_write_and_the_commit(
     uow: UnitOfWork[TrajectoryTransaction], commands: SentCommands
 ):
     trajectory = opened()
@@ -46,8 +46,7 @@ async def test_an_appointment_is_a_read_a_write_an_outbox_insert_and_the_commit(
         answer = await api.schedule_appointment(trajectory.id, body, worker, deps)
         assert commands.names() == [
             ("find", "trajectories"),
-            ("update", "trajectories"),
-            ("insert", "outbox"),
+            ("bulkWrite", ("trajectories", "outbox")),
             ("commitTransaction", 1),
         ]
     stored = await uow.db.trajectories.find_one({"_id": trajectory.id})
@@ -78,9 +77,7 @@ async def test_a_batch_of_accepted_referrals_looks_for_their_trajectories_in_one
 
     assert commands.names() == [
         ("find", "trajectories"),
-        ("insert", "trajectories"),
-        ("insert", "inbox"),
-        ("insert", "outbox"),
+        ("bulkWrite", ("trajectories", "inbox", "outbox")),
         ("commitTransaction", 1),
     ]
     opened_for = {t["referral_id"] async for t in uow.db.trajectories.find()}
@@ -108,8 +105,8 @@ def _schedule(trajectory: Trajectory, worker: Caller, days: int) -> desk.Change[
 async def test_actions_together_read_their_trajectories_once_and_answer_as_each_left_them(
     uow: UnitOfWork[TrajectoryTransaction], commands: SentCommands
 ):
-    """A group of the desk: three trajectories read in one query, written in one bulk write,
-    every event in one outbox insert, one commit. The scheduling answers with the time it
+    """A group of the desk: three trajectories read in one query, written with every event
+    in one command, one commit. The scheduling answers with the time it
     set, although the reschedule after it in the same group moved that appointment; an
     action on another organisation's trajectory is left to its own path (None: a 404)."""
     first, second, elsewhere = opened(), opened(), opened()
@@ -136,8 +133,7 @@ async def test_actions_together_read_their_trajectories_once_and_answer_as_each_
 
     assert commands.names() == [
         ("find", "trajectories"),
-        ("update", "trajectories"),
-        ("insert", "outbox"),
+        ("bulkWrite", ("trajectories", "outbox")),
         ("commitTransaction", 1),
     ]
     assert answers[3] is None

@@ -35,7 +35,7 @@ from ketenbus.contracts.values import (
 )
 from ketenbus.kit.consumer import BoundHandlers
 from ketenbus.kit.failures import is_transient
-from ketenbus.kit.gathered import ConcurrentChange
+from ketenbus.kit.last_write import ConcurrentChange
 from ketenbus.kit.sent_commands import SentCommands
 from ketenbus.kit.uow import UnitOfWork
 from ketenbus.trajectory import store
@@ -153,10 +153,12 @@ async def test_a_batch_reads_each_trajectory_once_and_writes_it_once(service: Se
 
     # One look for the enrolment, one for the new referral; every later read was kept.
     assert len(service.commands.to("trajectories", "find")) == 2
-    [inserted] = service.commands.to("trajectories", "insert")
-    assert [d["referral_id"] for d in inserted["documents"]] == [referral.referral_id]
-    [replaced] = service.commands.to("trajectories", "update")
-    assert [u["q"] for u in replaced["updates"]] == [{"_id": trajectory.id, "version": 1}]
+    inserted = service.commands.inserted("trajectories")
+    assert [d["referral_id"] for d in inserted] == [referral.referral_id]
+    replaced = service.commands.updated("trajectories")
+    assert [u["q"] for u in replaced] == [{"_id": trajectory.id, "version": 1}]
+    # Both in the one write that ends the unit of work.
+    assert len(service.commands.to("trajectories", "bulkWrite")) == 1
     # The final state, one version further for the whole unit of work.
     stored = await service.stored(trajectory.id)
     assert stored["version"] == 2

@@ -1,6 +1,6 @@
 """A repository's aggregates as one unit of work sees them (its `deferred` writes,
-ketenbus.kit.uow): each read once and then kept, and what was added and saved written in
-one bulk write when the unit of work ends.
+ketenbus.kit.uow): each read once and then kept, and what was added and saved written
+once, in the unit of work's last write.
 
 Events about one client come in order, so a consumed batch touches the same aggregate
 again and again (a module assigned, its homework, completed): a find and a write per
@@ -41,12 +41,14 @@ version) for an object written whole whatever is stored under its id, without re
 what the repository deletes, so that a delete in the middle of a batch takes what the batch
 added or changed before it.
 
-When the unit of work ends: the added inserted, then the saved replaced (with `upsert`,
-inserted when not stored yet: notifications' module watches), in one bulk write. A replace
-that finds its document changed (another version) or gone raises `ConcurrentChange`
-(transient: the batch is undone and retried); a failed write comes out as the single
-`DuplicateKeyError` or `WriteError` it would have been alone, without the document pymongo
-puts in a bulk error (an aggregate holds personal data, which no log may show).
+When the unit of work ends (`join`): the added inserted, then the saved replaced (with
+`upsert`, inserted when not stored yet: notifications' module watches), in the unit of
+work's last write with its inbox claims and outbox (ketenbus.kit.last_write), one command.
+A replace that finds its document changed (another version) or gone raises
+`ConcurrentChange` (transient: the batch is undone and retried); a failed write comes out as
+the single `DuplicateKeyError` or `WriteError` it would have been alone, without the
+document pymongo puts in a bulk error (an aggregate holds personal data, which no log may
+show).
 
 Outside a transaction (`uow.reading()`) there is no unit of work to keep anything for:
 `of()` gives a store for that one read, and refuses writes.
@@ -57,27 +59,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, Protocol, TypeVar
 
-from pymongo import InsertOne, ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import (
-    BulkWriteError,
-    ClientBulkWriteException,
-    DuplicateKeyError,
-    PyMongoError,
-    WriteError,
-)
 
-from ketenbus.kit.errors import TransientError
+from ketenbus.kit.last_write import LastWrite
 from ketenbus.kit.uow import Transaction
 
 T = TypeVar("T")
 
 Document = dict[str, Any]
-
-
-class ConcurrentChange(TransientError):
-    """Someone else changed (or deleted) the aggregate since we read it: read again and retry."""
 
 
 class Codec(Protocol[T]):
@@ -250,27 +240,37 @@ class GatheredDocuments(Generic[T]):
                 self.changed.pop(item_id, None)
 
     async def flush(self) -> None:
-        """Each changed object written once, in its final state, in one ordered bulk write:
-        inserted when added, else replaced (with a version, only at the version it was read
-        at; with `upsert`, inserted if not stored). The unit of work calls it at its end; a
-        repository may call it before a query the kept objects cannot answer (the objects
-        stay kept, and may change again)."""
+        """The changed objects written now, in one bulk write, for a repository that asks
+        the database something the kept objects cannot answer (they stay kept, and may
+        change again). The unit of work itself ends with `join`."""
+        last = LastWrite(self.collection.database)
+        await self.join(last)
+        await last.send(self.session)
+
+    async def join(self, last: LastWrite) -> None:
+        """Each changed object's write added to the unit of work's last write, once, in its
+        final state: inserted when added, else replaced (with a version, only at the version
+        it was read at; with `upsert`, inserted if not stored)."""
         changed, self.changed = list(self.changed), {}
         if not changed:
             return
-        # The inserts first, then the replaces, each in the order made: a bulk write sends a
-        # command per run of one kind. Each object is written once, so the order between
-        # them matters only where one write frees a unique key another takes: none of ours does.
+        # The inserts first, then the replaces, each in the order made. Each object is
+        # written once, so the order between them matters only where one write frees a
+        # unique key another takes: none of ours does.
         ids = [i for i in changed if i in self.added] + [i for i in changed if i not in self.added]
-        writes = [await self._write(item_id) for item_id in ids]
-        try:
-            result = await self.collection.bulk_write(writes, session=self.session)
-        except BulkWriteError as error:
-            # Not chained: the bulk error holds whole documents, which a log must not show.
-            raise single_write_error(error, self.collection.name) from None
-        replaced = [item_id for item_id in ids if item_id not in self.added]
-        if result.matched_count + result.upserted_count != len(replaced):
-            raise ConcurrentChange(", ".join(replaced))
+        name = self.collection.name
+        for item_id in ids:
+            document = await self.codec.to_document(self.kept[item_id])
+            if item_id in self.added:
+                last.insert(name, [document])
+                continue
+            where: Document = {"_id": item_id}
+            if self.version is not None:
+                where[self.version] = self.read_at[item_id]
+            last.replace(name, where, document, upsert=self.upsert)
+        last.then(lambda: self._written(ids))
+
+    def _written(self, ids: list[str]) -> None:
         self.added.difference_update(ids)
         if self.version is not None:
             for item_id in ids:
@@ -303,58 +303,3 @@ class GatheredDocuments(Generic[T]):
     def _writing(self) -> None:
         if not self.session.in_transaction:
             raise RuntimeError("writes gathered while only reading; use command()")
-
-    async def _write(self, item_id: str) -> InsertOne[Any] | ReplaceOne[Any]:
-        item = self.kept[item_id]
-        document = await self.codec.to_document(item)
-        if item_id in self.added:
-            return InsertOne(document)
-        where: Document = {"_id": item_id}
-        if self.version is not None:
-            where[self.version] = self.read_at[item_id]
-        return ReplaceOne(where, document, upsert=self.upsert)
-
-
-def single_write_error(error: BulkWriteError, collection: str) -> Exception:
-    """The first failed write, raised as one insert or replace would have raised it: a
-    second aggregate under a unique key as DuplicateKeyError, a conflict with its code and
-    labels (so that it still reads as transient); without the document pymongo adds to it
-    (an aggregate holds personal data, which has no place in a log)."""
-    labels = error.details.get("errorLabels") or []
-    whole = WriteError(
-        f"the bulk write to {collection} failed", error.code, {"errorLabels": labels}
-    )
-    return _single(error.details.get("writeErrors") or [], labels, whole, hidden=("op",))
-
-
-def single_client_write_error(error: ClientBulkWriteException, collections: str) -> Exception:
-    """The same for a client-level bulk write (several collections in one command): the
-    first failed insert as the DuplicateKeyError or WriteError it would have been alone,
-    without its document; a failure of the whole command (a conflict) as the driver raised
-    it, which keeps its code and labels (transient stays transient)."""
-    labels = _labels(error.error)
-    whole = (
-        error.error
-        if isinstance(error.error, PyMongoError)
-        else WriteError(f"the bulk write to {collections} failed", None, {"errorLabels": labels})
-    )
-    return _single(error.details.get("writeErrors") or [], labels, whole, hidden=("op", "idx"))
-
-
-def _single(
-    failed: list[dict[str, Any]], labels: list[str], whole: Exception, *, hidden: tuple[str, ...]
-) -> Exception:
-    """The first of the failed writes as the error it would have been alone, with the bulk
-    write's labels and without the keys `hidden` (`op`: the document); `whole` when no
-    single write failed (the command itself did)."""
-    if not failed:
-        return whole
-    first = {key: value for key, value in failed[0].items() if key not in hidden}
-    kind = DuplicateKeyError if first.get("code") == 11000 else WriteError
-    details = {"errorLabels": labels} | first
-    return kind(first.get("errmsg", "write failed"), first.get("code"), details)
-
-
-def _labels(error: Any) -> list[str]:
-    details = getattr(error, "details", None) or {}
-    return list(details.get("errorLabels") or [])

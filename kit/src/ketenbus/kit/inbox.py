@@ -11,9 +11,10 @@ from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from ketenbus.kit.errors import AlreadyHandled
+from ketenbus.kit.last_write import LastWrite
 
 INBOX = "inbox"
 
@@ -31,24 +32,15 @@ class Inbox:
             await self.collection.find_one({"_id": self._key(event_id)}, projection=[]) is not None
         )
 
-    async def already_handled(self, event_ids: list[str]) -> set[str]:
-        """Which of these events were handled before: one query for a whole batch."""
-        keys = [self._key(event_id) for event_id in event_ids]
-        found = self.collection.find({"_id": {"$in": keys}}, projection=[])
-        prefix = len(self.consumer) + 1
-        return {document["_id"][prefix:] async for document in found}
-
-    async def claim_all(self, session: AsyncClientSession, envelopes: list[Any]) -> None:
-        if not envelopes:
-            return
+    def claim_all(self, last: LastWrite, envelopes: list[Any]) -> None:
+        """Claims for these events in the unit of work's last write: a repeat among them
+        makes it raise `AlreadyHandled`."""
         now = datetime.now(UTC)
-        try:
-            await self.collection.insert_many(
-                [{"_id": self._key(e.id), "type": e.type, "handled_at": now} for e in envelopes],
-                session=session,
-            )
-        except BulkWriteError as error:
-            raise AlreadyHandled("an event in the batch was handled before") from error
+        last.insert(
+            INBOX,
+            [{"_id": self._key(e.id), "type": e.type, "handled_at": now} for e in envelopes],
+            on_duplicate=lambda: AlreadyHandled("an event in the batch was handled before"),
+        )
 
     async def claim(self, session: AsyncClientSession, event_id: str, event_type: str) -> None:
         try:

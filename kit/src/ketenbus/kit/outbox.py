@@ -22,7 +22,6 @@ from typing import Any, Protocol, TypeAlias
 from bson import Binary, ObjectId
 from faststream import PublishType
 from faststream.kafka import KafkaPublishCommand
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ketenbus.contracts.envelope import Envelope, new_event_id, structured_headers
@@ -63,11 +62,6 @@ class Outbox:
 
     async def ensure_indexes(self) -> None:
         await self.collection.create_index("position")
-
-    async def stage(self, session: AsyncClientSession, outgoing: Sequence[Outgoing]) -> None:
-        if not outgoing:
-            return
-        await self.collection.insert_many(records(outgoing), ordered=True, session=session)
 
     async def backlog(self) -> int:
         return await self.collection.count_documents({})

@@ -7,7 +7,8 @@
     [inserted] = commands.to("referrals", "insert")
 
 A client-level `bulkWrite` (several collections in one command) is listed under each of
-its collections: `commands.to("referrals", "bulkWrite")`.
+its collections: `commands.to("referrals", "bulkWrite")`; `names()` lists it once, with
+the tuple of its collections: `("bulkWrite", ("trajectories", "outbox"))`.
 
 A command about no collection (a transaction's commit, a ping) is left out, unless asked
 for with `keep_collectionless=True`: then it is kept whatever `collections` says, with the
@@ -32,6 +33,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Any
 
 from pymongo import AsyncMongoClient, monitoring
@@ -69,7 +71,14 @@ class SentCommands(monitoring.CommandListener):
         self._record(collection, event)
 
     def _record(self, collection: Any, event: monitoring.CommandStartedEvent) -> None:
-        self.sent.append({"name": event.command_name, "collection": collection, **event.command})
+        self.sent.append(
+            {
+                "name": event.command_name,
+                "collection": collection,
+                "request_id": event.request_id,
+                **event.command,
+            }
+        )
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -80,9 +89,44 @@ class SentCommands(monitoring.CommandListener):
     def to(self, collection: str, name: str) -> list[dict[str, Any]]:
         return [c for c in self.sent if c["collection"] == collection and c["name"] == name]
 
+    def inserted(self, collection: str) -> list[dict[str, Any]]:
+        """The documents inserted into the collection, in the order sent, whether by an
+        insert or in a client-level bulkWrite."""
+        return [op["document"] for op in self._writes(collection, "insert")]
+
+    def updated(self, collection: str) -> list[dict[str, Any]]:
+        """The updates and replaces of the collection's documents, in the order sent, each
+        as an update command has it (`q`, `u`, `upsert`), whether sent by an update or in a
+        client-level bulkWrite."""
+        return [
+            {"q": op["filter"], "u": op["updateMods"], "upsert": op.get("upsert", False)}
+            if "filter" in op
+            else op
+            for op in self._writes(collection, "update")
+        ]
+
+    def _writes(self, collection: str, kind: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for command in self.to(collection, kind):
+            found += (
+                [{"document": d} for d in command["documents"]]
+                if kind == "insert"
+                else command["updates"]
+            )
+        for command in self.to(collection, "bulkWrite"):
+            spaces = [n["ns"].split(".", 1)[1] for n in command["nsInfo"]]
+            found += [op for op in command["ops"] if kind in op and spaces[op[kind]] == collection]
+        return found
+
     def names(self) -> list[tuple[str, Any]]:
-        """Each command's name and collection, in the order sent."""
-        return [(c["name"], c["collection"]) for c in self.sent]
+        """Each command's name and collection, in the order sent; a client-level bulkWrite
+        once, with the tuple of its collections."""
+        names: list[tuple[str, Any]] = []
+        for _, same in groupby(self.sent, key=lambda c: c["request_id"]):
+            [first, *more] = same
+            collection = (first["collection"], *(c["collection"] for c in more))
+            names.append((first["name"], collection if more else first["collection"]))
+        return names
 
     def clear(self) -> None:
         self.sent.clear()

@@ -20,17 +20,16 @@ decides) and reads the same either way: `async with uow.handling(event) as tx:`.
 Writes a handler would make for every event alike (a counter, a projection's upserts) it may
 gather instead, and write once for the whole batch: `tx.deferred(name, make)` gives the
 object registered under `name` for the unit of work (made by `make()` the first time; in a
-batch, one shared by all its events), and each such object's `flush()` is awaited when the
-unit of work ends, inside its transaction, before the inbox claims and the outbox (in the
-order they were made; one made while another flushes, after it). The gathered writes are
-not visible to the database's reads before then, so only writes no handler reads back
-within the batch belong there, unless the object that gathers them answers those reads
-too: `ketenbus.kit.gathered.GatheredDocuments` keeps every aggregate a repository read or
-changed in the unit of work, answers the later reads from it, and writes the changed ones
-in one bulk write (trajectory's, learning's and notifications' repositories use it). A
-gathered object that writes as one client-level bulkWrite (`CarriesInserts`: intake's new
-documents) is handed the unit of work's outbox documents as well, which then go in the
-same command instead of an insert of their own.
+batch, one shared by all its events). When the unit of work ends, inside its transaction,
+each such object adds its writes to the unit of work's last write (`join`, in the order they
+were made; one made meanwhile, after them), which then adds the inbox claims and the outbox
+documents and goes as one command (ketenbus.kit.last_write); an object that cannot join is
+flushed with writes of its own (`flush()`) first. The gathered writes are not visible to the
+database's reads before then, so only writes no handler reads back within the batch belong
+there, unless the object that gathers them answers those reads too:
+`ketenbus.kit.gathered.GatheredDocuments` keeps every aggregate a repository read or changed
+in the unit of work, answers the later reads from it, and writes the changed ones at the end
+(trajectory's, learning's and notifications' repositories use it).
 
 What a handler may do outside the transaction: only what is harmless twice. A batch that
 fails anywhere is undone and its events are handled again one by one, so a handler runs
@@ -62,7 +61,8 @@ from ketenbus.contracts.envelope import Envelope, Event, caused_by, new_event_id
 from ketenbus.contracts.topics import Topic
 from ketenbus.kit.clock import Clock
 from ketenbus.kit.inbox import Inbox
-from ketenbus.kit.outbox import OUTBOX, Outbox, Outgoing, Tombstone, records
+from ketenbus.kit.last_write import LastWrite
+from ketenbus.kit.outbox import OUTBOX, Outgoing, Tombstone, records
 
 
 class Deferred(Protocol):
@@ -75,12 +75,11 @@ D = TypeVar("D", bound=Deferred)
 
 
 @runtime_checkable
-class CarriesInserts(Deferred, Protocol):
-    """Gathered writes that go out as one client-level bulkWrite, and take another
-    collection's inserts along (intake's new documents): the unit of work hands the first
-    such object its outbox documents, which then cost no round trip of their own."""
+class JoinsLastWrite(Deferred, Protocol):
+    """Gathered writes that go in the unit of work's last write, with its inbox claims and
+    outbox documents, instead of a round trip of their own."""
 
-    def carry(self, collection: str, documents: list[dict[str, Any]]) -> None: ...
+    async def join(self, last: LastWrite) -> None: ...
 
 
 class Transaction:
@@ -149,10 +148,10 @@ class Batch(Generic[TxT]):
 
     `handling(envelope)` gives each event's handler a transaction that shares the batch's
     session. Nothing is claimed in the inbox while the handlers run: the claims and the
-    outgoing events of every handling that completed are written in bulk when the batch
+    outgoing events of every handling that completed go in the batch's last write, when it
     ends. So a repeat does not raise `AlreadyHandled` here; the whole batch fails at its end
-    instead (the consumer looks in the inbox before it opens a batch, so that is rare), and
-    any failure undoes every event of the batch.
+    instead (repeats come only after a crash or a rebalance, and the consumer then handles
+    the batch's events one by one), and any failure undoes every event of the batch.
     """
 
     uow: UnitOfWork[TxT]
@@ -216,7 +215,6 @@ class UnitOfWork(Generic[TxT]):
         self.clock = clock
         self.transaction_class = transaction_class
         self.after_commit = after_commit
-        self.outbox = Outbox(db)
         self.inbox = Inbox(db, consumer=service)
 
     @asynccontextmanager
@@ -231,11 +229,7 @@ class UnitOfWork(Generic[TxT]):
         ):
             batch = Batch(self, session, frozenset(e.id for e in envelopes))
             yield batch
-            staged = _carried_outbox(batch.gathered, batch.outgoing)
-            await flush_gathered(batch.gathered)
-            await self.inbox.claim_all(session, batch.claims)
-            if not staged:
-                await self.outbox.stage(session, batch.outgoing)
+            await self._write_last(session, batch.gathered, batch.outgoing, batch.claims)
         if batch.outgoing:
             self.after_commit()
 
@@ -258,12 +252,24 @@ class UnitOfWork(Generic[TxT]):
             if cause is not None:
                 await self.inbox.claim(session, cause.id, cause.type)
             yield tx
-            staged = _carried_outbox(tx.gathered, tx.outgoing)
-            await flush_gathered(tx.gathered)
-            if not staged:
-                await self.outbox.stage(session, tx.outgoing)
+            await self._write_last(session, tx.gathered, tx.outgoing)
         if tx.outgoing:
             self.after_commit()
+
+    async def _write_last(
+        self,
+        session: AsyncClientSession,
+        gathered: dict[str, Deferred],
+        outgoing: list[Outgoing],
+        claims: list[Envelope[Any]] | None = None,
+    ) -> None:
+        """What the unit of work gathered, its inbox claims and its outbox documents, in one
+        command before the commit (ketenbus.kit.last_write)."""
+        last = LastWrite(self.db)
+        await join_gathered(gathered, last)
+        self.inbox.claim_all(last, claims or [])
+        last.insert(OUTBOX, records(outgoing))
+        await last.send(session)
 
     def handling(self, envelope: Envelope[Any]) -> AbstractAsyncContextManager[TxT]:
         """Handle one consumed event exactly once, in a transaction of its own: the inbox
@@ -288,19 +294,15 @@ class UnitOfWork(Generic[TxT]):
                 raise RuntimeError("writes gathered while only reading; use command()")
 
 
-def _carried_outbox(gathered: dict[str, Deferred], outgoing: list[Outgoing]) -> bool:
-    """Whether the outgoing events went to a gathered object that carries them along."""
-    carrier = next((d for d in gathered.values() if isinstance(d, CarriesInserts)), None)
-    if carrier is None or not outgoing:
-        return False
-    carrier.carry(OUTBOX, records(outgoing))
-    return True
-
-
-async def flush_gathered(gathered: dict[str, Deferred]) -> None:
-    """Each gathered object flushed once, in the order made; one made while another flushes
-    (learning's client keys, looked up as its enrolments are sealed) is flushed after it."""
-    flushed = 0
-    while flushed < len(gathered):
-        await list(gathered.values())[flushed].flush()
-        flushed += 1
+async def join_gathered(gathered: dict[str, Deferred], last: LastWrite) -> None:
+    """Each gathered object's writes added to the last write, in the order made, or flushed
+    at once by one that cannot join it; one made meanwhile (learning's client keys, looked
+    up as its enrolments are sealed) after them."""
+    done = 0
+    while done < len(gathered):
+        deferred = list(gathered.values())[done]
+        if isinstance(deferred, JoinsLastWrite):
+            await deferred.join(last)
+        else:
+            await deferred.flush()
+        done += 1

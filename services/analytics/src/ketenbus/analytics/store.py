@@ -15,7 +15,8 @@ import asyncio
 import hashlib
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +37,7 @@ from ketenbus.analytics.projection import (
 )
 from ketenbus.contracts.envelope import Envelope, Event
 from ketenbus.contracts.events import ClientErasureRequested
+from ketenbus.kit.last_write import LastWrite
 from ketenbus.kit.uow import Transaction
 
 EVENT_COUNTS = "event_counts"
@@ -44,6 +46,16 @@ ERASED = "erased_clients"
 # force for each: analytics' own record (not a projection), so that a second request sees
 # the first at once, and two at the same time conflict on the one document.
 PUBLICATIONS = "benchmark_publications"
+
+
+@dataclass(frozen=True)
+class Projected:
+    """What a run of events makes of the facts (`FactStore.projected`)."""
+
+    upserts: list[tuple[str, Any, dict[str, Any]]]  # collection, key, update operators
+    tokens: dict[str, str]  # every erased reference among them -> its token
+    new_tokens: dict[str, str]  # of those, erased by these events, not in the ledger yet
+    erased_now: list[str]
 
 
 def erased_key(client_ref: str) -> str:
@@ -69,6 +81,22 @@ class FactStore:
         a time would make (`$set`, `$max`, `$min` of each update), as one ordered bulk write
         per collection, after one look in the ledger of erasures for all the references.
         A reference erased before, or by one of these events, is written as its token."""
+        projected = await self.projected(events)
+        writes: dict[str, list[UpdateOne]] = {}
+        for collection, key, operations in projected.upserts:
+            writes.setdefault(collection, []).append(
+                UpdateOne({"_id": key}, operations, upsert=True)
+            )
+        for name, operations_of_name in writes.items():
+            await self.db[name].bulk_write(operations_of_name, session=self.session)
+        if projected.new_tokens:
+            await self.remember_all_erased(projected.new_tokens)
+        for ref in projected.erased_now:
+            await self._replace_everywhere(ref, projected.tokens[ref])
+
+    async def projected(self, events: Sequence[Event]) -> Projected:
+        """The upserts these events make into the facts, in their order, with the tokens of
+        the references erased before or by them (the ledger looked at once for them all)."""
         updates = [update for event in events for update in updates_for(event)]
         erased_now = list(
             dict.fromkeys(e.client_ref for e in events if isinstance(e, ClientErasureRequested))
@@ -77,19 +105,12 @@ class FactStore:
         tokens = await self._tokens(refs | set(erased_now))
         new_tokens = {ref: f"anon_{uuid.uuid4().hex}" for ref in erased_now if ref not in tokens}
         tokens.update(new_tokens)
-        writes: dict[str, list[UpdateOne]] = {}
-        for update in updates:
-            operations = _operations(update, tokens)
-            if operations:
-                writes.setdefault(update.collection, []).append(
-                    UpdateOne({"_id": update.key}, operations, upsert=True)
-                )
-        for name, operations_of_name in writes.items():
-            await self.db[name].bulk_write(operations_of_name, session=self.session)
-        if new_tokens:
-            await self.remember_all_erased(new_tokens)
-        for ref in erased_now:
-            await self._replace_everywhere(ref, tokens[ref])
+        upserts = [
+            (update.collection, update.key, operations)
+            for update in updates
+            if (operations := _operations(update, tokens))
+        ]
+        return Projected(upserts, tokens, new_tokens, erased_now)
 
     async def _tokens(self, refs: set[str]) -> dict[str, str]:
         """The ledger's token of each of these references that was erased."""
@@ -197,18 +218,6 @@ class FactStore:
             session=self.session,
         )
 
-    async def count_all(self, event_types: Iterable[str]) -> None:
-        """One more event of each of these types (a type as often as it is named)."""
-        counted = Counter(event_types)
-        if counted:
-            await self.db[EVENT_COUNTS].bulk_write(
-                [
-                    UpdateOne({"_id": name}, {"$inc": {"count": n}}, upsert=True)
-                    for name, n in counted.items()
-                ],
-                session=self.session,
-            )
-
 
 def _operations(update: Update, tokens: Mapping[str, str]) -> dict[str, Any]:
     """The update as Mongo operators, with the token in place of an erased reference."""
@@ -227,8 +236,9 @@ def _operations(update: Update, tokens: Mapping[str, str]) -> dict[str, Any]:
 
 class GatheredFacts:
     """A unit of work's projection (its `deferred` writes): the consumed events gathered as
-    their handlers run, projected and counted with a few bulk writes when it ends. One by
-    one, a batch of a hundred events took some three hundred round trips to the database."""
+    their handlers run, projected and counted when it ends, in the unit of work's last write
+    (ketenbus.kit.last_write) with its inbox claims. One by one, a batch of a hundred events
+    took some three hundred round trips to the database."""
 
     def __init__(self, store: FactStore) -> None:
         self.store = store
@@ -238,9 +248,22 @@ class GatheredFacts:
         self.envelopes.append(envelope)
 
     async def flush(self) -> None:
+        last = LastWrite(self.store.db)
+        await self.join(last)
+        await last.send(self.store.session)
+
+    async def join(self, last: LastWrite) -> None:
         envelopes, self.envelopes = self.envelopes, []
-        await self.store.project_all([e.data for e in envelopes])
-        await self.store.count_all(e.type for e in envelopes)
+        events = [e.data for e in envelopes]
+        if any(isinstance(event, ClientErasureRequested) for event in events):
+            # An erasure rewrites the facts stored already (and the ledger): written apart.
+            await self.store.project_all(events)
+        else:
+            projected = await self.store.projected(events)
+            for collection, key, operations in projected.upserts:
+                last.update(collection, {"_id": key}, operations)
+        for name, count in Counter(e.type for e in envelopes).items():
+            last.update(EVENT_COUNTS, {"_id": name}, {"$inc": {"count": count}})
 
 
 class AnalyticsTransaction(Transaction):

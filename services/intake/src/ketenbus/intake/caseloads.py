@@ -38,7 +38,7 @@ from pymongo.errors import ClientBulkWriteException, DuplicateKeyError
 
 from ketenbus.intake.domain import Organisation, ReferralState
 from ketenbus.kit.clock import Clock
-from ketenbus.kit.gathered import single_client_write_error
+from ketenbus.kit.last_write import single_client_write_error
 from ketenbus.kit.logs import get_logger
 
 log = get_logger(__name__)
