@@ -493,3 +493,22 @@ DESK = Alternating(
         "baseline bulk: events/s",
     ),
 )
+
+
+FETCH_WAIT = Alternating(
+    "Before and after: consumers' fetch held until a batch is there (issue 9, 2026-12-04)",
+    "Full runs of the same code (55d828d and the setting), the consumers' fetch answered at "
+    "once (`CONSUMER_FETCH_WAIT_MS=0`, before) or held up to 50 ms until 32 KiB of events "
+    "are there (after), taken in turn on the same machine (after at 01:32, before at 01:37, "
+    "after at 01:42, before at 01:48), each holding 100/s for 60 s.",
+    (
+        ("2026-12-04-0137-fetchnone", "2026-12-04-0132-fetchwait"),
+        ("2026-12-04-0148-fetchnone", "2026-12-04-0142-fetchwait"),
+    ),
+    (
+        "appointment chain at 100/s",
+        "referral chain at 100/s",
+        "drain: events/s",
+        "baseline bulk: events/s",
+    ),
+)

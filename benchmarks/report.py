@@ -306,6 +306,7 @@ def render(
         (compare.TOGETHER_AT_THE_DOOR, FINDINGS_TOGETHER_AT_THE_DOOR),
         (compare.LEAN_LOAD, FINDINGS_LEAN_LOAD),
         (compare.DESK, FINDINGS_DESK),
+        (compare.FETCH_WAIT, FINDINGS_FETCH_WAIT),
     ):
         section = alternating.section()
         if section:
@@ -979,14 +980,11 @@ the spread (17.5 and 17.4 ms against 17.9 and 17.6) and the p99 did not improve 
 instead of every minute (`SECANTUS_CHECKPOINT_SECONDS=3600`, `1901`), to see whether the
 minute's checkpoint makes the tail: held 60 s, referrals p99 5,131 ms and appointments 789
 ms, on a host whose bare loop ran a fifth slower; no sign that the checkpoint is the cause.
-Consumers whose fetch the broker holds up to 50 ms to gather a batch (aiokafka's
-`fetch_min_bytes` 1 MiB, `fetch_max_wait_ms` 50, tried as a setting), to make the batches
-at 100/s larger: on 202ec7a (`2208-wait50` against `2214-before`) the chain's CPU per
-referral 18.6 against 19.6 ms, per appointment 17.5 against 18.4; with the desk
-(`2258-wait50` against `2242` and `2253`) 18.4 against 18.8 and 18.7, per appointment 16.6
-against 18.4 and 18.4, the p99 of appointments 174 ms, of referrals 619. Two runs, a tenth
-of the CPU at best, up to 50 ms more per hop on a quiet chain, and the drains of
-trajectory and notifications slower in the first run: not kept without more runs.
+Consumers whose fetch the broker holds up to 50 ms until 1 MiB is there (aiokafka's
+`fetch_min_bytes`, `fetch_max_wait_ms`; `2208-wait50`, `2258-wait50`): a tenth of the
+chain's CPU at best, but the drains of trajectory and notifications slower, as a backlog
+under 1 MiB waited too. With 32 KiB instead it is kept (the section "consumers' fetch held
+until a batch is there" below).
 """
 
 
@@ -1032,6 +1030,26 @@ does not pass through the desk; its p99 moved with the host (1,606 and 1,114 bef
 and 859 after), as did trajectory's drain (consumed events, no HTTP: 1,067 and 1,190
 events/s before, 1,376 and 1,418 after, with the bare loop 4,343 to 6,042)."""
 
+
+FINDINGS_FETCH_WAIT = """**What changed.** A consumer's fetch was answered as soon as one event was
+there: at 100 referrals/s every consumer fetched, opened a transaction, committed and asked the
+broker to commit its offsets for a batch of one to three events, and each of those steps
+costs the same for one event as for a hundred. Now the broker may hold a fetch up to 50 ms
+until 32 KiB of events are there (`CONSUMER_FETCH_WAIT_MS`, `CONSUMER_FETCH_MIN_BYTES`,
+aiokafka's `fetch_max_wait_ms` and `fetch_min_bytes`): a trickle waits for a batch, a
+backlog larger than 32 KiB (some thirty events) is answered at once. Tried first with 1 MiB
+(`2208-wait50`, `2258-wait50`): the drains of trajectory and notifications waited for
+batches that never filled; 32 KiB does not.
+
+**What the alternating runs say.** In the appointment chain at 100/s the chain's CPU per
+appointment fell from 18.4 and 18.5 ms to 15.1 and 15.0: notifications 2.8 to 1.7,
+analytics 2.9 to 1.9, learning and intake (consumers only, in this flow) 1.3 to 0.5, Kafka
+2.4 to 1.8; trajectory, which takes the POSTs, rose from 3.2 to 4.1 (its desk gathers fewer
+actions together when the rest of the chain leaves it more room). In the referral chain,
+18.8 and 18.9 ms to 17.9 and 18.5. Both p99s fell in both pairs: referrals 738 and 550 ms to
+606 and 451, appointments 211 and 161 to 176 and 139. The drains did not slow (a backlog
+is answered at once): within the spread of the runs, analytics a tenth faster. The price:
+on a quiet chain an event may wait up to 50 ms more at each consumer it passes."""
 
 FINDINGS_GATHERED = """## Findings of 2026-12-03: writes per batch, the benchmark's own client
 
