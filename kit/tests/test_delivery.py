@@ -274,6 +274,31 @@ async def test_a_batch_claims_and_publishes_only_at_its_end_and_only_what_it_was
             pass
 
 
+@pytest.mark.parametrize("read_first", [False, True], ids=["claims-first", "after-a-read"])
+async def test_a_batch_with_an_event_handled_before_fails_at_its_end_and_keeps_nothing(
+    mongo, read_first: bool
+):
+    """No look in the inbox before a batch: the repeat's claim in the batch's last write
+    raises AlreadyHandled (the consumer then handles the events one by one), whether the
+    claims go as the transaction's first command or with the outbox in one bulkWrite."""
+    Counted = counted_event_class(fresh_topic())
+    uow, db = unit_of_work(mongo)
+    first, second = (wrap(Counted(client_ref="cl_a", number=n), source="kittest") for n in (1, 2))
+    async with uow.handling(first) as tx:
+        tx.publish(Counted(client_ref="cl_a", number=11))
+
+    with pytest.raises(AlreadyHandled):
+        async with uow.batch([first, second]) as batch:
+            for envelope in (first, second):
+                async with batch.handling(envelope) as tx:
+                    if read_first:
+                        await tx.db.effects.find_one({}, session=tx.session)
+                    tx.publish(Counted(client_ref="cl_a", number=20 + envelope.data.number))
+
+    assert [await uow.inbox.seen(e.id) for e in (first, second)] == [True, False]
+    assert await db.outbox.count_documents({}) == 1  # the first handling's event alone
+
+
 async def test_a_failing_batch_leaves_nothing(mongo):
     Counted = counted_event_class(fresh_topic())
     uow, db = unit_of_work(mongo)

@@ -4,14 +4,15 @@ sent as one client-level bulkWrite (several collections in one command) before t
 Why (issue 9): at 100 referrals a second a consumed batch holds a few events, and what it
 costs is its round trips, each paid by the service and by the database: a bulk write per
 collection of aggregates, an insert of the inbox claims, an insert into the outbox. Written
-together they are one.
+together they are one: at 100/s the referral's p99 fell by a quarter (benchmarks/REPORT.md).
 
 The writes go in the order they were added (ordered: the first that fails stops the rest,
-and the transaction is undone); writes to one collection alone as that collection's bulk
-write. As the transaction's first command, the first collection's writes go alone, the
-rest after them: secantusd-rs 0.5.3 refuses a client-level bulkWrite that carries the
-transaction's readConcern, which only its first command does. When SecantusDB takes it,
-that fall-back goes.
+and the transaction is undone); writes to one collection alone, or more than
+`TOGETHER_AT_MOST` of them (a large batch), as a bulk write per collection, which
+secantusd-rs handles for less per document. As the transaction's first command, the first
+collection's writes go alone, the rest after them: secantusd-rs 0.5.3 refuses a
+client-level bulkWrite that carries the transaction's readConcern, which only its first
+command does. When SecantusDB takes it, that fall-back goes.
 
 Every replace counts on finding its document (at the version it was read at) or, as an
 upsert, on inserting it, and every update is an upsert: if fewer matched or were inserted
@@ -45,6 +46,11 @@ from ketenbus.kit.errors import TransientError
 
 Document = dict[str, Any]
 _DUPLICATE_KEY = 11000
+# secantusd-rs spends more on each operation of a client-level bulkWrite than on each
+# document of one collection's bulk write: together saves its CPU up to three documents a
+# collection (nine writes), costs it from ten (thirty), and saves the service's round trips
+# throughout (benchmarks/last_write.py).
+TOGETHER_AT_MOST = 20
 
 
 class ConcurrentChange(TransientError):
@@ -110,7 +116,7 @@ class LastWrite:
             first = list(takewhile(lambda w: w.collection == writes[0].collection, writes))
             matched += await self._apart(session, first)
             writes = writes[len(first) :]
-        if len({w.collection for w in writes}) > 1:
+        if len({w.collection for w in writes}) > 1 and len(writes) <= TOGETHER_AT_MOST:
             matched += await self._together(session, writes)
         elif writes:
             matched += await self._apart(session, writes)
