@@ -18,7 +18,7 @@ from ketenbus.kit.clock import FixedClock
 from ketenbus.kit.errors import TransientError
 from ketenbus.kit.failures import is_transient
 from ketenbus.kit.gathered import Document, GatheredDocuments
-from ketenbus.kit.last_write import ConcurrentChange
+from ketenbus.kit.last_write import TOGETHER_AT_MOST, ConcurrentChange, LastWrite
 from ketenbus.kit.sent_commands import SentCommands, watched_database
 from ketenbus.kit.uow import Transaction, UnitOfWork
 
@@ -326,6 +326,22 @@ async def test_the_notes_go_with_the_outbox_in_one_command(store: Notes):
     staged = [r["headers"]["event_type"] async for r in store.uow.db.outbox.find().sort("position")]
     assert staged == [CountedNote.event_type()] * 2
     assert await store.stored() == {"n0": ("changed", 1), "n1": ("new", 0)}
+
+
+async def test_a_large_last_write_goes_as_one_bulk_write_per_collection(store: Notes):
+    """More than TOGETHER_AT_MOST writes, interleaved over two collections (as a
+    projection's are): one command for each collection, not one for each run."""
+    count = TOGETHER_AT_MOST // 2 + 1
+    async with store.uow.command() as tx:
+        last = LastWrite(tx.db)
+        for n in range(count):
+            last.insert("notes", [{"_id": f"n{n}", "text": "new", "version": 0}])
+            last.insert("tags", [{"_id": f"t{n}"}])
+        await last.send(tx.session)
+
+    [insert] = store.sent("insert")
+    assert len(insert["documents"]) == count
+    assert await store.uow.db.tags.count_documents({}) == count
 
 
 async def test_a_note_changed_meanwhile_fails_the_one_command_as_a_concurrent_change(

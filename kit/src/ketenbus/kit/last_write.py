@@ -8,11 +8,12 @@ together they are one: at 100/s the referral's p99 fell by a quarter (benchmarks
 
 The writes go in the order they were added (ordered: the first that fails stops the rest,
 and the transaction is undone); writes to one collection alone, or more than
-`TOGETHER_AT_MOST` of them (a large batch), as a bulk write per collection, which
-secantusd-rs handles for less per document. As the transaction's first command, the first
-collection's writes go alone, the rest after them: secantusd-rs 0.5.3 refuses a
-client-level bulkWrite that carries the transaction's readConcern, which only its first
-command does. When SecantusDB takes it, that fall-back goes.
+`TOGETHER_AT_MOST` of them (a large batch), as a bulk write per collection (the collections
+in the order first written), which secantusd-rs handles for less per document. As the
+transaction's first command, the first collection's writes go alone, the rest after them:
+secantusd-rs 0.5.3 refuses a client-level bulkWrite that carries the transaction's
+readConcern, which only its first command does. When SecantusDB takes it, that fall-back
+goes.
 
 Every replace counts on finding its document (at the version it was read at) or, as an
 upsert, on inserting it, and every update is an upsert: if fewer matched or were inserted
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import groupby, takewhile
 from typing import Any
 
 from pymongo import InsertOne, ReplaceOne, UpdateOne
@@ -113,9 +113,9 @@ class LastWrite:
         if writes and _first_command(session):
             # The transaction's first command carries its readConcern, which secantusd-rs
             # takes on no client-level bulkWrite: the first collection's writes go alone.
-            first = list(takewhile(lambda w: w.collection == writes[0].collection, writes))
+            first = [w for w in writes if w.collection == writes[0].collection]
             matched += await self._apart(session, first)
-            writes = writes[len(first) :]
+            writes = [w for w in writes if w.collection != writes[0].collection]
         if len({w.collection for w in writes}) > 1 and len(writes) <= TOGETHER_AT_MOST:
             matched += await self._together(session, writes)
         elif writes:
@@ -143,10 +143,13 @@ class LastWrite:
         return result.matched_count + result.upserted_count
 
     async def _apart(self, session: AsyncClientSession, writes: list[_Write]) -> int:
-        """The writes in a bulk write per run of one collection."""
+        """The writes in a bulk write per collection, the collections in the order first
+        written, each one's writes in their order (a projection's interleave collections)."""
         matched = 0
-        for collection, run in groupby(writes, key=lambda w: w.collection):
-            own = list(run)
+        by_collection: dict[str, list[_Write]] = {}
+        for write in writes:
+            by_collection.setdefault(write.collection, []).append(write)
+        for collection, own in by_collection.items():
             try:
                 result = await self.db[collection].bulk_write(
                     [w.operation() for w in own], session=session, ordered=True
