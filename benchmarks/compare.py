@@ -512,3 +512,23 @@ FETCH_WAIT = Alternating(
         "baseline bulk: events/s",
     ),
 )
+
+
+LAST_WRITE = Alternating(
+    "Before and after: a unit of work ends with one write (issue 9, 2026-12-04)",
+    "Full runs of main before (f3cd553: a write per collection, the inbox looked in before "
+    "each batch) and after (ff35637: `kit.last_write`, together up to 20 writes), taken in "
+    "turn on the same machine (before at 02:19, after at 02:35, before at 02:40, after at "
+    "02:45), each holding 100/s for 60 s.",
+    (
+        ("2026-12-04-0219-before", "2026-12-04-0235-lw20"),
+        ("2026-12-04-0240-before", "2026-12-04-0245-lw20"),
+    ),
+    (
+        "appointment chain at 100/s",
+        "referral chain at 100/s",
+        "drain: events/s",
+        "drain: database CPU",
+        "baseline bulk: events/s",
+    ),
+)
