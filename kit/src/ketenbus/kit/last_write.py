@@ -113,9 +113,9 @@ class LastWrite:
         if writes and _first_command(session):
             # The transaction's first command carries its readConcern, which secantusd-rs
             # takes on no client-level bulkWrite: the first collection's writes go alone.
-            first = [w for w in writes if w.collection == writes[0].collection]
-            matched += await self._apart(session, first)
-            writes = [w for w in writes if w.collection != writes[0].collection]
+            head = writes[0].collection
+            matched += await self._apart(session, [w for w in writes if w.collection == head])
+            writes = [w for w in writes if w.collection != head]
         if len({w.collection for w in writes}) > 1 and len(writes) <= TOGETHER_AT_MOST:
             matched += await self._together(session, writes)
         elif writes:
