@@ -62,7 +62,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
-from ketenbus.kit.last_write import LastWrite
+from ketenbus.kit.last_write import LastWrite, write_alone
 from ketenbus.kit.uow import Transaction
 
 T = TypeVar("T")
@@ -243,9 +243,7 @@ class GatheredDocuments(Generic[T]):
         """The changed objects written now, in one bulk write, for a repository that asks
         the database something the kept objects cannot answer (they stay kept, and may
         change again). The unit of work itself ends with `join`."""
-        last = LastWrite(self.collection.database)
-        await self.join(last)
-        await last.send(self.session)
+        await write_alone(self, self.collection.database, self.session)
 
     async def join(self, last: LastWrite) -> None:
         """Each changed object's write added to the unit of work's last write, once, in its

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pymongo import InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -60,15 +60,19 @@ class ConcurrentChange(TransientError):
 
 @dataclass(frozen=True)
 class _Write:
+    """An insert (no `where`), a replace or an update of one document."""
+
     collection: str
-    kind: type[InsertOne[Any] | ReplaceOne[Any] | UpdateOne]
-    args: tuple[Any, ...]
+    document: Document  # inserted, the replacement, or the update's operators
+    where: Document | None = None
+    replace: bool = False
     upsert: bool = False
 
     def operation(self, namespace: str | None = None) -> Any:
-        if self.kind is InsertOne:
-            return InsertOne(*self.args, namespace=namespace)
-        return self.kind(*self.args, upsert=self.upsert, namespace=namespace)
+        if self.where is None:
+            return InsertOne(self.document, namespace=namespace)
+        kind = ReplaceOne if self.replace else UpdateOne
+        return kind(self.where, self.document, upsert=self.upsert, namespace=namespace)
 
 
 class LastWrite:
@@ -88,7 +92,7 @@ class LastWrite:
         *,
         on_duplicate: Callable[[], Exception] | None = None,
     ) -> None:
-        self.writes.extend(_Write(collection, InsertOne, (d,)) for d in documents)
+        self.writes.extend(_Write(collection, d) for d in documents)
         if on_duplicate is not None:
             self.on_duplicate[collection] = on_duplicate
 
@@ -96,13 +100,13 @@ class LastWrite:
         self, collection: str, where: Document, document: Document, *, upsert: bool = False
     ) -> None:
         """Replaced where `where` matches (with `upsert`, inserted if nothing does)."""
-        self.writes.append(_Write(collection, ReplaceOne, (where, document), upsert))
+        self.writes.append(_Write(collection, document, where, replace=True, upsert=upsert))
         self.must_match += 1
 
     def update(self, collection: str, where: Document, operations: Document) -> None:
         """An upsert with update operators (a projection's): it matches or inserts, so it
         counts as one either way."""
-        self.writes.append(_Write(collection, UpdateOne, (where, operations), upsert=True))
+        self.writes.append(_Write(collection, operations, where, upsert=True))
         self.must_match += 1
 
     def then(self, done: Callable[[], None]) -> None:
@@ -123,7 +127,7 @@ class LastWrite:
             matched += await self._apart(session, writes)
         if matched != self.must_match:
             # The replaced ids (an upsert never misses): one of them was not found.
-            replaced = [w.args[0]["_id"] for w in self.writes if w.kind is ReplaceOne]
+            replaced = [w.where["_id"] for w in self.writes if w.where and w.replace]
             raise ConcurrentChange(", ".join(map(str, replaced)))
         for done in self.done:
             done()
@@ -169,7 +173,19 @@ class LastWrite:
         if write is None or failed[0].get("code") != _DUPLICATE_KEY:
             return None
         make = self.on_duplicate.get(write.collection)
-        return make() if make is not None and write.kind is InsertOne else None
+        return make() if make is not None and write.where is None else None
+
+
+class _Joins(Protocol):
+    async def join(self, last: LastWrite) -> None: ...
+
+
+async def write_alone(joining: _Joins, db: AsyncDatabase[Any], session: AsyncClientSession) -> None:
+    """A gathered object's writes written now, in a last write of their own: its `flush()`
+    for a read in the middle of a unit of work that the kept objects cannot answer."""
+    last = LastWrite(db)
+    await joining.join(last)
+    await last.send(session)
 
 
 def _first_command(session: AsyncClientSession) -> bool:

@@ -33,7 +33,7 @@ from ketenbus.kit.clock import Clock, FixedClock
 from ketenbus.kit.errors import AlreadyHandled
 from ketenbus.kit.last_write import ConcurrentChange  # as the real stores raise it
 from ketenbus.kit.outbox import Tombstone
-from ketenbus.kit.uow import Deferred, Transaction
+from ketenbus.kit.uow import Transaction, in_order_made
 
 Tables = dict[str, dict[str, Any]]
 
@@ -80,7 +80,8 @@ class InMemoryUnitOfWork(Generic[TxT]):
         )
         try:
             yield tx
-            await _flush_all(tx.gathered)
+            for deferred in in_order_made(tx.gathered):
+                await deferred.flush()  # into the tables
         except BaseException:
             self.tables = before
             raise
@@ -152,12 +153,3 @@ class InMemoryAggregates(Generic[A]):
         self.tx.publish_all(aggregate.events)
         aggregate.events.clear()
         self.rows[aggregate.id] = copy.deepcopy(aggregate)
-
-
-async def _flush_all(gathered: dict[str, Deferred]) -> None:
-    """Each gathered object flushed (into the tables), in the order made; one made
-    meanwhile after them, as the real unit of work has them join its last write."""
-    done = 0
-    while done < len(gathered):
-        await list(gathered.values())[done].flush()
-        done += 1

@@ -45,7 +45,7 @@ A service extends `Transaction` with its repositories, so a handler reads
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, cast, runtime_checkable
@@ -294,15 +294,20 @@ class UnitOfWork(Generic[TxT]):
                 raise RuntimeError("writes gathered while only reading; use command()")
 
 
-async def join_gathered(gathered: dict[str, Deferred], last: LastWrite) -> None:
-    """Each gathered object's writes added to the last write, in the order made, or flushed
-    at once by one that cannot join it; one made meanwhile (learning's client keys, looked
-    up as its enrolments are sealed) after them."""
+def in_order_made(gathered: dict[str, Deferred]) -> Iterator[Deferred]:
+    """Each gathered object in the order made; one made while the caller works on another
+    (learning's client keys, looked up as its enrolments are sealed) comes after them."""
     done = 0
     while done < len(gathered):
-        deferred = list(gathered.values())[done]
+        yield list(gathered.values())[done]
+        done += 1
+
+
+async def join_gathered(gathered: dict[str, Deferred], last: LastWrite) -> None:
+    """Each gathered object's writes added to the last write, in the order made, or flushed
+    at once by one that cannot join it."""
+    for deferred in in_order_made(gathered):
         if isinstance(deferred, JoinsLastWrite):
             await deferred.join(last)
         else:
             await deferred.flush()
-        done += 1

@@ -37,7 +37,7 @@ from ketenbus.analytics.projection import (
 )
 from ketenbus.contracts.envelope import Envelope, Event
 from ketenbus.contracts.events import ClientErasureRequested
-from ketenbus.kit.last_write import LastWrite
+from ketenbus.kit.last_write import LastWrite, write_alone
 from ketenbus.kit.uow import Transaction
 
 EVENT_COUNTS = "event_counts"
@@ -248,9 +248,8 @@ class GatheredFacts:
         self.envelopes.append(envelope)
 
     async def flush(self) -> None:
-        last = LastWrite(self.store.db)
-        await self.join(last)
-        await last.send(self.store.session)
+        assert self.store.session is not None  # gathered only inside a transaction
+        await write_alone(self, self.store.db, self.store.session)
 
     async def join(self, last: LastWrite) -> None:
         envelopes, self.envelopes = self.envelopes, []

@@ -38,7 +38,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from ketenbus.intake.documents import consent_document, referral_document
 from ketenbus.intake.domain import Consent, Referral
 from ketenbus.intake.personal import PersonalDetails, encrypt_details
-from ketenbus.kit.last_write import LastWrite
+from ketenbus.kit.last_write import LastWrite, write_alone
 
 
 @dataclass
@@ -107,9 +107,7 @@ class GatheredIntake:
     async def flush(self) -> None:
         """The new documents written now (an erasure in the middle of the unit of work
         writes the client it added first); the unit of work itself ends with `join`."""
-        last = LastWrite(self.db)
-        await self.join(last)
-        await last.send(self.session)
+        await write_alone(self, self.db, self.session)
 
     async def join(self, last: LastWrite) -> None:
         """Each collection's documents in their final state (a referral admitted later in
