@@ -54,7 +54,7 @@ from ketenbus.kit.uow import UnitOfWork
 from ketenbus.notifications import store
 from ketenbus.notifications.bootstrap import NotificationDependencies
 from ketenbus.notifications.dispatch import Dispatcher
-from ketenbus.notifications.domain import Reminder
+from ketenbus.notifications.domain import Reminder, ReminderStatus
 from ketenbus.notifications.handlers import handlers
 from ketenbus.notifications.settings import NotificationSettings
 from ketenbus.notifications.store import NotificationTransaction
@@ -518,6 +518,69 @@ async def due_for_mail(service: Service) -> Reminder:
         )
         await tx.reminders.add(reminder)
     return reminder
+
+
+def invitation(due_at: datetime, **state: Any) -> Reminder:
+    """A waiting-list invitation due then, in the state given (status, retry_at, ...)."""
+    reminder = Reminder.schedule(
+        client_ref=new_id("cl"),
+        organisation_id=ORG,
+        purpose=ReminderPurpose.WAITLIST_INVITATION,
+        due_at=due_at,
+        at=NOW,
+    )
+    for name, value in state.items():
+        setattr(reminder, name, value)
+    return reminder
+
+
+async def test_the_dispatcher_is_given_what_is_due_retried_or_abandoned_earliest_first(
+    service: Service,
+):
+    real_now = datetime.now(UTC)  # retries and claims run on real time
+    due = invitation(NOW - timedelta(hours=1))
+    retried = invitation(NOW - timedelta(hours=3), retry_at=real_now - timedelta(seconds=1))
+    abandoned = invitation(
+        NOW - timedelta(hours=2),
+        status=ReminderStatus.SENDING,
+        claimed_until=real_now - timedelta(seconds=1),
+    )
+    not_now = [
+        invitation(NOW + timedelta(minutes=1)),
+        invitation(NOW - timedelta(hours=4), retry_at=real_now + timedelta(minutes=1)),
+        invitation(
+            NOW - timedelta(hours=5),
+            status=ReminderStatus.SENDING,
+            claimed_until=real_now + timedelta(minutes=1),
+        ),
+        invitation(NOW - timedelta(hours=6), status=ReminderStatus.SENT),
+    ]
+    async with service.uow.command() as tx:
+        await tx.reminders.add_all([due, retried, abandoned, *not_now])
+
+    async with service.uow.reading() as tx:
+        everything = await tx.reminders.claimable_ids(NOW, real_now, limit=10)
+        first_two = await tx.reminders.claimable_ids(NOW, real_now, limit=2)
+
+    assert everything == [retried.id, abandoned.id, due.id]
+    assert first_two == [retried.id, abandoned.id]
+
+
+async def test_the_dispatcher_waits_for_the_next_reminder_and_not_at_all_for_a_retry(
+    service: Service,
+):
+    real_now = datetime.now(UTC)
+    waiting = invitation(NOW - timedelta(hours=1), retry_at=real_now + timedelta(minutes=5))
+    next_one, later = invitation(NOW + timedelta(hours=2)), invitation(NOW + timedelta(days=2))
+    async with service.uow.command() as tx:
+        await tx.reminders.add_all([waiting, next_one, later])
+
+    async with service.uow.reading() as tx:
+        assert await tx.reminders.next_send_at(before=NOW + timedelta(days=1)) == next_one.due_at
+        assert await tx.reminders.next_send_at(before=NOW + timedelta(hours=1)) is None
+    # The retry's moment is real time, found by the next poll. Counted as due (an hour
+    # ago), it made the pause nothing: the dispatcher asked again at once, all the while.
+    assert await service.deps.dispatcher._pause(0.5) == 0.5
 
 
 async def test_a_claim_is_stored_when_its_step_ends_and_no_other_dispatcher_takes_it(

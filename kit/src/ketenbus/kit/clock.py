@@ -16,6 +16,10 @@ class Clock(Protocol):
         """How long to really wait for this much simulated time to pass."""
         ...
 
+    def simulated(self, real_seconds: float) -> timedelta:
+        """How much simulated time passes in this many real seconds."""
+        ...
+
 
 class SystemClock:
     def now(self) -> datetime:
@@ -23,6 +27,9 @@ class SystemClock:
 
     def real_seconds(self, simulated: timedelta) -> float:
         return max(simulated.total_seconds(), 0.0)
+
+    def simulated(self, real_seconds: float) -> timedelta:
+        return timedelta(seconds=real_seconds)
 
 
 class ScaledClock:
@@ -40,6 +47,9 @@ class ScaledClock:
     def real_seconds(self, simulated: timedelta) -> float:
         return max(simulated.total_seconds() / self.speed, 0.0)
 
+    def simulated(self, real_seconds: float) -> timedelta:
+        return timedelta(seconds=real_seconds * self.speed)
+
 
 class FixedClock:
     """A clock that moves only when told to: for unit tests of the domain."""
@@ -55,6 +65,9 @@ class FixedClock:
 
     def real_seconds(self, simulated: timedelta) -> float:
         return 0.0
+
+    def simulated(self, real_seconds: float) -> timedelta:
+        return timedelta(0)  # it moves only when told to
 
 
 def clock_from(settings: ServiceSettings) -> Clock:

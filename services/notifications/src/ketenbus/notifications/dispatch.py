@@ -86,11 +86,13 @@ class Dispatcher:
 
     async def _pause(self, poll_seconds: float) -> float:
         """Until the next reminder falls due, if that is sooner than the next poll."""
+        now = self.clock.now()
+        horizon = now + self.clock.simulated(poll_seconds)
         async with self.uow.reading() as tx:
-            upcoming = await tx.reminders.next_send_at()
+            upcoming = await tx.reminders.next_send_at(before=horizon)
         if upcoming is None:
             return poll_seconds
-        return min(poll_seconds, self.clock.real_seconds(upcoming - self.clock.now()))
+        return min(poll_seconds, self.clock.real_seconds(upcoming - now))
 
     async def run_once(self) -> int:
         async with self.uow.reading() as tx:
