@@ -77,12 +77,6 @@ def create_broker(settings: ServiceSettings, registry: CollectorRegistry) -> Kaf
         # Every event is written once per send, and acknowledged by every in-sync replica.
         enable_idempotence=True,
         acks="all",
-        # A relayed batch of the outbox goes out in few record batches rather than one per
-        # 16 KiB (aiokafka's default): the broker validates and appends each record batch,
-        # and in a drain of trajectory's events that cost it 0.2 to 0.6 ms per event
-        # (benchmarks/REPORT.md, "the producer's batches"). Kept under the broker's 1 MiB
-        # limit on a message.
-        max_batch_size=256 * 1024,
         security=security(settings),
         middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=settings.service_name)],
         # Through stdlib logging, so the JSON renderer and the personal-data filter apply;
