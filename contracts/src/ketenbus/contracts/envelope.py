@@ -22,7 +22,6 @@ no `partitionkey` attribute is added.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import cache
@@ -31,6 +30,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from ketenbus.contracts.topics import Topic
+from ketenbus.contracts.values import random_hex
 
 TYPE_PREFIX = "nl.ketenbus"
 
@@ -118,7 +118,7 @@ def envelope_of(event_class: type[E]) -> type[Envelope[E]]:
 
 
 def new_event_id() -> str:
-    return uuid.uuid4().hex
+    return random_hex()
 
 
 def wrap(

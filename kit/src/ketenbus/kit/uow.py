@@ -50,7 +50,6 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, cast, runtime_checkable
 
-import structlog
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
@@ -62,6 +61,7 @@ from ketenbus.contracts.topics import Topic
 from ketenbus.kit.clock import Clock
 from ketenbus.kit.inbox import Inbox
 from ketenbus.kit.last_write import LastWrite
+from ketenbus.kit.logs import bound
 from ketenbus.kit.outbox import OUTBOX, Outgoing, Tombstone, records
 
 
@@ -279,7 +279,7 @@ class UnitOfWork(Generic[TxT]):
     def command(self, correlation_id: str | None = None) -> AbstractAsyncContextManager[TxT]:
         """Carry out a command that did not come from an event (an HTTP request, a timer)."""
         if correlation_id is None:
-            correlation_id = structlog.contextvars.get_contextvars().get("correlation_id")
+            correlation_id = bound("correlation_id")
         return self._transaction(correlation_id=correlation_id)
 
     @asynccontextmanager

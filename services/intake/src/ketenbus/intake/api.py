@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, TypeAlias
 
-import structlog
 from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -31,7 +30,7 @@ from ketenbus.intake.waiting_list import recheck_waiting_list
 from ketenbus.kit.auth import Caller, requires
 from ketenbus.kit.errors import DomainError
 from ketenbus.kit.failures import retrying
-from ketenbus.kit.logs import get_logger
+from ketenbus.kit.logs import bound, get_logger
 from ketenbus.kit.ratelimit import TOO_MANY, RateLimit, limited
 from ketenbus.kit.uow import UnitOfWork
 from ketenbus.kit.web import service_dependencies
@@ -224,7 +223,7 @@ async def refer(
         request.request_print,
         # One id for every attempt: a retried transaction finds the place it claimed before.
         referral_id=new_id("ref"),
-        correlation_id=structlog.contextvars.get_contextvars().get("correlation_id"),
+        correlation_id=bound("correlation_id"),
     )
 
     async def receive() -> Referral:

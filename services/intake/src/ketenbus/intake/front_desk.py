@@ -19,14 +19,13 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TypeAlias
 
-import structlog
-
 from ketenbus.intake import reception
 from ketenbus.intake.caseloads import Caseloads
 from ketenbus.intake.domain import Referral
 from ketenbus.intake.regions import RegionTable
 from ketenbus.intake.store import IntakeTransaction
 from ketenbus.intake.waiting_list import recheck_waiting_list
+from ketenbus.kit.logs import log_context
 from ketenbus.kit.metrics import KitMetrics
 from ketenbus.kit.together import Together
 from ketenbus.kit.uow import Batch, UnitOfWork
@@ -88,7 +87,7 @@ async def _receive(
     batch: Batch[IntakeTransaction], regions: RegionTable, received: Received
 ) -> Made | None:
     referrer = received.submission.referrer.organisation_id
-    with structlog.contextvars.bound_contextvars(correlation_id=received.correlation_id):
+    with log_context(correlation_id=received.correlation_id):
         async with batch.command(received.correlation_id) as tx:
             key = received.idempotency_key
             if key is not None and await tx.referrals.by_idempotency_key(referrer, key):

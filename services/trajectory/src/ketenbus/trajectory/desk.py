@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Generic, TypeVar
 
-import structlog
 from pydantic import BaseModel
 
 from ketenbus.kit.auth import Caller
 from ketenbus.kit.failures import retrying
+from ketenbus.kit.logs import bound, log_context
 from ketenbus.kit.metrics import KitMetrics
 from ketenbus.kit.together import Together
 from ketenbus.kit.uow import Batch, UnitOfWork
@@ -95,7 +95,7 @@ async def _carry_out_in(
     batch: Batch[TrajectoryTransaction], change: Change[Any]
 ) -> BaseModel | None:
     """One action of a group, under its own correlation id; None: not the caller's to see."""
-    with structlog.contextvars.bound_contextvars(correlation_id=change.correlation_id):
+    with log_context(correlation_id=change.correlation_id):
         async with batch.command(change.correlation_id) as tx:
             try:
                 trajectory = await own(tx, change.trajectory_id, change.caller)
@@ -124,6 +124,6 @@ class Desk:
         answer: Callable[[Trajectory, T], BaseModel],
     ) -> Any:
         """The worker's action on their trajectory, and its answer."""
-        correlation_id = structlog.contextvars.get_contextvars().get("correlation_id")
+        correlation_id = bound("correlation_id")
         command = Change(trajectory_id, caller, action, answer, correlation_id)
         return await self.together.submit(command, alone=partial(alone, self.uow, command))
