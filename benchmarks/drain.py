@@ -58,11 +58,16 @@ class Drain:
         return asdict(self)
 
 
+# Services whose settings add every partner's inbound topic to what they read: intake (the
+# partners' referrals) and trajectory (their answers).
+PARTNER_READERS = frozenset({"intake", "trajectory"})
+
+
 def topics_of(service: str) -> list[str]:
-    """The topics the service's consumer reads (intake: plus every partner's inbound)."""
+    """The topics the service's consumer reads, the partners' inbound ones included."""
     module = importlib.import_module(f"ketenbus.{service}.handlers")
     names = set(module.handlers.topics())
-    if service == "intake":
+    if service in PARTNER_READERS:
         names.update(partner_inbound(org).name for org in access.KAFKA_PARTNERS)
     return sorted(names)
 
