@@ -290,6 +290,7 @@ def render(
     if at_scale:
         rows.append(at_scale)
     out.append(_table(["Target", "Measured", "", "Why"], rows) + "\n")
+    out.append(FINDINGS_AFTERNOON + "\n")
     out.append(FINDINGS_SUSTAINED + "\n")
 
     comparison = compare.section(results, before)
@@ -308,6 +309,7 @@ def render(
         (compare.DESK, FINDINGS_DESK),
         (compare.FETCH_WAIT, FINDINGS_FETCH_WAIT),
         (compare.LAST_WRITE, FINDINGS_LAST_WRITE),
+        (compare.PER_EVENT, FINDINGS_PER_EVENT),
     ):
         section = alternating.section()
         if section:
@@ -969,18 +971,65 @@ transactions).
 """
 
 
+FINDINGS_AFTERNOON = """## Findings of 2026-12-04, afternoon: drains timed as the bare loop is
+
+**A drain is now timed from its first handled batch, as the bare loop is from its first
+fetched batch, on a backlog of 4,000 events (intake 1,000), as many as the loop's.** Until
+noon a drain was timed from the service's ready to its last batch, on 1,000 events (intake
+400): the consumer's first fetch after joining its group (0.07 to 0.38 s in the runs of
+12:28 to 12:45) was a quarter or more of a drain that lasted 0.7 s, and the bare loop's
+clock has no such part. The rate from ready stays in section 2's last column. What it moved
+is small: in the four runs of 12:28 to 12:45, trajectory 1,788 to 1,935 events/s from ready
+against 1,914 to 2,069 from the first batch, notifications 1,340 to 1,553 against 1,378 to
+1,620. **A measuring error mended on the way:** trajectory reads the partners' inbound
+topics too (their answers), but its drain moved only its other topics to their end, so it
+also read the referrals intake's drain had left there, as ignored events (768 of them), and
+counted them towards its backlog: the drain ended with a fifth of trajectory's own events
+still unhandled (`benchmarks/drain.py`, `PARTNER_READERS`).
+
+**Still missed: intake (0.07 to 0.09 of the bare bulk loop), trajectory (0.30 to 0.36) and
+notifications (0.22 to 0.28).** Each service is one Python process; with the broker and the
+database on the other core, a drain goes at most as fast as the service's own CPU per event
+allows, and the bare loop's is 0.12 ms. In the runs of 12:28 to 12:45 trajectory's was 0.36
+to 0.40 ms, notifications' 0.47 to 0.54 (two reminders an event), intake's 1.33 to 1.47 (a
+partner's referral: decrypt, triage, a place, the client, the consent, four to six events).
+At 0.5 of a loop at 5,600 to 6,400 events/s, a service may spend at most 0.16 to 0.18 ms. A
+py-spy profile of trajectory's and notifications' drains (5,000 events each) has no
+single large part: validating and writing the events (pydantic, 10 to 15 %), the outbox
+records (8 to 14 %), encoding the bulk writes (pymongo, 9 to 17 %), the domain's own objects
+(10 to 15 %); what had a cause of its own is gone (the section "less of the kit's own work
+per consumed event" below, and the database's collection objects made once, `kit/mongo.py`:
+PyMongo makes a new one, 22 µs, at every `db.reminders`; by hand in alternating drains of
+5,000 events, trajectory's CPU per event 0.34 and 0.44 ms before, 0.34 and 0.33 after,
+notifications' 0.52 and 0.59 before, 0.44 and 0.49 after). Halving what is left needs
+handlers that build no pydantic object per event they do not publish, or a second process
+per service (`ketenbus up --replicas 2`, docs/replicas.md) draining half the partitions
+each: on two cores shared with Kafka and secantusd-rs, not measured here.
+
+**The dispatcher's questions (363ca26, the night before).** secantusd-rs 0.5.3 reads and
+sorts every match of a `$or`, an open-ended range or a sort with a limit and no range, what
+`explain` says notwithstanding: notifications' dispatcher asked such questions of its
+reminders every poll. Asked as one equality and one closed range each, an idle
+notifications service with 30,000 reminders cost the database 0.5 s of CPU per 10 s instead
+of 3.5 to 4.1 (by hand). In full runs not taken in turn (`0245-lw20` and `0253` before, at
+02:45 and 02:53; `0550-before` and `0600-before` after, on a host whose bare loop ran a
+fifth faster): the database's CPU per appointment at 100/s 4.6 and 4.4 ms before, 2.9 and
+3.1 after, the appointment's p99 228 and 153 ms before, 89 and 124 after.
+"""
+
+
 FINDINGS_SUSTAINED = """## Findings of 2026-12-03 and 04: the 100/s stages held for 60 s
 
-**2026-12-04: both latency targets met in this report's run, and in most runs since the
-consumers' fetch waits for a batch.** Held at 100/s for 60 s, 0 errors and 0 lost in every
-run: with the consumers' fetch held until a batch is there (its section below), the
-referral's p99 was within 500 ms in 8 of 10 full runs (606 and 610 ms the two misses; this
-report's `0253`: 354 ms) and the appointment's in all 10 (123 to 228 ms; this report's 153).
-The same night without it (`0137-fetchnone`, `0148-fetchnone`): referrals 738 and 550 ms,
-appointments 211 and 161. What made the room: per appointment the chain's CPU fell from
-18.4 to 15.0 ms (fewer, larger batches in every consumer), per referral from 18.8 to 18.1
-(that and a unit of work's one last write, its section below). Where each saturates: in
-this run the referral chain kept up with 150/s for its 10 s (p99 474 ms) and fell behind
+**2026-12-04: both latency targets met in the run `0253` (the report's run until the
+afternoon), and in most runs since the consumers' fetch waits for a batch.** Held at 100/s
+for 60 s, 0 errors and 0 lost in every run: with the consumers' fetch held until a batch is
+there (its section below), the referral's p99 was within 500 ms in 8 of 10 full runs (606
+and 610 ms the two misses; `0253`: 354 ms) and the appointment's in all 10 (123 to 228 ms;
+`0253`: 153). The same night without it (`0137-fetchnone`, `0148-fetchnone`): referrals 738
+and 550 ms, appointments 211 and 161. What made the room: per appointment the chain's CPU
+fell from 18.4 to 15.0 ms (fewer, larger batches in every consumer), per referral from 18.8
+to 18.1 (that and a unit of work's one last write, its section below). Where each saturates:
+in `0253` the referral chain kept up with 150/s for its 10 s (p99 474 ms) and fell behind
 between 150 and 200/s (at 200/s, 158 done a second); the appointment chain is not loaded
 beyond 100/s.
 
@@ -996,11 +1045,11 @@ code gave referrals 2,733, 426 and 702 ms and appointments 344, 423 and 565 ms, 
 runs of 18:23 to 18:34 had referrals at p99 558 to 1,121 ms and appointments at 308 to 736
 ms. Late that evening, with trajectory's actions carried out together (the section "a
 worker's actions carried out together" below), two runs gave referrals 483 and 859 ms and
-appointments 268 and 681 ms: again both met in one run, missed in the other, this report's
-(`2253`).
+appointments 268 and 681 ms: again both met in one run, missed in the other, the report's
+run then (`2253`).
 
-**Why the margin is thin: at 100/s the two cores are nearly full.** In this report's run
-the chain used 18.1 ms of CPU per referral across its processes (intake 4.7, secantusd-rs
+**Why the margin is thin: at 100/s the two cores are nearly full.** In `0253` the chain
+used 18.1 ms of CPU per referral across its processes (intake 4.7, secantusd-rs
 4.5, Kafka 3.1, analytics 1.9, trajectory 1.7, notifications 1.6, learning 0.7) and the load
 generator 0.7 more: 18.8 ms of the 20 ms that two cores have for each of 100 referrals a
 second; the appointment chain 15.0 ms and 1.4. At that load any pause (a checkpoint, a
@@ -1088,6 +1137,17 @@ actions together when the rest of the chain leaves it more room). In the referra
 is answered at once): within the spread of the runs, analytics a tenth faster. The price:
 on a quiet chain an event may wait up to 50 ms more at each consumer it passes."""
 
+FINDINGS_PER_EVENT = """**What changed.** A py-spy profile of trajectory's drain found the kit's
+own bookkeeping per event among the larger parts: structlog's `bound_contextvars` (binding
+and unbinding an event's correlation id, causation id and type looks through every
+variable of the context: 8 to 13 µs, now one context variable, 3 µs), `uuid.uuid4().hex`
+for every id (2.8 µs, now `os.urandom(16).hex()`, 0.6 µs, 128 random bits instead of 122)
+and two label lookups per event for the batch's metrics. **What it did:** within the
+spread of the runs. Trajectory's CPU per event in its drain 0.40 and 0.37 ms before, 0.36
+and 0.36 after; notifications' 0.47 and 0.54 before, 0.51 and 0.47 after; the chain's
+CPU per referral at 100/s (its processes together) and the p99s moved with the host.
+Kept: it costs nothing to read and is less work per event."""
+
 FINDINGS_LAST_WRITE = """**What changed.** A unit of work ended with a bulk write per collection it
 had gathered, an insert of its inbox claims, an insert into the outbox, then the commit; a
 consumed batch also looked in the inbox before it began. Now the end is one write
@@ -1120,7 +1180,7 @@ host (referrals 447 and 470 ms before, 610 and 441 after; appointments 128 and 1
 4,219). In that code a large write went as a bulk write per *run* of one collection, which
 split analytics' projection (its upserts interleave collections) into many: its drain's
 database CPU rose (0.09 and 0.10 to 0.13 and 0.12 ms/event). Mended after (4230b5b: one
-bulk write per collection); this report's run is of that code."""
+bulk write per collection); the runs since are of that code."""
 
 FINDINGS_GATHERED = """## Findings of 2026-12-03: writes per batch, the benchmark's own client
 
