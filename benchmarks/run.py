@@ -7,8 +7,7 @@ only) and measures, in this order:
    (benchmarks/baseline.py), in three shapes;
 2. each service's own rate: a backlog of the events it consumes, drained from its first
    handled batch to done (benchmarks/drain.py), as events/s and as a ratio to each baseline
-   shape; intake also
-   through its HTTP front door;
+   shape; intake also through its HTTP front door;
 3. the chain's end-to-end latency at rising load: referral -> TrajectoryOpened, and
    appointment -> ReminderScheduled (benchmarks/load.py), until it saturates;
 4. each service's resident memory after that load;

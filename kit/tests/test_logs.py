@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from ketenbus.kit.logs import configure_logging, get_logger, log_context, mask
+from ketenbus.kit.logs import bound, configure_logging, get_logger, log_context, mask
 
 NAME, PHONE, EMAIL = "Jan de Vries", "06-12345678", "jan.devries@example.org"
 
@@ -66,3 +66,19 @@ def test_library_logs_and_tracebacks_are_filtered_too(lines):
 )
 def test_masks_recognise_dutch_formats_and_leave_references_alone(text, masked):
     assert mask(text) == masked
+
+
+def test_an_events_context_is_bound_for_its_work_and_gone_after(lines):
+    log = get_logger("test")
+    with log_context(correlation_id="c-1", event_type="nl.ketenbus.x"):
+        with log_context(causation_id="e-1"):
+            assert bound("correlation_id") == "c-1"
+            log.info("inner")
+        log.info("outer", event_type="said by the line")
+    log.info("after")
+
+    inner, outer, after = lines()
+    assert (inner["correlation_id"], inner["causation_id"]) == ("c-1", "e-1")
+    assert "causation_id" not in outer and outer["event_type"] == "said by the line"
+    assert "correlation_id" not in after and bound("correlation_id") is None
+    assert after["service"] == "kit-test"
