@@ -29,7 +29,6 @@ from benchmarks import events
 from benchmarks.machine import ENGINE_PROCESSES, CpuMeter, engine_process
 from benchmarks.stack import handled, metrics, sample
 from ketenbus.analytics.rebuild import ends_of
-from ketenbus.contracts.topics import partner_inbound
 from ketenbus.devstack import access
 from ketenbus.devstack.kafka_access import KafkaAccess
 from ketenbus.devstack.stack import EmbeddedStack
@@ -59,18 +58,14 @@ class Drain:
         return asdict(self)
 
 
-# Services whose settings add every partner's inbound topic to what they read: intake (the
-# partners' referrals) and trajectory (their answers).
-PARTNER_READERS = frozenset({"intake", "trajectory"})
-
-
 def topics_of(service: str) -> list[str]:
-    """The topics the service's consumer reads, the partners' inbound ones included."""
-    module = importlib.import_module(f"ketenbus.{service}.handlers")
-    names = set(module.handlers.topics())
-    if service in PARTNER_READERS:
-        names.update(partner_inbound(org).name for org in access.KAFKA_PARTNERS)
-    return sorted(names)
+    """The topics the service's consumer reads, under the settings the stack gives it (the
+    partners' inbound topics that intake and trajectory read included)."""
+    app = importlib.import_module(f"ketenbus.{service}.app").service
+    # Only the partners matter here (as EmbeddedStack sets PARTNER_ORGANISATIONS): the
+    # settings are made without the keys and addresses a running service must be given.
+    settings = app.settings_class.model_construct(partner_organisations=access.KAFKA_PARTNERS)
+    return app.handlers.topics(settings)
 
 
 async def _partitions(options: Mapping[str, Any], topics: Iterable[str]) -> list[TopicPartition]:

@@ -985,7 +985,8 @@ against 1,914 to 2,069 from the first batch, notifications 1,340 to 1,553 agains
 topics too (their answers), but its drain moved only its other topics to their end, so it
 also read the referrals intake's drain had left there, as ignored events (768 of them), and
 counted them towards its backlog: the drain ended with a fifth of trajectory's own events
-still unhandled (`benchmarks/drain.py`, `PARTNER_READERS`).
+still unhandled (`benchmarks/drain.py`: the topics now come from the service's own
+subscription under the stack's settings, `EventHandlers.topics(settings)`).
 
 **Still missed: intake (0.07 to 0.09 of the bare bulk loop in the runs of 12:28 to 13:00),
 trajectory (0.30 to 0.39) and notifications (0.22 to 0.29).** Each service is one Python
