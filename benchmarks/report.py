@@ -445,6 +445,8 @@ def render(
         else ""
     )
     out.append(CHAIN_NOTE + held + "\n")
+    if quiet := chain.get("quiet"):
+        out.append(_quiet(quiet) + "\n")
     for flow, key in (
         ("Referral (POST /v1/referrals) → TrajectoryOpened on the trajectories topic", "referrals"),
         (
@@ -637,6 +639,18 @@ DRAIN_NOTE = (
     "batch's end (intake: its new referrals, clients and consents; "
     "docs/intake-throughput.md)."
 )
+
+
+def _quiet(quiet: dict[str, Any]) -> str:
+    """The chain with nothing to do, in cores (fractions of one core busy)."""
+    cores = {name: used / quiet["seconds"] for name, used in quiet["cpu_seconds"].items()}
+    cores.pop("bench", None)  # the benchmark itself, waiting
+    services = sum(v for k, v in cores.items() if k not in ("kafka", "mongo"))
+    return (
+        f"The chain with nothing to do ({_n(quiet['seconds'])} s before the load): "
+        f"**{sum(cores.values()):.2f} cores** in all: {BROKER} {cores.get('kafka', 0):.2f}, "
+        f"{DATABASE} {cores.get('mongo', 0):.2f}, the five services {services:.2f}."
+    )
 
 
 def _from_ready(row: dict[str, Any]) -> str:

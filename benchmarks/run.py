@@ -116,6 +116,7 @@ QUICK = Plan(
 REBUILD_EVENTS = 200_000  # --only rebuild: the replay issue 9 asks for
 REBUILD_ROUNDS = 2  # the machine is shared: each rebuild is measured twice
 LIVE_EVENTS = 5_000  # of those, what analytics' live consumer drains first
+QUIET_SECONDS = 10  # the whole chain running with nothing to do, before the load
 CONSUMER_BATCH_SIZE = 100  # the services' default (ServiceSettings.consumer_batch_size)
 WARM_UP_EVENTS = 500  # per shape of the warm-up, before anything is measured
 
@@ -288,11 +289,12 @@ class Run:
             "appointments": [],
             "caught_up_before": found_backlog,
         }
-        watcher = load.Watcher(stack.kafka)
         meter_pids = {
             **pids(stack, *SERVICES, "mongo", "kafka"),
             "bench": os.getpid(),
         }
+        found["quiet"] = await self.quiet(meter_pids)
+        watcher = load.Watcher(stack.kafka)
         try:
             await watcher.start()  # inside: a watcher that fails to start is stopped too
             async with LoadClient() as http:
@@ -343,6 +345,14 @@ class Run:
         finally:
             await watcher.stop()
         return found
+
+    async def quiet(self, meter_pids: dict[str, int | None]) -> dict[str, Any]:
+        """The chain with nothing to do, as it is most of a real day: CPU per process."""
+        meter = machine.CpuMeter(meter_pids).start()
+        await asyncio.sleep(QUIET_SECONDS)
+        used = meter.stop()
+        say(f"  quiet chain: {sum(used.values()) / QUIET_SECONDS:.2f} cores")
+        return {"seconds": QUIET_SECONDS, "cpu_seconds": used}
 
     async def memory(self, http: httpx.AsyncClient) -> dict[str, Any]:
         """Resident memory per service after the load: /metrics, and the peak from /proc."""
