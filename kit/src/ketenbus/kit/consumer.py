@@ -85,6 +85,7 @@ from ketenbus.contracts.events import REGISTRY
 from ketenbus.contracts.topics import Topic, dead_letter_topic
 from ketenbus.kit.errors import AlreadyHandled, DomainError
 from ketenbus.kit.failures import is_transient, pause
+from ketenbus.kit.fetch_pacing import FetchPacing, pace
 from ketenbus.kit.logs import get_logger, log_context
 from ketenbus.kit.metrics import KitMetrics
 from ketenbus.kit.uow import Batch, UnitOfWork
@@ -382,12 +383,14 @@ class EventConsumer:
         self.uow = uow
         self.batch_size = batch_size
         self.session_timeout_ms = session_timeout_ms
-        # Without a wait the broker answers a fetch as soon as one record is there.
+        # Without a wait the broker answers a fetch as soon as one record is there; with one,
+        # only while events flow (kit.fetch_pacing): idle, a fetch waits for the first.
         self.fetch = (
             {"fetch_max_wait_ms": fetch_wait_ms, "fetch_min_bytes": fetch_min_bytes}
             if fetch_wait_ms
             else {"fetch_min_bytes": 1}
         )
+        self.pacing = FetchPacing(fetch_wait_ms, fetch_min_bytes) if fetch_wait_ms else None
         self.health = ConsumerHealth()
         self.subscribers: list[Any] = []
         self.assignments = Assignments()
@@ -416,6 +419,14 @@ class EventConsumer:
         )
         subscriber(self.receive)
         self.subscribers.append(subscriber)
+
+    def pace_fetches(self) -> None:
+        """Once the broker has started the subscribers' consumers: see kit.fetch_pacing."""
+        if self.pacing is None:
+            return
+        for subscriber in self.subscribers:
+            if subscriber.consumer is not None:
+                pace(subscriber.consumer, self.pacing)
 
     @property
     def ready(self) -> bool:

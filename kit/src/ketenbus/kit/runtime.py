@@ -205,6 +205,8 @@ class Runtime:
                 continue
             break
         self.broker_connected = True
+        if self.consumer is not None:
+            self.consumer.pace_fetches()
         self.relay.start()
         for loop in self.service.background:
             self._spawn(self._supervised(loop), loop.__name__)
