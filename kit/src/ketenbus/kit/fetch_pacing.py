@@ -21,6 +21,8 @@ from typing import Any
 # A fetch after an empty one: answered by the first byte, or after half a second.
 IDLE_WAIT_MS = 500
 IDLE_MIN_BYTES = 1
+# What `pace` changes of aiokafka's fetcher.
+_FETCHER_PARTS = ("_fetch_max_wait_ms", "_fetch_min_bytes", "_proc_fetch_request")
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,3 @@ def pace(consumer: Any, pacing: FetchPacing) -> None:
 
     wait_as(found=False)
     fetcher._proc_fetch_request = paced
-
-
-_FETCHER_PARTS = ("_fetch_max_wait_ms", "_fetch_min_bytes", "_proc_fetch_request")

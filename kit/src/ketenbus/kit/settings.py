@@ -51,6 +51,8 @@ class ServiceSettings(BaseSettings):
     # consumer_fetch_min_bytes (0: answered as soon as one record is there). Under a steady
     # trickle this turns many fetches, transactions and commits of a few events into fewer
     # of more (benchmarks/REPORT.md); a backlog larger than the minimum is answered at once.
+    # Only while events flow: after an empty fetch the next one waits for the first event
+    # (kit.fetch_pacing).
     consumer_fetch_wait_ms: int = Field(default=50, ge=0, le=500)
     consumer_fetch_min_bytes: int = Field(default=32 * 1024, ge=1)
     handler_attempts: int = Field(default=5, ge=1)
