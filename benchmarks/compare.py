@@ -119,9 +119,10 @@ def _chain_figures(results: dict[str, Any]) -> dict[str, Figure]:
             continue
         figures[f"{flow} chain: highest rate held (/s)"] = Figure(highest_held(stages), HIGHER)
         for stage in stages:
-            figures[f"{flow} chain at {stage['rate']:g}/s: p99 ms"] = Figure(
-                stage["latency"].get("p99_ms"), LOWER
-            )
+            for percentile in ("p50", "p99"):
+                figures[f"{flow} chain at {stage['rate']:g}/s: {percentile} ms"] = Figure(
+                    stage["latency"].get(f"{percentile}_ms"), LOWER
+                )
     for service, found in (chain.get("memory") or {}).items():
         figures[f"{service}: peak resident MB"] = Figure(found.get("peak_mb"), LOWER, 1)
     return figures
@@ -308,6 +309,14 @@ def _cpu_figures(results: dict[str, Any]) -> dict[str, Figure]:
         for process in ("intake", "mongo"):
             figures[f"intake front door: {names.get(process, process)} CPU ms/referral"] = Figure(
                 _per_k(door.get("cpu_seconds", {}), process, door.get("created", 0)), LOWER, 2
+            )
+    quiet = (results.get("chain") or {}).get("quiet")
+    if quiet:
+        for process, used in quiet["cpu_seconds"].items():
+            if process == "bench":  # the benchmark itself, waiting
+                continue
+            figures[f"quiet chain: {names.get(process, process)} CPU cores"] = Figure(
+                used / quiet["seconds"], LOWER, 3
             )
     for flow, key in (("referral", "referrals"), ("appointment", "appointments")):
         for stage in (results.get("chain") or {}).get(key) or []:
@@ -550,6 +559,27 @@ PER_EVENT = Alternating(
         "CPU ms/event",
         "appointment chain at 100/s",
         "referral chain at 100/s",
+        "baseline bulk: events/s",
+    ),
+)
+
+
+FETCH_PACING = Alternating(
+    "Before and after: a fetch held for a batch only while events flow (issue 9, 2026-12-04)",
+    "Full runs of aa94e99 (before: every fetch may be held 50 ms for 32 KiB) and 507c538 "
+    "(after: `kit.fetch_pacing`, after an empty fetch the next waits up to 500 ms for the "
+    "first event), the same benchmarks (the chain with nothing to do measured for 10 s "
+    "before the load), taken in turn on the same machine (before at 14:31, after at 14:37, "
+    "before at 14:43, after at 14:49), each holding 100/s for 60 s.",
+    (
+        ("2026-12-04-1431-before", "2026-12-04-1437"),
+        ("2026-12-04-1443-before", "2026-12-04-1449"),
+    ),
+    (
+        "quiet chain",
+        "chain at 10/s: p",
+        "chain at 100/s: p99",
+        "drain: events/s",
         "baseline bulk: events/s",
     ),
 )
