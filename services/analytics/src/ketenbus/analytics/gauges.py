@@ -1,7 +1,8 @@
 """The business figures as Prometheus gauges, per organisation, for Grafana and alerts.
 
-Computed from analytics' own database every few seconds rather than counted in memory, so
-every replica reports the same value and a restart loses nothing (dashboards take max()).
+Computed from analytics' own database (when its event counts move, and every minute) rather
+than counted in memory, so every replica reports the same value and a restart loses nothing
+(dashboards take max()): ketenbus.analytics.background.
 """
 
 from __future__ import annotations
