@@ -1009,7 +1009,8 @@ FINDINGS_EVENING = """## Findings of 2026-12-04, evening: a quiet chain, a stead
 after below). Held 50 ms for 32 KiB at every fetch, an idle consumer asked the broker twenty
 times a second, and each empty fetch cost the broker a millisecond or two of CPU. The chain
 with nothing to do, in alternating full runs: 0.41 and 0.37 cores before, 0.25 and 0.28
-after (this report's run: 0.28). An event on a quiet chain is answered by its first fetch:
+after (0.28 in the run of 15:16 too; 0.17 in this report's run, with analytics' change
+below). An event on a quiet chain is answered by its first fetch:
 at 10 appointments/s the p50 fell from 44 and 46 ms to 24 and 20, the p99 from 159 and 168
 to 50 and 38. Under load nothing changes: a consumer finds events at every fetch. Nor did
 the region's demo year get faster: 537 s before (14:56) and 553 s after (15:07), the
@@ -1018,19 +1019,25 @@ figures agreeing in both (section 7): a region's year keeps the chain busy.
 **The bare bulk loop, the drains' yardstick, now runs three rounds and the middle one
 counts.** One round lasts under a second, and in the before-run of 14:43 it ran at 3,882
 events/s against 5,520 to 5,655 in the runs around it, which moved every drain's ratio by
-half. In this report's run the rounds were 3,342, 4,766 and 4,915 events/s: a host slower
-than the afternoon's (the one-event loop at 150 events/s against 170 to 195).
+half. In the run of 15:16 the rounds were 3,342, 4,766 and 4,915 events/s, in this
+report's run 4,974, 5,166 and 5,698.
 
-**This report's run (15:16, b2e7405).** The referral's p99 at 100/s within 500 ms again (467
-ms), the appointment's 193 ms. Drains against the loop's 4,766 events/s: intake 0.09,
-trajectory 0.36, notifications 0.31 (missed, as the afternoon's section says why), learning
-0.63 and analytics 0.83.
+**Analytics' gauges read again only when its counts move** (f67a54b). Every 2 s analytics
+read every open case and everyone on the waiting list to refresh its business gauges: 0.06
+to 0.07 cores on a quiet chain, growing with a region's data. Now it reads its event counts
+every 2 s (a document per event type), and the facts behind the gauges only when those
+counts moved (any replica's) or after a minute (the no-show window slides). The quiet chain
+in this report's run: **0.17 cores** (analytics 0.012, secantusd-rs 0.043), against 0.28 in
+the run of 15:16 with the same fetch pacing (analytics 0.063, secantusd-rs 0.066); runs not
+taken in turn, but the part it removed is the size of what fell.
 
-**Noticed and left as it is.** Analytics refreshes its business gauges from the database
-every 2 s (docs/analytics.md): 0.06 to 0.07 cores on a quiet chain, reading every open case
-and everyone on the waiting list, so it grows with a region's data. Refreshing only after
-events were handled (and, for the sliding 30-day window and the other replicas, every 30 s
-or so) would take most of it away; not done.
+**This report's run (15:37, f67a54b).** The referral's p99 at 100/s 357 ms, the
+appointment's 202 ms, 0 errors and 0 lost (at 150 referrals/s the p99 was 1,087 ms, at
+200/s 4,431). Drains against the bare bulk loop's 5,166 events/s: intake 0.08, trajectory
+0.31, notifications 0.26 (missed, the afternoon's section says why), learning 0.88 and
+analytics 0.73. In the run of 15:16
+(b2e7405, a slower host: the one-event loop at 150 events/s against 170 to 195) the
+referral's p99 was 467 ms.
 """
 
 FINDINGS_AFTERNOON = """## Findings of 2026-12-04, afternoon: drains timed as the bare loop is
