@@ -18,6 +18,7 @@ from ketenbus.analytics.settings import AnalyticsSettings
 from ketenbus.analytics.store import EVENT_COUNTS, AnalyticsTransaction, FactStore
 from ketenbus.contracts.events import TrajectoryOpened
 from ketenbus.contracts.values import new_id
+from ketenbus.devstack.waiting import wait_until_async
 from ketenbus.kit.clock import SystemClock
 from ketenbus.kit.uow import UnitOfWork
 
@@ -55,12 +56,6 @@ def opened() -> TrajectoryOpened:
     )
 
 
-async def eventually(condition: Any, timeout: float = 30.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
-
-
 async def test_the_gauges_are_read_again_when_the_counts_move(mongo_url):
     client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url, tz_aware=True)
     db = client[f"analytics_gauges_{uuid.uuid4().hex[:8]}"]
@@ -80,18 +75,30 @@ async def test_the_gauges_are_read_again_when_the_counts_move(mongo_url):
         refresh_gauges(deps, every_seconds=0.01, at_least_every_seconds=3600)
     )
     try:
-        await eventually(lambda: deps.gauges.latest.open_trajectories == {ORG: 1})
+        await wait_until_async(
+            lambda: deps.gauges.latest.open_trajectories == {ORG: 1},
+            timeout=30,
+            what="the first case in the gauges",
+            interval=0.01,
+        )
 
         # Facts with no count moved (no handler wrote them): not read for many rounds.
         await store.project_all([opened()])
         rounds = clock.asked
-        await eventually(lambda: clock.asked >= rounds + 10)
+        await wait_until_async(
+            lambda: clock.asked >= rounds + 10, timeout=30, what="ten rounds", interval=0.01
+        )
         unchanged = deps.gauges.latest.open_trajectories
 
         await db[EVENT_COUNTS].update_one(
             {"_id": TrajectoryOpened.event_type()}, {"$inc": {"count": 1}}
         )
-        await eventually(lambda: deps.gauges.latest.open_trajectories == {ORG: 2})
+        await wait_until_async(
+            lambda: deps.gauges.latest.open_trajectories == {ORG: 2},
+            timeout=30,
+            what="the second case, once counted",
+            interval=0.01,
+        )
     finally:
         refreshing.cancel()
         await asyncio.gather(refreshing, return_exceptions=True)
