@@ -310,14 +310,6 @@ def _cpu_figures(results: dict[str, Any]) -> dict[str, Figure]:
             figures[f"intake front door: {names.get(process, process)} CPU ms/referral"] = Figure(
                 _per_k(door.get("cpu_seconds", {}), process, door.get("created", 0)), LOWER, 2
             )
-    quiet = (results.get("chain") or {}).get("quiet")
-    if quiet:
-        for process, used in quiet["cpu_seconds"].items():
-            if process == "bench":  # the benchmark itself, waiting
-                continue
-            figures[f"quiet chain: {names.get(process, process)} CPU cores"] = Figure(
-                used / quiet["seconds"], LOWER, 3
-            )
     for flow, key in (("referral", "referrals"), ("appointment", "appointments")):
         for stage in (results.get("chain") or {}).get(key) or []:
             for process, used in (stage.get("cpu_seconds") or {}).items():
@@ -328,8 +320,23 @@ def _cpu_figures(results: dict[str, Any]) -> dict[str, Figure]:
     return figures
 
 
+def _quiet_figures(results: dict[str, Any]) -> dict[str, Figure]:
+    """Each process's CPU while the chain has nothing to do, in cores."""
+    quiet = (results.get("chain") or {}).get("quiet")
+    if not quiet:
+        return {}
+    names = {"mongo": "secantusd-rs", "kafka": "Kafka"}
+    return {
+        f"quiet chain: {names.get(process, process)} CPU cores": Figure(
+            used / quiet["seconds"], LOWER, 3
+        )
+        for process, used in quiet["cpu_seconds"].items()
+        if process != "bench"  # the benchmark itself, waiting
+    }
+
+
 def _with_cpu(results: dict[str, Any]) -> dict[str, Figure]:
-    return {**_figures(results), **_cpu_figures(results)}
+    return {**_figures(results), **_cpu_figures(results), **_quiet_figures(results)}
 
 
 @dataclass(frozen=True)
