@@ -22,6 +22,8 @@ HELD_P99_MS = 5_000
 HELD_SHARE = 0.01
 
 HIGHER, LOWER = "higher", "lower"
+# The CPU meters' names for the engines' processes, as the report and comparisons show them.
+PROCESSES = {"mongo": "secantusd-rs", "kafka": "Kafka"}
 
 
 @dataclass(frozen=True)
@@ -296,7 +298,6 @@ def gathered_section(now: dict[str, Any], before_path: Path = GATHERED_BEFORE) -
 def _cpu_figures(results: dict[str, Any]) -> dict[str, Figure]:
     """Each process's CPU per event: on a shared machine the figure a change moves least
     by accident (a rate moves with whatever else the host runs)."""
-    names = {"mongo": "secantusd-rs", "kafka": "Kafka"}
     figures: dict[str, Figure] = {}
     drains = results.get("drains") or {}
     for found in drains.get("services", []):
@@ -307,14 +308,15 @@ def _cpu_figures(results: dict[str, Any]) -> dict[str, Figure]:
     door = drains.get("front_door")
     if door:
         for process in ("intake", "mongo"):
-            figures[f"intake front door: {names.get(process, process)} CPU ms/referral"] = Figure(
+            name = PROCESSES.get(process, process)
+            figures[f"intake front door: {name} CPU ms/referral"] = Figure(
                 _per_k(door.get("cpu_seconds", {}), process, door.get("created", 0)), LOWER, 2
             )
     for flow, key in (("referral", "referrals"), ("appointment", "appointments")):
         for stage in (results.get("chain") or {}).get(key) or []:
             for process, used in (stage.get("cpu_seconds") or {}).items():
                 figures[
-                    f"{flow} chain at {stage['rate']:g}/s: {names.get(process, process)} "
+                    f"{flow} chain at {stage['rate']:g}/s: {PROCESSES.get(process, process)} "
                     f"CPU ms/{flow}"
                 ] = Figure(_per_k({process: used}, process, stage["sent"]), LOWER, 2)
     return figures
@@ -325,9 +327,8 @@ def _quiet_figures(results: dict[str, Any]) -> dict[str, Figure]:
     quiet = (results.get("chain") or {}).get("quiet")
     if not quiet:
         return {}
-    names = {"mongo": "secantusd-rs", "kafka": "Kafka"}
     return {
-        f"quiet chain: {names.get(process, process)} CPU cores": Figure(
+        f"quiet chain: {PROCESSES.get(process, process)} CPU cores": Figure(
             used / quiet["seconds"], LOWER, 3
         )
         for process, used in quiet["cpu_seconds"].items()

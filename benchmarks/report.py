@@ -23,10 +23,8 @@ REBUILD_TARGET = 15_000  # events/s
 SCALE_TARGET = 50_000
 SCALE_EVENTS = 200_000
 MEMORY_TARGET_MB = 150
-# The CPU meters' names for the engines' processes, as the report shows them.
-DATABASE = "secantusd-rs"
-BROKER = "Kafka"
-PROCESS_NAMES = {"mongo": DATABASE, "kafka": BROKER}
+PROCESS_NAMES = compare.PROCESSES
+DATABASE, BROKER = PROCESS_NAMES["mongo"], PROCESS_NAMES["kafka"]
 
 
 def _n(value: Any, digits: int = 0) -> str:
