@@ -122,10 +122,11 @@ def targets(results: dict[str, Any]) -> list[list[str]]:
     # Issue 9's yardstick: the bare bulk loop on the same engines in the same run (a batch
     # of events in one transaction, inbox, state and outbox each one bulk write).
     bulk = shapes.get("bulk")
+    cores = (results.get("machine") or {}).get("cores")
     for row in (results.get("drains") or {}).get("services", []):
         ratio = row["per_second"] / bulk if bulk else None
         met = ratio is not None and ratio >= SERVICE_TARGET and row.get("complete")
-        why = "" if met else _busiest(row.get("cpu_seconds", {}), row["processed"], "event")
+        why = "" if met else _why_drain(row, cores, bulk)
         rows.append(
             [
                 f"{row['service']}: ≥ {SERVICE_TARGET:g} × the bare bulk loop ({_n(bulk)}/s)",
@@ -164,6 +165,22 @@ def targets(results: dict[str, Any]) -> list[list[str]]:
             ]
         )
     return rows
+
+
+def _why_drain(row: dict[str, Any], cores: int | None, bulk: float | None) -> str:
+    """Where a drain's time goes, and the most its CPU per event allows on this machine."""
+    cpu = row.get("cpu_seconds", {})
+    why = _busiest(cpu, row["processed"], "event")
+    used = sum(cpu.values())
+    if not (why and used and cores and bulk):
+        return why
+    # Every core busy with this drain's processes and nothing else, nothing waiting on a
+    # round trip: no service can drain faster than this without less CPU per event.
+    ceiling = cores * row["processed"] / used
+    return (
+        f"{why}; with {_n(used / row['processed'] * 1000, 1)} ms in all, {cores} cores allow "
+        f"at most {_n(ceiling)}/s = {_n(ceiling / bulk, 2)} ×"
+    )
 
 
 def _why_rebuild(verify: dict[str, Any]) -> str:
