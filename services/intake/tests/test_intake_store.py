@@ -202,6 +202,29 @@ async def test_a_seal_the_read_ahead_could_not_open_is_refused_by_its_handler(se
     assert [r["referrer"]["reference"] async for r in service.db.referrals.find()] == ["HDL-G"]
 
 
+async def test_a_batch_opens_each_partners_seal_once(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+):
+    """The read-ahead opens the client's details and its handler takes them from there: a
+    seal is decrypted (and its details validated) once per referral, not twice."""
+    opened: list[str] = []
+    open_sealed = sealing.open_sealed
+
+    def counted(sealed: Any, key: bytes) -> bytes:
+        opened.append(sealed.key_id)
+        return open_sealed(sealed, key)
+
+    monkeypatch.setattr(sealing, "open_sealed", counted)
+    batch = [
+        service.referral(resident(f"Open Eenmaal{n}", "3512 AB"), f"HDL-O{n}") for n in range(3)
+    ]
+
+    await service.in_batch(batch)
+
+    assert sorted(opened) == [f"{GP}-HDL-O{n}" for n in range(3)]
+    assert await service.db.clients.count_documents({}) == 3
+
+
 async def test_a_batch_looks_up_on_their_own_only_the_keys_and_persons_read_ahead_as_known(
     service: Service,
 ):

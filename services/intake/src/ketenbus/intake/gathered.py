@@ -21,7 +21,8 @@ it is in the database before the unit of work ends, so a read outside the transa
 
 A client's data key and details stay in memory for the unit of work only: the transaction
 that made or opened the key holds it anyway; kept, the contact card sealed right after for
-notifications or a partner needs no second read and decryption of what was just written.
+notifications or a partner needs no second read and decryption of what was just written. So
+do a partner's referral's details as its batch's read-ahead opened them, for its handler.
 Nothing here outlives the unit of work, so no copy in memory survives an erasure (which
 shreds the stored key), and an erasure within the unit of work forgets it here too.
 """
@@ -77,6 +78,8 @@ class GatheredIntake:
         # Those this unit of work writes itself are taken out as they are written.
         self.unused_keys: set[tuple[str, str]] = set()
         self.unknown_persons: set[str] = set()
+        # Partners' referrals' client details as the read-ahead opened them, by event id.
+        self.opened: dict[str, PersonalDetails] = {}
         # Referrals the read-ahead claimed a place for (outside the transaction, as every
         # claim: ketenbus.intake.caseloads).
         self.places_claimed: set[str] = set()

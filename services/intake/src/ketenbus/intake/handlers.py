@@ -30,8 +30,13 @@ async def receive_partner_referral(
     submitted = event.data
     partner = submitted.partner_organisation_id
     async with uow.handling(event) as tx:
-        # Opening the seal with this partner's key is also the proof that this partner sent it.
-        details = open_client_details(submitted.client, tx.clients.keys.partner(partner), partner)
+        # Opening the seal with this partner's key is also the proof that this partner sent it
+        # (its batch's read-ahead opened it so, when it could).
+        details = tx.clients.opened_ahead(event.id)
+        if details is None:
+            details = open_client_details(
+                submitted.client, tx.clients.keys.partner(partner), partner
+            )
         refuse_unless(bool(submitted.consent.purposes), "the consent names no purpose")
         idempotency_key = _idempotency_key(submitted)
         if await tx.referrals.by_idempotency_key(partner, idempotency_key):
@@ -59,7 +64,9 @@ async def receive_partner_referral(
 async def partner_referrals_ahead(
     events: list[Envelope[ReferralSubmitted]], tx: IntakeTransaction, regions: RegionTable
 ) -> None:
-    """A batch of partners' referrals, read ahead as `reception.read_ahead` says."""
+    """A batch of partners' referrals, read ahead as `reception.read_ahead` says. The client
+    details it opens are kept for the handlers: a seal is opened once (decrypted and its
+    details validated, the e-mail address most of it), not once here and again there."""
     await reception.read_ahead(
         tx,
         regions,
@@ -67,7 +74,7 @@ async def partner_referrals_ahead(
             reception.Arriving(
                 referral_id=_referral_id(event),
                 key=(event.data.partner_organisation_id, _idempotency_key(event.data)),
-                details=_opened(event.data, tx),
+                details=_opened(event, tx),
                 consented=bool(event.data.consent.purposes),
             )
             for event in events
@@ -75,13 +82,15 @@ async def partner_referrals_ahead(
     )
 
 
-def _opened(submitted: ReferralSubmitted, tx: IntakeTransaction) -> PersonalDetails | None:
+def _opened(event: Envelope[ReferralSubmitted], tx: IntakeTransaction) -> PersonalDetails | None:
     """The client's details, or None when they cannot be opened: its handler refuses it."""
-    partner = submitted.partner_organisation_id
+    partner = event.data.partner_organisation_id
     try:
-        return open_client_details(submitted.client, tx.clients.keys.partner(partner), partner)
+        details = open_client_details(event.data.client, tx.clients.keys.partner(partner), partner)
     except ReferralRefused:
         return None
+    tx.clients.keep_opened(event.id, details)
+    return details
 
 
 def _referral_id(event: Envelope[ReferralSubmitted]) -> str:

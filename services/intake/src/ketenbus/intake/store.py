@@ -363,6 +363,15 @@ class ClientRepository:
         """The keyed hash that recognises the person (at an organisation)."""
         return identity_hash(self.keys.pseudonym, details)
 
+    def keep_opened(self, event_id: str, details: PersonalDetails) -> None:
+        """A partner's referral's client details, opened by its batch's read-ahead: its
+        handler takes them from here (`opened_ahead`) instead of opening the seal again."""
+        _gathered(self.tx).opened[event_id] = details
+
+    def opened_ahead(self, event_id: str) -> PersonalDetails | None:
+        seen = _seen(self.tx)
+        return seen.opened.get(event_id) if seen is not None else None
+
     def unknown_as_read_ahead(self, person: str) -> bool:
         """Whether the batch's read-ahead found no client of this person (its keyed hash)."""
         seen = _seen(self.tx)
