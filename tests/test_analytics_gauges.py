@@ -13,14 +13,23 @@ from pymongo import AsyncMongoClient
 
 from ketenbus.analytics.background import refresh_gauges
 from ketenbus.analytics.bootstrap import AnalyticsDependencies
-from ketenbus.analytics.gauges import BusinessGauges
+from ketenbus.analytics.gauges import NO_SHOW_WINDOW, BusinessGauges
+from ketenbus.analytics.measures import pulse
 from ketenbus.analytics.settings import AnalyticsSettings
 from ketenbus.analytics.store import EVENT_COUNTS, AnalyticsTransaction, FactStore
-from ketenbus.contracts.events import TrajectoryOpened
-from ketenbus.contracts.values import new_id
+from ketenbus.contracts.events import (
+    ClientWaitlisted,
+    ReferralDeclined,
+    ReferralReceived,
+    TrajectoryOpened,
+    Urgency,
+)
+from ketenbus.contracts.values import DeclineReason, new_id
 from ketenbus.devstack.waiting import wait_until_async
 from ketenbus.kit.clock import SystemClock
 from ketenbus.kit.uow import UnitOfWork
+
+from .test_analytics_measures import Stream, at, two_cases
 
 pytestmark = pytest.mark.stack
 
@@ -107,3 +116,52 @@ async def test_the_gauges_are_read_again_when_the_counts_move(mongo_url):
 
     assert unchanged == {ORG: 1}
     assert deps.seen == {TrajectoryOpened.event_type(): 2}
+
+
+def waitlisted(s: Stream, on: str) -> dict[str, str]:
+    ids = {"referral_id": new_id("ref"), "client_ref": new_id("cl"), "organisation_id": ORG}
+    s.book.record(
+        ReferralReceived(
+            **ids,
+            municipality="Utrecht",
+            postcode_area="3512",
+            referrer_type="self",
+            referrer_organisation_id=ORG,
+            topic="loneliness",
+            urgency=Urgency(),
+            consent_id=new_id("cns"),
+            received_at=at(on),
+        )
+    )
+    s.book.record(ClientWaitlisted(**ids, position=1, waitlisted_at=at(on)))
+    return ids
+
+
+async def test_the_pulse_counts_open_trajectories_the_waiting_list_and_recent_no_shows(mongo_url):
+    """Open cases and the waiting list counted by the database, per organisation; the
+    no-show rate from the appointments of the last 30 days; from what the projection wrote."""
+    s = two_cases()  # two cases, both closed
+    still_open = s.case("2025-03-01T09:00", "2025-03-01T09:00")
+    s.appointment(still_open, "2025-03-03T09:00", "intake", "missed")
+    waitlisted(s, "2025-03-02T09:00")
+    declined = waitlisted(s, "2025-03-04T09:00")
+    s.book.record(
+        ReferralDeclined(
+            **declined, reason=DeclineReason.NOT_ELIGIBLE, declined_at=at("2025-03-05T09:00")
+        )
+    )
+    client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url, tz_aware=True)
+    store = FactStore(client[f"analytics_pulse_{uuid.uuid4().hex[:8]}"])
+    now = at("2025-03-10T00:00")
+    try:
+        await store.project_all(s.events)
+        found = pulse(await store.pulse_facts(since=now - NO_SHOW_WINDOW), now, NO_SHOW_WINDOW)
+    finally:
+        await client.drop_database(store.db.name)
+        await client.close()
+
+    assert found.open_trajectories == {ORG: 1}
+    assert found.waiting_list == {ORG: 1}
+    # The 30 days before 10 March start on 8 February: intake only the missed one of 3 March;
+    # follow-up only the attended one of 12 February.
+    assert found.no_show_rate == {(ORG, "intake"): 1.0, (ORG, "follow_up"): 0.0}

@@ -11,7 +11,6 @@ from ketenbus.analytics.measures import (
     figures,
     hours_minutes,
     one_working_day_after,
-    pulse,
 )
 from ketenbus.analytics.periods import PeriodKind
 from ketenbus.analytics.projection import FactBook
@@ -19,16 +18,13 @@ from ketenbus.contracts.events import (
     AppointmentAttended,
     AppointmentMissed,
     AppointmentScheduled,
-    ClientWaitlisted,
     ContactRegistered,
     FirstContactMade,
     ModuleAbandoned,
     ModuleCompleted,
     ModuleStarted,
-    ReferralReceived,
     TrajectoryClosed,
     TrajectoryOpened,
-    Urgency,
 )
 from ketenbus.contracts.topics import ENROLMENTS
 from ketenbus.contracts.values import new_id
@@ -320,44 +316,3 @@ def test_a_replay_in_another_topic_order_with_repeats_gives_the_same_figures():
     ]
     assert rebuilt == live
     assert by_topic != stream.events
-
-
-def test_the_pulse_counts_open_trajectories_the_waiting_list_and_recent_no_shows():
-    s = two_cases()
-    still_open = s.case("2025-03-01T09:00", "2025-03-01T09:00")
-    s.appointment(still_open, "2025-03-03T09:00", "intake", "missed")
-    waiting_ref = new_id("ref")
-    client = new_id("cl")
-    s.book.record(
-        ReferralReceived(
-            referral_id=waiting_ref,
-            client_ref=client,
-            organisation_id=ORG,
-            municipality="Utrecht",
-            postcode_area="3512",
-            referrer_type="self",
-            referrer_organisation_id=ORG,
-            topic="loneliness",
-            urgency=Urgency(),
-            consent_id=new_id("cns"),
-            received_at=at("2025-03-02T09:00"),
-        )
-    )
-    s.book.record(
-        ClientWaitlisted(
-            referral_id=waiting_ref,
-            client_ref=client,
-            organisation_id=ORG,
-            position=1,
-            waitlisted_at=at("2025-03-02T09:00"),
-        )
-    )
-
-    now = pulse(s.facts(), now=at("2025-03-10T00:00"))
-
-    assert now.open_trajectories == {ORG: 1}
-    assert now.waiting_list == {ORG: 1}
-    # The 30 days before 10 March start on 8 February: intake only the missed one of 3 March;
-    # follow-up only the attended one of 12 February.
-    assert now.no_show_rate[(ORG, "intake")] == 1.0
-    assert now.no_show_rate[(ORG, "follow_up")] == 0.0

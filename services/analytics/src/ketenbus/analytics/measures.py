@@ -478,18 +478,20 @@ class Pulse:
     no_show_rate: dict[tuple[str, str], float]
 
 
-def pulse(facts: Facts, now: datetime, window: timedelta = timedelta(days=30)) -> Pulse:
+@dataclass(frozen=True)
+class PulseFacts:
+    """What the pulse is computed from: open trajectories and referrals on the waiting list,
+    counted per organisation (by the database: ketenbus.analytics.store), and the appointments
+    of the recent window."""
+
+    open_trajectories: dict[str, int]
+    waiting_list: dict[str, int]
+    appointments: list[Appointment]
+
+
+def pulse(facts: PulseFacts, now: datetime, window: timedelta = timedelta(days=30)) -> Pulse:
     """Open trajectories and the waiting list now; the no-show rate of the last `window`
     (a recent rate, so that a jump shows, rather than a lifetime average that hardly moves)."""
-    open_trajectories: dict[str, int] = defaultdict(int)
-    for case in facts.cases:
-        if case.open:
-            open_trajectories[case.organisation_id] += 1
-    waiting: dict[str, int] = defaultdict(int)
-    for referral in facts.referrals:
-        # A place for a waiting client is a WaitlistExited; a decline ends the wait too.
-        if referral.waiting and referral.declined_at is None:
-            waiting[referral.organisation_id] += 1
     seen: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     for appointment in facts.appointments:
         moment, outcome = appointment.moment, appointment.outcome
@@ -500,7 +502,9 @@ def pulse(facts: Facts, now: datetime, window: timedelta = timedelta(days=30)) -
     rates = {
         key: round(missed / (attended + missed), 4) for key, (attended, missed) in seen.items()
     }
-    for organisation in {*open_trajectories, *waiting}:
-        waiting.setdefault(organisation, 0)
-        open_trajectories.setdefault(organisation, 0)
-    return Pulse(dict(open_trajectories), dict(waiting), rates)
+    organisations = {*facts.open_trajectories, *facts.waiting_list}
+    return Pulse(
+        {org: facts.open_trajectories.get(org, 0) for org in organisations},
+        {org: facts.waiting_list.get(org, 0) for org in organisations},
+        rates,
+    )

@@ -24,7 +24,8 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from ketenbus.analytics.facts import Facts
+from ketenbus.analytics.facts import UNKNOWN, Appointment, Facts
+from ketenbus.analytics.measures import PulseFacts
 from ketenbus.analytics.projection import (
     APPOINTMENTS,
     CASES,
@@ -163,27 +164,33 @@ class FactStore:
         }
         return Facts.of(loaded.__getitem__)
 
-    async def pulse_facts(self, since: datetime) -> Facts:
-        """Only what the live gauges need: open cases, the waiting list, recent appointments."""
-        open_cases = await self.db[CASES].find({"closed_at": None}, session=self.session).to_list()
-        waiting = await (
-            self.db[REFERRALS]
-            .find(
-                {"waitlisted_at": {"$ne": None}, "waitlist_exited_at": None, "declined_at": None},
-                session=self.session,
-            )
-            .to_list()
+    async def pulse_facts(self, since: datetime) -> PulseFacts:
+        """Only what the live gauges need. The open cases and the waiting list are counted
+        per organisation by the database: read into memory to be counted, a region's
+        thousands grew analytics by 10 MB per 5,000 open cases. The appointments of the
+        recent window are read (whether one counts depends on which of its times is set)."""
+        open_cases = await self._count_by_organisation(
+            CASES, {"opened_at": {"$ne": None}, "closed_at": None}
         )
-        recent = await (
-            self.db[APPOINTMENTS]
-            .find(
-                {"$or": [{"attended_at": {"$gte": since}}, {"missed_at": {"$gte": since}}]},
-                session=self.session,
-            )
-            .to_list()
+        waiting = await self._count_by_organisation(
+            REFERRALS,
+            {"waitlisted_at": {"$ne": None}, "waitlist_exited_at": None, "declined_at": None},
         )
-        loaded = {CASES: open_cases, REFERRALS: waiting, APPOINTMENTS: recent}
-        return Facts.of(lambda name: loaded.get(name, []))
+        recent = self.db[APPOINTMENTS].find(
+            {"$or": [{"attended_at": {"$gte": since}}, {"missed_at": {"$gte": since}}]},
+            session=self.session,
+        )
+        return PulseFacts(open_cases, waiting, [Appointment.of(d) async for d in recent])
+
+    async def _count_by_organisation(self, name: str, match: dict[str, Any]) -> dict[str, int]:
+        cursor = await self.db[name].aggregate(
+            [{"$match": match}, {"$group": {"_id": "$organisation_id", "count": {"$sum": 1}}}],
+            session=self.session,
+        )
+        counts: Counter[str] = Counter()
+        async for found in cursor:
+            counts[found["_id"] or UNKNOWN] += int(found["count"])
+        return dict(counts)
 
     async def snapshots(self, period: str | None = None) -> list[dict[str, Any]]:
         """The snapshots in force (none another one replaced), oldest first."""
