@@ -305,6 +305,7 @@ def render(
     if at_scale:
         rows.append(at_scale)
     out.append(_table(["Target", "Measured", "", "Why"], rows) + "\n")
+    out.append(FINDINGS_LATE + "\n")
     out.append(FINDINGS_EVENING + "\n")
     out.append(FINDINGS_AFTERNOON + "\n")
     out.append(FINDINGS_SUSTAINED + "\n")
@@ -1018,13 +1019,58 @@ transactions).
 """
 
 
+FINDINGS_LATE = """## Findings of 2026-12-04, late: what two cores allow, analytics' memory
+
+**What two cores allow a drain.** A missed drain's reason in the targets table now ends with
+the most its CPU per event allows on this machine: the CPU the service, secantusd-rs and
+Kafka spent per event in the same drain, and the cores there are, as if every core did
+nothing else and nothing waited on a round trip. In this report's run (16:45, c0ad15e) the
+bare bulk loop ran at 5,961 events/s (rounds 5,729, 5,961 and 7,325), so 0.5 of it is 2,981
+events/s, 0.67 ms of CPU per event on two cores. Intake's partner referral took 2.9 ms
+(intake 1.35, secantusd-rs 0.87, Kafka 0.72): at most 0.11 of the loop. Notifications'
+appointment 1.0 ms (two reminders each): at most 0.33. Trajectory's accepted referral 0.67
+ms: at most 0.50, met only if no moment were spent waiting, where trajectory drained at
+2,407 events/s, 0.40. Learning (0.27 ms, at most 1.25) and analytics (0.25 ms, 1.34) meet
+it. The bare loop's event is one insert and one produce (0.22 ms in all in its middle
+round); intake's is an opened seal, a keyed hash, a new wrapped data key, encrypted details,
+sealed contact cards and four to six events: on two cores the target asks intake for a
+quarter of the CPU it spends in all three processes, and notifications for two thirds.
+
+**Intake opens a partner's seal once** (c05542a). Its batch's read-ahead opened each
+referral's sealed client details (AES-GCM, then pydantic's validation, the e-mail address
+most of it) to find the persons, and its handler opened them again: 13 % of what intake
+did in its drain, in a py-spy profile of a drain of 3,000 referrals. The read-ahead now
+keeps them for the handler, for the unit of work only (a seal it cannot open is left to the
+handler, which refuses it with the reason, as before). Alternating drains of 3,000
+referrals, three rounds a stack, two stacks each (e9c8ba5 before, c05542a after): intake's
+CPU per referral 1.17, 1.12, 1.02 / 0.97, 1.11, 0.93 ms before (mean 1.05), 0.98, 1.03,
+0.89 / 0.87, 0.93, 0.90 after (mean 0.93); drains of 551 to 687 referrals/s before (mean
+628), 592 to 682 after (mean 655), within the host's spread.
+
+**Analytics' memory no longer grows with the open cases** (c0ad15e). To refresh its
+gauges, analytics read every open case and everyone on the waiting list into memory, to
+count them per organisation: resident memory that stayed, and grew with a region's open
+cases (the chain's load leaves thousands open). By hand (a stack of its own, analytics fed
+the opening events of 15,000 cases in three rounds): 109, 125 and 142 MB after 5,000,
+10,000 and 15,000 open cases before, 96, 96 and 101 MB after. The database now counts
+them per organisation (`$group`); only the appointments of the last 30 days are read. In
+this report's run analytics held **94 MB** after the load (peak 94), against 146 (peak 147)
+at 15:37.
+
+**This report's run (16:45, c0ad15e).** The referral's p99 at 100/s 342 ms (150/s 521 ms,
+200/s 2,795), the appointment's 254 ms, 0 errors and 0 lost. The chain with nothing to do:
+0.19 cores. Drains against the loop: intake 0.08, trajectory 0.40, notifications 0.26
+(missed), learning 0.77, analytics 0.80. The rebuild of the run's 110,627 events 26,509
+events/s.
+"""
+
 FINDINGS_EVENING = """## Findings of 2026-12-04, evening: a quiet chain, a steadier yardstick
 
 **A fetch is held for a batch only while events flow** (`kit.fetch_pacing`, its before and
 after below). Held 50 ms for 32 KiB at every fetch, an idle consumer asked the broker twenty
 times a second, and each empty fetch cost the broker a millisecond or two of CPU. The chain
 with nothing to do, in alternating full runs: 0.41 and 0.37 cores before, 0.25 and 0.28
-after (0.28 in the run of 15:16 too; 0.17 in this report's run, with analytics' change
+after (0.28 in the run of 15:16 too; 0.17 in the run of 15:37, with analytics' change
 below). An event on a quiet chain is answered by its first fetch:
 at 10 appointments/s the p50 fell from 44 and 46 ms to 24 and 20, the p99 from 159 and 168
 to 50 and 38. Under load nothing changes: a consumer finds events at every fetch. Nor did
@@ -1034,23 +1080,23 @@ figures agreeing in both (section 7): a region's year keeps the chain busy.
 **The bare bulk loop, the drains' yardstick, now runs three rounds and the middle one
 counts.** One round lasts under a second, and in the before-run of 14:43 it ran at 3,882
 events/s against 5,520 to 5,655 in the runs around it, which moved every drain's ratio by
-half. In the run of 15:16 the rounds were 3,342, 4,766 and 4,915 events/s, in this
-report's run 4,974, 5,166 and 5,698.
+half. In the run of 15:16 the rounds were 3,342, 4,766 and 4,915 events/s, in the run
+of 15:37 4,974, 5,166 and 5,698.
 
 **Analytics' gauges read again only when its counts move** (f67a54b). Every 2 s analytics
 read every open case and everyone on the waiting list to refresh its business gauges: 0.06
 to 0.07 cores on a quiet chain, growing with a region's data. Now it reads its event counts
 every 2 s (a document per event type), and the facts behind the gauges only when those
 counts moved (any replica's) or after a minute (the no-show window slides). The quiet chain
-in this report's run: **0.17 cores** (analytics 0.012, secantusd-rs 0.043), against 0.28 in
+in the run of 15:37: **0.17 cores** (analytics 0.012, secantusd-rs 0.043), against 0.28 in
 the run of 15:16 with the same fetch pacing (analytics 0.063, secantusd-rs 0.066); runs not
 taken in turn, but the part it removed is the size of what fell.
 
-**This report's run (15:37, f67a54b).** The referral's p99 at 100/s 357 ms, the
-appointment's 202 ms, 0 errors and 0 lost (at 150 referrals/s the p99 was 1,087 ms, at
-200/s 4,431). Drains against the bare bulk loop's 5,166 events/s: intake 0.08, trajectory
-0.31, notifications 0.26 (missed, the afternoon's section says why), learning 0.88 and
-analytics 0.73. In the run of 15:16
+**The run of 15:37 (f67a54b), the report's run that evening.** The referral's p99 at
+100/s 357 ms, the appointment's 202 ms, 0 errors and 0 lost (at 150 referrals/s the p99
+was 1,087 ms, at 200/s 4,431). Drains against the bare bulk loop's 5,166 events/s: intake
+0.08, trajectory 0.31, notifications 0.26 (missed, the afternoon's section says why),
+learning 0.88 and analytics 0.73. In the run of 15:16
 (b2e7405, a slower host: the one-event loop at 150 events/s against 170 to 195) the
 referral's p99 was 467 ms.
 """
