@@ -64,10 +64,6 @@ class Referral:
     def of(cls, doc: dict[str, Any]) -> Referral:
         return _from_doc(cls, doc)
 
-    @property
-    def waiting(self) -> bool:
-        return self.waitlisted_at is not None and self.waitlist_exited_at is None
-
 
 @dataclass
 class Case:
@@ -100,10 +96,6 @@ class Case:
     @classmethod
     def of(cls, doc: dict[str, Any]) -> Case:
         return _from_doc(cls, doc)
-
-    @property
-    def open(self) -> bool:
-        return self.opened_at is not None and self.closed_at is None
 
 
 @dataclass

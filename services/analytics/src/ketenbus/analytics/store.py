@@ -167,7 +167,7 @@ class FactStore:
     async def pulse_facts(self, since: datetime) -> PulseFacts:
         """Only what the live gauges need. The open cases and the waiting list are counted
         per organisation by the database: read into memory to be counted, a region's
-        thousands grew analytics by 10 MB per 5,000 open cases. The appointments of the
+        thousands grew analytics by 16 MB per 5,000 open cases. The appointments of the
         recent window are read (whether one counts depends on which of its times is set)."""
         open_cases = await self._count_by_organisation(
             CASES, {"opened_at": {"$ne": None}, "closed_at": None}
