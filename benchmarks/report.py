@@ -1493,7 +1493,14 @@ not the limit: 14,386 events in 0.6 s of the 1.6 s, the rest is SecantusDB's bul
 These figures are the embedded stack's; on MongoDB and Apache Kafka the per-operation
 cost is far lower and the same code should be measured there before any capacity is
 promised."""
-SCALE_FINDINGS = """**What the run of 2026-12-03 says** (the last row: main with every service's
+SCALE_FINDINGS = """**The run of 2026-12-04** (the last row: no change to the rebuild since the row
+above, on another machine of the same kind, right after a demo year): 27,358 and 24,157
+events/s, the figures agreeing. Of the faster round's 7.3 s: reading 1.2 s, decoding 2.0,
+projecting 0.9, writing 1.9; CPU: the rebuild process 6.4 s, secantusd-rs 2.8, Kafka 0.8,
+10.0 s in all. What two cores allow at that CPU: 40,000 events/s, with every core busy and
+nothing waiting. The reason below holds.
+
+**What the run of 2026-12-03 says** (the row of `2026-12-03-0415`: main with every service's
 domain writes gathered, the benchmark's broker with the optimising compiler, the machine
 quiet). 24,180 and 24,167 events/s on 200,003 events, the figures agreeing in both rounds:
 the floor of 15,000 is met at scale, 50,000 is not. Of the faster round's 8.3 s: reading 1.3
