@@ -816,8 +816,8 @@ runs of that night (the bare bulk loop 4,857 to 6,363 events/s).
 **The last row (16:53, c0ad15e)** is the code with analytics' gauges counted by the
 database and intake's seals opened once, on another machine of the same kind: 525 s, the
 year 471 s, at worst 3,440 simulated hours behind, no action refused, the figures agreeing.
-Analytics no longer holds the region's open cases to count them: at the end of this year
-713 were open and 1,410 waiting.
+At the year's end 713 cases were open and 1,410 residents waiting, which analytics now has
+the database count instead of holding them.
 """
 
 
@@ -1031,8 +1031,8 @@ transactions).
 FINDINGS_LATE = """## Findings of 2026-12-04, late: what two cores allow, analytics' memory
 
 **What two cores allow a drain.** A missed drain's reason in the targets table now ends with
-the most its CPU per event allows on this machine: the CPU the service, secantusd-rs and
-Kafka spent per event in the same drain, and the cores there are, as if every core did
+the most its CPU per event allows on this machine: the machine's cores divided by the CPU
+the service, secantusd-rs and Kafka spent per event in the same drain, as if every core did
 nothing else and nothing waited on a round trip. In this report's run (16:45, c0ad15e) the
 bare bulk loop ran at 5,961 events/s (rounds 5,729, 5,961 and 7,325), so 0.5 of it is 2,981
 events/s, 0.67 ms of CPU per event on two cores. Intake's partner referral took 2.9 ms
