@@ -1033,17 +1033,21 @@ FINDINGS_LATE = """## Findings of 2026-12-04, late: what two cores allow, analyt
 **What two cores allow a drain.** A missed drain's reason in the targets table now ends with
 the most its CPU per event allows on this machine: the machine's cores divided by the CPU
 the service, secantusd-rs and Kafka spent per event in the same drain, as if every core did
-nothing else and nothing waited on a round trip. In this report's run (16:45, c0ad15e) the
-bare bulk loop ran at 5,961 events/s (rounds 5,729, 5,961 and 7,325), so 0.5 of it is 2,981
-events/s, 0.67 ms of CPU per event on two cores. Intake's partner referral took 2.9 ms
-(intake 1.35, secantusd-rs 0.87, Kafka 0.72): at most 0.11 of the loop. Notifications'
-appointment 1.0 ms (two reminders each): at most 0.33. Trajectory's accepted referral 0.67
-ms: at most 0.50, met only if no moment were spent waiting, where trajectory drained at
-2,407 events/s, 0.40. Learning (0.27 ms, at most 1.25) and analytics (0.25 ms, 1.34) meet
-it. The bare loop's event is one insert and one produce (0.22 ms in all in its middle
-round); intake's is an opened seal, a keyed hash, a new wrapped data key, encrypted details,
-sealed contact cards and four to six events: on two cores the target asks intake for a
-quarter of the CPU it spends in all three processes, and notifications for two thirds.
+nothing else and nothing waited on a round trip. In this report's run (17:19, 4fb1f0b) the
+bare bulk loop ran at 6,619 events/s (rounds 5,920, 6,619 and 7,573), so 0.5 of it is 3,310
+events/s, 0.60 ms of CPU per event on two cores. Intake's partner referral took 2.2 ms
+(intake 1.0, secantusd-rs 0.63, Kafka 0.57): at most 0.14 of the loop. Notifications'
+appointment 0.87 ms (two reminders each): at most 0.35. Trajectory's accepted referral 0.56
+ms: at most 0.54, were no moment spent waiting; it drained at 2,686 events/s, 0.41.
+Learning (0.22 ms, at most 1.39) and analytics (0.21 ms, 1.42) meet it. The run of 16:45
+(c0ad15e, the same code but for dead code) gave the same picture: at most 0.11, 0.33 and
+0.50 of a loop of 5,961 events/s; drained 0.08, 0.26 and 0.40. The bare loop's event is one
+insert and one produce (0.20 ms in all in its middle round); intake's is an opened seal, a
+keyed hash, a new wrapped data key, encrypted details, sealed contact cards and four to six
+events: on two cores the target asks intake for about a quarter of the CPU it spends in all
+three processes, and notifications for two thirds. Nor is it the loop's topics of one
+partition against the services' three: by hand, alternating on one stack, the loop ran at
+4,078, 4,652 and 6,222 events/s on one partition and 4,395, 4,501 and 6,604 on three.
 
 **Intake opens a partner's seal once** (c05542a). Its batch's read-ahead opened each
 referral's sealed client details (AES-GCM, then pydantic's validation, the e-mail address
@@ -1063,14 +1067,15 @@ cases (the chain's load leaves thousands open). By hand (a stack of its own, ana
 the opening events of 15,000 cases in three rounds): 109, 125 and 142 MB after 5,000,
 10,000 and 15,000 open cases before, 96, 96 and 101 MB after. The database now counts
 them per organisation (`$group`); only the appointments of the last 30 days are read. In
-this report's run analytics held **94 MB** after the load (peak 94), against 146 (peak 147)
-at 15:37.
+the runs of 16:45 and 17:19 analytics held **94 and 95 MB** after the load, against 146
+(peak 147) at 15:37.
 
-**This report's run (16:45, c0ad15e).** The referral's p99 at 100/s 342 ms (150/s 521 ms,
-200/s 2,795), the appointment's 254 ms, 0 errors and 0 lost. The chain with nothing to do:
-0.19 cores. Drains against the loop: intake 0.08, trajectory 0.40, notifications 0.26
-(missed), learning 0.77, analytics 0.80. The rebuild of the run's 110,627 events 26,509
-events/s.
+**This report's run (17:19, 4fb1f0b).** The referral's p99 at 100/s 331 ms (150/s 499 ms,
+200/s 1,856), the appointment's 158 ms, 0 errors and 0 lost. The chain with nothing to do:
+0.15 cores. Drains against the loop: intake 0.10, trajectory 0.41, notifications 0.27
+(missed), learning 0.72, analytics 0.84. Analytics held 95 MB after the load (peak 95). The
+rebuild of the run's 110,627 events 29,596 events/s. The run of 16:45: referrals 342 ms,
+appointments 254 ms, the quiet chain 0.19 cores, analytics 94 MB.
 """
 
 FINDINGS_EVENING = """## Findings of 2026-12-04, evening: a quiet chain, a steadier yardstick
