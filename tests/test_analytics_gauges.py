@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -17,23 +17,15 @@ from ketenbus.analytics.gauges import NO_SHOW_WINDOW, BusinessGauges
 from ketenbus.analytics.measures import pulse
 from ketenbus.analytics.settings import AnalyticsSettings
 from ketenbus.analytics.store import EVENT_COUNTS, AnalyticsTransaction, FactStore
-from ketenbus.contracts.events import (
-    ClientWaitlisted,
-    ReferralDeclined,
-    ReferralReceived,
-    TrajectoryOpened,
-    Urgency,
-)
-from ketenbus.contracts.values import DeclineReason, new_id
+from ketenbus.contracts.events import ReferralDeclined, TrajectoryOpened
+from ketenbus.contracts.values import DeclineReason
 from ketenbus.devstack.waiting import wait_until_async
 from ketenbus.kit.clock import SystemClock
 from ketenbus.kit.uow import UnitOfWork
 
-from .test_analytics_measures import Stream, at, two_cases
+from .test_analytics_measures import ORG, Stream, at, two_cases
 
 pytestmark = pytest.mark.stack
-
-ORG = "welzijn-utrecht"
 
 
 class CountedClock(SystemClock):
@@ -48,21 +40,11 @@ class CountedClock(SystemClock):
 
 
 def opened() -> TrajectoryOpened:
-    at = datetime.now(UTC) - timedelta(days=1)
-    return TrajectoryOpened(
-        trajectory_id=new_id("trj"),
-        client_ref=new_id("cl"),
-        referral_id=new_id("ref"),
-        organisation_id=ORG,
-        funder="Utrecht",
-        work_type="general_social_work",
-        referrer_type="gp",
-        topic="psychosocial",
-        postcode_area="3522",
-        crisis=False,
-        referred_at=at,
-        opened_at=at,
-    )
+    """A case opened, as the measures' tests build one."""
+    stream = Stream()
+    stream.case("2025-03-01T09:00", "2025-03-01T09:00")
+    [event] = stream.events
+    return event
 
 
 async def test_the_gauges_are_read_again_when_the_counts_move(mongo_url):
@@ -118,33 +100,14 @@ async def test_the_gauges_are_read_again_when_the_counts_move(mongo_url):
     assert deps.seen == {TrajectoryOpened.event_type(): 2}
 
 
-def waitlisted(s: Stream, on: str) -> dict[str, str]:
-    ids = {"referral_id": new_id("ref"), "client_ref": new_id("cl"), "organisation_id": ORG}
-    s.book.record(
-        ReferralReceived(
-            **ids,
-            municipality="Utrecht",
-            postcode_area="3512",
-            referrer_type="self",
-            referrer_organisation_id=ORG,
-            topic="loneliness",
-            urgency=Urgency(),
-            consent_id=new_id("cns"),
-            received_at=at(on),
-        )
-    )
-    s.book.record(ClientWaitlisted(**ids, position=1, waitlisted_at=at(on)))
-    return ids
-
-
 async def test_the_pulse_counts_open_trajectories_the_waiting_list_and_recent_no_shows(mongo_url):
     """Open cases and the waiting list counted by the database, per organisation; the
     no-show rate from the appointments of the last 30 days; from what the projection wrote."""
     s = two_cases()  # two cases, both closed
     still_open = s.case("2025-03-01T09:00", "2025-03-01T09:00")
     s.appointment(still_open, "2025-03-03T09:00", "intake", "missed")
-    waitlisted(s, "2025-03-02T09:00")
-    declined = waitlisted(s, "2025-03-04T09:00")
+    s.waitlisted("2025-03-02T09:00")
+    declined = s.waitlisted("2025-03-04T09:00")
     s.book.record(
         ReferralDeclined(
             **declined, reason=DeclineReason.NOT_ELIGIBLE, declined_at=at("2025-03-05T09:00")

@@ -18,13 +18,16 @@ from ketenbus.contracts.events import (
     AppointmentAttended,
     AppointmentMissed,
     AppointmentScheduled,
+    ClientWaitlisted,
     ContactRegistered,
     FirstContactMade,
     ModuleAbandoned,
     ModuleCompleted,
     ModuleStarted,
+    ReferralReceived,
     TrajectoryClosed,
     TrajectoryOpened,
+    Urgency,
 )
 from ketenbus.contracts.topics import ENROLMENTS
 from ketenbus.contracts.values import new_id
@@ -69,6 +72,25 @@ class Stream:
                 opened_at=at(opened),
             )
         )
+        return ids
+
+    def waitlisted(self, on: str) -> dict[str, str]:
+        """A self-registration put on the waiting list the moment it arrived."""
+        ids = {"referral_id": new_id("ref"), "client_ref": new_id("cl"), "organisation_id": ORG}
+        self.book.record(
+            ReferralReceived(
+                **ids,
+                municipality="Utrecht",
+                postcode_area="3512",
+                referrer_type="self",
+                referrer_organisation_id=ORG,
+                topic="loneliness",
+                urgency=Urgency(),
+                consent_id=new_id("cns"),
+                received_at=at(on),
+            )
+        )
+        self.book.record(ClientWaitlisted(**ids, position=1, waitlisted_at=at(on)))
         return ids
 
     def contact(self, case: dict[str, str], when: str, channel: str, minutes: int, **flags):
